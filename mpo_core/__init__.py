@@ -1,0 +1,37 @@
+"""mpo_core: Matrix Product Operator (MPO) compression of pre-trained language models.
+
+Math (pure torch) at the bottom, layers on top of it::
+
+    shape.py            plan_shape, MPOShape, tensorize/matricize
+    decomposition.py    decompose (Algorithm 1, canonical), sequential_svd (verbatim)
+    canonical.py        canonicalize (mixed-canonical form, Schmidt values)
+    truncation.py       truncate (to bond dims / ratio / error), Truncation
+    truncation_error.py Eq. (3)-(4): local_truncation_errors, truncation_error_bound
+    compression.py      Eq. (5): compression_ratio, parameter_split, clip_bond_dims
+    entropy.py          Eq. (6): entanglement_entropy
+    contraction.py      contract_to_matrix, chain_matmul, gather_rows (+ flop counts)
+    baselines.py        CPD / Tucker / SVD and the error-vs-ratio curve (Figure 2)
+    layers/             MPOLinear, MPOEmbedding
+"""
+from .canonical import canonicalize
+from .compress import compress_matrix
+from .compression import ParameterSplit, clip_bond_dims, compression_ratio, num_params, parameter_split
+from .contraction import chain_matmul, contract_to_matrix, gather_rows
+from .decomposition import decompose, sequential_svd
+from .entropy import entanglement_entropy, entropy_of_spectrum
+from .layers import MPOEmbedding, MPOLinear
+from .mpo import MPO
+from .shape import MPOShape, full_bond_dims, matricize, plan_factors, plan_shape, tensorize
+from .truncation import Truncation, bond_dims_for_error, bond_dims_for_ratio, truncate
+from .truncation_error import frobenius_error, local_truncation_errors, truncation_error_bound
+
+__all__ = [
+    "MPO", "MPOShape", "MPOLinear", "MPOEmbedding", "ParameterSplit", "Truncation",
+    "plan_shape", "plan_factors", "full_bond_dims", "tensorize", "matricize",
+    "decompose", "sequential_svd", "canonicalize", "compress_matrix",
+    "truncate", "bond_dims_for_ratio", "bond_dims_for_error",
+    "local_truncation_errors", "truncation_error_bound", "frobenius_error",
+    "compression_ratio", "num_params", "parameter_split", "clip_bond_dims",
+    "entanglement_entropy", "entropy_of_spectrum",
+    "contract_to_matrix", "chain_matmul", "gather_rows",
+]

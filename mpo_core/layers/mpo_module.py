@@ -1,0 +1,60 @@
+"""What MPO layers share: the local tensors as parameters, central vs auxiliary."""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from ..canonical import canonicalize
+from ..contraction import contract_to_matrix
+from ..mpo import MPO
+
+FORWARD_MODES = ("auto", "dense", "chain")
+
+
+class MPOModule(nn.Module):
+    """Base class: holds ``tensors`` (an ``nn.ParameterList``) and the MPO shape."""
+
+    def __init__(self, mpo: MPO, forward_mode: str = "auto"):
+        super().__init__()
+        if forward_mode not in FORWARD_MODES:
+            raise ValueError(f"forward_mode must be one of {FORWARD_MODES}, got {forward_mode!r}.")
+        self.shape = mpo.shape
+        self.center = mpo.center
+        self.forward_mode = forward_mode
+        self.tensors = nn.ParameterList(nn.Parameter(t.detach().clone()) for t in mpo.tensors)
+
+    @property
+    def central_tensor(self) -> nn.Parameter:
+        """The central tensor (most parameters; frozen in lightweight fine-tuning)."""
+        return self.tensors[self.center]
+
+    @property
+    def auxiliary_tensors(self) -> list[nn.Parameter]:
+        """All local tensors but the central one."""
+        return [t for k, t in enumerate(self.tensors) if k != self.center]
+
+    def freeze_central(self, frozen: bool = True) -> "MPOModule":
+        """Stop (or resume) gradient updates of the central tensor."""
+        self.central_tensor.requires_grad_(not frozen)
+        return self
+
+    @property
+    def bond_dims(self) -> tuple[int, ...]:
+        return tuple(t.shape[-1] for t in self.tensors[:-1])
+
+    @property
+    def weight(self) -> torch.Tensor:
+        """The full matrix, rebuilt from the local tensors (differentiable)."""
+        return contract_to_matrix(list(self.tensors), self.shape, self.center)
+
+    def to_mpo(self) -> MPO:
+        """The current tensors as a canonical :class:`~mpo_core.mpo.MPO` (spectra recomputed)."""
+        tensors, values = canonicalize(list(self.tensors), self.center)
+        return MPO(tensors, self.shape, values, self.center)
+
+    def extra_repr(self) -> str:
+        s = self.shape
+        return (
+            f"{s.out_features}x{s.in_features}, out_factors={s.out_factors}, in_factors={s.in_factors}, "
+            f"bond_dims={self.bond_dims}, center={self.center}, forward_mode={self.forward_mode!r}"
+        )
