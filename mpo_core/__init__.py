@@ -23,6 +23,7 @@ from .layers import MPOEmbedding, MPOLinear
 from .mpo import MPO
 from .shape import MPOShape, full_bond_dims, matricize, plan_factors, plan_shape, tensorize
 from .truncation import Truncation, bond_dims_for_error, bond_dims_for_ratio, truncate
+from .pretrained import default_model_path, list_weight_matrices, load_weight_matrix
 from .truncation_error import frobenius_error, local_truncation_errors, truncation_error_bound
 
 __all__ = [
@@ -34,4 +35,5 @@ __all__ = [
     "compression_ratio", "num_params", "parameter_split", "clip_bond_dims",
     "entanglement_entropy", "entropy_of_spectrum",
     "contract_to_matrix", "chain_matmul", "gather_rows",
+    "default_model_path", "list_weight_matrices", "load_weight_matrix",
 ]
