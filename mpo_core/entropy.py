@@ -26,7 +26,7 @@ def entropy_of_spectrum(singular_values: torch.Tensor, squared: bool = True) -> 
         return 0.0
     v = weights / total
     v = v[v > 0]
-    return float(-(v * v.log()).sum().clamp_min(0))
+    return float((-(v * v.log()).sum()).clamp_min(0))
 
 
 def entanglement_entropy(

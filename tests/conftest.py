@@ -1,0 +1,45 @@
+"""Shared test settings: deterministic hypothesis, real weights of the packaged model."""
+import os
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from hypothesis import HealthCheck, settings
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+settings.register_profile(
+    "repo",
+    derandomize=True,
+    deadline=None,
+    max_examples=int(os.environ.get("HYPOTHESIS_MAX_EXAMPLES", "40")),
+    suppress_health_check=[HealthCheck.too_slow],
+    database=None,
+)
+settings.load_profile("repo")
+
+cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+
+
+@pytest.fixture(scope="session")
+def real_weights():
+    """A few real 2-D weights of the packaged MiniLM (float32)."""
+    from mpo_core import load_weight_matrix
+
+    names = [
+        "encoder.layer.0.attention.self.query.weight",
+        "encoder.layer.3.intermediate.dense.weight",
+        "encoder.layer.5.output.dense.weight",
+        "embeddings.position_embeddings.weight",
+    ]
+    return {name: load_weight_matrix(name) for name in names}
+
+
+@pytest.fixture(scope="session")
+def word_embedding():
+    from mpo_core import load_weight_matrix
+
+    return load_weight_matrix("embeddings.word_embeddings.weight")
