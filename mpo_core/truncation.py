@@ -93,11 +93,15 @@ def truncate_to(mpo: MPO, bond_dims: Sequence[int]) -> Truncation:
     dims = check_bond_dims(mpo.shape, bond_dims)
     if mpo.bond_dims != mpo.full_bond_dims:
         dims = tuple(min(d, b) for d, b in zip(dims, mpo.bond_dims))
-    tensors, values = canonicalize(_sweep(mpo, dims), mpo.center)
+    if dims == mpo.bond_dims:  # nothing to cut: the MPO is already canonical
+        truncated = mpo
+    else:
+        tensors, values = canonicalize(_sweep(mpo, dims), mpo.center)
+        truncated = MPO(tensors, mpo.shape, values, mpo.center)
     errors = local_truncation_errors(mpo, tuple(min(d, f) for d, f in zip(dims, mpo.full_bond_dims)))
     discarded = tuple(s[d:] for s, d in zip(mpo.singular_values, dims))
     bound = sum(e * e for e in errors) ** 0.5
-    return Truncation(MPO(tensors, mpo.shape, values, mpo.center), dims, discarded, errors, bound)
+    return Truncation(truncated, dims, discarded, errors, bound)
 
 
 def _greedy_dims(mpo: MPO, stop) -> tuple[int, ...]:
