@@ -7,13 +7,12 @@ import torch
 
 from .decomposition import decompose
 from .mpo import MPO
-from .shape import DEFAULT_NUM_TENSORS
 from .truncation import truncate
 
 
 def compress_matrix(
     matrix: torch.Tensor,
-    n: int = DEFAULT_NUM_TENSORS,
+    n: int | None = None,
     out_factors: Sequence[int] | None = None,
     in_factors: Sequence[int] | None = None,
     bond_dims: Sequence[int] | None = None,

@@ -36,6 +36,10 @@ def clip_bond_dims(shape: MPOShape, bond_dims: Sequence[int]) -> tuple[int, ...]
     ``d'_k <= d'_{k-1} * a_k`` and ``d'_k <= a_{k+1} * d'_{k+1}``; wider bonds
     would only hold zero singular values, so a truncated MPO has these dims.
     """
+    return _clip(shape, check_bond_dims(shape, bond_dims))
+
+
+def _clip(shape: MPOShape, bond_dims: Sequence[int]) -> tuple[int, ...]:
     a = shape.local_dims
     dims = [min(d, f) for d, f in zip(bond_dims, shape.full_bond_dims)]
     for k in range(len(dims)):
@@ -47,7 +51,12 @@ def clip_bond_dims(shape: MPOShape, bond_dims: Sequence[int]) -> tuple[int, ...]
 
 def num_params(shape: MPOShape, bond_dims: Sequence[int]) -> int:
     """``sum_k d'_{k-1} i_k j_k d'_k``: the numerator of Eq. (5)."""
-    return sum(tensor_sizes(shape.local_dims, clip_bond_dims(shape, bond_dims)))
+    return count_params(shape, check_bond_dims(shape, bond_dims))
+
+
+def count_params(shape: MPOShape, bond_dims: Sequence[int]) -> int:
+    """:func:`num_params` without validation, for inner loops over valid dims."""
+    return sum(tensor_sizes(shape.local_dims, _clip(shape, bond_dims)))
 
 
 def compression_ratio(shape: MPOShape, bond_dims: Sequence[int]) -> float:

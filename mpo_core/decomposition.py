@@ -19,7 +19,7 @@ import torch
 
 from .linalg import wide_svd
 from .mpo import MPO
-from .shape import DEFAULT_NUM_TENSORS, MPOShape, plan_shape, tensorize
+from .shape import MPOShape, plan_shape, tensorize
 from .validation import check_matrix
 
 
@@ -45,7 +45,7 @@ def _split_left(rest: torch.Tensor, rows: int):
 
 def decompose(
     matrix: torch.Tensor,
-    n: int = DEFAULT_NUM_TENSORS,
+    n: int | None = None,
     out_factors: Sequence[int] | None = None,
     in_factors: Sequence[int] | None = None,
     shape: MPOShape | None = None,
@@ -57,7 +57,8 @@ def decompose(
     matrix:
         2-D float32/float64 tensor ``(out_features, in_features)``, any device.
     n:
-        Number of local tensors (default 5).
+        Number of local tensors (default 5, or the length of explicit factors;
+        ``n=2`` alone is the truncated SVD).
     out_factors, in_factors:
         Optional explicit factors (else planned by :func:`~mpo_core.shape.plan_shape`).
     shape:
@@ -98,7 +99,7 @@ def decompose(
 def sequential_svd(
     matrix: torch.Tensor,
     bond_dims: Sequence[int] | None = None,
-    n: int = DEFAULT_NUM_TENSORS,
+    n: int | None = None,
     out_factors: Sequence[int] | None = None,
     in_factors: Sequence[int] | None = None,
     shape: MPOShape | None = None,

@@ -14,6 +14,7 @@ from typing import Sequence
 
 import torch
 
+from .compression import check_bond_dims
 from .mpo import MPO
 
 
@@ -26,7 +27,7 @@ def entropy_of_spectrum(singular_values: torch.Tensor, squared: bool = True) -> 
         return 0.0
     v = weights / total
     v = v[v > 0]
-    return float((-(v * v.log()).sum()).clamp_min(0))
+    return float((-(v * v.log()).sum()).clamp_min(0)) + 0.0  # + 0.0 turns -0.0 into 0.0
 
 
 def entanglement_entropy(
@@ -39,5 +40,5 @@ def entanglement_entropy(
     estimate from the cached spectra otherwise (truncate and read the new
     MPO's spectra for exact values).
     """
-    dims = mpo.bond_dims if bond_dims is None else tuple(bond_dims)
+    dims = mpo.bond_dims if bond_dims is None else check_bond_dims(mpo.shape, bond_dims)
     return tuple(entropy_of_spectrum(s[:d], squared) for s, d in zip(mpo.singular_values, dims))

@@ -203,10 +203,19 @@ class MPOShape:
         return self.out_features * self.in_features
 
 
+def svd_factors(out_features: int, in_features: int) -> tuple[tuple[int, int], tuple[int, int]]:
+    """The n=2 factors whose MPO is the truncated SVD: ``(out, 1)`` and ``(1, in)``.
+
+    The unfolding at the only bond is then the matrix itself, so the MPO is
+    its SVD (MPOP, Sec. 4.4: "SVD ... is a special case of MPO when n = 2").
+    """
+    return (out_features, 1), (1, in_features)
+
+
 def plan_shape(
     out_features: int,
     in_features: int,
-    n: int = DEFAULT_NUM_TENSORS,
+    n: int | None = None,
     out_factors=None,
     in_factors=None,
 ) -> MPOShape:
@@ -217,11 +226,23 @@ def plan_shape(
     out_features, in_features:
         Matrix size.
     n:
-        Number of local tensors (default 5, as in the papers).
+        Number of local tensors: taken from explicit factors when given, else
+        5 (the papers' choice). ``n=2`` plans the truncated SVD (see
+        :func:`svd_factors`); pass explicit factors for another 2-tensor split.
     out_factors, in_factors:
         Optional explicit factors (validated); planned automatically when ``None``.
     """
+    given = [len(tuple(f)) for f in (out_factors, in_factors) if f is not None]
+    if n is None:
+        n = given[0] if given else DEFAULT_NUM_TENSORS
     check_num_tensors(n)
+    if any(g != n for g in given):
+        raise ValueError(
+            f"n={n} but the factors given have length {given}; give n factors per dimension "
+            "(or leave n out to take it from the factors)."
+        )
+    if n == 2 and out_factors is None and in_factors is None:
+        out_factors, in_factors = svd_factors(out_features, in_features)
     rows = plan_factors(out_features, n) if out_factors is None else None
     cols = plan_factors(in_features, n) if in_factors is None else None
     if rows is not None or cols is not None:

@@ -27,7 +27,7 @@ from typing import Sequence
 import torch
 
 from .canonical import canonicalize
-from .compression import check_bond_dims, clip_bond_dims, num_params
+from .compression import check_bond_dims, count_params
 from .linalg import gram, left_singular_vectors, top_eigh
 from .mpo import MPO
 from .truncation_error import local_truncation_errors
@@ -114,7 +114,7 @@ def _greedy_dims(mpo: MPO, stop) -> tuple[int, ...]:
     shape = mpo.shape
     dims = list(mpo.bond_dims)
     energy = [(s.double() ** 2).tolist() for s in mpo.singular_values]
-    params = num_params(shape, dims)
+    params = count_params(shape, dims)
     total_sq = 0.0
     while True:
         best = None
@@ -123,7 +123,7 @@ def _greedy_dims(mpo: MPO, stop) -> tuple[int, ...]:
                 continue
             trial = dims.copy()
             trial[k] -= 1
-            saved = params - num_params(shape, trial)
+            saved = params - count_params(shape, trial)
             cost = energy[k][d - 1] if d - 1 < len(energy[k]) else 0.0
             score = cost / saved if saved > 0 else float("inf")
             if best is None or score < best[0]:

@@ -45,7 +45,7 @@ def check_num_tensors(n: int) -> int:
     if n < MIN_LOCAL_TENSORS:
         raise ValueError(
             f"the number of local tensors n must be at least {MIN_LOCAL_TENSORS}, got {n}; "
-            "n=2 is a truncated SVD, the papers use n=5."
+            "the papers use n=5 (n=2 with factors (I,1),(1,J) is the truncated SVD)."
         )
     return n
 

@@ -33,7 +33,7 @@ class MPOEmbedding(MPOModule):
     def from_embedding(
         cls,
         embedding: nn.Embedding,
-        n: int = 5,
+        n: int | None = None,
         out_factors=None,
         in_factors=None,
         bond_dims=None,

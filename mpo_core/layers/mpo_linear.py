@@ -32,7 +32,7 @@ class MPOLinear(MPOModule):
     def from_linear(
         cls,
         linear: nn.Linear,
-        n: int = 5,
+        n: int | None = None,
         out_factors=None,
         in_factors=None,
         bond_dims=None,

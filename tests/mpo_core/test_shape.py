@@ -63,3 +63,15 @@ def test_n_below_two_is_rejected(bad_n):
         plan_shape(10, 10, n=bad_n)
     with pytest.raises(TypeError):
         plan_shape(10, 10, n=2.5)
+
+
+def test_n_is_taken_from_explicit_factors_and_checked():
+    assert plan_shape(24, 16, out_factors=(4, 6), in_factors=(4, 4)).n == 2
+    with pytest.raises(ValueError, match="n=5 but the factors"):
+        plan_shape(24, 16, n=5, out_factors=(4, 6), in_factors=(4, 4))
+
+
+def test_n2_plans_the_truncated_svd():
+    shape = plan_shape(30522, 384, n=2)
+    assert (shape.out_factors, shape.in_factors) == ((30522, 1), (1, 384))
+    assert shape.full_bond_dims == (384,) and not shape.is_padded

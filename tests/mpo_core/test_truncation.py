@@ -141,3 +141,26 @@ def test_word_embedding_truncation(word_embedding):
     assert result.mpo.num_params <= 0.1 * word_embedding.numel()
     error = frobenius_error(word_embedding, result.mpo.to_matrix())
     assert 0 < error <= result.error_bound * (1 + 1e-5)
+
+
+@given(matrices(), st.data())
+def test_n2_truncation_is_the_eckart_young_svd(case, data):
+    matrix, _ = case
+    mpo = decompose(matrix, n=2)
+    rank = data.draw(st.integers(1, mpo.full_bond_dims[0]))
+    singular_values = torch.linalg.svdvals(matrix)
+    result = truncate(mpo, (rank,))
+    optimum = float(singular_values[rank:].norm())
+    assert frobenius_error(matrix, result.mpo.to_matrix()) == pytest.approx(optimum, rel=1e-6, abs=1e-9)
+    assert result.error_bound == pytest.approx(optimum, rel=1e-6, abs=1e-9)
+
+
+def test_eq5_and_eq6_helpers_validate_bond_dims():
+    from mpo_core import entanglement_entropy
+
+    mpo = decompose(torch.randn(24, 36, dtype=torch.float64), n=3)
+    for bad in [(0, 1), (1,), (mpo.full_bond_dims[0] + 1, 1)]:
+        with pytest.raises(ValueError):
+            compression_ratio(mpo.shape, bad)
+        with pytest.raises(ValueError):
+            entanglement_entropy(mpo, bad)
