@@ -26,6 +26,18 @@ from .truncation import Truncation, bond_dims_for_error, bond_dims_for_ratio, tr
 from .pretrained import default_model_path, list_weight_matrices, load_weight_matrix
 from .truncation_error import frobenius_error, local_truncation_errors, truncation_error_bound
 
+_LAZY = {"error_vs_ratio", "cpd_approximation", "tucker_approximation", "mpo_approximation", "svd_approximation"}
+
+
+def __getattr__(name):
+    """Baselines load tensorly and pandas; import them only when asked for."""
+    if name in _LAZY:
+        from . import baselines
+
+        return getattr(baselines, name)
+    raise AttributeError(f"module 'mpo_core' has no attribute {name!r}")
+
+
 __all__ = [
     "MPO", "MPOShape", "MPOLinear", "MPOEmbedding", "ParameterSplit", "Truncation",
     "plan_shape", "plan_factors", "full_bond_dims", "tensorize", "matricize",
@@ -36,4 +48,5 @@ __all__ = [
     "entanglement_entropy", "entropy_of_spectrum",
     "contract_to_matrix", "chain_matmul", "gather_rows",
     "default_model_path", "list_weight_matrices", "load_weight_matrix",
+    "error_vs_ratio", "cpd_approximation", "tucker_approximation", "mpo_approximation", "svd_approximation",
 ]

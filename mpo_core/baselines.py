@@ -11,8 +11,8 @@ Every method compresses the *same* tensorization of a weight ``W`` of shape
     mpo     T_1[1,a_1,d_1] T_2[d_1,a_2,d_2] ... T_n      sum_k d_{k-1} a_k d_k  (Eq. (5))
     cpd     sum_r u_r^(1) o u_r^(2) o ... o u_r^(n)      R * sum_k a_k
     tucker  G[r_1..r_n] x_1 U_1 x_2 ... x_n U_n          prod_k r_k + sum_k a_k r_k
-    svd     the mpo with n=2, out_factors=(out, 1),      r * (out + in)
-            in_factors=(1, in): T is W itself
+    svd     the mpo with n=2, planned as out_factors=    r * (out + in)
+            (out, 1), in_factors=(1, in): T is W itself
 
 Zero padding counts against every method: the compression ratio is always
 ``parameters / (out_features * in_features)``, and the error is
@@ -54,7 +54,7 @@ from tensorly.decomposition import parafac, tucker
 
 from .decomposition import decompose
 from .mpo import MPO
-from .shape import MPOShape, matricize, plan_shape, tensorize
+from .shape import MPOShape, matricize, plan_shape, svd_factors, tensorize
 from .truncation import truncate
 from .truncation_error import frobenius_error
 from .validation import check_matrix
@@ -319,11 +319,15 @@ def scaled_tucker_ranks(local_dims: Sequence[int], scale: float) -> tuple[int, .
 
 
 def tucker_ranks(local_dims: Sequence[int], budget: int) -> tuple[int, ...] | None:
-    """Tucker ranks proportional to ``a_k`` with the most parameters within ``budget``.
+    """Valid Tucker ranks, roughly proportional to ``a_k``, filling ``budget`` parameters.
 
     Bisection on the scale of :func:`scaled_tucker_ranks` (the parameter
-    count grows with the scale). ``None`` if even ranks ``(1, ..., 1)`` are over budget.
+    count grows with the scale), then single ranks are raised, lowest
+    ``r_k / a_k`` first, while they stay valid and within budget: the core
+    ``prod_k r_k`` makes the proportional steps coarse for large n.
+    ``None`` if even ranks ``(1, ..., 1)`` are over budget.
     """
+
     def fits(scale: float) -> bool:
         return tucker_num_params(local_dims, scaled_tucker_ranks(local_dims, scale)) <= budget
 
@@ -335,7 +339,21 @@ def tucker_ranks(local_dims: Sequence[int], budget: int) -> tuple[int, ...] | No
     for _ in range(60):  # invariant: fits(low) and not fits(high)
         middle = (low + high) / 2
         low, high = (middle, high) if fits(middle) else (low, middle)
-    return scaled_tucker_ranks(local_dims, low)
+    return _raise_single_ranks(local_dims, scaled_tucker_ranks(local_dims, low), budget)
+
+
+def _raise_single_ranks(local_dims: Sequence[int], ranks: tuple[int, ...], budget: int) -> tuple[int, ...]:
+    """Greedy top-up: until no single rank can be raised validly within ``budget``."""
+    while True:
+        raised = [ranks[:k] + (r + 1,) + ranks[k + 1:] for k, r in enumerate(ranks)]
+        options = [
+            k for k, new in enumerate(raised)
+            if new[k] <= local_dims[k] and valid_tucker_ranks(new) == new
+            and tucker_num_params(local_dims, new) <= budget
+        ]
+        if not options:
+            return ranks
+        ranks = raised[min(options, key=lambda k: ranks[k] / local_dims[k])]
 
 
 def tucker_approximation(
@@ -390,18 +408,9 @@ def tucker_approximation(
 # --------------------------------------------------------------------------- MPO and SVD
 
 
-def svd_shape(out_features: int, in_features: int) -> MPOShape:
-    """The n=2 shape whose MPO is the truncated SVD: ``out_factors=(out, 1)``, ``in_factors=(1, in)``.
-
-    Then ``a_1 = out``, ``a_2 = in`` and the tensorization is ``W`` itself.
-    (A *planned* n=2 shape splits both dimensions and gives a Kronecker-sum
-    approximation instead.)
-    """
-    return MPOShape(out_features, in_features, (out_features, 1), (1, in_features))
-
-
 def _is_svd_shape(shape: MPOShape) -> bool:
-    return shape == svd_shape(shape.out_features, shape.in_features)
+    """Whether the MPO of ``shape`` is the truncated SVD (factors ``(out, 1)``, ``(1, in)``)."""
+    return (shape.out_factors, shape.in_factors) == svd_factors(shape.out_features, shape.in_features)
 
 
 def mpo_approximation(
@@ -418,8 +427,8 @@ def mpo_approximation(
     matrix:
         2-D float32/float64 tensor ``(out_features, in_features)``.
     shape_or_n:
-        An :class:`~mpo_core.shape.MPOShape`, or ``n`` to plan one; ``n=2``
-        means the truncated SVD (:func:`svd_shape`), reported as ``"svd"``.
+        An :class:`~mpo_core.shape.MPOShape`, or ``n`` to plan one; the
+        planned ``n=2`` shape is the truncated SVD, reported as ``"svd"``.
     compression_ratio:
         Target ratio; bond dims from :func:`~mpo_core.truncation.truncate`.
     mpo:
@@ -439,8 +448,6 @@ def mpo_approximation(
     """
     check_matrix(matrix)
     ratio = _check_ratio(compression_ratio)
-    if isinstance(shape_or_n, int) and shape_or_n == 2:
-        shape_or_n = svd_shape(*matrix.shape)
     shape = _resolve_shape(matrix, shape_or_n)
     start = time.perf_counter()
     if mpo is None:
@@ -449,11 +456,12 @@ def mpo_approximation(
         raise ValueError(f"mpo has shape {mpo.shape}, not the requested {shape}; decompose this matrix with it.")
     method = "svd" if _is_svd_shape(shape) else "mpo"
     cut = truncate(mpo, compression_ratio=ratio)
-    if cut.mpo.num_params > param_budget(shape, ratio):  # the greedy stopped at bond dims 1
-        raise _too_small(method, shape, ratio, cut.mpo.num_params)
-    approx = cut.mpo.to_matrix()  # (out, in)
+    truncated = cut.mpo
+    if truncated.num_params > param_budget(shape, ratio):  # the greedy stopped at bond dims 1
+        raise _too_small(method, shape, ratio, truncated.num_params)
+    approx = truncated.to_matrix()  # (out, in)
     return _result(
-        method, shape, ratio, cut.mpo.bond_dims, cut.mpo.num_params, matrix, approx, start, cut.error_bound
+        method, shape, ratio, truncated.bond_dims, truncated.num_params, matrix, approx, start, cut.error_bound
     )
 
 
@@ -466,10 +474,13 @@ def svd_approximation(matrix: torch.Tensor, compression_ratio: float) -> Approxi
 
 
 def _curves(methods: tuple[str, ...], n_values: tuple[int, ...]) -> list[tuple[str, int]]:
-    """The (method, n) curves: SVD once (n=2), the others once per n."""
+    """The (method, n) curves: SVD once (n=2), the others once per n (an n=2 MPO is the SVD)."""
     curves = []
     for method in methods:
-        curves += [(method, 2)] if method == "svd" else [(method, n) for n in n_values]
+        for n in (2,) if method == "svd" else n_values:
+            curve = ("svd", 2) if (method, n) == ("mpo", 2) else (method, n)
+            if curve not in curves:
+                curves.append(curve)
     return curves
 
 
@@ -481,7 +492,7 @@ def _curve(matrix: torch.Tensor, method: str, n: int, options: dict) -> Callable
         options = {k: v for k, v in options.items() if k != "max_bytes"}
         return partial(tucker_approximation, matrix, _resolve_shape(matrix, n), **options)
     start = time.perf_counter()
-    shape = svd_shape(*matrix.shape) if method == "svd" else _resolve_shape(matrix, n)
+    shape = _resolve_shape(matrix, n)
     mpo = decompose(matrix.detach(), shape=shape)
     setup = time.perf_counter() - start
 
@@ -517,7 +528,9 @@ def error_vs_ratio(
     """Reconstruction error against compression ratio for every method: Figure 2.
 
     Curves: ``"mpo"`` for each ``n`` in ``n_values``, ``"svd"`` once (n=2),
-    ``"cpd"`` and ``"tucker"`` on the MPO tensorization for each ``n``.
+    ``"cpd"`` and ``"tucker"`` on the MPO tensorization for each ``n``
+    (with ``n=2``, the planned shape, all three work on the matrix itself and
+    the MPO is the SVD).
     Infeasible points (ratio below the smallest model, CPD over ``max_bytes``)
     are rows with ``skipped_reason`` set and the numeric columns missing.
 

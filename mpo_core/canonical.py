@@ -32,6 +32,15 @@ def _right_orthonormalize(tensors: list[torch.Tensor], center: int) -> None:
         tensors[k - 1] = (prev.reshape(-1, d_prev) @ r.T).reshape(*prev.shape[:-1], r.shape[0])
 
 
+def _has_redundant_bonds(chain: list[torch.Tensor]) -> bool:
+    """Whether some bond is wider than ``d_{k-1} a_k`` or ``a_{k+1} d_{k+1}``."""
+    for left, right in zip(chain[:-1], chain[1:]):
+        d = left.shape[-1]
+        if d > left.shape[0] * left.shape[1] * left.shape[2] or d > right.shape[1] * right.shape[2] * right.shape[3]:
+            return True
+    return False
+
+
 def _rotate_bond(tensors: list[torch.Tensor], k: int, basis: torch.Tensor) -> None:
     """Change the basis of bond k: ``T_k <- T_k V`` and ``T_{k+1} <- V^T T_{k+1}``."""
     basis = basis.to(tensors[k].dtype)
@@ -89,6 +98,11 @@ def canonicalize(tensors: Sequence[torch.Tensor], center: int):
         by their neighbours shrink (QR keeps ``min(rows, cols)`` columns).
     """
     chain = [t.detach() for t in tensors]
+    if _has_redundant_bonds(chain):
+        # Full sweeps both ways shrink every bond to what its neighbours can
+        # carry (a QR keeps min(rows, cols) columns); the matrix is unchanged.
+        _left_orthonormalize(chain, len(chain) - 1)
+        _right_orthonormalize(chain, 0)
     _left_orthonormalize(chain, center)
     _right_orthonormalize(chain, center)
     values = _schmidt_gauge(chain, center)

@@ -5,6 +5,7 @@ import torch
 from hypothesis import given, strategies as st
 
 from mpo_core import (
+    clip_bond_dims,
     compression_ratio,
     decompose,
     frobenius_error,
@@ -164,3 +165,14 @@ def test_eq5_and_eq6_helpers_validate_bond_dims():
             compression_ratio(mpo.shape, bad)
         with pytest.raises(ValueError):
             entanglement_entropy(mpo, bad)
+
+
+def test_redundant_bonds_left_of_center_are_compressed():
+    # requested bonds wider than their right neighbour can carry (regression)
+    matrix = torch.randn(60, 40, generator=torch.Generator().manual_seed(0))
+    result = truncate(decompose(matrix, n=6), compression_ratio=0.1)
+    assert result.mpo.num_params <= 0.1 * matrix.numel()
+    assert result.mpo.bond_dims == clip_bond_dims(result.mpo.shape, result.requested_bond_dims)
+    tensors, _ = sequential_svd(matrix, result.requested_bond_dims, shape=result.mpo.shape)
+    reference = contract_to_matrix(tensors, result.mpo.shape, center=5)
+    assert torch.allclose(result.mpo.to_matrix(), reference, atol=1e-5)
