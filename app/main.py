@@ -1,0 +1,21 @@
+"""Entry point of the MPO dashboard: ``streamlit run app/main.py``.
+
+Builds the navigation only; each page is one file under ``pages/``.
+To add a page, add one ``st.Page(...)`` line to ``PAGES``.
+"""
+import sys
+from pathlib import Path
+
+import streamlit as st
+
+# `mpo_core` and `app` live at the repository root, whatever the launch directory.
+ROOT = str(Path(__file__).resolve().parents[1])
+if ROOT not in sys.path:
+    sys.path.insert(0, ROOT)
+
+PAGES = [
+    st.Page("pages/decompose.py", title="Decompose", icon=":material/account_tree:", default=True),
+]
+
+st.set_page_config(page_title="MPO compression dashboard", page_icon=":material/linear_scale:", layout="wide")
+st.navigation(PAGES).run()

@@ -1,0 +1,130 @@
+"""AppTest of the Decompose page, driven through the app's entry file (app/main.py)."""
+import io
+from pathlib import Path
+
+import pytest
+from PIL import Image
+from streamlit.testing.v1 import AppTest
+
+from app import backend
+
+MAIN = str(Path(__file__).resolve().parents[2] / "app" / "main.py")
+FFN_WEIGHT = "encoder.layer.0.intermediate.dense.weight"  # 1536 x 384, decomposes in ~0.1 s
+TIMEOUT = 60
+
+
+def _open() -> AppTest:
+    at = AppTest.from_file(MAIN, default_timeout=TIMEOUT).run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def _metric(at: AppTest, label: str) -> float:
+    """A metric's displayed value as a number (percentages as fractions)."""
+    (value,) = [m.value for m in at.metric if m.label == label]
+    number = float(value.replace(",", "").replace("%", "").strip())
+    return number / 100 if value.endswith("%") else number
+
+
+def _bond_keys(at: AppTest) -> list[str]:
+    return [s.key for s in at.slider if s.key and s.key.startswith("bond_")]
+
+
+@pytest.fixture
+def embedding_page() -> AppTest:
+    """The page as it opens: the packaged word embedding, n = 5, full bonds (cached after the first)."""
+    return _open()
+
+
+def test_opens_on_the_word_embedding_at_full_bonds(embedding_page):
+    at = embedding_page
+    assert at.radio(key="source").value == "model"
+    assert at.selectbox(key="weight").value == backend.DEFAULT_WEIGHT
+    assert at.number_input(key="n").value == 5
+    assert at.text_input(key="out_factors").value == "6,7,13,8,7"
+    assert at.text_input(key="in_factors").value == "3,4,4,4,2"
+    assert _bond_keys(at) == ["bond_0", "bond_1", "bond_2", "bond_3"]
+    assert [at.slider(key=k).value for k in _bond_keys(at)] == [18, 504, 448, 14]
+    assert [at.slider(key=k).max for k in _bond_keys(at)] == [18, 504, 448, 14]
+    assert _metric(at, "Error bound (Eq. 4)") == 0
+    assert _metric(at, "True error, relative") < 1e-5
+    assert _metric(at, "Compression ratio ρ (Eq. 5)") > 1  # full bonds: the MPO is larger than the matrix
+    assert not at.error
+    assert len(at.tabs) == 3
+
+
+def test_cutting_the_central_bond_compresses_and_costs_error(embedding_page):
+    at = embedding_page
+    ratio, bound = _metric(at, "Compression ratio ρ (Eq. 5)"), _metric(at, "Error bound (Eq. 4)")
+    at.slider(key="bond_2").set_value(8).run()  # the central tensor T_3's right bond
+    assert not at.exception, [e.value for e in at.exception]
+    assert _metric(at, "Compression ratio ρ (Eq. 5)") < ratio / 10
+    new_bound = _metric(at, "Error bound (Eq. 4)")
+    true_abs = _metric(at, "True error ‖M − M′‖_F")
+    assert new_bound > bound == 0
+    assert 0.5 < _metric(at, "Error bound, relative") <= 1
+    assert 0 < true_abs <= new_bound * 1.001  # Eq. (4); one cut bond: equal up to padding
+    assert _metric(at, "True error, relative") > 0.5
+    assert [at.slider(key=k).value for k in _bond_keys(at)] == [18, 504, 8, 14]
+    # through the central tensor T_3 (a_3 = 13 * 4), d'_2 <= a_3 * d'_3 = 416: shown as effective dims
+    assert [m.value for m in at.metric if m.label == "Effective d′ₖ"] == ["18,416,8,14"]
+
+
+def test_switching_matrix_and_n_rebuilds_the_sliders():
+    at = _open()
+    at.selectbox(key="weight").set_value(FFN_WEIGHT).run()
+    assert not at.exception, [e.value for e in at.exception]
+    planned = backend.plan(1536, 384, 5)
+    assert at.text_input(key="out_factors").value == backend.format_factors(planned.out_factors)
+    assert [at.slider(key=k).max for k in _bond_keys(at)] == list(planned.full_bond_dims)
+    assert [at.slider(key=k).value for k in _bond_keys(at)] == list(planned.full_bond_dims)
+
+    at.number_input(key="n").set_value(4).run()
+    assert not at.exception, [e.value for e in at.exception]
+    planned = backend.plan(1536, 384, 4)
+    assert _bond_keys(at) == ["bond_0", "bond_1", "bond_2"]
+    assert [at.slider(key=k).value for k in _bond_keys(at)] == list(planned.full_bond_dims)
+    assert at.text_input(key="in_factors").value == backend.format_factors(planned.in_factors)
+    assert _metric(at, "True error, relative") < 1e-5
+
+
+def test_random_matrix_source():
+    at = _open()
+    at.radio(key="source").set_value("random").run()
+    at.number_input(key="random_rows").set_value(64)
+    at.number_input(key="random_cols").set_value(48)
+    at.slider(key="random_decay").set_value(1.0)
+    at.number_input(key="n").set_value(3).run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert len(_bond_keys(at)) == 2
+    assert "random 64x48" in " ".join(c.value for c in at.caption)
+    at.slider(key="bond_0").set_value(1).run()
+    assert 0 < _metric(at, "True error ‖M − M′‖_F") <= _metric(at, "Error bound (Eq. 4)") * 1.001
+
+
+@pytest.mark.parametrize(
+    "out_factors, message",
+    [("6,7,a,8,7", "not a positive integer"), ("6,7,13", "n = 5"), ("2,2,2,2,2", "multiply to")],
+)
+def test_invalid_factors_show_an_error_not_a_traceback(embedding_page, out_factors, message):
+    at = embedding_page
+    at.text_input(key="out_factors").set_value(out_factors).run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert len(at.error) == 1 and message in at.error[0].value
+    assert not _bond_keys(at) and not at.metric
+    at.button(key="replan").click().run()  # "Re-plan factors" restores the planned factors
+    assert at.text_input(key="out_factors").value == "6,7,13,8,7"
+    assert not at.error and len(_bond_keys(at)) == 4
+
+
+def test_uploaded_image_is_decomposed_and_reconstructed():
+    buffer = io.BytesIO()
+    Image.radial_gradient("L").resize((96, 64)).save(buffer, format="PNG")
+    at = _open()
+    at.radio(key="source").set_value("image").run()
+    assert not at.exception and at.info  # asks for an upload
+    at.file_uploader(key="image").set_value(("gradient.png", buffer.getvalue(), "image/png")).run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert len(_bond_keys(at)) == len(backend.plan(64, 96, 5).full_bond_dims)
+    assert len(at.image) == 2  # original and reconstruction
+    assert _metric(at, "True error, relative") < 1e-5
