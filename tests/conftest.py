@@ -24,6 +24,15 @@ settings.load_profile("repo")
 cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 
 
+@pytest.fixture(scope="module")
+def single_blas_thread():
+    """One intra-op thread for a module: on a busy 2-core box OpenMP spin-waits make LAPACK 10-50x slower."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="session")
 def real_weights():
     """A few real 2-D weights of the packaged MiniLM (float32)."""

@@ -1,12 +1,7 @@
-"""Dashboard tests: a quiet BLAS (the repository root is put on sys.path by tests/conftest.py)."""
+"""Dashboard tests run with one BLAS thread (``single_blas_thread`` in tests/conftest.py)."""
 import pytest
-import torch
 
 
-@pytest.fixture(autouse=True, scope="module")
-def single_blas_thread():
-    """One intra-op thread: on a busy 2-core box OpenMP spin-waits make LAPACK 10-50x slower."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
+@pytest.fixture(autouse=True)
+def _one_blas_thread(single_blas_thread):
     yield
-    torch.set_num_threads(threads)

@@ -33,16 +33,11 @@ SIZES = [(24, 36), (60, 40), (37, 30)]  # 37 x 30 is zero-padded for n = 3 and 5
 APPROXIMATIONS = {"mpo": mpo_approximation, "cpd": cpd_approximation, "tucker": tucker_approximation}
 FAST = dict(n_iter_max=30)  # CPD/Tucker options that keep the tests quick
 # TensorLy notes that its SVD initialization clips rank > a_k (expected here).
-pytestmark = pytest.mark.filterwarnings("ignore:Trying to compute SVD with n_eigenvecs")
+pytestmark = [
+    pytest.mark.filterwarnings("ignore:Trying to compute SVD with n_eigenvecs"),
+    pytest.mark.usefixtures("single_blas_thread"),
+]
 
-
-@pytest.fixture(autouse=True, scope="module")
-def single_blas_thread():
-    """One intra-op thread: on a busy 2-core box OpenMP spin-waits make LAPACK much slower."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def random_matrix(rows, cols, seed=0, dtype=torch.float32):

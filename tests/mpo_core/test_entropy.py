@@ -50,3 +50,10 @@ def test_kept_spectrum_entropy_shrinks_with_bond():
     full = entanglement_entropy(mpo)
     cut = entanglement_entropy(mpo, (1, 2))
     assert cut[0] == 0.0 and cut[1] <= full[1]
+
+
+def test_real_weights_have_nonnegative_bounded_entropy(real_weights):
+    for weight in real_weights.values():
+        mpo = decompose(weight, n=5)
+        for s_k, d_k in zip(entanglement_entropy(mpo), mpo.bond_dims):
+            assert 0.0 <= s_k <= math.log(d_k) + 1e-6
