@@ -20,7 +20,6 @@ singular value costs the least squared error per parameter saved.
 """
 from __future__ import annotations
 
-import heapq
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -104,18 +103,19 @@ def truncate_to(mpo: MPO, bond_dims: Sequence[int]) -> Truncation:
     return Truncation(truncated, dims, discarded, errors, bound)
 
 
-def _greedy_dims(mpo: MPO, stop) -> tuple[int, ...]:
+def _greedy_dims(mpo: MPO, done) -> tuple[int, ...]:
     """Lower bonds one step at a time, cheapest squared error per saved parameter first.
 
-    ``stop(dims, added_sq_error)`` says when to end; a candidate that would
-    make ``stop`` true only after the step is not taken for error targets
-    (handled by the caller through ``stop``'s return value).
+    ``done(params, added_sq_error, next_cost)`` is asked before each step with
+    the current parameter count, the squared error added so far (Eq. (4)) and
+    the squared error the next step would add; the greedy stops when it says so
+    or when every bond is 1.
     """
     shape = mpo.shape
     dims = list(mpo.bond_dims)
     energy = [(s.double() ** 2).tolist() for s in mpo.singular_values]
     params = count_params(shape, dims)
-    total_sq = 0.0
+    added = 0.0
     while True:
         best = None
         for k, d in enumerate(dims):
@@ -128,29 +128,20 @@ def _greedy_dims(mpo: MPO, stop) -> tuple[int, ...]:
             score = cost / saved if saved > 0 else float("inf")
             if best is None or score < best[0]:
                 best = (score, k, saved, cost)
-        if best is None:
+        if best is None or done(params, added, best[3]):
             return tuple(dims)
         _, k, saved, cost = best
-        decision = stop(dims, params, total_sq, k, saved, cost)
-        if decision == "stop":
-            return tuple(dims)
         dims[k] -= 1
         params -= saved
-        total_sq += cost
-        if decision == "last":
-            return tuple(dims)
+        added += cost
 
 
 def bond_dims_for_ratio(mpo: MPO, compression_ratio: float) -> tuple[int, ...]:
-    """Greedy bond dims whose Eq. (5) ratio is at most ``compression_ratio``."""
+    """Greedy bond dims whose Eq. (5) ratio is at most ``compression_ratio`` (or all ones)."""
     if not compression_ratio > 0:
         raise ValueError(f"compression_ratio must be > 0, got {compression_ratio}.")
     budget = compression_ratio * mpo.shape.num_matrix_params
-
-    def stop(dims, params, total_sq, k, saved, cost):
-        return "stop" if params <= budget else None
-
-    return _greedy_dims(mpo, stop)
+    return _greedy_dims(mpo, lambda params, added, cost: params <= budget)
 
 
 def bond_dims_for_error(mpo: MPO, max_error: float, relative: bool = False) -> tuple[int, ...]:
@@ -161,11 +152,7 @@ def bond_dims_for_error(mpo: MPO, max_error: float, relative: bool = False) -> t
     if not max_error >= 0:
         raise ValueError(f"max_error must be >= 0, got {max_error}.")
     target_sq = (max_error * (mpo.norm if relative else 1.0)) ** 2
-
-    def stop(dims, params, total_sq, k, saved, cost):
-        return "stop" if total_sq + cost > target_sq else None
-
-    return _greedy_dims(mpo, stop)
+    return _greedy_dims(mpo, lambda params, added, cost: added + cost > target_sq)
 
 
 def truncate(
