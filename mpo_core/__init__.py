@@ -12,6 +12,14 @@ Math (pure torch) at the bottom, layers on top of it::
     contraction.py      contract_to_matrix, chain_matmul, gather_rows (+ flop counts)
     baselines.py        CPD / Tucker / SVD and the error-vs-ratio curve (Figure 2)
     layers/             MPOLinear, MPOEmbedding
+
+Model surgery on Hugging Face encoders (BERT, ALBERT, DistilBERT, MobileBERT, MPNet)::
+
+    matrix_groups.py    which matrices are query/key/value/attention_output/ffn_in/ffn_out/...
+    mpo_config.py       MPOConfig: groups, n, factors, bond dims or ratio, layers
+    surgery.py          apply_mpo / merge_mpo
+    parameter_count.py  #Pr / #To per group, central vs auxiliary
+    mpo_checkpoint.py   save_mpo_model / load_mpo_model (safetensors)
 """
 from .canonical import canonicalize
 from .compress import compress_matrix
@@ -21,7 +29,11 @@ from .decomposition import decompose, sequential_svd
 from .entropy import entanglement_entropy, entropy_of_spectrum
 from .layers import MPOEmbedding, MPOLinear
 from .mpo import MPO
+from .mpo_checkpoint import load_mpo_model, save_mpo_model
+from .mpo_config import MPOConfig
+from .parameter_count import ParameterCount, count_parameters
 from .shape import MPOShape, full_bond_dims, matricize, plan_factors, plan_shape, tensorize
+from .surgery import Replacement, apply_mpo, merge_mpo, mpo_modules
 from .truncation import Truncation, bond_dims_for_error, bond_dims_for_ratio, truncate
 from .pretrained import default_model_path, list_weight_matrices, load_weight_matrix
 from .truncation_error import frobenius_error, local_truncation_errors, truncation_error_bound
@@ -48,5 +60,7 @@ __all__ = [
     "entanglement_entropy", "entropy_of_spectrum",
     "contract_to_matrix", "chain_matmul", "gather_rows",
     "default_model_path", "list_weight_matrices", "load_weight_matrix",
+    "MPOConfig", "apply_mpo", "merge_mpo", "mpo_modules", "Replacement",
+    "count_parameters", "ParameterCount", "save_mpo_model", "load_mpo_model",
     "error_vs_ratio", "cpd_approximation", "tucker_approximation", "mpo_approximation", "svd_approximation",
 ]
