@@ -28,6 +28,7 @@ from .contraction import chain_matmul, contract_to_matrix, gather_rows
 from .decomposition import decompose, sequential_svd
 from .entropy import entanglement_entropy, entropy_of_spectrum
 from .layers import MPOEmbedding, MPOLinear
+from .glue import GLUE_TASKS, GlueSplit, GlueTask, get_task, glue_file, load_glue_split, subset_indices, tokenize_split
 from .mpo import MPO
 from .mpo_checkpoint import load_mpo_model, save_mpo_model
 from .mpo_config import MPOConfig
@@ -38,15 +39,18 @@ from .truncation import Truncation, bond_dims_for_error, bond_dims_for_ratio, tr
 from .pretrained import default_model_path, list_weight_matrices, load_weight_matrix
 from .truncation_error import frobenius_error, local_truncation_errors, truncation_error_bound
 
-_LAZY = {"error_vs_ratio", "cpd_approximation", "tucker_approximation", "mpo_approximation", "svd_approximation"}
+_LAZY = {
+    "error_vs_ratio": "baselines", "cpd_approximation": "baselines", "tucker_approximation": "baselines",
+    "mpo_approximation": "baselines", "svd_approximation": "baselines", "compute_glue_metrics": "metrics",
+}
 
 
 def __getattr__(name):
-    """Baselines load tensorly and pandas; import them only when asked for."""
+    """Baselines (tensorly, pandas) and metrics (scikit-learn) load only when asked for."""
     if name in _LAZY:
-        from . import baselines
+        import importlib
 
-        return getattr(baselines, name)
+        return getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
     raise AttributeError(f"module 'mpo_core' has no attribute {name!r}")
 
 
@@ -62,5 +66,7 @@ __all__ = [
     "default_model_path", "list_weight_matrices", "load_weight_matrix",
     "MPOConfig", "apply_mpo", "merge_mpo", "mpo_modules", "Replacement",
     "count_parameters", "ParameterCount", "save_mpo_model", "load_mpo_model",
+    "GLUE_TASKS", "GlueTask", "GlueSplit", "get_task", "load_glue_split", "tokenize_split",
+    "glue_file", "subset_indices", "compute_glue_metrics",
     "error_vs_ratio", "cpd_approximation", "tucker_approximation", "mpo_approximation", "svd_approximation",
 ]
