@@ -1,0 +1,77 @@
+"""A run's folder: config, metrics stream (JSONL), results, checkpoints.
+
+::
+
+    runs/<run_name>/
+        config.json       the FineTuneConfig
+        metrics.jsonl     one JSON object per line, appended and flushed as training goes
+        results.json      final record (written last)
+        checkpoints/      Trainer checkpoints (safetensors), for resuming
+
+The stream is appended line by line and fsynced, so a dashboard can draw
+live curves and a crash loses nothing already written.
+"""
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+
+CONFIG_FILE, METRICS_FILE, RESULTS_FILE, CHECKPOINTS = "config.json", "metrics.jsonl", "results.json", "checkpoints"
+
+
+class RunFolder:
+    """Create (or reopen, to resume) a run folder."""
+
+    def __init__(self, path: str | Path, resume: bool = False):
+        self.path = Path(path)
+        self.check(self.path, resume)
+        self.path.mkdir(parents=True, exist_ok=True)
+
+    @staticmethod
+    def check(path: Path, resume: bool) -> None:
+        """Refuse to overwrite a run, or to resume one that does not exist."""
+        if path.exists() and not resume:
+            raise FileExistsError(f"run folder {path} exists; choose another run_name, delete it, or resume it (--resume).")
+        if resume and not (path / CONFIG_FILE).is_file():
+            raise FileNotFoundError(f"cannot resume: {path / CONFIG_FILE} does not exist.")
+
+    @property
+    def checkpoints(self) -> Path:
+        return self.path / CHECKPOINTS
+
+    def has_checkpoint(self) -> bool:
+        return self.checkpoints.is_dir() and any(self.checkpoints.glob("checkpoint-*"))
+
+    def write_json(self, name: str, data: dict) -> None:
+        """Write atomically: a half-written file never replaces a good one."""
+        tmp = self.path / f".{name}.tmp"
+        tmp.write_text(json.dumps(data, indent=1, default=str))
+        os.replace(tmp, self.path / name)
+
+    def append_metrics(self, record: dict) -> None:
+        line = json.dumps({"time": time.time(), **record}, default=float)
+        with open(self.path / METRICS_FILE, "a") as stream:
+            stream.write(line + "\n")
+            stream.flush()
+            os.fsync(stream.fileno())
+
+
+def read_metrics(path: str | Path) -> list[dict]:
+    """All records of a run's metrics stream (a torn last line is ignored)."""
+    file = Path(path) / METRICS_FILE
+    if not file.is_file():
+        return []
+    records = []
+    for line in file.read_text().splitlines():
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue
+    return records
+
+
+def read_results(runs_dir: str | Path) -> list[dict]:
+    """The ``results.json`` of every finished run under ``runs_dir``."""
+    return [json.loads(f.read_text()) for f in sorted(Path(runs_dir).glob(f"*/{RESULTS_FILE}"))]

@@ -1,0 +1,84 @@
+"""The training engine on the real packaged model and real GLUE data (small, honest subsets)."""
+import json
+from pathlib import Path
+
+import pytest
+from transformers import TrainerCallback
+
+from mpo_core.fine_tune import fine_tune
+from mpo_core.fine_tune_config import FineTuneConfig
+from mpo_core.run_folder import read_metrics, read_results
+
+GLUE = Path(__file__).resolve().parents[3] / "shared" / "glue"
+
+
+def small(tmp_path, **overrides) -> FineTuneConfig:
+    options = dict(
+        task="sst2", data_dir=str(GLUE), num_hidden_layers=2, max_length=64, max_train_examples=1000,
+        max_eval_examples=300, epochs=2, batch_size=32, learning_rate=5e-4, warmup_steps=5,
+        eval_steps=1000, logging_steps=10, save_steps=1000, runs_dir=str(tmp_path), seed=0,
+    )
+    options.update(overrides)
+    return FineTuneConfig(**options)
+
+
+def test_full_fine_tuning_beats_chance_and_writes_the_run_folder(tmp_path):
+    results = fine_tune(small(tmp_path))
+    assert results["score"] > 0.6  # SST-2 dev is balanced: chance is 0.5
+    run = tmp_path / "sst2-full-seed0"
+    assert json.loads((run / "config.json").read_text())["task"] == "sst2"
+    records = read_metrics(run)
+    kinds = [r["kind"] for r in records]
+    assert kinds[0] == "start" and kinds[-1] == "end" and "train" in kinds and "eval" in kinds
+    assert all("trainable_params" in r for r in records if r["kind"] in ("train", "eval"))
+    saved = read_results(tmp_path)[0]
+    for key in ("task", "metric", "score", "trainable_params", "total_params", "bond_dims", "wall_seconds",
+                "device", "seed", "versions"):
+        assert key in saved
+    assert saved["trainable_params"] == saved["total_params"]
+    assert saved["num_train_examples"] == 1000 and saved["num_eval_examples"] == 300
+
+
+def test_lightweight_mpo_run_trains_few_parameters(tmp_path):
+    results = fine_tune(small(tmp_path, strategy="mpo_full_lfa", max_steps=4, max_eval_examples=64))
+    assert results["trainable_params"] <= 0.10 * results["total_params"]
+    assert results["bond_dims"]  # the MPO layers' bonds are recorded
+
+
+class Interrupt(TrainerCallback):
+    def on_step_end(self, args, state, control, **kwargs):
+        if state.global_step == 5:
+            raise KeyboardInterrupt
+
+
+def test_interrupted_run_keeps_metrics_and_resumes(tmp_path):
+    config = small(tmp_path, max_steps=8, save_steps=4, logging_steps=1, max_eval_examples=64)
+    with pytest.raises(KeyboardInterrupt):
+        fine_tune(config, callbacks=[Interrupt()])
+    run = tmp_path / config.run_name
+    before = read_metrics(run)
+    assert [r["step"] for r in before if r["kind"] == "train"][-1] == 4
+    assert (run / "checkpoints" / "checkpoint-4").is_dir()
+    assert not (run / "results.json").exists()
+    with pytest.raises(FileExistsError, match="resume"):
+        fine_tune(config)
+    results = fine_tune(config, resume=True)
+    steps = [r["step"] for r in read_metrics(run) if r["kind"] == "train" and "loss" in r]
+    assert steps[-1] == 8 and 5 in steps
+    assert results["score"] is not None
+
+
+def test_bad_inputs_are_clear(tmp_path):
+    with pytest.raises(ValueError, match="valid|unknown"):
+        FineTuneConfig(task="squad")
+    with pytest.raises(ValueError, match="unknown strategy"):
+        FineTuneConfig(strategy="lora")
+    with pytest.raises(ValueError, match="positive int"):
+        FineTuneConfig(batch_size=0)
+    with pytest.raises(FileNotFoundError, match="cannot resume"):
+        fine_tune(small(tmp_path), resume=True)
+    with pytest.raises(ValueError, match="could not load a model"):
+        fine_tune(small(tmp_path, model=str(tmp_path), run_name="bad-model"))
+    with pytest.raises(FileNotFoundError, match="GLUE directory"):
+        fine_tune(small(tmp_path, data_dir=str(tmp_path / "nope"), run_name="bad-data"))
+    assert not (tmp_path / "bad-model").exists() and not (tmp_path / "bad-data").exists()
