@@ -1,0 +1,85 @@
+"""Command line: ``python -m mpo_core finetune ...`` and ``python -m mpo_core runs``."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from .fine_tune_config import FineTuneConfig
+from .strategies import STRATEGIES
+
+RUN_COLUMNS = ("run_name", "task", "strategy", "metric", "score", "trainable_millions", "total_millions",
+               "num_train_examples", "wall_seconds", "device", "seed")
+
+
+def _finetune_parser(sub) -> None:
+    p = sub.add_parser("finetune", help="fine-tune a model on a GLUE task with a strategy")
+    defaults = FineTuneConfig()
+    p.add_argument("--task", required=True, help="cola, sst2, mrpc, stsb, qqp, mnli, qnli, rte or wnli")
+    p.add_argument("--model", help="local model folder or hub name (default: the packaged MiniLM)")
+    p.add_argument("--data-dir", help="local GLUE folder (default: $GLUE_DIR)")
+    p.add_argument("--hub-data", action="store_true", help="load GLUE from the hub (needs network)")
+    p.add_argument("--strategy", default="full", choices=sorted(STRATEGIES))
+    p.add_argument("--k", type=int, help="last_k: number of last layers to train")
+    p.add_argument("--compression-ratio", type=float, help="mpo_lfa: Eq. (5) target for every matrix")
+    p.add_argument("--groups", help="comma-separated matrix groups for MPO strategies")
+    for name in ("num_hidden_layers", "max_train_examples", "max_eval_examples"):
+        p.add_argument("--" + name.replace("_", "-"), type=int)
+    for name in ("max_length", "seed", "max_steps", "batch_size", "eval_batch_size", "warmup_steps",
+                 "eval_steps", "logging_steps", "save_steps"):
+        p.add_argument("--" + name.replace("_", "-"), type=int, default=getattr(defaults, name))
+    for name in ("epochs", "learning_rate", "weight_decay"):
+        p.add_argument("--" + name.replace("_", "-"), type=float, default=getattr(defaults, name))
+    p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    p.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16", "fp16"))
+    p.add_argument("--runs-dir", default=defaults.runs_dir)
+    p.add_argument("--run-name")
+    p.add_argument("--resume", action="store_true", help="continue an interrupted run from its last checkpoint")
+
+
+def config_from_args(args) -> FineTuneConfig:
+    options = {}
+    if args.k is not None:
+        options["k"] = args.k
+    if args.compression_ratio is not None:
+        options["compression_ratio"] = args.compression_ratio
+    if args.groups:
+        from .mpo_config import MPOConfig
+
+        options["mpo_config"] = MPOConfig(groups=tuple(args.groups.split(",")))
+    fields = {k: v for k, v in vars(args).items() if k in FineTuneConfig.__dataclass_fields__}
+    return FineTuneConfig(**fields, strategy_options=options)
+
+
+def runs_table(runs_dir: str):
+    """Finished runs as a pandas table (one row per ``results.json``)."""
+    import pandas as pd
+
+    from .run_folder import read_results
+
+    rows = [{c: r.get(c) for c in RUN_COLUMNS} for r in read_results(runs_dir)]
+    return pd.DataFrame(rows, columns=list(RUN_COLUMNS))
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m mpo_core", description="MPO compression and fine-tuning")
+    sub = parser.add_subparsers(dest="command", required=True)
+    _finetune_parser(sub)
+    runs = sub.add_parser("runs", help="list finished runs as a table")
+    runs.add_argument("--runs-dir", default="runs")
+    runs.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "finetune":
+            from .fine_tune import fine_tune
+
+            results = fine_tune(config_from_args(args), resume=args.resume)
+            print(json.dumps({k: results[k] for k in RUN_COLUMNS if k in results}, indent=1, default=str))
+        else:
+            table = runs_table(args.runs_dir)
+            print(table.to_json(orient="records", indent=1) if args.json else
+                  (table.to_string(index=False) if len(table) else f"no finished runs in {args.runs_dir}"))
+    except (ValueError, FileNotFoundError, FileExistsError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 0

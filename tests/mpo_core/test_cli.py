@@ -1,0 +1,42 @@
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from mpo_core.cli import config_from_args, main
+
+ROOT = Path(__file__).resolve().parents[2]
+GLUE = ROOT.parent / "shared" / "glue"
+
+
+def run_cli(*args):
+    return subprocess.run([sys.executable, "-m", "mpo_core", *args], cwd=ROOT, capture_output=True, text=True,
+                          timeout=600, env={"TQDM_DISABLE": "1", "PATH": "/usr/bin:/bin", "HOME": str(Path.home())})
+
+
+def test_finetune_then_list_runs(tmp_path):
+    out = run_cli("finetune", "--task", "rte", "--data-dir", str(GLUE), "--strategy", "mpo_lfa",
+                  "--compression-ratio", "0.5", "--groups", "ffn_in,ffn_out", "--num-hidden-layers", "1",
+                  "--max-train-examples", "64", "--max-eval-examples", "32", "--max-steps", "2",
+                  "--batch-size", "8", "--runs-dir", str(tmp_path), "--run-name", "cli")
+    assert out.returncode == 0, out.stderr
+    record = json.loads(out.stdout[out.stdout.rindex("{\n"):])  # the last block: Trainer logs come first
+    assert record["task"] == "rte" and record["strategy"] == "mpo_lfa"
+    listed = run_cli("runs", "--runs-dir", str(tmp_path), "--json")
+    assert listed.returncode == 0 and json.loads(listed.stdout)[0]["run_name"] == "cli"
+
+
+def test_errors_are_messages_not_tracebacks(tmp_path, capsys):
+    assert main(["finetune", "--task", "squad", "--runs-dir", str(tmp_path)]) == 2
+    assert "unknown GLUE task" in capsys.readouterr().err
+    assert main(["runs", "--runs-dir", str(tmp_path)]) == 0
+    assert "no finished runs" in capsys.readouterr().out
+
+
+def test_arguments_map_to_the_config():
+    import argparse
+
+    args = argparse.Namespace(task="sst2", k=2, compression_ratio=None, groups=None, strategy="last_k",
+                              batch_size=16, runs_dir="r", seed=3)
+    config = config_from_args(args)
+    assert config.strategy_options == {"k": 2} and config.batch_size == 16 and config.seed == 3
