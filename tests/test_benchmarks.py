@@ -14,3 +14,13 @@ def test_engine_benchmark_quick_mode_runs():
     assert result.returncode == 0, result.stderr
     for heading in ("1. Full-bond decomposition", "2. Slider path", "3. MPOLinear vs nn.Linear"):
         assert heading in result.stdout
+
+
+def test_finetune_benchmark_quick_mode_runs():
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "bench_finetune.py"), "--quick", "--device", "cpu"],
+        capture_output=True, text=True, timeout=900,
+    )
+    assert result.returncode == 0, result.stderr
+    for heading in ("1. mpo_full_lfa vs full", "2. merged model inference latency", "3. examples/s"):
+        assert heading in result.stdout

@@ -82,3 +82,9 @@ def test_bad_inputs_are_clear(tmp_path):
     with pytest.raises(FileNotFoundError, match="GLUE directory"):
         fine_tune(small(tmp_path, data_dir=str(tmp_path / "nope"), run_name="bad-data"))
     assert not (tmp_path / "bad-model").exists() and not (tmp_path / "bad-data").exists()
+
+
+@pytest.mark.skipif(not __import__("torch").cuda.is_available(), reason="needs a CUDA GPU")
+def test_cuda_run_uses_autocast(tmp_path):
+    results = fine_tune(small(tmp_path, strategy="mpo_full_lfa", max_steps=4, max_eval_examples=64, device="cuda"))
+    assert results["device"] == "cuda" and results["precision"] in ("bf16", "fp16")
