@@ -19,7 +19,7 @@ from .glue import get_task, load_glue_split, tokenize_split
 from .metrics import compute_glue_metrics
 from .parameter_count import count_parameters
 from .pretrained import default_model_path
-from .run_folder import CHECKPOINTS, RunFolder
+from .run_folder import CHECKPOINTS, RunFolder, is_main_process
 from .strategies import get_strategy
 from .surgery import mpo_modules
 from .training_callbacks import MetricsStreamCallback
@@ -116,7 +116,8 @@ def fine_tune(config: FineTuneConfig, resume: bool = False, callbacks=()) -> dic
     from transformers import DataCollatorWithPadding, Trainer
 
     run_path = Path(config.runs_dir) / config.run_name
-    RunFolder.check(run_path, resume)
+    if is_main_process():
+        RunFolder.check(run_path, resume)
     device = resolve_device(config.device)
     precision = resolve_precision(config.precision, device)
     torch.manual_seed(config.seed)

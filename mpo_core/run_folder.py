@@ -21,13 +21,20 @@ from pathlib import Path
 CONFIG_FILE, METRICS_FILE, RESULTS_FILE, CHECKPOINTS = "config.json", "metrics.jsonl", "results.json", "checkpoints"
 
 
+def is_main_process() -> bool:
+    """Rank 0 (or a single process): the only one that owns the run folder under torchrun."""
+    return int(os.environ.get("RANK", "0")) == 0
+
+
 class RunFolder:
-    """Create (or reopen, to resume) a run folder."""
+    """Create (or reopen, to resume) a run folder; other ranks of a distributed run only read its path."""
 
     def __init__(self, path: str | Path, resume: bool = False):
         self.path = Path(path)
-        self.check(self.path, resume)
-        self.path.mkdir(parents=True, exist_ok=True)
+        self.writer = is_main_process()
+        if self.writer:
+            self.check(self.path, resume)
+            self.path.mkdir(parents=True, exist_ok=True)
 
     @staticmethod
     def check(path: Path, resume: bool) -> None:
@@ -46,11 +53,15 @@ class RunFolder:
 
     def write_json(self, name: str, data: dict) -> None:
         """Write atomically: a half-written file never replaces a good one."""
+        if not self.writer:
+            return
         tmp = self.path / f".{name}.tmp"
         tmp.write_text(json.dumps(data, indent=1, default=str))
         os.replace(tmp, self.path / name)
 
     def append_metrics(self, record: dict) -> None:
+        if not self.writer:
+            return
         line = json.dumps({"time": time.time(), **record}, default=float)
         with open(self.path / METRICS_FILE, "a") as stream:
             stream.write(line + "\n")

@@ -88,3 +88,13 @@ def test_bad_inputs_are_clear(tmp_path):
 def test_cuda_run_uses_autocast(tmp_path):
     results = fine_tune(small(tmp_path, strategy="mpo_full_lfa", max_steps=4, max_eval_examples=64, device="cuda"))
     assert results["device"] == "cuda" and results["precision"] in ("bf16", "fp16")
+
+
+def test_only_rank_zero_writes_the_run_folder(tmp_path, monkeypatch):
+    from mpo_core.run_folder import RunFolder
+
+    monkeypatch.setenv("RANK", "1")
+    run = RunFolder(tmp_path / "shared-run")  # another rank: no check, no folder, no writes
+    run.write_json("config.json", {"a": 1})
+    run.append_metrics({"kind": "train"})
+    assert not (tmp_path / "shared-run").exists()
