@@ -27,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 GLUE = Path(__file__).resolve().parents[2] / "shared" / "glue"
 
 
-def make_batch(batch, length, device, seed=0, real=True):
+def make_batch(batch, length, device, seed=0, real=True, pad_to_length=True):
     """A training batch: real SST-2 sentences padded to ``length`` or, with ``real=False``,
     random ids from the whole vocabulary (the worst case for the embedding MPO)."""
     gen = torch.Generator().manual_seed(seed)
@@ -41,7 +41,8 @@ def make_batch(batch, length, device, seed=0, real=True):
 
         split = load_glue_split("sst2", "train", GLUE, max_examples=batch, seed=seed)
         tokens = AutoTokenizer.from_pretrained(default_model_path())(
-            split.texts_a, padding="max_length", truncation=True, max_length=length, return_tensors="pt")
+            split.texts_a, padding="max_length" if pad_to_length else "longest", truncation=True,
+            max_length=length, return_tensors="pt")
         ids, mask, labels = tokens["input_ids"], tokens["attention_mask"], torch.tensor(split.labels)
     return {"input_ids": ids.to(device), "attention_mask": mask.to(device), "labels": labels.to(device)}
 
@@ -64,7 +65,8 @@ def peak_memory_bytes(device) -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
-def measure_strategy(strategy: str, batch: int, length: int, steps: int, device_name: str, real: bool = True) -> dict:
+def measure_strategy(strategy: str, batch: int, length: int, steps: int, device_name: str, real: bool = True,
+                     pad_to_length: bool = True) -> dict:
     """Child process: prepare the strategy, time optimizer steps, report sizes."""
     from mpo_core import count_parameters
     from mpo_core.strategies import get_strategy
@@ -76,7 +78,7 @@ def measure_strategy(strategy: str, batch: int, length: int, steps: int, device_
     model.to(device).train()
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=1e-5)
-    inputs = make_batch(batch, length, device, real=real)
+    inputs = make_batch(batch, length, device, real=real, pad_to_length=pad_to_length)
 
     def step():
         optimizer.zero_grad(set_to_none=True)
@@ -99,9 +101,10 @@ def measure_strategy(strategy: str, batch: int, length: int, steps: int, device_
             "trainable": count.trainable, "total": count.total, "peak_memory_bytes": peak_memory_bytes(device)}
 
 
-def in_subprocess(strategy, batch, length, steps, device, real=True) -> dict:
+def in_subprocess(strategy, batch, length, steps, device, real=True, pad_to_length=True) -> dict:
     code = (f"import json, sys; sys.path.insert(0, {str(Path(__file__).parent)!r}); import bench_finetune as b; "
-            f"print(json.dumps(b.measure_strategy({strategy!r}, {batch}, {length}, {steps}, {device!r}, {real})))")
+            f"print(json.dumps(b.measure_strategy({strategy!r}, {batch}, {length}, {steps}, {device!r}, {real}, "
+            f"{pad_to_length})))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
@@ -182,6 +185,11 @@ def main(argv=None):
     worst_lfa = in_subprocess("mpo_full_lfa", batch, length, steps, device, real=False)
     print(f"   step time with random ids over the whole vocabulary (worst case for the embedding MPO): "
           f"{worst_lfa['step_seconds']/worst_full['step_seconds']:.2f}x")
+    short_full = in_subprocess("full", batch, length, steps, device, pad_to_length=False)
+    short_lfa = in_subprocess("mpo_full_lfa", batch, length, steps, device, pad_to_length=False)
+    print(f"   step time on the same sentences padded only to the longest (short batch): "
+          f"{short_lfa['step_seconds']*1e3:.0f} ms vs {short_full['step_seconds']*1e3:.0f} ms = "
+          f"{short_lfa['step_seconds']/short_full['step_seconds']:.2f}x (rebuilding the MPOs is a fixed cost per step)")
     ratio = merged_latency(batch, length, 3 if args.quick else 10, torch.device(device))
     print(f"\n2. merged model inference latency / original: {ratio:.3f} (target 1.00 +- 0.05)")
     import os

@@ -75,8 +75,10 @@ class MPOEmbedding(MPOModule):
         tensors = list(self.tensors)
         flat = ids.reshape(-1).long()
         unique, inverse = torch.unique(flat, return_inverse=True)
+        if self._cached_weight is not None and not torch.is_grad_enabled():
+            return F.embedding(ids, self.dense_weight(), self.padding_idx)  # a cached table costs nothing
         if not self.uses_rows(unique.numel()):
-            table = contract_to_matrix(tensors, self.shape, self.center)
+            table = self.dense_weight() if not torch.is_grad_enabled() else contract_to_matrix(tensors, self.shape, self.center)
             return F.embedding(ids, table, self.padding_idx)
         if unique.numel() and (unique[0] < 0 or unique[-1] >= self.num_embeddings):
             raise IndexError(f"embedding ids must be in 0..{self.num_embeddings - 1}.")

@@ -6,7 +6,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from ..compress import compress_matrix
-from ..contraction import chain_flops, chain_matmul, contract_to_matrix, reconstruction_flops
+from ..contraction import chain_flops, chain_matmul, reconstruction_flops
 from ..mpo import MPO
 from .mpo_module import MPOModule
 
@@ -80,4 +80,4 @@ class MPOLinear(MPOModule):
         if self.uses_chain(x.numel() // self.in_features):
             y = chain_matmul(x, tensors, self.shape)
             return y if self.bias is None else y + self.bias
-        return F.linear(x, contract_to_matrix(tensors, self.shape, self.center), self.bias)
+        return F.linear(x, self.dense_weight(), self.bias)

@@ -22,6 +22,7 @@ class MPOModule(nn.Module):
         self.center = mpo.center
         self.forward_mode = forward_mode
         self.tensors = nn.ParameterList(nn.Parameter(t.detach().clone()) for t in mpo.tensors)
+        self._cached_weight: tuple[tuple, torch.Tensor] | None = None
 
     @property
     def central_tensor(self) -> nn.Parameter:
@@ -46,6 +47,21 @@ class MPOModule(nn.Module):
     def weight(self) -> torch.Tensor:
         """The full matrix, rebuilt from the local tensors (differentiable)."""
         return contract_to_matrix(list(self.tensors), self.shape, self.center)
+
+    def dense_weight(self) -> torch.Tensor:
+        """:attr:`weight` for the forward pass; without autograd it is cached.
+
+        Evaluation and inference rebuild the matrix once, not per batch. The
+        cache key holds each tensor's identity and in-place version counter,
+        so an optimizer step (or any edit) invalidates it.
+        """
+        if torch.is_grad_enabled():
+            self._cached_weight = None
+            return self.weight
+        key = tuple((t.data_ptr(), t._version, t.device, t.dtype) for t in self.tensors)
+        if self._cached_weight is None or self._cached_weight[0] != key:
+            self._cached_weight = (key, self.weight)
+        return self._cached_weight[1]
 
     def to_mpo(self) -> MPO:
         """The current tensors as a canonical :class:`~mpo_core.mpo.MPO` (spectra recomputed)."""

@@ -144,3 +144,22 @@ def test_cuda_layer_matches_dense(mode):
     y_ref, gx_ref = forward_backward(dense, x, grad_out)
     assert torch.allclose(y, y_ref, atol=1e-4) and torch.allclose(gx, gx_ref, atol=1e-4)
     assert layer.to_linear().weight.is_cuda
+
+
+def test_no_grad_forward_caches_the_weight_until_a_tensor_changes(monkeypatch):
+    import mpo_core.layers.mpo_module as module
+
+    layer = MPOLinear.from_linear(make_linear(48, 40), n=3, forward_mode="dense")
+    x = torch.randn(4, 40, dtype=torch.float64)
+    calls = []
+    original = module.contract_to_matrix
+    monkeypatch.setattr(module, "contract_to_matrix", lambda *a, **k: calls.append(1) or original(*a, **k))
+    with torch.no_grad():
+        first = layer(x)
+        assert torch.equal(layer(x), first) and len(calls) == 1  # rebuilt once
+        layer.tensors[0].mul_(2.0)  # like an optimizer step
+        changed = layer(x)
+    assert len(calls) == 2 and not torch.allclose(changed, first)
+    y = layer(x)  # with autograd: never cached, gradients flow
+    y.sum().backward()
+    assert layer.tensors[0].grad is not None and len(calls) == 3
