@@ -259,10 +259,7 @@ def query_weight():
     """A real 384 x 384 weight of the packaged MiniLM."""
     from mpo_core import load_weight_matrix
 
-    try:
-        return load_weight_matrix("encoder.layer.0.attention.self.query.weight")
-    except ImportError as exc:
-        pytest.skip(str(exc))
+    return load_weight_matrix("encoder.layer.0.attention.self.query.weight")
 
 
 def test_all_methods_on_a_real_weight(query_weight):
