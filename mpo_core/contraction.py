@@ -130,47 +130,78 @@ def row_digits(rows: torch.Tensor, out_factors: Sequence[int]) -> list[torch.Ten
     return digits[::-1]
 
 
+def _left_rows(rows_digits, tensors, shape, center, like) -> torch.Tensor:
+    """Per row, the left block ``T_0..T_{c-1}`` at the row's digits: ``(R, J_<c, d_{c-1})``."""
+    num = rows_digits[0].shape[0]
+    if center == 0:
+        return torch.ones(num, 1, 1, dtype=like.dtype, device=like.device)
+    d_left = tensors[center].shape[0]
+    left = _left_block(tensors, center)  # (a_0..a_{c-1}, d_{c-1})
+    left = left.reshape(*[f for k in range(center) for f in (shape.out_factors[k], shape.in_factors[k])], d_left)
+    order = list(range(0, 2 * center, 2)) + list(range(1, 2 * center, 2)) + [2 * center]
+    left = left.permute(order).reshape(math.prod(shape.out_factors[:center]), -1, d_left)
+    index = torch.zeros_like(rows_digits[0])
+    for k in range(center):
+        index = index * shape.out_factors[k] + rows_digits[k]
+    return left[index]
+
+
+def _right_rows(rows_digits, tensors, shape, center, like) -> torch.Tensor:
+    """Per row, the right block ``T_{c+1}..T_{n-1}`` at the row's digits: ``(R, d_c, J_>c)``."""
+    n, num = shape.n, rows_digits[0].shape[0]
+    if center == n - 1:
+        return torch.ones(num, 1, 1, dtype=like.dtype, device=like.device)
+    d_right = tensors[center].shape[-1]
+    right = _right_block(tensors, center + 1)  # (d_c, a_{c+1}..a_{n-1})
+    tail = [f for k in range(center + 1, n) for f in (shape.out_factors[k], shape.in_factors[k])]
+    m = len(tail) // 2
+    order = [0] + [1 + 2 * k for k in range(m)] + [2 + 2 * k for k in range(m)]
+    right = right.reshape(d_right, *tail).permute(order).reshape(d_right, math.prod(shape.out_factors[center + 1 :]), -1)
+    index = torch.zeros_like(rows_digits[0])
+    for k in range(center + 1, n):
+        index = index * shape.out_factors[k] + rows_digits[k]
+    return right[:, index].permute(1, 0, 2)
+
+
+def _core_first_from_right(shape: MPOShape, center: int, core_shape) -> bool:
+    """Whether contracting the central slice with the right rows first is cheaper (fewer flops)."""
+    d_left, _, j_c, d_right = core_shape
+    j_left = math.prod(shape.in_factors[:center])
+    j_right = math.prod(shape.in_factors[center + 1 :])
+    left_first = j_left * d_left * j_c * d_right + j_left * j_c * d_right * j_right
+    right_first = d_left * j_c * d_right * j_right + j_left * d_left * j_c * j_right
+    return right_first < left_first
+
+
 def gather_rows(rows: torch.Tensor, tensors: Tensors, shape: MPOShape, center: int | None = None) -> torch.Tensor:
     """Rows ``W[rows]`` of the MPO matrix, shape ``(len(rows), in_features)``.
 
-    Left and right blocks are contracted once (they are small); only the
-    central tensor is applied per row, grouped by the row's central digit.
+    Left and right blocks are contracted once (they are small) and picked per
+    row; the central tensor's slice ``C[:, i_c]`` is applied per group of rows
+    sharing ``i_c``, contracted first with whichever side has fewer columns.
     """
     center = shape.center if center is None else center
     digits = row_digits(rows, shape.out_factors)
-    n = shape.n
     core = tensors[center]  # (d_{c-1}, i_c, j_c, d_c)
     d_left, _, j_c, d_right = core.shape
-    num = rows.shape[0]
-    if center > 0:
-        left = _left_block(tensors, center)  # (a_0..a_{c-1}, d_{c-1})
-        left = left.reshape(*[f for k in range(center) for f in (shape.out_factors[k], shape.in_factors[k])], d_left)
-        order = list(range(0, 2 * center, 2)) + list(range(1, 2 * center, 2)) + [2 * center]
-        left = left.permute(order).reshape(math.prod(shape.out_factors[:center]), -1, d_left)
-        left_index = torch.zeros_like(rows)
-        for k in range(center):
-            left_index = left_index * shape.out_factors[k] + digits[k]
-        state = left[left_index]  # (R, J_<c, d_{c-1})
-    else:
-        state = torch.ones(num, 1, 1, dtype=core.dtype, device=core.device)
-    out = state.new_empty(num, state.shape[1], j_c, d_right)
+    left = _left_rows(digits, tensors, shape, center, core)  # (R, J_<c, d_{c-1})
+    right = _right_rows(digits, tensors, shape, center, core)  # (R, d_c, J_>c)
+    j_left, j_right = left.shape[1], right.shape[2]
+    from_right = _core_first_from_right(shape, center, core.shape)
+    out = core.new_empty(rows.shape[0], j_left, j_c, j_right)
     for value in torch.unique(digits[center]).tolist():
         sel = (digits[center] == value).nonzero(as_tuple=True)[0]
-        part = state[sel].reshape(-1, d_left) @ core[:, value].reshape(d_left, j_c * d_right)
-        out = out.index_put((sel,), part.reshape(sel.shape[0], -1, j_c, d_right))
-    state = out.reshape(num, -1, d_right)  # (R, J_<=c, d_c)
-    if center < n - 1:
-        right = _right_block(tensors, center + 1)  # (d_c, a_{c+1}..a_{n-1})
-        tail = [f for k in range(center + 1, n) for f in (shape.out_factors[k], shape.in_factors[k])]
-        right = right.reshape(d_right, *tail)
-        m = len(tail) // 2
-        order = [0] + [1 + 2 * k for k in range(m)] + [2 + 2 * k for k in range(m)]
-        right = right.permute(order).reshape(d_right, math.prod(shape.out_factors[center + 1 :]), -1)
-        right_index = torch.zeros_like(rows)
-        for k in range(center + 1, n):
-            right_index = right_index * shape.out_factors[k] + digits[k]
-        state = torch.bmm(state, right[:, right_index].permute(1, 0, 2))  # (R, J_<=c, J_>c)
-    return state.reshape(num, -1)[:, : shape.in_features]
+        slice_ = core[:, value]  # (d_{c-1}, j_c, d_c)
+        if from_right:  # C R first: (d_{c-1} j_c, d_c) @ (d_c, R' J_>c)
+            r = right[sel].permute(1, 0, 2).reshape(d_right, -1)
+            cr = (slice_.reshape(-1, d_right) @ r).reshape(d_left, j_c, sel.shape[0], j_right)
+            cr = cr.permute(2, 0, 1, 3).reshape(sel.shape[0], d_left, j_c * j_right)
+            part = torch.bmm(left[sel], cr)  # (R', J_<c, j_c J_>c)
+        else:  # L C first: (R' J_<c, d_{c-1}) @ (d_{c-1}, j_c d_c), then R
+            lc = left[sel].reshape(-1, d_left) @ slice_.reshape(d_left, j_c * d_right)
+            part = torch.bmm(lc.reshape(sel.shape[0], -1, d_right), right[sel])  # (R', J_<c j_c, J_>c)
+        out = out.index_put((sel,), part.reshape(sel.shape[0], j_left, j_c, j_right))
+    return out.reshape(rows.shape[0], -1)[:, : shape.in_features]
 
 
 def gather_rows_flops(num_rows: int, shape: MPOShape, bond_dims: Sequence[int], center: int | None = None) -> int:
@@ -180,8 +211,10 @@ def gather_rows_flops(num_rows: int, shape: MPOShape, bond_dims: Sequence[int], 
     j_left = math.prod(shape.in_factors[:center])
     j_upto = j_left * shape.in_factors[center]
     j_right = math.prod(shape.in_factors[center + 1 :])
-    per_row = 2 * j_left * d[center] * shape.in_factors[center] * d[center + 1]
-    per_row += 2 * j_upto * d[center + 1] * j_right
+    left_first = j_left * d[center] * shape.in_factors[center] * d[center + 1] + j_upto * d[center + 1] * j_right
+    right_first = (d[center] * shape.in_factors[center] * d[center + 1] * j_right
+                   + j_left * d[center] * shape.in_factors[center] * j_right)
+    per_row = 2 * min(left_first, right_first)
     a = shape.local_dims
     blocks = sum(2 * math.prod(a[:k]) * d[k] * a[k] * d[k + 1] for k in range(1, center))
     blocks += sum(2 * d[k] * a[k] * d[k + 1] * math.prod(a[k + 1 :]) for k in range(center + 1, shape.n - 1))
