@@ -17,7 +17,7 @@ import torch
 from .fine_tune_config import FineTuneConfig
 from .glue import get_task, load_glue_split, tokenize_split
 from .metrics import compute_glue_metrics
-from .parameter_count import count_parameters
+from .parameter_count import count_parameters, parameter_summary
 from .pretrained import default_model_path
 from .run_folder import CHECKPOINTS, RunFolder, is_main_process
 from .strategies import get_strategy
@@ -134,7 +134,7 @@ def fine_tune(config: FineTuneConfig, resume: bool = False, callbacks=()) -> dic
         data_collator=DataCollatorWithPadding(tokenizer), compute_metrics=_metrics_function(config.task),
         callbacks=[MetricsStreamCallback(run, model), *strategy.callbacks(), *callbacks],
     )
-    run.append_metrics({"kind": "start", "device": device, "precision": precision, **_counts(model)})
+    run.append_metrics({"kind": "start", "device": device, "precision": precision, **parameter_summary(model)})
     start = time.perf_counter()
     trainer.train(resume_from_checkpoint=True if resume and run.has_checkpoint() else None)
     seconds = time.perf_counter() - start
@@ -143,11 +143,6 @@ def fine_tune(config: FineTuneConfig, resume: bool = False, callbacks=()) -> dic
     run.write_json("results.json", results)
     run.append_metrics({"kind": "end", **{k: v for k, v in results.items() if np.isscalar(v)}})
     return results
-
-
-def _counts(model) -> dict:
-    count = count_parameters(model)
-    return {"trainable_params": count.trainable, "total_params": count.total}
 
 
 def _results(config, model, final, seconds, device, precision, num_train, num_dev) -> dict:

@@ -19,7 +19,7 @@ from torch import nn
 from .layers import MPOEmbedding, MPOLinear
 from .mpo import MPO
 from .shape import MPOShape
-from .surgery import _replace, mpo_modules
+from .surgery import replace_module, mpo_modules
 
 LAYERS_FILE = "mpo_layers.json"
 
@@ -92,7 +92,7 @@ def load_mpo_model(path: str | Path, model_class, **config_overrides) -> nn.Modu
     for name, entry in json.loads(layers_file.read_text()).items():
         if name not in modules:
             raise ValueError(f"{name} from {LAYERS_FILE} is not a module of {type(model).__name__}.")
-        _replace(model, modules[name], _empty_module(entry, dtype))
+        replace_module(model, modules[name], _empty_module(entry, dtype))
     weights = {}
     for file in sorted(path.glob("*.safetensors")):
         weights.update(load_file(str(file)))

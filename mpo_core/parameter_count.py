@@ -84,3 +84,9 @@ def count_parameters(model: nn.Module) -> ParameterCount:
             other.total += p.numel()
             other.trainable += p.numel() if p.requires_grad else 0
     return count
+
+
+def parameter_summary(model: nn.Module) -> dict:
+    """``{"trainable_params": #Pr, "total_params": #To}`` for logs and run records."""
+    count = count_parameters(model)
+    return {"trainable_params": count.trainable, "total_params": count.total}

@@ -1,7 +1,7 @@
 """Model surgery: swap a model's matrices for MPO layers, and contract them back.
 
 Surgery is declared as data, as in peft: a mapping from torch module type to
-the MPO layer that wraps it, plus one ``_replace`` that rewires every parent
+the MPO layer that wraps it, plus one ``replace_module`` that rewires every parent
 that references a module (so ALBERT's cross-layer sharing survives: one
 shared matrix becomes one shared MPO module).
 """
@@ -32,7 +32,7 @@ class Replacement:
     params_after: int
 
 
-def _replace(model: nn.Module, old: nn.Module, new: nn.Module) -> int:
+def replace_module(model: nn.Module, old: nn.Module, new: nn.Module) -> int:
     """Point every attribute that holds ``old`` at ``new``; returns how many were rewired."""
     count = 0
     for parent in model.modules():
@@ -74,7 +74,7 @@ def apply_mpo(model: nn.Module, config: MPOConfig | None = None, progress: bool 
         old = modules[name]
         new = TO_MPO[type(old)](old, **config.target(group))
         new.group = group
-        _replace(model, old, new)
+        replace_module(model, old, new)
         report.append(Replacement(
             name, group, tuple(old.weight.shape), new.bond_dims,
             old.weight.numel(), sum(t.numel() for t in new.tensors),
@@ -90,7 +90,7 @@ def merge_mpo(model: nn.Module) -> int:
     """
     mpo_modules = {id(m): m for m in model.modules() if type(m) in TO_DENSE}
     for module in mpo_modules.values():
-        _replace(model, module, TO_DENSE[type(module)](module))
+        replace_module(model, module, TO_DENSE[type(module)](module))
     return len(mpo_modules)
 
 

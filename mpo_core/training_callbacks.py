@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from transformers import TrainerCallback
 
-from .parameter_count import count_parameters
+from .parameter_count import parameter_summary
 from .run_folder import RunFolder
 
 
@@ -14,11 +14,7 @@ class MetricsStreamCallback(TrainerCallback):
         self.run = run
         self.model = model
 
-    def _counts(self) -> dict:
-        count = count_parameters(self.model)
-        return {"trainable_params": count.trainable, "total_params": count.total}
-
     def on_log(self, args, state, control, logs=None, **kwargs):
         if logs and state.is_world_process_zero:
             kind = "eval" if any(k.startswith("eval_") for k in logs) else "train"
-            self.run.append_metrics({"kind": kind, "step": state.global_step, "epoch": state.epoch, **logs, **self._counts()})
+            self.run.append_metrics({"kind": kind, "step": state.global_step, "epoch": state.epoch, **logs, **parameter_summary(self.model)})

@@ -6,7 +6,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from ..compress import compress_matrix
-from ..contraction import contract_to_matrix, gather_rows, gather_rows_flops, reconstruction_flops
+from ..contraction import gather_rows, gather_rows_flops, reconstruction_flops
 from ..mpo import MPO
 from .mpo_module import MPOModule
 
@@ -75,11 +75,9 @@ class MPOEmbedding(MPOModule):
         tensors = list(self.tensors)
         flat = ids.reshape(-1).long()
         unique, inverse = torch.unique(flat, return_inverse=True)
-        if self._cached_weight is not None and not torch.is_grad_enabled():
-            return F.embedding(ids, self.dense_weight(), self.padding_idx)  # a cached table costs nothing
-        if not self.uses_rows(unique.numel()):
-            table = self.dense_weight() if not torch.is_grad_enabled() else contract_to_matrix(tensors, self.shape, self.center)
-            return F.embedding(ids, table, self.padding_idx)
+        cached = not torch.is_grad_enabled() and self.has_cached_weight()
+        if cached or not self.uses_rows(unique.numel()):
+            return F.embedding(ids, self.dense_weight(), self.padding_idx)  # without autograd the table is cached
         if unique.numel() and (unique[0] < 0 or unique[-1] >= self.num_embeddings):
             raise IndexError(f"embedding ids must be in 0..{self.num_embeddings - 1}.")
         rows = gather_rows(unique, tensors, self.shape, self.center)

@@ -58,10 +58,16 @@ class MPOModule(nn.Module):
         if torch.is_grad_enabled():
             self._cached_weight = None
             return self.weight
-        key = tuple((t.data_ptr(), t._version, t.device, t.dtype) for t in self.tensors)
-        if self._cached_weight is None or self._cached_weight[0] != key:
-            self._cached_weight = (key, self.weight)
+        if not self.has_cached_weight():
+            self._cached_weight = (self._cache_key(), self.weight)
         return self._cached_weight[1]
+
+    def _cache_key(self) -> tuple:
+        return tuple((t.data_ptr(), t._version, t.device, t.dtype) for t in self.tensors)
+
+    def has_cached_weight(self) -> bool:
+        """Whether a rebuilt matrix is cached and still matches the tensors."""
+        return self._cached_weight is not None and self._cached_weight[0] == self._cache_key()
 
     def to_mpo(self) -> MPO:
         """The current tensors as a canonical :class:`~mpo_core.mpo.MPO` (spectra recomputed)."""

@@ -3,6 +3,7 @@ import torch
 from torch import nn
 
 import mpo_core.layers.mpo_embedding as embedding_module
+import mpo_core.layers.mpo_module as mpo_module
 from mpo_core import MPOEmbedding
 
 from ...conftest import cuda
@@ -38,7 +39,7 @@ def test_few_ids_never_build_the_table(monkeypatch):
     def fail(*args, **kwargs):
         raise AssertionError("the full table was built for a few ids")
 
-    monkeypatch.setattr(embedding_module, "contract_to_matrix", fail)
+    monkeypatch.setattr(mpo_module, "contract_to_matrix", fail)
     out = layer(torch.tensor([1, 30521, 7]))
     assert out.shape == (3, 48)
 
@@ -78,3 +79,17 @@ def test_cuda_embedding():
     layer = MPOEmbedding.from_embedding(dense, forward_mode="chain")
     ids = torch.tensor([[1, 2, 299]], device="cuda")
     assert torch.allclose(layer(ids), dense(ids), atol=1e-4)
+
+
+def test_no_grad_lookups_of_few_ids_do_not_build_the_table_but_reuse_a_cached_one(monkeypatch):
+    layer = MPOEmbedding.from_embedding(make_embedding(30522, 48, dtype=torch.float32))
+    with torch.no_grad():
+        few = layer(torch.tensor([1, 2]))  # rows path: no table
+        assert not layer.has_cached_weight()
+        layer.forward_mode = "dense"
+        table_rows = layer(torch.tensor([1, 2]))  # builds and caches the table
+        assert layer.has_cached_weight()
+        layer.forward_mode = "auto"
+        monkeypatch.setattr(embedding_module, "gather_rows", lambda *a, **k: (_ for _ in ()).throw(AssertionError))
+        assert torch.allclose(layer(torch.tensor([1, 2])), few, atol=1e-5)  # served from the cache
+    assert torch.allclose(table_rows, few, atol=1e-5)
