@@ -23,6 +23,20 @@ def _finetune_parser(sub) -> None:
     p.add_argument("--k", type=int, help="last_k: number of last layers to train")
     p.add_argument("--compression-ratio", type=float, help="mpo_lfa: Eq. (5) target for every matrix")
     p.add_argument("--groups", help="comma-separated matrix groups for MPO strategies")
+    squeeze = p.add_argument_group("mpop / mpop_dir (dimension squeezing)")
+    squeeze.add_argument("--delta", type=float, help="mpop: largest allowed |p - p~| of the metric")
+    squeeze.add_argument("--squeeze-steps", type=int, help="mpop: step budget of Algorithm 2")
+    squeeze.add_argument("--step-size", type=_step_size, help="mpop: bond cut per step (int, or fraction < 1)")
+    squeeze.add_argument("--lfa-steps", type=int, help="mpop: lightweight fine-tuning steps before squeezing")
+    squeeze.add_argument("--tune-steps", type=int, help="mpop: fine-tuning steps after each cut")
+    squeeze.add_argument("--squeeze-metric", dest="metric", help="mpop: metric p (default: the task's)")
+    squeeze.add_argument("--bond-dims-from", help="mpop_dir: a finished mpop run folder whose bond dims to use")
+    opf = p.add_argument_group("opf (over-parameterized fine-tuning)")
+    opf.add_argument("--growth", type=float, help="opf: parameter growth of each selected matrix (>= 1)")
+    opf.add_argument("--selection", choices=("static", "dynamic"), help="opf: Fisher selection strategy")
+    opf.add_argument("--top-n", type=int, help="opf: matrices per group to over-parameterize")
+    opf.add_argument("--stages", type=int, help="opf dynamic: number of selection stages")
+    opf.add_argument("--fisher-batches", type=int, help="opf: training batches for the Fisher scores")
     for name in ("num_hidden_layers", "max_train_examples", "max_eval_examples"):
         p.add_argument("--" + name.replace("_", "-"), type=int)
     for name in ("max_length", "seed", "max_steps", "batch_size", "eval_batch_size", "warmup_steps",
@@ -37,16 +51,25 @@ def _finetune_parser(sub) -> None:
     p.add_argument("--resume", action="store_true", help="continue an interrupted run from its last checkpoint")
 
 
+STRATEGY_OPTIONS = ("k", "compression_ratio", "delta", "squeeze_steps", "step_size", "lfa_steps", "tune_steps",
+                    "metric", "bond_dims_from", "growth", "selection", "top_n", "stages", "fisher_batches")
+
+
+def _step_size(text: str) -> int | float:
+    value = float(text)
+    return int(value) if value.is_integer() else value
+
+
 def config_from_args(args) -> FineTuneConfig:
-    options = {}
-    if args.k is not None:
-        options["k"] = args.k
-    if args.compression_ratio is not None:
-        options["compression_ratio"] = args.compression_ratio
+    options = {name: getattr(args, name) for name in STRATEGY_OPTIONS if getattr(args, name, None) is not None}
     if args.groups:
         from .mpo_config import MPOConfig
 
-        options["mpo_config"] = MPOConfig(groups=tuple(args.groups.split(",")))
+        groups = tuple(args.groups.split(","))
+        if args.strategy == "opf":
+            options["groups"] = groups
+        else:
+            options["mpo_config"] = MPOConfig(groups=groups)
     fields = {k: v for k, v in vars(args).items() if k in FineTuneConfig.__dataclass_fields__}
     return FineTuneConfig(**fields, strategy_options=options)
 

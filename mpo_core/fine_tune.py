@@ -74,10 +74,11 @@ def load_data(config: FineTuneConfig, tokenizer):
     return tokenize_split(train, tokenizer, config.max_length), tokenize_split(dev, tokenizer, config.max_length)
 
 
-def training_arguments(config: FineTuneConfig, run: RunFolder, device: str, precision: str):
+def training_arguments(config: FineTuneConfig, run: RunFolder, device: str, precision: str, overrides=None):
+    """``TrainingArguments`` of a run; a strategy's ``overrides`` (e.g. its step count) win."""
     from transformers import TrainingArguments
 
-    return TrainingArguments(
+    arguments = dict(
         output_dir=str(run.path / CHECKPOINTS),
         num_train_epochs=config.epochs, max_steps=config.max_steps,
         per_device_train_batch_size=config.batch_size, per_device_eval_batch_size=config.eval_batch_size,
@@ -87,8 +88,10 @@ def training_arguments(config: FineTuneConfig, run: RunFolder, device: str, prec
         save_strategy="steps", save_steps=config.save_steps, save_total_limit=2,
         seed=config.seed, data_seed=config.seed, report_to="none",
         use_cpu=device == "cpu", bf16=precision == "bf16", fp16=precision == "fp16",
-        dataloader_num_workers=0,
+        dataloader_num_workers=0, lr_scheduler_type=config.lr_scheduler_type,
     )
+    arguments.update(overrides or {})
+    return TrainingArguments(**arguments)
 
 
 def _metrics_function(task: str):
@@ -124,22 +127,28 @@ def fine_tune(config: FineTuneConfig, resume: bool = False, callbacks=()) -> dic
     model, tokenizer = load_model_and_tokenizer(config)
     train, dev = load_data(config, tokenizer)  # bad input fails here, before a run folder exists
     strategy = get_strategy(config.strategy, **config.strategy_options)
+    strategy.bind(config)
     strategy.prepare(model)
     run = RunFolder(run_path, resume=resume)
     if not resume:
         run.write_json("config.json", config.to_dict())
+    elif not strategy.uses_trainer_checkpoints:
+        strategy.restore(model, run)
     trainer = Trainer(
-        model=model, args=training_arguments(config, run, device, precision),
+        model=model, args=training_arguments(config, run, device, precision, strategy.training_overrides()),
         train_dataset=train, eval_dataset=dev, processing_class=tokenizer,
         data_collator=DataCollatorWithPadding(tokenizer), compute_metrics=_metrics_function(config.task),
-        callbacks=[MetricsStreamCallback(run, model), *strategy.callbacks(), *callbacks],
+        callbacks=[MetricsStreamCallback(run, model), *strategy.callbacks(run), *callbacks],
     )
     run.append_metrics({"kind": "start", "device": device, "precision": precision, **parameter_summary(model)})
     start = time.perf_counter()
-    trainer.train(resume_from_checkpoint=True if resume and run.has_checkpoint() else None)
+    from_checkpoint = resume and strategy.uses_trainer_checkpoints and run.has_checkpoint()
+    trainer.train(resume_from_checkpoint=True if from_checkpoint else None)
+    strategy.finish(trainer.model, run)
     seconds = time.perf_counter() - start
     final = trainer.evaluate()
-    results = _results(config, model, final, seconds, device, precision, len(train), len(dev))
+    results = _results(config, trainer.model, final, seconds, device, precision, len(train), len(dev))
+    results.update(strategy.results())
     run.write_json("results.json", results)
     run.append_metrics({"kind": "end", **{k: v for k, v in results.items() if np.isscalar(v)}})
     return results

@@ -29,6 +29,8 @@ class FineTuneConfig:
     seed: Seed of subsets, initialization and data order.
     epochs, max_steps: Training length (``max_steps > 0`` overrides epochs).
     batch_size, eval_batch_size, learning_rate, weight_decay, warmup_steps: Optimization.
+    lr_scheduler_type: transformers scheduler name (``"linear"``, ``"constant_with_warmup"``, ...);
+        a strategy may override it (squeezing trains at a constant rate).
     eval_steps, logging_steps, save_steps: Evaluation, logging and checkpoint intervals (steps).
     device: ``"auto"`` (GPU when present), ``"cpu"`` or ``"cuda"``.
     precision: ``"auto"`` (bf16/fp16 autocast on GPU, fp32 on CPU) or explicit.
@@ -54,6 +56,7 @@ class FineTuneConfig:
     learning_rate: float = 2e-5
     weight_decay: float = 0.01
     warmup_steps: int = 0
+    lr_scheduler_type: str = "linear"
     eval_steps: int = 100
     logging_steps: int = 10
     save_steps: int = 100
@@ -75,6 +78,11 @@ class FineTuneConfig:
             raise ValueError(f"learning_rate must be > 0, got {self.learning_rate}.")
         if self.max_steps <= 0 and not self.epochs > 0:
             raise ValueError("give epochs > 0 or max_steps > 0.")
+        from transformers import SchedulerType
+
+        schedulers = [t.value for t in SchedulerType]
+        if self.lr_scheduler_type not in schedulers:
+            raise ValueError(f"lr_scheduler_type must be one of {schedulers}, got {self.lr_scheduler_type!r}.")
         if self.device not in DEVICES:
             raise ValueError(f"device must be one of {DEVICES}, got {self.device!r}.")
         if self.precision not in PRECISIONS:

@@ -74,9 +74,29 @@ class Strategy:
             p.requires_grad_(True)
         return model
 
-    def callbacks(self) -> list:
-        """Trainer callbacks the strategy needs (bond changes come in later strategies)."""
+    def bind(self, config) -> None:
+        """See the run's :class:`~mpo_core.fine_tune_config.FineTuneConfig` (e.g. its task's metric)."""
+
+    def callbacks(self, run=None) -> list:
+        """Trainer callbacks the strategy needs (bond changes, matrix selection); ``run`` is the run folder."""
         return []
+
+    def training_overrides(self) -> dict:
+        """``TrainingArguments`` the strategy needs to set (e.g. the number of steps squeezing takes)."""
+        return {}
+
+    #: Whether an interrupted run resumes from the Trainer's checkpoints (else :meth:`restore` does it).
+    uses_trainer_checkpoints: bool = field(default=True, init=False, repr=False)
+
+    def restore(self, model: nn.Module, run) -> None:
+        """Bring a prepared model back to the state saved in ``run`` (resuming without Trainer checkpoints)."""
+
+    def finish(self, model: nn.Module, run=None) -> None:
+        """Called once after training, before the final evaluation (e.g. contract MPOs back to dense)."""
+
+    def results(self) -> dict:
+        """Extra entries for the run's ``results.json``."""
+        return {}
 
 
 @dataclass
@@ -145,6 +165,23 @@ STRATEGIES: dict[str, Callable[..., Strategy]] = {
         name="mpo_lfa", description="truncated MPO; only auxiliary tensors and the head train",
         mpo_config=_lfa_config(mpo_config, bond_dims, compression_ratio), lightweight=True),
 }
+
+
+def _lazy(module: str, factory: str) -> Callable[..., Strategy]:
+    """A factory living in a module that imports this one (squeezing, OPF)."""
+    def make(**options) -> Strategy:
+        import importlib
+
+        return getattr(importlib.import_module(f"mpo_core.{module}"), factory)(**options)
+
+    return make
+
+
+STRATEGIES.update({
+    "mpop": _lazy("squeeze_strategy", "make_mpop"),
+    "mpop_dir": _lazy("squeeze_strategy", "make_mpop_dir"),
+    "opf": _lazy("opf", "make_opf"),
+})
 
 
 def _full_bonds(mpo_config: MPOConfig | None) -> MPOConfig:

@@ -48,11 +48,15 @@ def _selected(name: str, config: MPOConfig) -> bool:
     return config.layers is None or index is None or index in config.layers
 
 
-def apply_mpo(model: nn.Module, config: MPOConfig | None = None, progress: bool = True) -> list[Replacement]:
+def apply_mpo(
+    model: nn.Module, config: MPOConfig | None = None, progress: bool = True, names=None,
+) -> list[Replacement]:
     """Replace the configured matrices of ``model`` by MPO layers, in place.
 
     Full bonds (no ``bond_dims``/``compression_ratio``) are lossless: the
-    model's outputs do not change beyond rounding. Returns what was replaced.
+    model's outputs do not change beyond rounding. ``names`` restricts the
+    surgery to these module names (e.g. the matrices OPF selected). Returns
+    what was replaced.
 
     Raises
     ------
@@ -61,6 +65,11 @@ def apply_mpo(model: nn.Module, config: MPOConfig | None = None, progress: bool 
     """
     config = config or MPOConfig()
     targets = {name: group for name, group in find_matrices(model, config.groups).items() if _selected(name, config)}
+    if names is not None:
+        unknown = sorted(set(names) - set(targets))
+        if unknown:
+            raise ValueError(f"not supported matrices of groups {config.groups}: {unknown}.")
+        targets = {name: group for name, group in targets.items() if name in set(names)}
     modules = dict(model.named_modules())
     pending = {n: g for n, g in targets.items() if type(modules[n]) in TO_MPO}
     if not targets:

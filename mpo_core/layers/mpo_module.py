@@ -7,6 +7,7 @@ from torch import nn
 from ..canonical import canonicalize
 from ..contraction import contract_to_matrix
 from ..mpo import MPO
+from ..truncation import Truncation, truncate
 
 FORWARD_MODES = ("auto", "dense", "chain")
 
@@ -73,6 +74,32 @@ class MPOModule(nn.Module):
         """The current tensors as a canonical :class:`~mpo_core.mpo.MPO` (spectra recomputed)."""
         tensors, values = canonicalize(list(self.tensors), self.center)
         return MPO(tensors, self.shape, values, self.center)
+
+    def load_tensors_(self, tensors) -> "MPOModule":
+        """Replace the local tensors' values in place, shapes included.
+
+        The ``nn.Parameter`` objects (and their ``requires_grad``) stay, so
+        references held elsewhere (an optimizer) remain valid; optimizer
+        state of a tensor whose shape changed must be reset by the caller.
+        """
+        tensors = list(tensors)
+        if len(tensors) != len(self.tensors):
+            raise ValueError(f"expected {len(self.tensors)} local tensors, got {len(tensors)}.")
+        for param, value in zip(self.tensors, tensors):
+            param.data = value.detach().to(device=param.device, dtype=param.dtype).clone()
+        self._cached_weight = None
+        return self
+
+    def truncate_(self, bond_dims) -> Truncation:
+        """Cut the bonds to ``bond_dims`` in place (dimension squeezing's step).
+
+        The current tensors (trained or not) are brought to canonical form,
+        so the cut is the optimal one for the matrix they represent now, and
+        the returned :class:`~mpo_core.truncation.Truncation` bounds its error.
+        """
+        result = truncate(self.to_mpo(), bond_dims)
+        self.load_tensors_(result.mpo.tensors)
+        return result
 
     def extra_repr(self) -> str:
         s = self.shape
