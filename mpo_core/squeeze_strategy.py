@@ -67,6 +67,16 @@ def reset_optimizer_state(optimizer, params) -> None:
         state.pop(p, None)
 
 
+def scale_learning_rate(optimizer, lr_scheduler, scale: float) -> None:
+    """Multiply the learning rate of every group from now on (the scheduler's base rates too)."""
+    scheduler = getattr(lr_scheduler, "scheduler", lr_scheduler)
+    if scheduler is not None and hasattr(scheduler, "base_lrs"):
+        scheduler.base_lrs = [lr * scale for lr in scheduler.base_lrs]
+    if optimizer is not None:
+        for group in _inner(optimizer).param_groups:
+            group["lr"] *= scale
+
+
 def _check_positive_int(name, value, minimum=1):
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
         raise ValueError(f"{name} must be an int >= {minimum}, got {value!r}.")
@@ -88,6 +98,9 @@ class MPOPStrategy(MPOStrategy):
     metric: Metric ``p`` (``None`` = the task's paper metric).
     stop_on: ``"change"`` (``|p - p~| > delta``, the paper) or ``"drop"`` (only ``p - p~ > delta``;
         for loss-like metrics where lower is better use ``"change"``).
+    tune_lr_scale: Learning rate while squeezing, as a fraction of the run's. The few steps
+        after a cut only repair it; at the full rate their own noise can move the metric by more
+        than delta (MPOP's reference code also trains auxiliary tensors at a smaller rate).
     """
 
     name: str = "mpop"
@@ -102,6 +115,7 @@ class MPOPStrategy(MPOStrategy):
     error: str = "relative"
     metric: str | None = None
     stop_on: str = "change"
+    tune_lr_scale: float = 0.1
     uses_trainer_checkpoints: bool = field(default=False, init=False, repr=False)
     state: SqueezeState = field(default_factory=SqueezeState, init=False, repr=False)
 
@@ -116,6 +130,9 @@ class MPOPStrategy(MPOStrategy):
             raise ValueError(f"bonds must be one of {BOND_CHOICES}, got {self.bonds!r}.")
         if self.error not in ERROR_KINDS:
             raise ValueError(f"error must be one of {ERROR_KINDS}, got {self.error!r}.")
+        if isinstance(self.tune_lr_scale, bool) or not isinstance(self.tune_lr_scale, (int, float)) \
+                or not 0 < self.tune_lr_scale <= 1:
+            raise ValueError(f"tune_lr_scale must be in (0, 1], got {self.tune_lr_scale!r}.")
         if self.stop_on not in STOP_ON:
             raise ValueError(f"stop_on must be one of {STOP_ON}, got {self.stop_on!r}.")
         if self.mpo_config.bond_dims or self.mpo_config.compression_ratio:
@@ -186,6 +203,7 @@ class SqueezeCallback(TrainerCallback):
         self.first_step = 0
         self.eval_at: int | None = None
         self.pending = None
+        self.lr_scaled = False
 
     @property
     def state(self) -> SqueezeState:
@@ -207,7 +225,12 @@ class SqueezeCallback(TrainerCallback):
         (path / f".{WEIGHTS_FILE}.tmp").replace(path / WEIGHTS_FILE)
         self.run.write_json(STATE_FILE, asdict(self.state))
 
-    def on_train_begin(self, args, state, control, model=None, optimizer=None, **kwargs):
+    def _enter_squeeze(self, optimizer, lr_scheduler) -> None:
+        if not self.lr_scaled:
+            scale_learning_rate(optimizer, lr_scheduler, self.strategy.tune_lr_scale)
+            self.lr_scaled = True
+
+    def on_train_begin(self, args, state, control, model=None, optimizer=None, lr_scheduler=None, **kwargs):
         if args.world_size > 1:
             raise ValueError("mpop changes tensor shapes during training; run it on one device (no torchrun/DDP).")
         self.first_step = state.global_step
@@ -215,6 +238,7 @@ class SqueezeCallback(TrainerCallback):
             self.eval_at = self.first_step + self.strategy.lfa_steps
         else:  # resumed after an accepted step: the model is that step's, cut again
             self.accepted = snapshot(model)
+            self._enter_squeeze(optimizer, lr_scheduler)
             self._cut(model, optimizer, state, control)
         return control
 
@@ -223,7 +247,8 @@ class SqueezeCallback(TrainerCallback):
             control.should_evaluate = True
         return control
 
-    def on_evaluate(self, args, state, control, metrics=None, model=None, optimizer=None, **kwargs):
+    def on_evaluate(self, args, state, control, metrics=None, model=None, optimizer=None, lr_scheduler=None,
+                    **kwargs):
         if self.eval_at is None or state.global_step < self.eval_at:
             return control  # an evaluation someone else asked for
         self.eval_at = None
@@ -236,9 +261,22 @@ class SqueezeCallback(TrainerCallback):
             self.state.phase = "tune"
             self._log("baseline", model, step=state.global_step, metric=self.strategy.metric, p=value)
             self._save(model)
+            self._enter_squeeze(optimizer, lr_scheduler)
             self._cut(model, optimizer, state, control)
         else:
             self._judge(value, model, optimizer, state, control)
+        return control
+
+    def on_train_end(self, args, state, control, model=None, optimizer=None, **kwargs):
+        """Training stopped from outside (a stop button, the step limit): never keep an unjudged cut."""
+        if self.state.phase == "done":
+            return control
+        if self.state.phase == "lfa":
+            reason = "training ended during lightweight fine-tuning, before squeezing"
+        else:
+            load_parameters(model, self.accepted)
+            reason = "training ended before the last cut was evaluated; it was undone"
+        self._stop(model, control, reason)
         return control
 
     def _within(self, value: float) -> bool:

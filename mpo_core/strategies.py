@@ -10,7 +10,19 @@ surgery it needs and sets ``requires_grad`` by walking modules with
 ``mpo_full``          full-bond MPO everywhere, all tensors train (Table 3)
 ``mpo_full_lfa``      full-bond MPO, only auxiliary tensors + head train
 ``mpo_lfa``           truncated MPO (bond dims or ratio), auxiliary + head
+``mpop``              LFA, then dimension squeezing (MPOP Algorithm 2;
+                      :mod:`mpo_core.squeeze_strategy`)
+``mpop_dir``          truncate straight to given per-layer bonds, then LFA
+``opf``               over-parameterized fine-tuning: Fisher-selected
+                      matrices become larger lossless MPOs while training,
+                      merged back to dense at the end (:mod:`mpo_core.opf`)
 ====================  =====================================================
+
+Hooks, all optional: :meth:`Strategy.bind` (see the run config),
+:meth:`~Strategy.prepare`, :meth:`~Strategy.callbacks` (Trainer callbacks that
+change bonds or selections during training), :meth:`~Strategy.training_overrides`,
+:meth:`~Strategy.restore` (resume without Trainer checkpoints),
+:meth:`~Strategy.finish` (after training) and :meth:`~Strategy.results`.
 
 "Head" is what the task adds on top of the pre-trained encoder (classifier,
 pre-classifier) plus the pooler that feeds it.

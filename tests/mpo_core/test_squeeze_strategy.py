@@ -54,6 +54,8 @@ def test_mpop_squeezes_logs_every_step_and_stops_by_budget(tmp_path):
         last[key] = s["after"]
         assert results["bond_dims"][s["matrix"]][s["bond"]] <= s["after"]
     assert results["trainable_params"] < 0.10 * results["total_params"]
+    rates = {r["step"]: r["learning_rate"] for r in read_metrics(run) if "learning_rate" in r}
+    assert rates[3] == pytest.approx(1e-3) and rates[6] == pytest.approx(1e-4)  # squeezing tunes at 0.1x
 
 
 def test_mpop_stops_by_delta_and_keeps_the_last_model_within_it(tmp_path):
@@ -105,6 +107,7 @@ def test_mpop_dir_reaches_the_same_final_bond_dims(tmp_path):
 @pytest.mark.parametrize("options, message", [
     ({"delta": 0}, "delta"), ({"delta": -0.1}, "delta"), ({"squeeze_steps": 0}, "squeeze_steps"),
     ({"tune_steps": 0}, "tune_steps"), ({"step_size": 0}, "step_size"), ({"stop_on": "up"}, "stop_on"),
+    ({"tune_lr_scale": 0}, "tune_lr_scale"), ({"tune_lr_scale": 2}, "tune_lr_scale"),
     ({"mpo_config": MPOConfig(compression_ratio=0.5)}, "full bonds"),
 ])
 def test_bad_squeeze_options_are_clear_errors(options, message):
@@ -128,3 +131,22 @@ def test_mpop_defaults_come_from_one_place():
     strategy = make_mpop()
     assert strategy.lightweight and strategy.name == "mpop" and strategy.training_overrides()["max_steps"] == (
         strategy.lfa_steps + strategy.squeeze_steps * strategy.tune_steps)
+
+
+class StopButton(TrainerCallback):
+    def __init__(self, at):
+        self.at = at
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if state.global_step == self.at:
+            control.should_training_stop = True
+        return control
+
+
+def test_a_stop_from_outside_undoes_the_unjudged_cut(tmp_path):
+    config = tiny_run(tmp_path)
+    results = fine_tune(config, callbacks=[StopButton(6)])  # cut 2 made at step 5, not yet evaluated
+    run = tmp_path / config.run_name
+    accepted = squeeze_events(run, "step")[-1]
+    assert results["squeeze"]["steps_accepted"] == 1 and "undone" in results["squeeze"]["stop_reason"]
+    assert results["total_params"] == accepted["total_params"]
