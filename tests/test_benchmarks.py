@@ -11,6 +11,7 @@ ROOT = Path(__file__).resolve().parents[1]
 @pytest.mark.parametrize("script, headings", [
     ("bench_engine.py", ("1. Full-bond decomposition", "2. Slider path", "3. MPOLinear vs nn.Linear")),
     ("bench_finetune.py", ("1. mpo_full_lfa vs full", "2. merged model inference latency", "3. examples/s")),
+    ("bench_methods.py", ("1. mpop (LFA + dimension squeezing)", "2. opf (", "3. opf merged model")),
 ])
 def test_benchmark_quick_mode_runs(script, headings):
     result = subprocess.run(
