@@ -20,6 +20,15 @@ Model surgery on Hugging Face encoders (BERT, ALBERT, DistilBERT, MobileBERT, MP
     surgery.py          apply_mpo / merge_mpo
     parameter_count.py  #Pr / #To per group, central vs auxiliary
     mpo_checkpoint.py   save_mpo_model / load_mpo_model (safetensors)
+
+The papers' methods, beside the pure math they need::
+
+    squeeze.py          which bond to cut next and cutting it (MPOP Algorithm 2, lines 4-5)
+    growth.py           factors for a lossless MPO with a chosen parameter growth (OPF)
+    fisher.py           Fisher-information scores and top-N selection per group (OPF)
+
+Training (strategies.py, squeeze_strategy.py, opf.py, fine_tune.py) is
+imported from its own modules: it needs transformers' Trainer.
 """
 from .canonical import canonicalize
 from .compress import compress_matrix
@@ -28,12 +37,14 @@ from .contraction import chain_matmul, contract_to_matrix, gather_rows
 from .decomposition import decompose, sequential_svd
 from .entropy import entanglement_entropy, entropy_of_spectrum
 from .layers import MPOEmbedding, MPOLinear
+from .growth import growth_of, plan_growth_factors
 from .glue import GLUE_TASKS, GlueSplit, GlueTask, get_task, glue_file, load_glue_split, subset_indices, tokenize_split
 from .mpo import MPO
 from .mpo_checkpoint import load_mpo_model, save_mpo_model
 from .mpo_config import MPOConfig
 from .parameter_count import ParameterCount, count_parameters
 from .shape import MPOShape, full_bond_dims, matricize, plan_factors, plan_shape, tensorize
+from .squeeze import SqueezeMove, all_moves, apply_move, best_move
 from .surgery import Replacement, apply_mpo, merge_mpo, mpo_modules
 from .truncation import Truncation, bond_dims_for_error, bond_dims_for_ratio, truncate
 from .pretrained import default_model_path, list_weight_matrices, load_weight_matrix
@@ -42,6 +53,7 @@ from .truncation_error import frobenius_error, local_truncation_errors, truncati
 _LAZY = {
     "error_vs_ratio": "baselines", "cpd_approximation": "baselines", "tucker_approximation": "baselines",
     "mpo_approximation": "baselines", "svd_approximation": "baselines", "compute_glue_metrics": "metrics",
+    "fisher_scores": "fisher", "select_top": "fisher",
 }
 
 
@@ -68,5 +80,7 @@ __all__ = [
     "count_parameters", "ParameterCount", "save_mpo_model", "load_mpo_model",
     "GLUE_TASKS", "GlueTask", "GlueSplit", "get_task", "load_glue_split", "tokenize_split",
     "glue_file", "subset_indices", "compute_glue_metrics",
+    "SqueezeMove", "all_moves", "best_move", "apply_move", "plan_growth_factors", "growth_of",
+    "fisher_scores", "select_top",
     "error_vs_ratio", "cpd_approximation", "tucker_approximation", "mpo_approximation", "svd_approximation",
 ]
