@@ -40,3 +40,26 @@ def test_arguments_map_to_the_config():
                               batch_size=16, runs_dir="r", seed=3)
     config = config_from_args(args)
     assert config.strategy_options == {"k": 2} and config.batch_size == 16 and config.seed == 3
+
+
+def test_method_options_map_to_strategy_options():
+    import argparse
+
+    from mpo_core.cli import _finetune_parser
+
+    parser = argparse.ArgumentParser()
+    _finetune_parser(parser.add_subparsers(dest="command"))
+    args = parser.parse_args(["finetune", "--task", "sst2", "--strategy", "mpop", "--delta", "0.02",
+                              "--squeeze-steps", "5", "--step-size", "0.1", "--lfa-steps", "7", "--tune-steps", "3",
+                              "--squeeze-metric", "loss", "--groups", "query,ffn_in"])
+    config = config_from_args(args)
+    options = dict(config.strategy_options)
+    assert options.pop("mpo_config").groups == ("query", "ffn_in")
+    assert options == {"delta": 0.02, "squeeze_steps": 5, "step_size": 0.1, "lfa_steps": 7, "tune_steps": 3,
+                       "metric": "loss"}
+    args = parser.parse_args(["finetune", "--task", "rte", "--strategy", "opf", "--growth", "9", "--top-n", "3",
+                              "--selection", "dynamic", "--stages", "3", "--groups", "ffn_in,ffn_out",
+                              "--step-size", "8"])
+    options = config_from_args(args).strategy_options
+    assert options == {"growth": 9.0, "top_n": 3, "selection": "dynamic", "stages": 3, "step_size": 8,
+                       "groups": ("ffn_in", "ffn_out")}
