@@ -15,7 +15,8 @@ RUN_COLUMNS = ("run_name", "task", "strategy", "metric", "score", "trainable_mil
 def _finetune_parser(sub) -> None:
     p = sub.add_parser("finetune", help="fine-tune a model on a GLUE task with a strategy")
     defaults = FineTuneConfig()
-    p.add_argument("--task", required=True, help="cola, sst2, mrpc, stsb, qqp, mnli, qnli, rte or wnli")
+    p.add_argument("--task", help="cola, sst2, mrpc, stsb, qqp, mnli, qnli, rte or wnli (required without --config)")
+    p.add_argument("--config", help="a FineTuneConfig as JSON (e.g. a run's config.json); other options are ignored")
     p.add_argument("--model", help="local model folder or hub name (default: the packaged MiniLM)")
     p.add_argument("--data-dir", help="local GLUE folder (default: $GLUE_DIR)")
     p.add_argument("--hub-data", action="store_true", help="load GLUE from the hub (needs network)")
@@ -61,6 +62,12 @@ def _step_size(text: str) -> int | float:
 
 
 def config_from_args(args) -> FineTuneConfig:
+    if getattr(args, "config", None):
+        from pathlib import Path
+
+        return FineTuneConfig.from_dict(json.loads(Path(args.config).read_text()))
+    if not args.task:
+        raise ValueError("give --task (or --config with a saved FineTuneConfig).")
     options = {name: getattr(args, name) for name in STRATEGY_OPTIONS if getattr(args, name, None) is not None}
     if args.groups:
         from .mpo_config import MPOConfig

@@ -19,10 +19,10 @@ from .glue import get_task, load_glue_split, tokenize_split
 from .metrics import compute_glue_metrics
 from .parameter_count import count_parameters, parameter_summary
 from .pretrained import default_model_path
-from .run_folder import CHECKPOINTS, RunFolder, is_main_process
+from .run_folder import CHECKPOINTS, STOP_FILE, RunFolder, is_main_process
 from .strategies import get_strategy
 from .surgery import mpo_modules
-from .training_callbacks import MetricsStreamCallback
+from .training_callbacks import MetricsStreamCallback, StopFileCallback
 
 
 def resolve_device(device: str) -> str:
@@ -132,13 +132,15 @@ def fine_tune(config: FineTuneConfig, resume: bool = False, callbacks=()) -> dic
     run = RunFolder(run_path, resume=resume)
     if not resume:
         run.write_json("config.json", config.to_dict())
+    if run.writer:  # a resumed run was asked to stop before, not now
+        (run.path / STOP_FILE).unlink(missing_ok=True)
     elif not strategy.uses_trainer_checkpoints:
         strategy.restore(model, run)
     trainer = Trainer(
         model=model, args=training_arguments(config, run, device, precision, strategy.training_overrides()),
         train_dataset=train, eval_dataset=dev, processing_class=tokenizer,
         data_collator=DataCollatorWithPadding(tokenizer), compute_metrics=_metrics_function(config.task),
-        callbacks=[MetricsStreamCallback(run, model), *strategy.callbacks(run), *callbacks],
+        callbacks=[MetricsStreamCallback(run, model), StopFileCallback(run), *strategy.callbacks(run), *callbacks],
     )
     run.append_metrics({"kind": "start", "device": device, "precision": precision, **parameter_summary(model)})
     start = time.perf_counter()

@@ -93,6 +93,14 @@ class FineTuneConfig:
     def to_dict(self) -> dict:
         return asdict(self)
 
+    @classmethod
+    def from_dict(cls, data: dict) -> "FineTuneConfig":
+        """The inverse of :meth:`to_dict` (e.g. a run's ``config.json``); unknown keys are an error."""
+        unknown = sorted(set(data) - set(cls.__dataclass_fields__))
+        if unknown:
+            raise ValueError(f"unknown FineTuneConfig fields {unknown}.")
+        return cls(**data)
+
 
 def _positive_int(name: str, value) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:

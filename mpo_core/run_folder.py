@@ -7,6 +7,7 @@
         metrics.jsonl     one JSON object per line, appended and flushed as training goes
         results.json      final record (written last)
         checkpoints/      Trainer checkpoints (safetensors), for resuming
+        STOP              present = please stop (a dashboard's stop button); training ends cleanly
 
 The stream is appended line by line and fsynced, so a dashboard can draw
 live curves and a crash loses nothing already written.
@@ -19,6 +20,7 @@ import time
 from pathlib import Path
 
 CONFIG_FILE, METRICS_FILE, RESULTS_FILE, CHECKPOINTS = "config.json", "metrics.jsonl", "results.json", "checkpoints"
+STOP_FILE = "STOP"
 
 
 def is_main_process() -> bool:
@@ -51,6 +53,9 @@ class RunFolder:
     def has_checkpoint(self) -> bool:
         return self.checkpoints.is_dir() and any(self.checkpoints.glob("checkpoint-*"))
 
+    def stop_requested(self) -> bool:
+        return (self.path / STOP_FILE).exists()
+
     def write_json(self, name: str, data: dict) -> None:
         """Write atomically: a half-written file never replaces a good one."""
         if not self.writer:
@@ -67,6 +72,11 @@ class RunFolder:
             stream.write(line + "\n")
             stream.flush()
             os.fsync(stream.fileno())
+
+
+def request_stop(path: str | Path) -> None:
+    """Ask the run in ``path`` (possibly another process) to stop after its current step."""
+    (Path(path) / STOP_FILE).touch()
 
 
 def read_metrics(path: str | Path) -> list[dict]:

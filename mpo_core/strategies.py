@@ -207,4 +207,6 @@ def get_strategy(name: str, **options) -> Strategy:
     """A strategy by name, e.g. ``get_strategy("last_k", k=3)`` or ``get_strategy("mpo_lfa", compression_ratio=0.3)``."""
     if name not in STRATEGIES:
         raise ValueError(f"unknown strategy {name!r}; choose one of {sorted(STRATEGIES)}.")
+    if isinstance(options.get("mpo_config"), dict):  # as read back from a run's config.json
+        options = {**options, "mpo_config": MPOConfig.from_dict(options["mpo_config"])}
     return STRATEGIES[name](**options)

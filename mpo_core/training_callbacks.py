@@ -18,3 +18,21 @@ class MetricsStreamCallback(TrainerCallback):
         if logs and state.is_world_process_zero:
             kind = "eval" if any(k.startswith("eval_") for k in logs) else "train"
             self.run.append_metrics({"kind": kind, "step": state.global_step, "epoch": state.epoch, **logs, **parameter_summary(self.model)})
+
+
+class StopFileCallback(TrainerCallback):
+    """End training cleanly once the run folder holds a ``STOP`` file (e.g. from a dashboard's stop button).
+
+    The Trainer then finishes as after its last step: strategies' end-of-training
+    hooks run, the final evaluation and ``results.json`` are written.
+    """
+
+    def __init__(self, run: RunFolder):
+        self.run = run
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if self.run.stop_requested() and not control.should_training_stop:
+            control.should_training_stop = True
+            if state.is_world_process_zero:
+                self.run.append_metrics({"kind": "stop_requested", "step": state.global_step})
+        return control

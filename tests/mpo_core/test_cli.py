@@ -63,3 +63,19 @@ def test_method_options_map_to_strategy_options():
     options = config_from_args(args).strategy_options
     assert options == {"growth": 9.0, "top_n": 3, "selection": "dynamic", "stages": 3, "step_size": 8,
                        "groups": ("ffn_in", "ffn_out")}
+
+
+def test_a_saved_config_runs_again(tmp_path):
+    from mpo_core.fine_tune_config import FineTuneConfig
+
+    config = FineTuneConfig(task="rte", data_dir=str(GLUE), strategy="mpop", num_hidden_layers=1, seed=4,
+                            strategy_options={"delta": 0.2, "mpo_config": {"groups": ["query"]}})
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps(config.to_dict()))
+    import argparse
+
+    again = config_from_args(argparse.Namespace(config=str(path)))
+    assert again == FineTuneConfig.from_dict(json.loads(path.read_text())) and again.seed == 4
+    assert main(["finetune", "--runs-dir", str(tmp_path)]) == 2  # neither --task nor --config
+    path.write_text(json.dumps({**config.to_dict(), "colour": "red"}))
+    assert main(["finetune", "--config", str(path)]) == 2

@@ -98,3 +98,25 @@ def test_only_rank_zero_writes_the_run_folder(tmp_path, monkeypatch):
     run.write_json("config.json", {"a": 1})
     run.append_metrics({"kind": "train"})
     assert not (tmp_path / "shared-run").exists()
+
+
+class PressStop(TrainerCallback):
+    """Another process's stop button: it only writes the STOP file."""
+
+    def __init__(self, run_dir, at):
+        self.run_dir, self.at = run_dir, at
+
+    def on_step_begin(self, args, state, control, **kwargs):
+        if state.global_step == self.at:
+            from mpo_core.run_folder import request_stop
+
+            request_stop(self.run_dir)
+
+
+def test_a_stop_file_ends_the_run_cleanly_with_results(tmp_path):
+    config = small(tmp_path, max_steps=50, logging_steps=1, max_eval_examples=32)
+    results = fine_tune(config, callbacks=[PressStop(tmp_path / config.run_name, 2)])
+    records = read_metrics(tmp_path / config.run_name)
+    assert [r["step"] for r in records if r["kind"] == "stop_requested"] == [3]
+    assert max(r["step"] for r in records if r["kind"] == "train" and "loss" in r) == 3
+    assert results["score"] is not None and (tmp_path / config.run_name / "results.json").is_file()
