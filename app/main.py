@@ -15,6 +15,7 @@ if ROOT not in sys.path:
 
 PAGES = [
     st.Page("pages/decompose.py", title="Decompose", icon=":material/account_tree:", default=True),
+    st.Page("pages/squeeze.py", title="Squeeze training", icon=":material/compress:"),
 ]
 
 st.set_page_config(page_title="MPO compression dashboard", page_icon=":material/linear_scale:", layout="wide")

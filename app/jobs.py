@@ -1,0 +1,138 @@
+"""Background training jobs for the dashboard (no streamlit import).
+
+A job is ``python -m mpo_core finetune --config FILE`` in its own process
+session, so it outlives page reloads and even a restart of the app. Everything
+it produces goes to its run folder (``<runs_dir>/<run_name>/``: metrics
+stream, results); the dashboard only reads those files, so two browser tabs
+see the same runs and cannot corrupt each other's. Bookkeeping of the
+process itself (pid, launch config, console log) lives in
+``<runs_dir>/.jobs/``.
+"""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from mpo_core.fine_tune_config import FineTuneConfig
+from mpo_core.run_folder import CONFIG_FILE, RESULTS_FILE, request_stop
+
+ROOT = Path(__file__).resolve().parents[1]
+JOBS_DIR = ".jobs"
+STATUSES = ("starting", "running", "finished", "stopped", "failed")
+
+
+@dataclass(frozen=True)
+class Job:
+    run_name: str
+    runs_dir: str
+    pid: int
+    started: float
+
+    @property
+    def run_path(self) -> Path:
+        return Path(self.runs_dir) / self.run_name
+
+    @property
+    def log_path(self) -> Path:
+        return Path(self.runs_dir) / JOBS_DIR / f"{self.run_name}.log"
+
+
+def _jobs_dir(runs_dir) -> Path:
+    return Path(runs_dir) / JOBS_DIR
+
+
+def start_job(config: FineTuneConfig) -> Job:
+    """Launch a fine-tuning run in the background; refuses a run name already in use."""
+    jobs = _jobs_dir(config.runs_dir)
+    jobs.mkdir(parents=True, exist_ok=True)
+    name = config.run_name
+    if (Path(config.runs_dir) / name).exists() or (jobs / f"{name}.json").exists():
+        raise FileExistsError(f"a run named {name!r} already exists in {config.runs_dir}; choose another name.")
+    config_file = jobs / f"{name}.config.json"
+    config_file.write_text(json.dumps(config.to_dict(), indent=1))
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
+    with open(jobs / f"{name}.log", "wb") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "mpo_core", "finetune", "--config", str(config_file)],
+            cwd=str(ROOT), stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            start_new_session=True, env=env,
+        )
+    job = Job(name, str(config.runs_dir), process.pid, time.time())
+    (jobs / f"{name}.json").write_text(json.dumps(asdict(job)))
+    return job
+
+
+def find_job(runs_dir, run_name: str) -> Job | None:
+    file = _jobs_dir(runs_dir) / f"{run_name}.json"
+    return Job(**json.loads(file.read_text())) if file.is_file() else None
+
+
+def _alive(pid: int) -> bool:
+    try:
+        done, _ = os.waitpid(pid, os.WNOHANG)  # reap it if it is our child and has ended
+        if done == pid:
+            return False
+    except ChildProcessError:
+        pass
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:  # a zombie of another parent is not running
+        return Path(f"/proc/{pid}/stat").read_text().split(") ")[-1][:1] != "Z"
+    except OSError:
+        return True
+
+
+def run_status(runs_dir, run_name: str) -> str:
+    """``starting`` / ``running`` / ``finished`` / ``stopped`` / ``failed`` from the files and the process."""
+    path = Path(runs_dir) / run_name
+    if (path / RESULTS_FILE).is_file():
+        return "stopped" if (path / "STOP").exists() else "finished"
+    job = find_job(runs_dir, run_name)
+    if job is not None and _alive(job.pid):
+        return "running" if (path / CONFIG_FILE).is_file() else "starting"
+    return "failed"
+
+
+def stop_job(runs_dir, run_name: str) -> None:
+    """Ask a run to stop after its current step (it still evaluates and writes its results)."""
+    path = Path(runs_dir) / run_name
+    if not path.is_dir():
+        raise FileNotFoundError(f"no run folder {path} (yet): nothing to stop.")
+    request_stop(path)
+
+
+def log_tail(runs_dir, run_name: str, lines: int = 30) -> str:
+    """The last lines of a job's console output (errors of a failed run)."""
+    file = _jobs_dir(runs_dir) / f"{run_name}.log"
+    if not file.is_file():
+        return ""
+    text = file.read_bytes()[-20000:].decode(errors="replace").replace("\r", "\n")
+    return "\n".join(text.splitlines()[-lines:])
+
+
+def list_runs(runs_dir) -> list[dict]:
+    """Every run folder under ``runs_dir`` (newest first): name, task, strategy, status, score."""
+    root = Path(runs_dir)
+    if not root.is_dir():
+        return []
+    rows = []
+    for path in root.iterdir():
+        if not path.is_dir() or path.name == JOBS_DIR or not (path / CONFIG_FILE).is_file():
+            continue
+        config = json.loads((path / CONFIG_FILE).read_text())
+        results = json.loads((path / RESULTS_FILE).read_text()) if (path / RESULTS_FILE).is_file() else {}
+        rows.append({
+            "run": path.name, "task": config.get("task"), "strategy": config.get("strategy"),
+            "status": run_status(root, path.name), "score": results.get("score"), "metric": results.get("metric"),
+            "modified": (path / CONFIG_FILE).stat().st_mtime,
+        })
+    return sorted(rows, key=lambda r: -r["modified"])

@@ -1,0 +1,115 @@
+"""Squeeze training: start an ``mpop`` run in the background, watch Algorithm 2 live, stop, compare."""
+import json
+import os
+from pathlib import Path
+
+import pandas as pd
+import streamlit as st
+
+from app import jobs, run_views
+from mpo_core.fine_tune_config import FineTuneConfig
+from mpo_core.glue import GLUE_TASKS, glue_file
+
+ROOT = Path(__file__).resolve().parents[2]
+DEFAULT_GLUE = os.environ.get("GLUE_DIR") or str(ROOT.parent / "shared" / "glue")
+DEFAULT_RUNS = os.environ.get("MPO_RUNS_DIR") or str(ROOT / "runs")
+
+st.title("Squeeze training (MPOP Algorithm 2)")
+st.caption("Lightweight fine-tuning of the auxiliary tensors, then dimension squeezing: each step cuts the bond "
+           "whose cut adds the least error (Eq. 3), repairs it with a few training steps and keeps it while "
+           "|p − p̃| ≤ Δ. Runs are background jobs writing to their run folder: reload or close the page freely.")
+
+runs_dir = st.sidebar.text_input("runs folder", DEFAULT_RUNS, key="runs_dir")
+glue_dir = st.sidebar.text_input("GLUE folder", DEFAULT_GLUE, key="glue_dir")
+
+with st.expander("Start a new squeeze run", expanded=False):
+    with st.form("new_run"):
+        left, middle, right = st.columns(3)
+        task = left.selectbox("task", list(GLUE_TASKS), index=list(GLUE_TASKS).index("sst2"))
+        layers = left.number_input("encoder layers to load", 1, 6, 2)
+        train_examples = left.number_input("training examples", 16, 100000, 500, step=100)
+        eval_examples = left.number_input("dev examples (p is measured on them)", 16, 100000, 200, step=50)
+        delta = middle.number_input("Δ (largest metric change)", 0.001, 1.0, 0.02, step=0.01, format="%.3f")
+        squeeze_steps = middle.number_input("squeeze steps (budget)", 1, 500, 10)
+        step_size = middle.number_input("bond cut per step (fraction of the bond)", 0.01, 0.9, 0.05, step=0.01)
+        stop_on = middle.selectbox("stop when", ["change", "drop"],
+                                   format_func=lambda s: "|p − p̃| > Δ (paper)" if s == "change" else "p − p̃ > Δ")
+        lfa_steps = right.number_input("lightweight fine-tuning steps first", 1, 10000, 30)
+        tune_steps = right.number_input("repair steps after each cut", 1, 1000, 4)
+        learning_rate = right.number_input("learning rate", 1e-6, 1e-1, 1e-3, format="%.1e")
+        run_name = right.text_input("run name", f"squeeze-{pd.Timestamp.now():%Y%m%d-%H%M%S}")
+        submitted = st.form_submit_button("Start", type="primary")
+    if submitted:
+        try:
+            config = FineTuneConfig(
+                task=task, data_dir=glue_dir, strategy="mpop", num_hidden_layers=int(layers), max_length=64,
+                max_train_examples=int(train_examples), max_eval_examples=int(eval_examples), batch_size=16,
+                learning_rate=float(learning_rate), logging_steps=1, runs_dir=runs_dir, run_name=run_name.strip(),
+                strategy_options={"delta": float(delta), "squeeze_steps": int(squeeze_steps),
+                                  "step_size": float(step_size), "lfa_steps": int(lfa_steps),
+                                  "tune_steps": int(tune_steps), "stop_on": stop_on},
+            )
+            for split in ("train", "dev"):  # missing data: a message now, not a failed job later
+                glue_file(config.task, split, glue_dir)
+            jobs.start_job(config)
+            st.session_state["squeeze_run"] = config.run_name
+            st.success(f"started {config.run_name}")
+        except (ValueError, FileExistsError, FileNotFoundError) as exc:
+            st.error(str(exc))
+
+runs = [r for r in jobs.list_runs(runs_dir) if r["strategy"] == "mpop"]
+if not runs:
+    st.info(f"No squeeze runs in {runs_dir} yet: start one above.")
+    st.stop()
+
+table = pd.DataFrame(runs).drop(columns="modified")
+st.dataframe(table, hide_index=True, width="stretch")
+names = [r["run"] for r in runs]
+chosen = st.session_state.get("squeeze_run")
+selected = st.selectbox("run", names, index=names.index(chosen) if chosen in names else 0, key="squeeze_select")
+st.session_state["squeeze_run"] = selected
+
+
+@st.fragment(run_every=2.0)
+def live(run_name: str) -> None:
+    status = jobs.run_status(runs_dir, run_name)
+    path = Path(runs_dir) / run_name
+    frames = run_views.squeeze_frames(path)
+    summary = run_views.squeeze_summary(frames)
+    delta = json.loads((path / "config.json").read_text())["strategy_options"].get("delta")
+    cols = st.columns(5)
+    cols[0].metric("status", status)
+    cols[1].metric("p (before squeezing)", "–" if summary["p"] is None else f"{summary['p']:.4f}")
+    cols[2].metric("p̃ (last accepted)", "–" if summary["p_tilde"] is None else f"{summary['p_tilde']:.4f}")
+    cols[3].metric("accepted steps", summary["accepted"])
+    cols[4].metric("#Pr / #To", "–" if summary["total_params"] is None else
+                   f"{summary['trainable_params'] / 1e6:.2f}M / {summary['total_params'] / 1e6:.2f}M")
+    if summary["stop_reason"]:
+        st.caption(f"stopped: {summary['stop_reason']}")
+    if status in ("running", "starting") and st.button("Stop this run", key=f"stop_{run_name}"):
+        try:
+            jobs.stop_job(runs_dir, run_name)
+            st.toast("stop requested: the run ends after its current step")
+        except FileNotFoundError as exc:
+            st.error(str(exc))
+    if status == "failed":
+        st.error("the run ended without results; its console output:")
+        st.code(jobs.log_tail(runs_dir, run_name) or "(no output)")
+    top, bottom = st.columns(2), st.columns(2)
+    top[0].plotly_chart(run_views.metric_figure(frames, delta), key=f"metric_{run_name}")
+    top[1].plotly_chart(run_views.loss_figure(frames), key=f"loss_{run_name}")
+    bottom[0].plotly_chart(run_views.size_figure(frames), key=f"size_{run_name}")
+    bottom[1].plotly_chart(run_views.bond_figure(frames), key=f"bonds_{run_name}")
+
+
+live(selected)
+
+st.subheader("Compare two runs")
+pair = st.multiselect("runs", names, default=names[:2], max_selections=2, key="squeeze_compare")
+if len(pair) == 2:
+    cols = st.columns(2)
+    for col, name in zip(cols, pair):
+        frames = run_views.squeeze_frames(Path(runs_dir) / name)
+        col.plotly_chart(run_views.metric_figure(frames, name=f"({name})"), key=f"cmp_metric_{name}")
+        col.plotly_chart(run_views.size_figure(frames), key=f"cmp_size_{name}")
+        col.dataframe(pd.DataFrame([run_views.squeeze_summary(frames)]), hide_index=True)

@@ -1,0 +1,38 @@
+"""Figures and summaries of squeeze runs, from empty to finished (real metrics-stream records)."""
+from mpo_core.run_folder import RunFolder
+
+from app import run_views
+
+
+def test_an_empty_run_draws_placeholders(tmp_path):
+    frames = run_views.squeeze_frames(tmp_path)
+    summary = run_views.squeeze_summary(frames)
+    assert summary["p"] is None and summary["accepted"] == 0 and summary["total_params"] is None
+    for figure in (run_views.metric_figure(frames, 0.01), run_views.loss_figure(frames),
+                   run_views.size_figure(frames), run_views.bond_figure(frames)):
+        assert figure.layout.annotations  # a message instead of an empty plot
+
+
+def test_records_become_curves(tmp_path):
+    run = RunFolder(tmp_path / "r")
+    sizes = {"trainable_params": 10, "total_params": 100}
+    run.append_metrics({"kind": "train", "step": 1, "loss": 0.7, **sizes})
+    run.append_metrics({"kind": "squeeze", "event": "baseline", "step": 2, "metric": "accuracy", "p": 0.8, **sizes})
+    for k, (before, after, p_tilde, accepted) in enumerate([(8, 6, 0.79, True), (6, 4, 0.7, False)]):
+        cut = {"matrix": "bert.encoder.layer.0.attention.self.query", "bond": 1, "before": before, "after": after}
+        run.append_metrics({"kind": "squeeze", "event": "cut", "step": 2 + k, **cut,
+                            "trainable_params": 10 - k - 1, "total_params": 100 - 10 * (k + 1)})
+        run.append_metrics({"kind": "squeeze", "event": "step", "squeeze_step": k + 1, **cut, "p": 0.8,
+                            "p_tilde": p_tilde, "accepted": accepted, **sizes})
+    run.append_metrics({"kind": "squeeze", "event": "stop", "reason": "delta", "trainable_params": 9,
+                        "total_params": 90})
+    frames = run_views.squeeze_frames(run.path)
+    summary = run_views.squeeze_summary(frames)
+    assert summary == {"p": 0.8, "p_tilde": 0.79, "accepted": 1, "trainable_params": 9, "total_params": 90,
+                       "stop_reason": "delta"}  # the stop undid the rejected cut: sizes from the stop record
+    metric = run_views.metric_figure(frames, 0.05)
+    assert list(metric.data[0].y) == [0.79, 0.7] and list(metric.data[0].marker.color) == [
+        run_views.ACCEPTED_COLOR, run_views.REJECTED_COLOR]
+    bonds = run_views.bond_figure(frames)
+    assert list(bonds.data[0].y) == [8, 6, 4]
+    assert list(run_views.size_figure(frames).data[0].y) == [100e-6, 90e-6, 80e-6]
