@@ -1,6 +1,6 @@
 """Entry point of the MPO dashboard: ``streamlit run app/main.py``.
 
-Builds the navigation only; each page is one file under ``pages/``.
+Builds the navigation only; each page is one file under ``views/``.
 To add a page, add one ``st.Page(...)`` line to ``PAGES``.
 """
 import sys
@@ -14,8 +14,8 @@ if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
 PAGES = [
-    st.Page("pages/decompose.py", title="Decompose", icon=":material/account_tree:", default=True),
-    st.Page("pages/squeeze.py", title="Squeeze training", icon=":material/compress:"),
+    st.Page("views/decompose.py", title="Decompose", icon=":material/account_tree:", default=True),
+    st.Page("views/squeeze.py", title="Squeeze training", icon=":material/compress:"),
 ]
 
 st.set_page_config(page_title="MPO compression dashboard", page_icon=":material/linear_scale:", layout="wide")

@@ -77,13 +77,13 @@ def live(run_name: str) -> None:
     frames = run_views.squeeze_frames(path)
     summary = run_views.squeeze_summary(frames)
     delta = json.loads((path / "config.json").read_text())["strategy_options"].get("delta")
-    cols = st.columns(5)
+    cols = st.columns(6)
     cols[0].metric("status", status)
     cols[1].metric("p (before squeezing)", "–" if summary["p"] is None else f"{summary['p']:.4f}")
     cols[2].metric("p̃ (last accepted)", "–" if summary["p_tilde"] is None else f"{summary['p_tilde']:.4f}")
     cols[3].metric("accepted steps", summary["accepted"])
-    cols[4].metric("#Pr / #To", "–" if summary["total_params"] is None else
-                   f"{summary['trainable_params'] / 1e6:.2f}M / {summary['total_params'] / 1e6:.2f}M")
+    for col, key, label in ((cols[4], "trainable_params", "#Pr (trainable)"), (cols[5], "total_params", "#To (total)")):
+        col.metric(label, "–" if summary[key] is None else f"{summary[key] / 1e6:.2f}M")
     if summary["stop_reason"]:
         st.caption(f"stopped: {summary['stop_reason']}")
     if status in ("running", "starting") and st.button("Stop this run", key=f"stop_{run_name}"):
