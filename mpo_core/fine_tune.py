@@ -132,10 +132,10 @@ def fine_tune(config: FineTuneConfig, resume: bool = False, callbacks=()) -> dic
     run = RunFolder(run_path, resume=resume)
     if not resume:
         run.write_json("config.json", config.to_dict())
-    if run.writer:  # a resumed run was asked to stop before, not now
-        (run.path / STOP_FILE).unlink(missing_ok=True)
     elif not strategy.uses_trainer_checkpoints:
         strategy.restore(model, run)
+    if run.writer:  # a resumed run was asked to stop before, not now
+        (run.path / STOP_FILE).unlink(missing_ok=True)
     trainer = Trainer(
         model=model, args=training_arguments(config, run, device, precision, strategy.training_overrides()),
         train_dataset=train, eval_dataset=dev, processing_class=tokenizer,
