@@ -60,7 +60,7 @@ def mpop_vs_full(quick: bool, device: str, runs_dir: str) -> None:
 
 
 def opf_vs_full(quick: bool, device_name: str) -> None:
-    from bench_finetune import load_model, make_batch
+    from bench_finetune import latency_ratio, load_model, make_batch
 
     from mpo_core import count_parameters
     from mpo_core.opf import make_opf
@@ -108,29 +108,6 @@ def opf_vs_full(quick: bool, device_name: str) -> None:
     print(f"\n3. opf merged model: {merged_count / 1e6:.2f}M params (original {original_count / 1e6:.2f}M, "
           f"{'equal' if merged_count == original_count else 'DIFFERENT'}); inference latency / original: "
           f"{ratio:.3f} (target 1.00 +- 0.05)")
-
-
-def latency_ratio(model, reference, batch, length, device, repeat) -> float:
-    import time
-
-    from bench_finetune import make_batch
-
-    inputs = {k: v for k, v in make_batch(batch, length, device).items() if k != "labels"}
-
-    def timed(m):
-        with torch.no_grad():
-            m(**inputs)
-            best = float("inf")
-            for _ in range(repeat):
-                start = time.perf_counter()
-                m(**inputs)
-                if device.type == "cuda":
-                    torch.cuda.synchronize()
-                best = min(best, time.perf_counter() - start)
-        return best
-
-    ratios = sorted(timed(model) / timed(reference) for _ in range(3))  # interleaved against drift
-    return ratios[1]
 
 
 def main(argv=None):

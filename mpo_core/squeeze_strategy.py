@@ -313,9 +313,8 @@ class SqueezeCallback(TrainerCallback):
         module = modules[move.name]
         truncation = apply_move(module, move)
         reset_optimizer_state(optimizer, module.tensors)
-        self.pending = {"matrix": move.name, "bond": move.bond, "before": move.before, "after": move.after,
-                        "estimated_error": move.estimated_error, "relative_error": move.relative_error,
-                        "params_saved": move.params_saved, "error_bound": truncation.error_bound}
+        move_record = move.to_dict()
+        self.pending = {"matrix": move_record.pop("name"), **move_record, "error_bound": truncation.error_bound}
         self._log("cut", model, step=state.global_step, **self.pending)
         self.eval_at = state.global_step + self.strategy.tune_steps
 
