@@ -50,6 +50,8 @@ def _finetune_parser(sub) -> None:
     p.add_argument("--runs-dir", default=defaults.runs_dir)
     p.add_argument("--run-name")
     p.add_argument("--resume", action="store_true", help="continue an interrupted run from its last checkpoint")
+    p.add_argument("--no-save-model", dest="save_model", action="store_false",
+                   help="do not save the final model to <run>/final_model")
 
 
 STRATEGY_OPTIONS = ("k", "compression_ratio", "delta", "squeeze_steps", "step_size", "lfa_steps", "tune_steps",

@@ -19,7 +19,8 @@ from .glue import get_task, load_glue_split, tokenize_split
 from .metrics import compute_glue_metrics
 from .parameter_count import count_parameters, parameter_summary
 from .pretrained import default_model_path
-from .run_folder import CHECKPOINTS, STOP_FILE, RunFolder, is_main_process
+from .mpo_checkpoint import save_mpo_model
+from .run_folder import CHECKPOINTS, FINAL_MODEL, STOP_FILE, RunFolder, is_main_process
 from .strategies import get_strategy
 from .surgery import mpo_modules
 from .training_callbacks import MetricsStreamCallback, StopFileCallback
@@ -149,6 +150,9 @@ def fine_tune(config: FineTuneConfig, resume: bool = False, callbacks=()) -> dic
     strategy.finish(trainer.model, run)
     seconds = time.perf_counter() - start
     final = trainer.evaluate()
+    if config.save_model and run.writer:
+        save_mpo_model(trainer.model, run.path / FINAL_MODEL)
+        tokenizer.save_pretrained(run.path / FINAL_MODEL)
     results = _results(config, trainer.model, final, seconds, device, precision, len(train), len(dev))
     results.update(strategy.results())
     run.write_json("results.json", results)

@@ -36,6 +36,8 @@ class FineTuneConfig:
     precision: ``"auto"`` (bf16/fp16 autocast on GPU, fp32 on CPU) or explicit.
     runs_dir: Folder that holds run folders.
     run_name: This run's folder name (default: task-strategy-seed).
+    save_model: Save the final model (after the strategy's ``finish``, e.g. merged) and its
+        tokenizer to ``<run>/final_model`` (safetensors; MPO layers kept via ``mpo_layers.json``).
     """
 
     task: str = "sst2"
@@ -64,6 +66,7 @@ class FineTuneConfig:
     precision: str = "auto"
     runs_dir: str = "runs"
     run_name: str | None = None
+    save_model: bool = True
 
     def __post_init__(self):
         self.task = get_task(self.task).name

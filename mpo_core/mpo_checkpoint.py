@@ -111,3 +111,15 @@ def _tied_keys(model: nn.Module) -> set[str]:
             tied.add(name)
         seen.setdefault(id(p), name)
     return tied
+
+
+def load_final_model(run_path: str | Path) -> nn.Module:
+    """The model a fine-tuning run saved in ``<run_path>/final_model`` (sequence classification, eval mode)."""
+    from transformers import AutoModelForSequenceClassification
+
+    from .run_folder import FINAL_MODEL
+
+    path = Path(run_path) / FINAL_MODEL
+    if not path.is_dir():
+        raise FileNotFoundError(f"{path} does not exist: the run has not finished, or was run with save_model=False.")
+    return load_mpo_model(path, AutoModelForSequenceClassification)

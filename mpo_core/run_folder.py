@@ -6,6 +6,7 @@
         config.json       the FineTuneConfig
         metrics.jsonl     one JSON object per line, appended and flushed as training goes
         results.json      final record (written last)
+        final_model/      the trained model (save_mpo_model: safetensors + mpo_layers.json) and tokenizer
         checkpoints/      Trainer checkpoints (safetensors), for resuming
         STOP              present = please stop (a dashboard's stop button); training ends cleanly
 
@@ -21,6 +22,7 @@ from pathlib import Path
 
 CONFIG_FILE, METRICS_FILE, RESULTS_FILE, CHECKPOINTS = "config.json", "metrics.jsonl", "results.json", "checkpoints"
 STOP_FILE = "STOP"
+FINAL_MODEL = "final_model"
 
 
 def is_main_process() -> bool:

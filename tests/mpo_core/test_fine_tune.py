@@ -45,6 +45,39 @@ def test_lightweight_mpo_run_trains_few_parameters(tmp_path):
     assert results["bond_dims"]  # the MPO layers' bonds are recorded
 
 
+class KeepModel(TrainerCallback):
+    def on_train_end(self, args, state, control, model=None, **kwargs):
+        self.model = model
+
+
+@pytest.mark.parametrize("strategy", ["full", "mpo_full_lfa"])
+def test_the_final_model_is_saved_and_reloads_identically(tmp_path, strategy):
+    import torch
+
+    from mpo_core.mpo_checkpoint import load_final_model
+    from mpo_core.surgery import mpo_modules
+
+    config = small(tmp_path, strategy=strategy, max_steps=2, max_eval_examples=32, num_hidden_layers=1, device="cpu")
+    kept = KeepModel()
+    results = fine_tune(config, callbacks=[kept])
+    model = load_final_model(tmp_path / config.run_name)
+    assert {n: list(m.bond_dims) for n, m in mpo_modules(model).items()} == results["bond_dims"]
+    ids = torch.randint(0, 30522, (3, 12), generator=torch.Generator().manual_seed(0))  # (B, T)
+    trained = kept.model.eval()
+    with torch.no_grad():
+        assert torch.allclose(model(input_ids=ids).logits, trained(input_ids=ids).logits, atol=1e-5)
+    assert (tmp_path / config.run_name / "final_model" / "tokenizer.json").is_file()
+
+
+def test_no_final_model_when_asked_not_to(tmp_path):
+    from mpo_core.mpo_checkpoint import load_final_model
+
+    config = small(tmp_path, max_steps=1, max_eval_examples=16, num_hidden_layers=1, save_model=False)
+    fine_tune(config)
+    with pytest.raises(FileNotFoundError, match="save_model=False"):
+        load_final_model(tmp_path / config.run_name)
+
+
 class Interrupt(TrainerCallback):
     def on_step_end(self, args, state, control, **kwargs):
         if state.global_step == 5:
