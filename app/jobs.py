@@ -119,20 +119,39 @@ def log_tail(runs_dir, run_name: str, lines: int = 30) -> str:
     return "\n".join(text.splitlines()[-lines:])
 
 
+def run_config(runs_dir, run_name: str) -> dict:
+    """A run's config: its run folder's, or the launch config of a job that has not created the folder yet."""
+    for file in (Path(runs_dir) / run_name / CONFIG_FILE, _jobs_dir(runs_dir) / f"{run_name}.config.json"):
+        if file.is_file():
+            return json.loads(file.read_text())
+    raise FileNotFoundError(f"no run or job named {run_name!r} in {runs_dir}.")
+
+
+def _run_names(root: Path) -> dict[str, Path]:
+    """Run name -> its config file: run folders, plus launched jobs whose folder does not exist yet."""
+    names = {p.name: p / CONFIG_FILE for p in root.iterdir()
+             if p.is_dir() and p.name != JOBS_DIR and (p / CONFIG_FILE).is_file()}
+    for file in _jobs_dir(root).glob("*.config.json"):
+        names.setdefault(file.name.removesuffix(".config.json"), file)
+    return names
+
+
 def list_runs(runs_dir) -> list[dict]:
-    """Every run folder under ``runs_dir`` (newest first): name, task, strategy, status, score."""
+    """Every run under ``runs_dir``, newest first: name, task, strategy, status, score.
+
+    A job just launched is listed (as ``starting``) before its run folder exists.
+    """
     root = Path(runs_dir)
     if not root.is_dir():
         return []
     rows = []
-    for path in root.iterdir():
-        if not path.is_dir() or path.name == JOBS_DIR or not (path / CONFIG_FILE).is_file():
-            continue
-        config = json.loads((path / CONFIG_FILE).read_text())
-        results = json.loads((path / RESULTS_FILE).read_text()) if (path / RESULTS_FILE).is_file() else {}
+    for name, config_file in _run_names(root).items():
+        config = json.loads(config_file.read_text())
+        results_file = root / name / RESULTS_FILE
+        results = json.loads(results_file.read_text()) if results_file.is_file() else {}
         rows.append({
-            "run": path.name, "task": config.get("task"), "strategy": config.get("strategy"),
-            "status": run_status(root, path.name), "score": results.get("score"), "metric": results.get("metric"),
-            "modified": (path / CONFIG_FILE).stat().st_mtime,
+            "run": name, "task": config.get("task"), "strategy": config.get("strategy"),
+            "status": run_status(root, name), "score": results.get("score"), "metric": results.get("metric"),
+            "modified": config_file.stat().st_mtime,
         })
     return sorted(rows, key=lambda r: -r["modified"])

@@ -1,5 +1,4 @@
 """Squeeze training: start an ``mpop`` run in the background, watch Algorithm 2 live, stop, compare."""
-import json
 import os
 from pathlib import Path
 
@@ -37,7 +36,10 @@ with st.expander("Start a new squeeze run", expanded=False):
         lfa_steps = right.number_input("lightweight fine-tuning steps first", 1, 10000, 30)
         tune_steps = right.number_input("repair steps after each cut", 1, 1000, 4)
         learning_rate = right.number_input("learning rate", 1e-6, 1e-1, 1e-3, format="%.1e")
-        run_name = right.text_input("run name", f"squeeze-{pd.Timestamp.now():%Y%m%d-%H%M%S}")
+        # A default fixed per session: one that changed every rerun would be a new widget on submit,
+        # dropping the name the user typed.
+        default_name = st.session_state.setdefault("_new_run_name", f"squeeze-{pd.Timestamp.now():%Y%m%d-%H%M%S}")
+        run_name = right.text_input("run name", default_name)
         submitted = st.form_submit_button("Start", type="primary")
     if submitted:
         try:
@@ -53,6 +55,7 @@ with st.expander("Start a new squeeze run", expanded=False):
                 glue_file(config.task, split, glue_dir)
             jobs.start_job(config)
             st.session_state["squeeze_run"] = config.run_name
+            st.session_state.pop("_new_run_name")  # the next run gets a fresh default name
             st.success(f"started {config.run_name}")
         except (ValueError, FileExistsError, FileNotFoundError) as exc:
             st.error(str(exc))
@@ -62,8 +65,16 @@ if not runs:
     st.info(f"No squeeze runs in {runs_dir} yet: start one above.")
     st.stop()
 
-table = pd.DataFrame(runs).drop(columns="modified")
-st.dataframe(table, hide_index=True, width="stretch")
+
+
+@st.fragment(run_every=2.0)
+def runs_table() -> None:
+    """Statuses change while jobs run: the table refreshes itself."""
+    rows = [r for r in jobs.list_runs(runs_dir) if r["strategy"] == "mpop"]
+    st.dataframe(pd.DataFrame(rows).drop(columns="modified"), hide_index=True, width="stretch")
+
+
+runs_table()
 names = [r["run"] for r in runs]
 chosen = st.session_state.get("squeeze_run")
 selected = st.selectbox("run", names, index=names.index(chosen) if chosen in names else 0, key="squeeze_select")
@@ -76,7 +87,7 @@ def live(run_name: str) -> None:
     path = Path(runs_dir) / run_name
     frames = run_views.squeeze_frames(path)
     summary = run_views.squeeze_summary(frames)
-    delta = json.loads((path / "config.json").read_text())["strategy_options"].get("delta")
+    delta = jobs.run_config(runs_dir, run_name)["strategy_options"].get("delta")
     cols = st.columns(6)
     cols[0].metric("status", status)
     cols[1].metric("p (before squeezing)", "–" if summary["p"] is None else f"{summary['p']:.4f}")

@@ -34,6 +34,9 @@ def wait_for(runs_dir, name, statuses, timeout=180):
 def test_a_job_runs_in_the_background_and_is_listed(tmp_path):
     job = jobs.start_job(tiny_squeeze(tmp_path, "bg"))
     assert jobs.find_job(tmp_path, "bg") == job
+    (row,) = jobs.list_runs(tmp_path)  # listed at once, before the process has made its run folder
+    assert row["run"] == "bg" and row["status"] in ("starting", "running")
+    assert jobs.run_config(tmp_path, "bg")["strategy_options"]["squeeze_steps"] == 2
     assert wait_for(tmp_path, "bg", {"finished", "failed"}) == "finished", jobs.log_tail(tmp_path, "bg")
     results = json.loads((tmp_path / "bg" / "results.json").read_text())
     assert results["squeeze"]["steps_accepted"] == 2
@@ -61,5 +64,7 @@ def test_a_job_that_fails_shows_its_error(tmp_path):
     jobs.start_job(config)
     assert wait_for(tmp_path, "broken", {"failed", "finished"}) == "failed"
     assert "GLUE" in jobs.log_tail(tmp_path, "broken")
+    (row,) = jobs.list_runs(tmp_path)  # no run folder was ever made: still listed, as failed
+    assert row["run"] == "broken" and row["status"] == "failed" and row["task"] == "rte"
     with pytest.raises(FileNotFoundError, match="nothing to stop"):
         jobs.stop_job(tmp_path, "broken")
