@@ -82,6 +82,13 @@ def image_controls() -> backend.MatrixSource | None:
     return backend.MatrixSource(kind="image", name=upload.name, image=upload.getvalue())
 
 
+def open_requested_weight() -> None:
+    """Honour another page's request (the Entropy atlas) to open a weight: select it before the widgets exist."""
+    name = st.session_state.pop("open_weight", None)
+    if name is not None:
+        st.session_state["source"], st.session_state["weight"] = "model", name
+
+
 def source_controls() -> backend.MatrixSource | None:
     st.sidebar.header("Matrix")
     kind = st.sidebar.radio("Source", list(SOURCE_LABELS), format_func=SOURCE_LABELS.get, key="source")
@@ -190,6 +197,7 @@ def show_image(matrix, exact: backend.TrueError) -> None:
 def main() -> None:
     st.title("Decompose a matrix into an MPO")
     st.caption("Move the bond-dimension sliders in the sidebar over a real BERT weight matrix (MPOP, ACL 2021).")
+    open_requested_weight()
     source = source_controls()
     if source is None:
         return

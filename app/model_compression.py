@@ -1,0 +1,270 @@
+"""Back end of the "Compress a model" page: plan, build and export an MPO-compressed model.
+
+Plain Python over :mod:`mpo_core` (no ``streamlit`` import). Three steps of
+very different cost, cached separately by the page::
+
+    matrix_spectra(model, n)        one SVD chain per matrix (~2 s)    -> st.cache_resource, once per n
+    plan_table(entries, request)    greedy d'_k per matrix (~0.3 s)    -> st.cache_data, per slider move
+    build_compressed_model(...)     MPOConfig + apply_mpo (~3 s)       -> only on "Prepare download"
+    export_zip(model, merged)       save_mpo_model / merge_mpo + save  -> only on "Prepare download"
+
+The plan reads the same decomposition and the same greedy
+(:func:`mpo_core.bond_dims_for_ratio`) that :func:`mpo_core.apply_mpo` runs,
+so its bond dims and sizes are those of the model that is built.
+"""
+from __future__ import annotations
+
+import copy
+import io
+import json
+import tempfile
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Sequence
+
+import pandas as pd
+import plotly.graph_objects as go
+from torch import nn
+
+import mpo_core
+from mpo_core import MPOConfig, Replacement
+from mpo_core.matrix_groups import DEFAULT_GROUPS, GROUPS, find_matrices, layer_index
+from mpo_core.validation import check_num_tensors
+
+from .atlas import GROUP_LABELS, AtlasEntry, chosen_bond_dims, spectra_norm, spectra_only
+
+DEFAULT_RATIO = 0.3
+EXPORT_FORMATS = {
+    "mpo": "MPO layers (safetensors + mpo_layers.json; load with mpo_core.load_mpo_model)",
+    "merged": "Merged dense model (plain transformers, safetensors; original size)",
+}
+PLAN_FILE = "compression.json"  # written into the zip beside the model
+
+ProgressFn = Callable[[int, int, str], None]  # (done, total, module name)
+
+
+# --------------------------------------------------------------------------- request
+@dataclass(frozen=True)
+class CompressionRequest:
+    """What to compress and how much; frozen and hashable, so it keys the page caches."""
+
+    groups: tuple[str, ...] = DEFAULT_GROUPS  # matrix groups of mpo_core.matrix_groups
+    ratio: float = DEFAULT_RATIO  # Eq. (5) target per matrix
+    n: int = 5  # local tensors per MPO
+    layers: tuple[int, ...] | None = None  # encoder layers (None = all); embeddings/pooler are not in layers
+
+    def __post_init__(self):
+        groups = (self.groups,) if isinstance(self.groups, str) else tuple(self.groups)
+        if not groups:
+            raise ValueError(f"choose at least one matrix group of {GROUPS}.")
+        unknown = [g for g in groups if g not in GROUPS]
+        if unknown:
+            raise ValueError(f"unknown matrix groups {unknown}; choose among {GROUPS}.")
+        if isinstance(self.ratio, bool) or not isinstance(self.ratio, (int, float)) or not self.ratio > 0:
+            raise ValueError(f"the target compression ratio must be a number > 0, got {self.ratio!r}.")
+        check_num_tensors(self.n)
+        object.__setattr__(self, "groups", groups)
+        object.__setattr__(self, "ratio", float(self.ratio))
+        if self.layers is not None:
+            object.__setattr__(self, "layers", tuple(sorted({int(i) for i in self.layers})))
+
+    def mpo_config(self) -> MPOConfig:
+        """The :class:`mpo_core.MPOConfig` of this request."""
+        return MPOConfig(groups=self.groups, n=self.n, compression_ratio=self.ratio, layers=self.layers)
+
+
+# --------------------------------------------------------------------------- model
+def load_base_model(model_path=None, num_hidden_layers: int | None = None) -> nn.Module:
+    """The pre-trained encoder (``AutoModel``, eval mode) of the packaged MiniLM or ``model_path``."""
+    from transformers import AutoModel
+
+    path = str(model_path or mpo_core.default_model_path())
+    overrides = {} if num_hidden_layers is None else {"num_hidden_layers": int(num_hidden_layers)}
+    try:
+        return AutoModel.from_pretrained(path, **overrides).eval()
+    except (OSError, ValueError) as exc:
+        raise ValueError(f"could not load a model from {path!r} ({exc}).") from None
+
+
+def available_groups(model: nn.Module) -> tuple[str, ...]:
+    """The matrix groups the model has, in the order of ``mpo_core.matrix_groups.GROUPS``."""
+    present = set(find_matrices(model).values())
+    return tuple(g for g in GROUPS if g in present)
+
+
+def num_layers(model: nn.Module) -> int:
+    """How many encoder layers hold matrices (0 if none are numbered)."""
+    indices = [layer_index(name) for name in find_matrices(model)]
+    return max((i for i in indices if i is not None), default=-1) + 1
+
+
+def selected_matrices(model: nn.Module, request: CompressionRequest) -> dict[str, str]:
+    """``{module name: group}`` that :func:`mpo_core.apply_mpo` replaces for this request."""
+    selected = {}
+    for name, group in find_matrices(model, request.groups).items():
+        index = layer_index(name)
+        if request.layers is None or index is None or index in request.layers:
+            selected[name] = group
+    if not selected:
+        raise ValueError(
+            f"no matrices of groups {request.groups} in layers {request.layers}; "
+            "choose more groups or layers."
+        )
+    return selected
+
+
+def matrix_spectra(model: nn.Module, n: int, progress: ProgressFn | None = None) -> dict[str, AtlasEntry]:
+    """Decompose every supported matrix of ``model`` once (full bonds) and keep its spectra.
+
+    ``progress(done, total, name)`` is called after each matrix.
+    """
+    check_num_tensors(n)
+    modules = dict(model.named_modules())
+    matrices = find_matrices(model)
+    entries = {}
+    for done, (name, group) in enumerate(matrices.items(), 1):
+        mpo = mpo_core.decompose(modules[name].weight.detach(), n=n)
+        entries[name] = AtlasEntry(name, group, layer_index(name), spectra_only(mpo), spectra_norm(mpo))
+        if progress is not None:
+            progress(done, len(matrices), name)
+    return entries
+
+
+# --------------------------------------------------------------------------- plan
+def _dims(values: Sequence[int]) -> str:
+    return ",".join(str(v) for v in values)
+
+
+def plan_row(entry: AtlasEntry, ratio: float) -> dict:
+    """Bond dims, ratio (Eq. 5), bound (Eq. 4) and central/auxiliary sizes of one matrix at ``ratio``."""
+    mpo, shape = entry.mpo, entry.mpo.shape
+    chosen = chosen_bond_dims(entry, ratio)
+    split = mpo_core.parameter_split(shape, chosen, mpo.center)
+    bound = mpo_core.truncation_error_bound(mpo, chosen)
+    return {
+        "matrix": entry.name,
+        "group": entry.group,
+        "layer": entry.layer,
+        "shape": f"{shape.out_features}×{shape.in_features}",
+        "full d_k (Eq. 2)": _dims(shape.full_bond_dims),
+        "chosen d'_k": _dims(chosen),
+        "ρ (Eq. 5)": split.compression_ratio,
+        "relative error bound (Eq. 4)": bound / entry.norm if entry.norm > 0 else 0.0,
+        "central params": split.central,
+        "auxiliary params": split.auxiliary,
+        "MPO params": split.total,
+        "dense params": split.matrix,
+    }
+
+
+def plan_table(model: nn.Module, entries: dict[str, AtlasEntry], request: CompressionRequest) -> pd.DataFrame:
+    """One row per matrix the request compresses (index: module name)."""
+    names = selected_matrices(model, request)
+    missing = [name for name in names if name not in entries]
+    if missing:
+        raise KeyError(f"no spectra for {missing[0]!r}; decompose the model with matrix_spectra first.")
+    if any(entries[name].mpo.n != request.n for name in names):
+        raise ValueError(f"the spectra were computed for another n than n = {request.n}; recompute them.")
+    table = pd.DataFrame([plan_row(entries[name], request.ratio) for name in names]).set_index("matrix")
+    table["layer"] = table["layer"].astype("Int64")
+    return table
+
+
+@dataclass(frozen=True)
+class SizeTotals:
+    """#To of the whole model before and after compression (biases, norms, heads included)."""
+
+    before: int  # #To of the dense model
+    after: int  # #To with the planned MPOs
+    matrices_before: int  # entries of the compressed matrices
+    matrices_after: int  # their MPO parameters
+
+    @property
+    def model_ratio(self) -> float:
+        return self.after / self.before
+
+    @property
+    def matrices_ratio(self) -> float:
+        """Eq. (5) over the compressed matrices together."""
+        return self.matrices_after / self.matrices_before
+
+
+def size_totals(model: nn.Module, table: pd.DataFrame) -> SizeTotals:
+    """Totals before/after from the plan: every other parameter of the model is kept as is."""
+    before = mpo_core.count_parameters(model).total
+    dense, mpo = int(table["dense params"].sum()), int(table["MPO params"].sum())
+    return SizeTotals(before, before - dense + mpo, dense, mpo)
+
+
+def group_figure(table: pd.DataFrame) -> go.Figure:
+    """Dense vs MPO parameters (central and auxiliary) per matrix group, in millions."""
+    sums = table.groupby("group", sort=False)[["dense params", "central params", "auxiliary params"]].sum() / 1e6
+    labels = [GROUP_LABELS.get(g, g) for g in sums.index]
+    fig = go.Figure()
+    fig.add_bar(x=labels, y=sums["dense params"], name="dense matrices", marker_color="#9d9d9d", offsetgroup="dense")
+    fig.add_bar(x=labels, y=sums["central params"], name="central tensors C", marker_color="#f58518", offsetgroup="mpo")
+    fig.add_bar(x=labels, y=sums["auxiliary params"], name="auxiliary tensors", marker_color="#4c78a8",
+                offsetgroup="mpo", base=sums["central params"])
+    fig.update_layout(
+        title="Parameters per matrix group: dense vs MPO at the chosen d'<sub>k</sub> (numerator of Eq. 5)",
+        yaxis_title="parameters (millions)", xaxis_title="matrix group", barmode="group",
+        legend={"orientation": "h", "y": -0.25},
+    )
+    return fig
+
+
+# --------------------------------------------------------------------------- build and export
+def build_compressed_model(
+    base: nn.Module, request: CompressionRequest, progress: ProgressFn | None = None,
+) -> tuple[nn.Module, list[Replacement]]:
+    """A compressed copy of ``base`` (``base`` is untouched): ``MPOConfig`` + ``apply_mpo``, one matrix at a time."""
+    names = list(selected_matrices(base, request))
+    model, config, report = copy.deepcopy(base), request.mpo_config(), []
+    for done, name in enumerate(names, 1):
+        report += mpo_core.apply_mpo(model, config, progress=False, names=[name])
+        if progress is not None:
+            progress(done, len(names), name)
+    return model.eval(), report
+
+
+def report_matches_plan(report: Sequence[Replacement], table: pd.DataFrame) -> bool:
+    """Whether the built model has exactly the planned matrices, bond dims and sizes."""
+    built = {r.name: (_dims(r.bond_dims), r.params_after) for r in report}
+    planned = {name: (row["chosen d'_k"], int(row["MPO params"])) for name, row in table.iterrows()}
+    return built == planned
+
+
+def export_zip(model: nn.Module, merged: bool, request: CompressionRequest, tokenizer_path=None) -> bytes:
+    """A zip of the compressed model (MPO layers) or of its merged dense copy, with tokenizer and plan.
+
+    ``model`` is left as it is (merging works on a copy). Weights are stored
+    uncompressed in the zip: float tensors barely deflate.
+    """
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp) / "model"
+        if merged:
+            saved = copy.deepcopy(model)
+            mpo_core.merge_mpo(saved)
+            saved.save_pretrained(folder, safe_serialization=True)
+        else:
+            saved = model
+            mpo_core.save_mpo_model(model, folder)
+        if tokenizer_path is not None:
+            from transformers import AutoTokenizer
+
+            AutoTokenizer.from_pretrained(str(tokenizer_path)).save_pretrained(folder)
+        plan = {"format": "merged" if merged else "mpo", "mpo_config": request.mpo_config().to_dict(),
+                "total_params": mpo_core.count_parameters(saved).total}
+        (folder / PLAN_FILE).write_text(json.dumps(plan, indent=1))
+        buffer = io.BytesIO()
+        with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+            for file in sorted(p for p in folder.rglob("*") if p.is_file()):
+                stored = zipfile.ZIP_STORED if file.suffix == ".safetensors" else zipfile.ZIP_DEFLATED
+                archive.write(file, file.relative_to(folder).as_posix(), compress_type=stored)
+    return buffer.getvalue()
+
+
+def zip_file_name(request: CompressionRequest, merged: bool) -> str:
+    kind = "merged" if merged else "mpo"
+    return f"minilm-{kind}-rho{request.ratio:.2f}-n{request.n}.zip"

@@ -1,0 +1,170 @@
+"""Compress a model page: choose matrices and a target ratio, read the plan, download the model.
+
+The packaged model and its per-matrix spectra are cached resources (the
+spectra once per n, with a progress bar the first time); the plan per slider
+move is cached data. Building the model (MPOConfig + apply_mpo) and its zip
+happens only on "Prepare download".
+"""
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+import mpo_core
+from app import model_compression as mc
+from app.atlas import GROUP_LABELS, NUM_TENSOR_CHOICES
+
+USER_ERRORS = (ValueError, TypeError, KeyError, OSError, ImportError)
+TABLE_FORMATS = {
+    "ρ (Eq. 5)": st.column_config.NumberColumn(format="%.4f"),
+    "relative error bound (Eq. 4)": st.column_config.NumberColumn(format="percent"),
+}
+
+
+def _message(exc: Exception) -> str:
+    return str(exc.args[0]) if isinstance(exc, KeyError) and exc.args else str(exc)
+
+
+def _plain(group: str) -> str:
+    return GROUP_LABELS.get(group, group).replace("<sub>", "").replace("</sub>", "")
+
+
+# --------------------------------------------------------------------------- caches
+@st.cache_resource(show_spinner="Loading the packaged MiniLM…")
+def base_model():
+    return mc.load_base_model()
+
+
+@st.cache_resource(show_spinner=False)
+def spectra_store() -> dict:
+    """Spectra of every matrix by n; filled by :func:`load_spectra`, which can draw a progress bar."""
+    return {}
+
+
+def load_spectra(n: int) -> dict:
+    store = spectra_store()
+    if n not in store:
+        bar = st.progress(0.0, text=f"Decomposing every matrix into an n = {n} MPO (Algorithm 1)…")
+
+        def progress(done: int, total: int, name: str) -> None:
+            bar.progress(done / total, text=f"Decomposed {done}/{total}: {name}")
+
+        store[n] = mc.matrix_spectra(base_model(), n, progress=progress)
+        bar.empty()
+    return store[n]
+
+
+@st.cache_data(show_spinner="Choosing bond dims for the target ratio…", max_entries=64)
+def cached_plan(request: mc.CompressionRequest, _spectra: dict) -> pd.DataFrame:
+    return mc.plan_table(base_model(), _spectra, request)
+
+
+# --------------------------------------------------------------------------- controls
+def controls(model) -> mc.CompressionRequest | None:
+    st.sidebar.header("What to compress")
+    groups = mc.available_groups(model)
+    chosen = st.sidebar.multiselect(
+        "Matrix groups", groups, default=[g for g in groups if g in mc.DEFAULT_GROUPS], key="compress_groups",
+        format_func=_plain, help="The groups of mpo_core.matrix_groups; the pooler is left dense by default.",
+    )
+    layers = list(range(mc.num_layers(model)))
+    kept = st.sidebar.multiselect(
+        "Encoder layers", layers, default=layers, key="compress_layers",
+        help="Matrices outside the layers (word embedding, pooler) follow their group only.",
+    )
+    ratio = st.sidebar.slider(
+        "Target compression ratio ρ per matrix (Eq. 5)", 0.02, 1.0, mc.DEFAULT_RATIO, 0.01, key="compress_ratio",
+        help="MPO parameters / matrix entries; each matrix gets the greedy d′ₖ of mpo_core.bond_dims_for_ratio.",
+    )
+    n = st.sidebar.select_slider("Number of local tensors n", NUM_TENSOR_CHOICES, 5, key="compress_n")
+    if not chosen:
+        st.info("Choose at least one matrix group in the sidebar.")
+        return None
+    return mc.CompressionRequest(
+        groups=tuple(chosen), ratio=float(ratio), n=int(n), layers=None if kept == layers else tuple(kept),
+    )
+
+
+# --------------------------------------------------------------------------- display
+def show_totals(totals: mc.SizeTotals, table: pd.DataFrame) -> None:
+    cols = st.columns(5)
+    cols[0].metric("#To before", f"{totals.before / 1e6:.2f}M", help="All parameters of the dense model.")
+    cols[1].metric("#To after", f"{totals.after / 1e6:.2f}M", help="With the chosen matrices as MPOs.")
+    cols[2].metric("Model size ratio", f"{totals.model_ratio:.4f}", help="#To after / #To before.")
+    cols[3].metric("ρ, chosen matrices (Eq. 5)", f"{totals.matrices_ratio:.4f}",
+                   help=f"{len(table)} matrices: Σ MPO parameters / Σ matrix entries.")
+    cols[4].metric(
+        "Max. error bound (Eq. 4)", f"{100 * table['relative error bound (Eq. 4)'].max():.1f} %",
+        help="Largest √(Σ ε_k²) / ‖W‖_F over the chosen matrices; a bound summed over bonds, so it may pass 100 %.",
+    )
+
+
+def prepare_download(request: mc.CompressionRequest, merged: bool, table: pd.DataFrame) -> None:
+    """Build the compressed model (apply_mpo), zip it, and keep the zip for this session."""
+    bar = st.progress(0.0, text="Building the compressed model (MPOConfig + apply_mpo)…")
+
+    def progress(done: int, total: int, name: str) -> None:
+        bar.progress(0.9 * done / total, text=f"apply_mpo {done}/{total}: {name}")
+
+    model, report = mc.build_compressed_model(base_model(), request, progress=progress)
+    bar.progress(0.95, text="Saving and zipping…")
+    data = mc.export_zip(model, merged, request, tokenizer_path=mpo_core.default_model_path())
+    bar.empty()
+    st.session_state["compress_zip"] = {
+        "key": (request, merged), "data": data, "file_name": mc.zip_file_name(request, merged),
+        "total_params": mpo_core.count_parameters(model).total, "matches_plan": mc.report_matches_plan(report, table),
+    }
+
+
+def show_download(request: mc.CompressionRequest, table: pd.DataFrame) -> None:
+    st.subheader("Download")
+    fmt = st.radio("Format", list(mc.EXPORT_FORMATS), format_func=mc.EXPORT_FORMATS.get, key="compress_format")
+    merged = fmt == "merged"
+    if st.button("Prepare download", key="compress_prepare", type="primary"):
+        try:
+            prepare_download(request, merged, table)
+        except USER_ERRORS as exc:
+            st.error(_message(exc))
+            return
+    ready = st.session_state.get("compress_zip")
+    if ready is None:
+        st.caption("The model is built and zipped only when you ask: moving the sliders stays fast.")
+        return
+    if ready["key"] != (request, merged):
+        st.info("The settings changed since the zip was prepared: press “Prepare download” again.")
+        return
+    cols = st.columns(3)
+    cols[0].metric("#To of the built model", f"{ready['total_params'] / 1e6:.2f}M",
+                   help="Counted on the model apply_mpo built (mpo_core.count_parameters).")
+    cols[1].metric("Built model matches the plan", "yes" if ready["matches_plan"] else "no",
+                   help="Same matrices, bond dims and MPO sizes as the table.")
+    cols[2].metric("Zip size", f"{len(ready['data']) / 1e6:.1f} MB")
+    st.download_button(
+        f"Download {ready['file_name']}", ready["data"], file_name=ready["file_name"], mime="application/zip",
+        key="compress_download", on_click="ignore",
+    )
+
+
+def main() -> None:
+    st.title("Compress a model")
+    st.caption(
+        "Choose matrix groups, layers and a target compression ratio (Eq. 5) for the packaged MiniLM: each chosen "
+        "matrix becomes an MPO cut to the greedy bond dims d′ₖ. Read the plan, then download the compressed model "
+        "(MPO layers) or its merged dense copy (MPOP, ACL 2021)."
+    )
+    try:
+        model = base_model()
+        request = controls(model)
+        if request is None:
+            return
+        table = cached_plan(request, load_spectra(request.n))
+    except USER_ERRORS as exc:
+        st.error(_message(exc))
+        return
+    show_totals(mc.size_totals(model, table), table)
+    st.plotly_chart(mc.group_figure(table), key="compress_groups_figure")
+    st.dataframe(table, column_config=TABLE_FORMATS)
+    show_download(request, table)
+
+
+main()

@@ -1,0 +1,94 @@
+"""AppTest of the "Compress a model" page, driven through the app's entry file (app/main.py)."""
+import json
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+MAIN = str(Path(__file__).resolve().parents[2] / "app" / "main.py")
+
+
+def _ok(at: AppTest) -> AppTest:
+    assert not at.exception, [e.value for e in at.exception]
+    assert not at.error, [e.value for e in at.error]
+    return at
+
+
+@pytest.fixture
+def page() -> AppTest:
+    at = AppTest.from_file(MAIN, default_timeout=120).run()
+    at.switch_page("views/compress.py").run()
+    return _ok(at)
+
+
+def _millions(at: AppTest, label: str) -> float:
+    (value,) = [m.value for m in at.metric if m.label == label]
+    return float(value.removesuffix("M"))
+
+
+def _metric(at: AppTest, label: str) -> str:
+    (value,) = [m.value for m in at.metric if m.label == label]
+    return value
+
+
+def test_opens_with_the_paper_groups_planned(page):
+    at = page
+    assert at.title[0].value == "Compress a model"
+    assert at.multiselect(key="compress_groups").value == [
+        "word_embedding", "query", "key", "value", "attention_output", "ffn_in", "ffn_out"]
+    assert _millions(at, "#To before") == 22.71  # MiniLM-L6 (BertModel): 22,713,216 parameters
+    assert _millions(at, "#To after") < _millions(at, "#To before")
+    assert len(at.dataframe[0].value) == 1 + 6 * 6  # word embedding + six matrices in six layers
+    assert len(at.get("plotly_chart")) == 1
+    assert not at.get("download_button")
+
+
+def test_the_ratio_slider_changes_table_and_totals(page):
+    at = page
+    after, table = _millions(at, "#To after"), at.dataframe[0].value
+    at.slider(key="compress_ratio").set_value(0.1).run()
+    _ok(at)
+    assert _millions(at, "#To after") < after
+    smaller = at.dataframe[0].value
+    assert (smaller["ρ (Eq. 5)"] <= 0.1 + 1e-9).all() and (table["ρ (Eq. 5)"] > 0.1).any()
+    assert (smaller["MPO params"] <= table["MPO params"]).all()
+    assert float(_metric(at, "ρ, chosen matrices (Eq. 5)")) <= 0.1
+
+
+def test_groups_and_layers_choose_the_matrices(page):
+    at = page
+    at.multiselect(key="compress_groups").set_value(["query", "ffn_in"]).run()
+    assert len(_ok(at).dataframe[0].value) == 2 * 6
+    at.multiselect(key="compress_layers").set_value([0, 5]).run()
+    rows = _ok(at).dataframe[0].value
+    assert list(rows.index) == [f"encoder.layer.{i}.{m}" for i in (0, 5)
+                                for m in ("attention.self.query", "intermediate.dense")]
+    at.multiselect(key="compress_groups").set_value([]).run()
+    assert not at.exception and any("at least one matrix group" in i.value for i in at.info)
+
+
+def test_prepare_download_builds_the_planned_model(page):
+    at = page
+    at.multiselect(key="compress_groups").set_value(["query", "key"]).run()
+    at.multiselect(key="compress_layers").set_value([1]).run()
+    at.radio(key="compress_format").set_value("merged").run()
+    planned = _millions(_ok(at), "#To after")
+    at.button(key="compress_prepare").click().run()
+    _ok(at)
+    assert _metric(at, "Built model matches the plan") == "yes"
+    assert _millions(at, "#To of the built model") == planned
+    (button,) = at.get("download_button")
+    assert "minilm-merged-rho0.30-n5.zip" in button.proto.label
+    at.slider(key="compress_ratio").set_value(0.5).run()  # a stale zip is not offered
+    assert not at.get("download_button") and any("settings changed" in i.value for i in _ok(at).info)
+
+
+def test_n_changes_the_bond_dims(page):
+    at = page
+    at.multiselect(key="compress_groups").set_value(["value"]).run()
+    full = at.dataframe[0].value["full d_k (Eq. 2)"]
+    at.select_slider(key="compress_n").set_value(3).run()
+    fewer = _ok(at).dataframe[0].value["full d_k (Eq. 2)"]
+    assert all(len(d.split(",")) == 4 for d in full) and all(len(d.split(",")) == 2 for d in fewer)
+    heat = json.loads(at.get("plotly_chart")[0].proto.spec)
+    assert heat["layout"]["yaxis"]["title"]["text"] == "parameters (millions)"

@@ -1,0 +1,164 @@
+"""The "Compress a model" back end: plan vs the model apply_mpo builds, and the zips that load back."""
+import io
+import json
+import zipfile
+
+import pytest
+import torch
+from transformers import AutoModel, AutoTokenizer
+
+import mpo_core
+from app import model_compression as mc
+from mpo_core.surgery import mpo_modules
+
+from ..mpo_core.tiny_models import tiny_inputs, tiny_model
+
+ATTENTION = ("query", "key", "value", "attention_output")
+
+
+@pytest.fixture(scope="module")
+def minilm():
+    """The packaged MiniLM cut to its first two encoder layers (real weights, fast)."""
+    return mc.load_base_model(num_hidden_layers=2)
+
+
+@pytest.fixture(scope="module")
+def spectra(minilm):
+    return mc.matrix_spectra(minilm, 5)
+
+
+@pytest.fixture(scope="module")
+def inputs():
+    tokenizer = AutoTokenizer.from_pretrained(str(mpo_core.default_model_path()))
+    return tokenizer(["a matrix product operator", "compress the central tensor"], padding=True, return_tensors="pt")
+
+
+def _hidden(model, inputs) -> torch.Tensor:
+    with torch.no_grad():
+        return model(**inputs).last_hidden_state
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"groups": ()}, "at least one"),
+        ({"groups": ("query", "nope")}, "unknown matrix groups"),
+        ({"ratio": 0.0}, "> 0"),
+        ({"ratio": True}, "> 0"),
+        ({"n": 1}, "at least 2"),
+    ],
+)
+def test_request_rejects_bad_input(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        mc.CompressionRequest(**kwargs)
+
+
+def test_request_is_hashable_and_makes_the_mpo_config():
+    request = mc.CompressionRequest(groups="query", ratio=0.25, n=4, layers=[1, 0, 1])
+    assert request.groups == ("query",) and request.layers == (0, 1)
+    assert hash(request) == hash(mc.CompressionRequest(groups=("query",), ratio=0.25, n=4, layers=(0, 1)))
+    config = request.mpo_config()
+    assert config.compression_ratio == {"query": 0.25} and config.n == 4 and config.layers == (0, 1)
+
+
+def test_groups_layers_and_selection(minilm):
+    assert mc.available_groups(minilm) == (*mpo_core.matrix_groups.DEFAULT_GROUPS, "pooler")
+    assert mc.num_layers(minilm) == 2
+    chosen = mc.selected_matrices(minilm, mc.CompressionRequest(groups=("word_embedding", "query"), layers=(1,)))
+    assert chosen == {"embeddings.word_embeddings": "word_embedding", "encoder.layer.1.attention.self.query": "query"}
+    with pytest.raises(ValueError, match="no matrices"):
+        mc.selected_matrices(minilm, mc.CompressionRequest(groups=("query",), layers=(7,)))
+
+
+@pytest.mark.parametrize("ratio", [0.1, 0.5])
+def test_the_plan_is_the_model_apply_mpo_builds(minilm, spectra, ratio):
+    request = mc.CompressionRequest(groups=(*ATTENTION, "ffn_in", "ffn_out"), ratio=ratio)
+    table = mc.plan_table(minilm, spectra, request)
+    assert len(table) == 12 and (table["ρ (Eq. 5)"] <= ratio + 1e-12).all()
+    assert (table["central params"] + table["auxiliary params"] == table["MPO params"]).all()
+    model, report = mc.build_compressed_model(minilm, request)
+    assert mc.report_matches_plan(report, table)
+    totals = mc.size_totals(minilm, table)
+    assert mpo_core.count_parameters(model).total == totals.after < totals.before
+    assert totals.before == mpo_core.count_parameters(minilm).total
+    assert not mpo_modules(minilm)  # the cached base model is never modified
+    # the bound of Eq. (4) holds for every built matrix
+    dense = dict(minilm.named_modules())
+    for name, module in mpo_modules(model).items():
+        weight = dense[name].weight.detach()
+        error = mpo_core.frobenius_error(weight, module.weight.detach())
+        assert error <= table.at[name, "relative error bound (Eq. 4)"] * float(weight.norm()) * 1.001 + 1e-5
+
+
+def test_a_lower_ratio_shrinks_the_model_and_raises_the_bound(minilm, spectra):
+    tables = {r: mc.plan_table(minilm, spectra, mc.CompressionRequest(ratio=r)) for r in (0.1, 0.4)}
+    small, large = (mc.size_totals(minilm, tables[r]) for r in (0.1, 0.4))
+    assert small.after < large.after and small.matrices_ratio <= 0.1 < large.matrices_ratio <= 0.4
+    assert (tables[0.1]["relative error bound (Eq. 4)"] >= tables[0.4]["relative error bound (Eq. 4)"]).all()
+    fig = mc.group_figure(tables[0.1])
+    assert [t.name for t in fig.data] == ["dense matrices", "central tensors C", "auxiliary tensors"]
+    assert sum(fig.data[0].y) == pytest.approx(small.matrices_before / 1e6)
+    assert sum(fig.data[1].y) + sum(fig.data[2].y) == pytest.approx(small.matrices_after / 1e6)
+
+
+def test_plan_needs_spectra_of_the_same_n(minilm, spectra):
+    with pytest.raises(ValueError, match="another n"):
+        mc.plan_table(minilm, spectra, mc.CompressionRequest(n=3))
+    with pytest.raises(KeyError, match="no spectra"):
+        mc.plan_table(minilm, {}, mc.CompressionRequest())
+
+
+def _unzip(data: bytes, folder):
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        archive.extractall(folder)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def compressed(minilm):
+    request = mc.CompressionRequest(groups=("word_embedding", "query", "ffn_in"), ratio=0.3)
+    model, _ = mc.build_compressed_model(minilm, request)
+    return request, model
+
+
+def test_mpo_zip_loads_back_with_load_mpo_model(compressed, inputs, tmp_path):
+    request, model = compressed
+    data = mc.export_zip(model, merged=False, request=request, tokenizer_path=mpo_core.default_model_path())
+    folder = _unzip(data, tmp_path / "mpo")
+    assert {"config.json", "model.safetensors", "mpo_layers.json", "compression.json", "tokenizer.json"} <= {
+        p.name for p in folder.iterdir()}
+    loaded = mpo_core.load_mpo_model(folder, AutoModel)
+    assert set(mpo_modules(loaded)) == set(mpo_modules(model))
+    torch.testing.assert_close(_hidden(loaded, inputs), _hidden(model, inputs), atol=1e-5, rtol=1e-5)
+    plan = json.loads((folder / "compression.json").read_text())
+    assert plan["format"] == "mpo" and plan["mpo_config"]["compression_ratio"]["query"] == 0.3
+    assert plan["total_params"] == mpo_core.count_parameters(model).total
+    assert AutoTokenizer.from_pretrained(str(folder))("a test")["input_ids"][0] == 101  # [CLS]
+
+
+def test_merged_zip_is_a_plain_transformers_model(compressed, minilm, inputs, tmp_path):
+    request, model = compressed
+    data = mc.export_zip(model, merged=True, request=request)
+    folder = _unzip(data, tmp_path / "merged")
+    assert not (folder / "mpo_layers.json").exists()
+    loaded = AutoModel.from_pretrained(folder).eval()
+    assert not mpo_modules(loaded) and mpo_modules(model)  # merging worked on a copy
+    assert mpo_core.count_parameters(loaded).total == mpo_core.count_parameters(minilm).total
+    torch.testing.assert_close(_hidden(loaded, inputs), _hidden(model, inputs), atol=1e-4, rtol=1e-4)
+    # lossy: the compressed model is not the original one
+    assert (_hidden(loaded, inputs) - _hidden(minilm, inputs)).abs().max() > 1e-2
+    assert mc.zip_file_name(request, True) == "minilm-merged-rho0.30-n5.zip"
+
+
+@pytest.mark.parametrize("n", [3, 5])
+def test_tiny_random_bert_all_groups(n):
+    base = tiny_model("bert")
+    spectra = mc.matrix_spectra(base, n)
+    request = mc.CompressionRequest(groups=mc.available_groups(base), ratio=0.5, n=n)
+    table = mc.plan_table(base, spectra, request)
+    assert set(table["group"]) == {*mpo_core.matrix_groups.DEFAULT_GROUPS, "pooler"}
+    model, report = mc.build_compressed_model(base, request)
+    assert mc.report_matches_plan(report, table)
+    assert mpo_core.count_parameters(model).total == mc.size_totals(base, table).after
+    with torch.no_grad():
+        assert model(**tiny_inputs()).logits.shape == (2, 3)
