@@ -8,14 +8,18 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 
 
-@pytest.mark.parametrize("script, headings", [
-    ("bench_engine.py", ("1. Full-bond decomposition", "2. Slider path", "3. MPOLinear vs nn.Linear")),
-    ("bench_finetune.py", ("1. mpo_full_lfa vs full", "2. merged model inference latency", "3. examples/s")),
-    ("bench_methods.py", ("1. mpop (LFA + dimension squeezing)", "2. opf (", "3. opf merged model")),
+CPU = ("--device", "cpu")
+
+
+@pytest.mark.parametrize("script, options, headings", [
+    ("bench_engine.py", CPU, ("1. Full-bond decomposition", "2. Slider path", "3. MPOLinear vs nn.Linear")),
+    ("bench_finetune.py", CPU, ("1. mpo_full_lfa vs full", "2. merged model inference latency", "3. examples/s")),
+    ("bench_methods.py", CPU, ("1. mpop (LFA + dimension squeezing)", "2. opf (", "3. opf merged model")),
+    ("bench_dashboard.py", (), ("1. Slider on Decompose", "2. First load of every page")),
 ])
-def test_benchmark_quick_mode_runs(script, headings):
+def test_benchmark_quick_mode_runs(script, options, headings):
     result = subprocess.run(
-        [sys.executable, str(ROOT / "benchmarks" / script), "--quick", "--device", "cpu"],
+        [sys.executable, str(ROOT / "benchmarks" / script), "--quick", *options],
         capture_output=True, text=True, timeout=900,
     )
     assert result.returncode == 0, result.stderr
