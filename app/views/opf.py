@@ -1,0 +1,326 @@
+"""Over-parameterize (OPF): Fisher scores per matrix, which ones grow, a live run, and the merge back.
+
+Slow work is cached or runs elsewhere: Fisher scores by their request
+(st.cache_data, plus a JSON under the runs folder), training as a background
+job (app.jobs) watched by a fragment, latency on a button (JSON in the run).
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pandas as pd
+import streamlit as st
+
+from app import jobs, opf_views
+from mpo_core.fine_tune_config import FineTuneConfig
+from mpo_core.glue import GLUE_TASKS, get_task, glue_file
+from mpo_core.opf import SELECTIONS
+
+ROOT = Path(__file__).resolve().parents[2]
+DEFAULT_GLUE = os.environ.get("GLUE_DIR") or str(ROOT.parent / "shared" / "glue")
+DEFAULT_RUNS = os.environ.get("MPO_RUNS_DIR") or str(ROOT / "runs")
+USER_ERRORS = (ValueError, KeyError, OSError, ImportError)  # FileNotFoundError is an OSError
+ACTIVE = ("running", "starting")
+SOURCES = {"glue": "GLUE training batches (packaged MiniLM)", "run": "step 0 of an OPF run"}
+SELECTION_HELP = {
+    "static": "static: score every matrix once at step 0 and grow the top-N of each group for the whole run.",
+    "dynamic": "dynamic: training is split into stages; each stage re-scores the still-dense matrices on the "
+               "model trained so far and grows ceil(N / stages) more per group.",
+}
+
+
+def _message(exc: Exception) -> str:
+    return str(exc.args[0]) if isinstance(exc, KeyError) and exc.args else str(exc)
+
+
+def _millions(count) -> str:
+    return "–" if count is None else f"{count / 1e6:.3f}M"
+
+
+# --------------------------------------------------------------------------- caches
+@st.cache_data(show_spinner="Scoring every matrix: Fisher information on training batches (seconds on a CPU)…",
+               max_entries=16)
+def cached_fisher(request: opf_views.FisherRequest, _cache_dir: str) -> opf_views.FisherScores:
+    return opf_views.load_or_compute_fisher(request, _cache_dir)
+
+
+@st.cache_data(show_spinner=False, max_entries=32)
+def cached_run_fisher(run_path: str, stamp: float) -> opf_views.FisherScores | None:
+    return opf_views.fisher_from_run(run_path)
+
+
+def _stamp(run_path: Path) -> float:
+    metrics = run_path / "metrics.jsonl"
+    return metrics.stat().st_mtime if metrics.is_file() else 0.0
+
+
+# --------------------------------------------------------------------------- 1. scores and preview
+def glue_scores(runs_dir: str, glue_dir: str) -> opf_views.FisherScores | None:
+    cols = st.columns(4)
+    tasks = list(GLUE_TASKS)
+    task = cols[0].selectbox("task", tasks, index=tasks.index("sst2"), key="fisher_task",
+                             format_func=lambda t: GLUE_TASKS[t].display_name)
+    layers = cols[1].number_input("encoder layers", 1, opf_views.MAX_LAYERS, opf_views.MAX_LAYERS, key="fisher_layers")
+    batches = cols[2].number_input("batches B", 1, 32, 4, key="fisher_batches",
+                                   help="F(W) averages over B training batches (the run itself uses its own).")
+    batch_size = cols[3].number_input("batch size", 1, 64, 16, key="fisher_batch_size")
+    try:
+        request = opf_views.FisherRequest(task=task, data_dir=glue_dir, num_hidden_layers=int(layers),
+                                          num_batches=int(batches), batch_size=int(batch_size), max_length=64)
+        return cached_fisher(request, str(Path(runs_dir) / opf_views.FISHER_CACHE))
+    except USER_ERRORS as exc:
+        st.error(f"Could not compute Fisher scores: {_message(exc)}")
+        st.info("Fix the GLUE folder in the sidebar, or take the scores of an OPF run (score source above).")
+        return None
+
+
+def run_scores(runs_dir: str, runs: list[dict]) -> opf_views.FisherScores | None:
+    names = [r["run"] for r in runs if r["status"] != "failed"]
+    if not names:
+        st.info("No OPF run has recorded scores yet: start one below, or score GLUE batches.")
+        return None
+    name = st.selectbox("run", names, key="fisher_run")
+    path = Path(runs_dir) / name
+    try:
+        fisher = cached_run_fisher(str(path), _stamp(path))
+    except USER_ERRORS as exc:
+        st.error(f"Could not read the scores of {name}: {_message(exc)}")
+        return None
+    if fisher is None:
+        st.info(f"{name} has not scored its matrices yet (it does so at step 0).")
+    return fisher
+
+
+def preview_controls(fisher: opf_views.FisherScores) -> dict:
+    cols = st.columns(5)
+    selection = cols[0].radio("selection", SELECTIONS, key="selection", horizontal=True)
+    top_n = cols[1].number_input("top-N per group", 1, opf_views.MAX_LAYERS, 1, key="top_n",
+                                 help="Matrices grown per group (query, key, value, attn. output, FFN in, FFN out).")
+    stages = cols[2].number_input("stages s (dynamic)", 1, opf_views.MAX_LAYERS, 2, key="stages",
+                                  disabled=selection == "static")
+    growth = cols[3].number_input("growth (× parameters per matrix)", 1.0, 30.0, 4.0, step=0.5, key="growth")
+    steps = cols[4].number_input("training steps T", 1, 100000, 100, key="preview_steps",
+                                 help="Dynamic stages start at steps 0, T/s, 2T/s, …")
+    return {"selection": selection, "top_n": int(top_n), "stages": int(stages), "growth": float(growth),
+            "max_steps": int(steps)}
+
+
+def show_preview(fisher: opf_views.FisherScores, options: dict) -> None:
+    try:
+        stages = opf_views.selection_preview(fisher, **options)
+    except USER_ERRORS as exc:
+        st.error(_message(exc))
+        st.plotly_chart(opf_views.fisher_heatmap(fisher), key="fisher_heatmap")
+        return
+    sizes = opf_views.preview_sizes(fisher, stages)
+    cols = st.columns(4)
+    cols[0].metric("#To original", _millions(sizes["original"]))
+    cols[1].metric("#To while training (peak)", _millions(sizes["peak"]))
+    cols[2].metric("peak / original", f"{sizes['factor']:.3f}×")
+    cols[3].metric("matrices to grow", sizes["grown"])
+    st.caption(SELECTION_HELP[options["selection"]] + " After training every MPO is contracted back: #To returns "
+               "to the original.")
+    if any(s.estimate for s in stages):
+        st.info("Dynamic selection re-scores at each stage boundary on the partly trained model; this preview "
+                "ranks later stages by the step-0 scores, so stages after the first (dotted outlines, "
+                "'estimate' in the table) are estimates.")
+    left, right = st.columns([3, 2])
+    left.plotly_chart(opf_views.fisher_heatmap(fisher, stages), key="fisher_heatmap")
+    right.plotly_chart(opf_views.preview_size_figure(fisher, stages, options["max_steps"]), key="preview_sizes")
+    st.dataframe(opf_views.selection_table(fisher, stages, options["growth"]), hide_index=True, key="preview_table",
+                 column_config={"F(W)": st.column_config.NumberColumn(format="%.3e")})
+
+
+def scores_and_preview(runs_dir: str, glue_dir: str, runs: list[dict]) -> dict | None:
+    st.subheader("1. Fisher scores and which matrices grow")
+    st.caption("F(W) = 1/B Σ_b mean_ij (g_b)²_ij: the mean squared clipped gradient of each weight matrix W over B "
+               "training batches (pre-trained MiniLM, fresh classifier head seeded as a run). OPF grows the top-N "
+               "matrices of each group.")
+    source = st.radio("score source", list(SOURCES), format_func=SOURCES.get, key="fisher_source", horizontal=True)
+    fisher = glue_scores(runs_dir, glue_dir) if source == "glue" else run_scores(runs_dir, runs)
+    if fisher is None:
+        return None
+    st.caption(f"Scores: {fisher.source}.")
+    options = preview_controls(fisher)
+    show_preview(fisher, options)
+    return {**options, "task": st.session_state.get("fisher_task", "sst2")}
+
+
+# --------------------------------------------------------------------------- 2. a run
+def start_form(runs_dir: str, glue_dir: str, preview: dict) -> None:
+    tasks = list(GLUE_TASKS)
+    with st.expander("Start a new OPF run", expanded=False), st.form("new_opf_run"):
+        st.caption("Defaults follow the preview above.")
+        left, middle, right = st.columns(3)
+        task = left.selectbox("task", tasks, index=tasks.index(preview.get("task", "sst2")), key="run_task")
+        layers = left.number_input("encoder layers to load", 1, opf_views.MAX_LAYERS,
+                                   max(2, preview.get("top_n", 1), preview.get("stages", 1)), key="run_layers")
+        train_examples = left.number_input("training examples", 16, 100000, 512, step=64, key="run_train")
+        eval_examples = left.number_input("dev examples", 16, 100000, 200, step=50, key="run_eval")
+        selection = middle.selectbox("selection", SELECTIONS, key="run_selection",
+                                     index=SELECTIONS.index(preview.get("selection", "static")))
+        top_n = middle.number_input("top-N per group", 1, opf_views.MAX_LAYERS, preview.get("top_n", 1),
+                                    key="run_top_n")
+        stages = middle.number_input("stages (dynamic)", 1, opf_views.MAX_LAYERS, preview.get("stages", 2),
+                                     key="run_stages")
+        growth = middle.number_input("growth (× parameters)", 1.0, 30.0, preview.get("growth", 4.0), step=0.5,
+                                     key="run_growth")
+        steps = right.number_input("training steps", 1, 100000, min(preview.get("max_steps", 100), 100000),
+                                   key="run_steps")
+        learning_rate = right.number_input("learning rate", 1e-6, 1e-1, 1e-4, format="%.1e", key="run_lr")
+        fisher_batches = right.number_input("Fisher batches per selection", 1, 256, 4, key="run_fisher_batches")
+        # A default fixed per session: one that changed every rerun would drop the name typed on submit.
+        default_name = st.session_state.setdefault("_new_opf_run_name", f"opf-{pd.Timestamp.now():%Y%m%d-%H%M%S}")
+        run_name = right.text_input("run name", default_name, key="run_name")
+        submitted = st.form_submit_button("Start", type="primary")
+    if submitted:
+        try:
+            options = opf_views.opf_options(growth, selection, top_n, stages, fisher_batches, int(layers))
+            config = FineTuneConfig(
+                task=task, data_dir=glue_dir, strategy="opf", strategy_options=options, num_hidden_layers=int(layers),
+                max_length=64, max_train_examples=int(train_examples), max_eval_examples=int(eval_examples),
+                max_steps=int(steps), batch_size=16, learning_rate=float(learning_rate), logging_steps=1,
+                eval_steps=max(1, int(steps) // 5), save_steps=10**6, runs_dir=runs_dir, run_name=run_name.strip(),
+            )
+            for split in ("train", "dev"):  # missing data: a message now, not a failed job later
+                glue_file(config.task, split, glue_dir)
+            jobs.start_job(config)
+            st.session_state["opf_run"] = config.run_name
+            st.session_state.pop("_new_opf_run_name")  # the next run gets a fresh default name
+            st.success(f"started {config.run_name}")
+        except (ValueError, FileExistsError, FileNotFoundError) as exc:
+            st.error(str(exc))
+
+
+def live(runs_dir: str, run_name: str, was_active: bool) -> None:
+    """Status, curves, selections and #To of one run; refreshed every 2 s while it trains."""
+    status = jobs.run_status(runs_dir, run_name)
+    if was_active and status not in ACTIVE:
+        st.rerun()  # it just ended: the whole page shows the merge check
+    path = Path(runs_dir) / run_name
+    config = jobs.run_config(runs_dir, run_name)  # a starting job has no run folder yet
+    options = config.get("strategy_options", {})
+    frames = opf_views.opf_frames(path)
+    num_stages = options.get("stages", 2) if options.get("selection") == "dynamic" else 1
+    summary = opf_views.opf_summary(frames, num_stages)
+    st.caption(f"{run_name}: {config['task']}, {options.get('selection', 'static')} selection, top-N = "
+               f"{options.get('top_n', 2)} per group, growth {options.get('growth', 4.0):g}×, "
+               f"{config['max_steps']} steps, {config.get('num_hidden_layers') or 'all'} layers.")
+    cols = st.columns(5)
+    cols[0].metric("status", status)
+    cols[1].metric("stages done", f"{summary['stages_done']} / {num_stages}")
+    cols[2].metric("matrices grown", summary["grown"])
+    cols[3].metric("#To now", _millions(summary["total_params"]))
+    cols[4].metric("#To peak", _millions(summary["peak_params"]))
+    if status in ACTIVE and st.button("Stop this run", key=f"stop_{run_name}"):
+        try:
+            jobs.stop_job(runs_dir, run_name)
+            st.toast("stop requested: the run ends after its current step, then merges")
+        except FileNotFoundError as exc:
+            st.error(str(exc))
+    if status == "failed":
+        st.error("the run ended without results; its console output:")
+        st.code(jobs.log_tail(runs_dir, run_name) or "(no output)")
+    metric = get_task(config["task"]).metric
+    top, bottom = st.columns(2), st.columns(2)
+    top[0].plotly_chart(opf_views.loss_figure(frames), key=f"loss_{run_name}")
+    top[1].plotly_chart(opf_views.eval_figure(frames, metric), key=f"eval_{run_name}")
+    bottom[0].plotly_chart(opf_views.size_figure(frames), key=f"size_{run_name}")
+    if not frames["selections"].empty:
+        try:
+            fisher = cached_run_fisher(str(path), _stamp(path))
+            bottom[1].plotly_chart(opf_views.fisher_heatmap(fisher, opf_views.run_stages(path),
+                                                            title="step-0 F(W) of this run, its actual selections"),
+                                   key=f"run_heatmap_{run_name}")
+        except USER_ERRORS as exc:
+            bottom[1].error(f"Could not draw this run's scores: {_message(exc)}")
+        st.dataframe(frames["selections"], hide_index=True, key=f"selections_{run_name}",
+                     column_config={"F(W)": st.column_config.NumberColumn(format="%.3e")})
+
+
+def runs_section(runs_dir: str, glue_dir: str, preview: dict) -> tuple[str, str] | None:
+    st.subheader("2. A live OPF run")
+    start_form(runs_dir, glue_dir, preview)
+    runs = [r for r in jobs.list_runs(runs_dir) if r["strategy"] == "opf"]  # after the form: it may add one
+    if not runs:
+        st.info(f"No OPF runs in {runs_dir} yet: start one above.")
+        return None
+    st.dataframe(pd.DataFrame(runs).drop(columns="modified"), hide_index=True, width="stretch", key="opf_runs")
+    names, chosen = [r["run"] for r in runs], st.session_state.get("opf_run")
+    selected = st.selectbox("run", names, index=names.index(chosen) if chosen in names else 0, key="opf_select")
+    st.session_state["opf_run"] = selected
+    status = jobs.run_status(runs_dir, selected)
+    active = status in ACTIVE
+    st.fragment(run_every=2.0 if active else None)(live)(runs_dir, selected, active)
+    return selected, status
+
+
+# --------------------------------------------------------------------------- 3. merge check
+def show_latency(latency: dict) -> None:
+    cols = st.columns(4)
+    cols[0].metric("original forward (ms)", f"{latency['median_ms']['original']:.2f}")
+    cols[1].metric("merged forward (ms)", f"{latency['median_ms']['merged']:.2f}")
+    ratio = latency["ratio"]
+    cols[2].metric("latency ratio merged / original", f"{ratio:.3f}", delta=f"{ratio - 1:+.3f}", delta_color="off")
+    cols[3].metric("params measured (merged)", f"{latency['params']['merged']:,}",
+                   help=f"original: {latency['params']['original']:,}")
+    same = latency["params"]["merged"] == latency["params"]["original"] and latency["same_shapes"]
+    facts = (f"{latency['mpo_layers_left']} MPO layers left, tensor shapes "
+             f"{'identical to' if latency['same_shapes'] else 'different from'} the original")
+    if opf_views.within_target(ratio) and same:
+        st.success(f"Merged model = original size and latency: ratio {ratio:.3f} within 1.00 ± "
+                   f"{opf_views.LATENCY_TARGET}; {facts}.")
+    else:
+        st.warning(f"ratio {ratio:.3f} (target 1.00 ± {opf_views.LATENCY_TARGET}); {facts}. Timings on a busy "
+                   "machine are noisy: measure again.")
+    st.plotly_chart(opf_views.latency_figure(latency), key="latency_figure")
+
+
+def merge_check(runs_dir: str, run_name: str, status: str) -> None:
+    st.subheader("3. Merge check: original size and latency")
+    if status not in ("finished", "stopped"):
+        st.info(f"{run_name} is {status}: the merge check needs a finished run.")
+        return
+    path = Path(runs_dir) / run_name
+    summary = opf_views.merge_summary(opf_views.read_results(path) or {})
+    if summary is None:
+        st.error(f"{run_name} has no OPF results.")
+        return
+    cols = st.columns(4)
+    cols[0].metric("#To before training", f"{summary['before']:,}")
+    cols[1].metric("#To peak while training", f"{summary['peak']:,}",
+                   help=f"{summary['peak_factor']:.3f}× the original")
+    cols[2].metric("#To after merge", f"{summary['after']:,}")
+    cols[3].metric("after merge = original", "yes" if summary["equal"] else "no")
+    latency = opf_views.read_latency(path)
+    label = "Measure latency again" if latency else "Measure latency"
+    if st.button(label, key="measure_latency",
+                 help="Forward passes of the pre-trained model and this run's merged final_model on the same batch "
+                      "(8 × 64 tokens, warm-up, then the median of interleaved repeats)."):
+        try:
+            with st.spinner("Timing forward passes of the original and the merged model…"):
+                latency = opf_views.measure_latency(path)
+        except USER_ERRORS as exc:
+            st.error(_message(exc))
+    if latency:
+        show_latency(latency)
+    else:
+        st.caption("Not measured yet: press the button (a few seconds; saved in the run folder).")
+
+
+def main() -> None:
+    st.title("Over-parameterized fine-tuning (OPF)")
+    st.caption("OPF (Gao et al., ACL 2023) fine-tunes a small PLM with more parameters than it deploys: the matrices "
+               "with the largest Fisher scores become lossless MPOs holding growth × their entries while training, "
+               "and are contracted back afterwards, so the fine-tuned model keeps its original size and latency.")
+    runs_dir = st.sidebar.text_input("runs folder", DEFAULT_RUNS, key="runs_dir")
+    glue_dir = st.sidebar.text_input("GLUE folder", DEFAULT_GLUE, key="glue_dir")
+    runs = [r for r in jobs.list_runs(runs_dir) if r["strategy"] == "opf"]
+    preview = scores_and_preview(runs_dir, glue_dir, runs) or {}
+    selected = runs_section(runs_dir, glue_dir, preview)
+    if selected is not None:
+        merge_check(runs_dir, *selected)
+
+
+main()

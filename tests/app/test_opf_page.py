@@ -1,0 +1,143 @@
+"""AppTest of the Over-parameterize (OPF) page: scores and preview, a finished run's merge check, the form."""
+import json
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from mpo_core.fine_tune import fine_tune
+
+from .test_jobs import wait_for
+from .test_opf_views import tiny_opf
+
+MAIN = str(Path(__file__).resolve().parents[2] / "app" / "main.py")
+
+
+def open_page(runs_dir, monkeypatch) -> AppTest:
+    monkeypatch.setenv("MPO_RUNS_DIR", str(runs_dir))
+    at = AppTest.from_file(MAIN, default_timeout=120).run()
+    at.switch_page("views/opf.py").run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def metric(at, label) -> str:
+    (value,) = [m.value for m in at.metric if m.label == label]
+    return value
+
+
+def millions(at, label) -> float:
+    return float(metric(at, label).removesuffix("M"))
+
+
+def table(at, column):
+    """The first table showing ``column`` (AppTest does not expose a dataframe's key)."""
+    return next(d.value for d in at.dataframe if column in d.value.columns)
+
+
+def count(at, label) -> int:
+    return int(metric(at, label).replace(",", ""))
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory):
+    runs = tmp_path_factory.mktemp("runs")
+    results = fine_tune(tiny_opf(runs, "done"))
+    return runs, results
+
+
+def test_opens_with_scores_and_a_preview_that_follows_top_n(finished, monkeypatch):
+    at = open_page(finished[0], monkeypatch)
+    assert not at.error, [e.value for e in at.error]
+    assert at.get("plotly_chart") and metric(at, "matrices to grow") == "6"  # default top-N = 1, six groups
+    peak = millions(at, "#To while training (peak)")
+    assert peak > millions(at, "#To original")
+    preview = table(at, "rank in group")
+    assert len(preview) == 6 and set(preview["rank in group"]) == {1}
+
+    at.number_input(key="top_n").set_value(2).run()
+    assert not at.exception and metric(at, "matrices to grow") == "12"
+    assert millions(at, "#To while training (peak)") > peak
+    assert set(table(at, "rank in group")["rank in group"]) == {1, 2}
+
+    at.radio(key="selection").set_value("dynamic").run()
+    assert not at.exception and metric(at, "matrices to grow") == "12"
+    stages = table(at, "rank in group")
+    assert list(stages["stage"]) == [1] * 6 + [2] * 6 and list(stages["estimate"]) == [False] * 6 + [True] * 6
+    assert any("estimate" in i.value for i in at.info)
+    at.number_input(key="stages").set_value(3).run()  # dynamic needs top_n >= stages
+    assert not at.exception and any("needs top_n >= 3" in e.value for e in at.error)
+
+
+def test_a_finished_run_shows_its_selection_and_the_merge_check(finished, monkeypatch):
+    runs, results = finished
+    at = open_page(runs, monkeypatch)
+    assert at.selectbox(key="opf_select").value == "done" and metric(at, "status") == "finished"
+    assert metric(at, "matrices grown") != "0" and len(table(at, "growth")) == 6
+    opf = results["opf"]
+    assert count(at, "#To before training") == count(at, "#To after merge") == opf["total_params_before"]
+    assert count(at, "#To peak while training") == opf["max_total_params"]
+    assert metric(at, "after merge = original") == "yes"
+    assert not [m for m in at.metric if m.label == "latency ratio merged / original"]
+
+    at.button(key="measure_latency").click().run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    ratio = float(metric(at, "latency ratio merged / original"))
+    assert 0 < ratio < 10 and count(at, "params measured (merged)") == opf["total_params_before"]
+    saved = json.loads((runs / "done" / "latency.json").read_text())
+    assert f"{saved['ratio']:.3f}" == metric(at, "latency ratio merged / original")
+    assert at.success or at.warning  # the verdict on 1.00 +- 0.05
+
+
+def test_the_runs_own_scores_can_be_the_source(finished, monkeypatch):
+    runs, results = finished
+    at = open_page(runs, monkeypatch)
+    at.radio(key="fisher_source").set_value("run").run()
+    assert not at.exception and not at.error
+    assert at.selectbox(key="fisher_run").value == "done"
+    at.number_input(key="growth").set_value(2.0).run()  # the run's options: its choice and peak #To
+    assert metric(at, "#To original") == f"{results['opf']['total_params_before'] / 1e6:.3f}M"
+    assert millions(at, "#To while training (peak)") == pytest.approx(results["opf"]["max_total_params"] / 1e6,
+                                                                      abs=1e-3)
+    assert metric(at, "matrices to grow") == "6"
+    chosen = {m.removeprefix("bert.encoder.") for m in results["opf"]["chosen"][0]}
+    assert set(table(at, "rank in group")["matrix"]) == chosen
+
+
+def test_missing_glue_data_is_a_message(tmp_path, monkeypatch):
+    at = open_page(tmp_path, monkeypatch)
+    at.text_input(key="glue_dir").set_value(str(tmp_path / "nowhere")).run()
+    assert not at.exception
+    assert any("does not exist" in e.value for e in at.error) and any("GLUE folder" in i.value for i in at.info)
+    assert any("No OPF runs" in i.value for i in at.info)
+    [start] = [b for b in at.button if b.label == "Start"]
+    start.click().run()
+    assert not at.exception and sum("does not exist" in e.value for e in at.error) == 2
+
+
+def test_a_run_started_from_the_form_can_be_stopped_and_still_merges(tmp_path, monkeypatch):
+    at = open_page(tmp_path, monkeypatch)
+    values = {"run_task": "rte", "run_layers": 1, "run_train": 32, "run_eval": 16, "run_steps": 5000,
+              "run_fisher_batches": 1, "run_growth": 2.0, "run_name": "from-the-page"}
+    for key, value in values.items():
+        (at.selectbox if key == "run_task" else at.text_input if key == "run_name" else at.number_input)(
+            key=key).set_value(value)
+    [start] = [b for b in at.button if b.label == "Start"]
+    start.click().run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    assert any("from-the-page" in s.value for s in at.success)
+    assert at.selectbox(key="opf_select").value == "from-the-page"  # listed while its job starts
+    config = json.loads((tmp_path / ".jobs" / "from-the-page.config.json").read_text())
+    assert config["strategy"] == "opf" and config["num_hidden_layers"] == 1 and config["max_steps"] == 5000
+    assert config["strategy_options"] == {"growth": 2.0, "selection": "static", "top_n": 1, "stages": 2,
+                                          "fisher_batches": 1}
+    wait_for(tmp_path, "from-the-page", {"running"}, timeout=300)
+    at.run()
+    at.button(key="stop_from-the-page").click().run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    assert wait_for(tmp_path, "from-the-page", {"stopped", "failed"}, timeout=300) == "stopped"
+    at.run()
+    assert metric(at, "status") == "stopped" and metric(at, "stages done") == "1 / 1"
+    assert metric(at, "after merge = original") == "yes"  # a stopped run merges back all the same
+    results = json.loads((tmp_path / "from-the-page" / "results.json").read_text())
+    assert results["opf"]["total_params_after_merge"] == results["opf"]["total_params_before"]
