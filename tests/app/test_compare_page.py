@@ -1,0 +1,136 @@
+"""AppTest of the Compare methods page (Figure 2), driven through the app's entry file (app/main.py)."""
+import json
+import time
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from app import backend, compare
+
+MAIN = str(Path(__file__).resolve().parents[2] / "app" / "main.py")
+pytestmark = pytest.mark.filterwarnings("ignore:Trying to compute SVD with n_eigenvecs")
+
+
+def open_page(cache_root, monkeypatch) -> AppTest:
+    monkeypatch.setenv("MPO_CACHE_DIR", str(cache_root))
+    at = AppTest.from_file(MAIN, default_timeout=60).run()
+    at.switch_page("views/compare.py").run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def small_random(at: AppTest, methods=("mpo", "svd", "cpd", "tucker"), n=(3, 5)) -> AppTest:
+    """A 64 x 48 random matrix, two ratios and few CPD iterations: every curve in well under a second."""
+    at.radio(key="cmp_source").set_value("random").run()
+    at.number_input(key="cmp_random_rows").set_value(64)
+    at.number_input(key="cmp_random_cols").set_value(48)
+    at.text_input(key="cmp_ratios").set_value("0.1, 0.3")
+    at.number_input(key="cmp_iter").set_value(20)
+    at.multiselect(key="cmp_methods").set_value(list(methods))
+    at.multiselect(key="cmp_n").set_value(list(n)).run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def trace_names(at: AppTest) -> list[str]:
+    (chart,) = at.get("plotly_chart")
+    return [t["name"] for t in json.loads(chart.proto.spec)["data"]]
+
+
+def cache_files(cache_root: Path) -> list[str]:
+    folder = cache_root / "compare"
+    return sorted(p.name for p in folder.iterdir()) if folder.is_dir() else []
+
+
+def test_opens_on_the_word_embedding_and_offers_to_compute(tmp_path, monkeypatch):
+    at = open_page(tmp_path, monkeypatch)
+    assert at.radio(key="cmp_source").value == "model"
+    assert at.selectbox(key="cmp_weight").value == backend.DEFAULT_WEIGHT
+    assert at.multiselect(key="cmp_n").value == [3, 5, 7]
+    assert any("What the paper reports" in i.value and "CPD" in i.value for i in at.info)
+    # MPO on 30522 x 384 takes seconds, CPD hours: nothing is computed until asked for
+    assert at.button(key="compute").label == "Compute"
+    waiting = [i.value for i in at.info if "not in the cache yet" in i.value]
+    assert len(waiting) == 1 and "MPO n=5" in waiting[0] and "CPD n=3" in waiting[0]
+    assert not at.get("plotly_chart") and not at.error and cache_files(tmp_path) == []
+    assert at.text_input(key="cache_dir").value == str(tmp_path / "compare")
+
+
+def test_small_matrix_is_live_and_traces_follow_the_methods(tmp_path, monkeypatch):
+    at = small_random(open_page(tmp_path, monkeypatch))
+    assert not at.error and "compute" not in [b.key for b in at.button]
+    assert trace_names(at) == ["MPO n=3", "MPO n=5", "SVD", "CPD n=3", "CPD n=5", "Tucker n=3", "Tucker n=5"]
+    table = at.dataframe[0].value
+    assert list(table.columns) == trace_names(at) and list(table.index) == [0.1, 0.3]
+    assert ((table > 0) & (table < 1)).all().all()
+    assert any("MPO error is below the CPD error" in c.value for c in at.caption)
+
+    at.multiselect(key="cmp_methods").set_value(["mpo", "svd"]).run()
+    assert not at.exception and trace_names(at) == ["MPO n=3", "MPO n=5", "SVD"]
+    assert not any("below the CPD error" in c.value for c in at.caption)
+    at.multiselect(key="cmp_n").set_value([3, 7]).run()
+    assert trace_names(at) == ["MPO n=3", "MPO n=7", "SVD"]
+    # a larger ratio keeps more parameters: the error at it is smaller
+    at.text_input(key="cmp_ratios").set_value("0.1, 0.6").run()
+    table = at.dataframe[0].value
+    assert list(table.index) == [0.1, 0.6] and (table.loc[0.6] < table.loc[0.1]).all()
+    at.radio(key="cmp_value").set_value("error").run()
+    norm = float(backend.random_matrix(64, 48, seed=0, decay=1.0).double().norm())  # the page's default random matrix
+    absolute = at.dataframe[0].value
+    assert ((absolute - table * norm).abs() < 1e-3).all().all()  # ||M - M'||_F = relative error * ||M||_F
+    assert cache_files(tmp_path) == []  # live curves stay in memory
+
+
+def test_a_filled_disk_cache_is_shown_without_recomputation(tmp_path, monkeypatch):
+    settings = compare.CompareSettings(max_rows=512, ratios=(0.1, 0.3), methods=("mpo", "svd"), n_values=(3, 5))
+    monkeypatch.setenv("MPO_CACHE_DIR", str(tmp_path))
+    written = compare.compute_or_load(settings).frame  # the word embedding's first 512 rows
+    monkeypatch.setattr(compare, "LIVE_SECONDS", 0.0)  # nothing may be computed by the page run ...
+    monkeypatch.setattr(compare, "compute_curve", lambda *a, **k: pytest.fail("recomputed a cached curve"))
+    at = open_page(tmp_path, monkeypatch)
+    at.number_input(key="cmp_max_rows").set_value(512)
+    at.text_input(key="cmp_ratios").set_value("0.3, 0.1")
+    at.multiselect(key="cmp_methods").set_value(["mpo", "svd"])
+    at.multiselect(key="cmp_n").set_value([3, 5]).run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert "compute" not in [b.key for b in at.button]  # ... and nothing waits for a click
+    assert trace_names(at) == ["MPO n=3", "MPO n=5", "SVD"]
+    table = at.dataframe[0].value
+    mpo3 = written[(written["method"] == "mpo") & (written["n"] == 3)]["relative_error"].round(4).tolist()
+    assert table["MPO n=3"].tolist() == mpo3
+    notes = [c.value for c in at.caption if "cached" in c.value]
+    assert len(notes) == 1 + 3 and all("ratios 0.1, 0.3" in n and "512x384" in n for n in notes)
+    assert notes[0].startswith("3 of 3 curves from the disk cache, cached 20")  # the visible summary line
+    assert any("3 from the disk cache" in e.label for e in at.expander)
+
+
+def test_compute_runs_in_the_background_and_fills_the_cache(tmp_path, monkeypatch):
+    monkeypatch.setattr(compare, "LIVE_SECONDS", 0.0)  # every curve is "expensive"
+    at = small_random(open_page(tmp_path, monkeypatch), methods=("mpo", "svd", "tucker"), n=(3,))
+    assert at.button(key="compute") and not at.get("plotly_chart")
+    at.button(key="compute").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    deadline = time.monotonic() + 60
+    while "compute" in [b.key for b in at.button] or "stop_compute" in [b.key for b in at.button]:
+        assert time.monotonic() < deadline, "the background computation did not finish"
+        time.sleep(0.5)
+        at.run()
+        assert not at.exception, [e.value for e in at.exception]
+    assert trace_names(at) == ["MPO n=3", "SVD", "Tucker n=3"]
+    assert len(cache_files(tmp_path)) == 2 * 3  # a CSV and a JSON per curve
+    assert not at.error
+
+
+@pytest.mark.parametrize("ratios, message", [("0.1, abc", "is not a number"), ("0.1, 1.5", "(0, 1]")])
+def test_bad_ratios_are_a_message(tmp_path, monkeypatch, ratios, message):
+    at = open_page(tmp_path, monkeypatch)
+    at.text_input(key="cmp_ratios").set_value(ratios).run()
+    assert not at.exception and len(at.error) == 1 and message in at.error[0].value
+    assert not at.get("plotly_chart") and "compute" not in [b.key for b in at.button]
+
+
+def test_no_method_is_a_message(tmp_path, monkeypatch):
+    at = open_page(tmp_path, monkeypatch)
+    at.multiselect(key="cmp_methods").set_value([]).run()
+    assert not at.exception and len(at.error) == 1 and "non-empty selection" in at.error[0].value
