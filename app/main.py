@@ -15,7 +15,12 @@ if ROOT not in sys.path:
 
 PAGES = [
     st.Page("views/decompose.py", title="Decompose", icon=":material/account_tree:", default=True),
+    st.Page("views/compare.py", title="Compare methods", icon=":material/show_chart:"),
+    st.Page("views/atlas.py", title="Entropy atlas", icon=":material/grid_on:"),
+    st.Page("views/variation.py", title="Parameter variation", icon=":material/bar_chart:"),
     st.Page("views/squeeze.py", title="Squeeze training", icon=":material/compress:"),
+    st.Page("views/opf.py", title="Over-parameterize (OPF)", icon=":material/unfold_more:"),
+    st.Page("views/compress.py", title="Compress a model", icon=":material/download:"),
 ]
 
 st.set_page_config(page_title="MPO compression dashboard", page_icon=":material/linear_scale:", layout="wide")

@@ -1,0 +1,217 @@
+"""The dashboard in a real browser: ``streamlit run`` on a loopback port, driven by headless Chromium.
+
+Opens every page, moves a bond slider on "Decompose" and watches the ratio
+change, starts a tiny squeeze run from the form and watches its curve get
+points. Screenshots of every step go to ``test-artifacts/browser/`` (or
+``$MPO_TEST_ARTIFACTS``) so a CI run can be looked at afterwards.
+
+Needs Debian's ``chromium`` (``.ci/run`` installs it) and the ``playwright``
+Python package (only its driver: the browser is the system one). Without them
+the test is skipped, unless ``MPO_BROWSER_REQUIRED=1`` (set by ``.ci/run``),
+where a missing browser is a failure.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+GLUE = ROOT.parent / "shared" / "glue"
+CHROMIUM = os.environ.get("MPO_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
+CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+                  "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                  "--disable-quic"]
+ARTIFACTS = Path(os.environ.get("MPO_TEST_ARTIFACTS") or ROOT / "test-artifacts") / "browser"
+# url path -> the start of the page's title (its h1) once it has rendered
+PAGES = {
+    "": "Decompose a matrix into an MPO",
+    "compare": "Compare methods",
+    "atlas": "Entropy atlas",
+    "variation": "Parameter variation",
+    "squeeze": "Squeeze training",
+    "opf": "Over-parameterized",
+    "compress": "Compress a model",
+}
+RATIO = "Compression ratio ρ (Eq. 5)"
+
+
+def _browser_or_skip():
+    missing = []
+    try:
+        from playwright.sync_api import sync_playwright  # noqa: F401
+    except ImportError:
+        missing.append("the playwright package")
+    if CHROMIUM is None:
+        missing.append("a chromium executable")
+    if missing:
+        message = f"browser test needs {' and '.join(missing)}"
+        if os.environ.get("MPO_BROWSER_REQUIRED") == "1":
+            pytest.fail(message + " (MPO_BROWSER_REQUIRED=1)")
+        pytest.skip(message)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _wait_healthy(url: str, process: subprocess.Popen, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"streamlit exited with {process.returncode}")
+        try:
+            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as reply:
+                if reply.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.5)
+    raise TimeoutError(f"streamlit did not become healthy at {url} in {timeout} s")
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    _browser_or_skip()
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    runs, cache = tmp_path_factory.mktemp("runs"), tmp_path_factory.mktemp("cache")
+    port = _free_port()
+    env = {**os.environ, "MPO_RUNS_DIR": str(runs), "MPO_CACHE_DIR": str(cache), "GLUE_DIR": str(GLUE),
+           "OMP_NUM_THREADS": "1"}
+    log = open(ARTIFACTS / "streamlit.log", "wb")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", str(ROOT / "app" / "main.py"), "--server.headless", "true",
+         "--server.address", "127.0.0.1", "--server.port", str(port), "--browser.gatherUsageStats", "false",
+         "--server.fileWatcherType", "none"],
+        cwd=str(ROOT), env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        _wait_healthy(url, process)
+        yield url, runs
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+        log.close()
+
+
+@pytest.fixture(scope="module")
+def page(server):
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
+        tab = browser.new_page(viewport={"width": 1400, "height": 2400})
+        tab.set_default_timeout(60_000)
+        yield tab
+        browser.close()
+
+
+def settle(page, timeout: float = 180) -> None:
+    """Wait until the script run is over: Streamlit's running indicator absent for a second."""
+    page.wait_for_selector("[data-testid=stAppViewContainer]", timeout=timeout * 1000)
+    deadline, quiet_since = time.monotonic() + timeout, None
+    while time.monotonic() < deadline:
+        running = page.locator("[data-testid=stStatusWidget]").count() > 0
+        if running:
+            quiet_since = None
+        elif quiet_since is None:
+            quiet_since = time.monotonic()
+        elif time.monotonic() - quiet_since > 1.0:
+            return
+        time.sleep(0.2)
+    raise TimeoutError("the page kept running")
+
+
+def no_exception(page, name: str) -> None:
+    page.screenshot(path=str(ARTIFACTS / f"{name}.png"))  # the app scrolls inside its own view
+    errors = page.locator("[data-testid=stException]")
+    assert errors.count() == 0, errors.first.inner_text()
+
+
+def metric_value(page, label: str) -> str:
+    metric = page.locator("[data-testid=stMetric]", has_text=label).first
+    return metric.locator("[data-testid=stMetricValue]").inner_text()
+
+
+def curve_points(page) -> list[int]:
+    """Points per plotly chart on the page, from plotly's decoded traces (``el.data`` may hold base64 arrays)."""
+    return page.evaluate(
+        "() => Array.from(document.querySelectorAll('.js-plotly-plot')).map(el =>"
+        " (el._fullData || []).reduce((n, t) => n + ((t.x || t.y || []).length || 0), 0))"
+    )
+
+
+@pytest.mark.parametrize("path", list(PAGES))
+def test_every_page_opens_without_an_error(server, page, path):
+    url, _ = server
+    page.goto(f"{url}/{path}")
+    settle(page)
+    page.locator("h1", has_text=PAGES[path]).first.wait_for()  # the page's own title, not the menu entry
+    no_exception(page, f"page-{path or 'decompose'}")
+
+
+def test_a_bond_slider_changes_the_ratio(server, page):
+    url, _ = server
+    page.goto(url)
+    settle(page)
+    page.get_by_text(RATIO).first.wait_for()
+    before = metric_value(page, RATIO)
+    thumb = page.locator("[data-testid=stSidebar] [data-testid=stSlider] input[type=range]").nth(1)  # d'_2
+    thumb.focus()
+    thumb.press("Home")  # the smallest bond
+    page.wait_for_function(
+        "([label, before]) => Array.from(document.querySelectorAll('[data-testid=stMetric]'))"
+        ".some(m => m.innerText.includes(label) && !m.innerText.includes(before))",
+        arg=[RATIO, before], timeout=60_000,
+    )
+    settle(page)
+    after = metric_value(page, RATIO)
+    no_exception(page, "decompose-slider-moved")
+    assert float(after) < float(before)
+
+
+def test_a_tiny_squeeze_run_draws_its_curve(server, page):
+    url, runs = server
+    page.goto(f"{url}/squeeze")
+    settle(page)
+    page.get_by_text("Start a new squeeze run").click()
+    values = {"encoder layers to load": "1", "training examples": "32", "dev examples (p is measured on them)": "16",
+              "squeeze steps (budget)": "2", "lightweight fine-tuning steps first": "2",
+              "repair steps after each cut": "1"}
+    for label, value in values.items():
+        box = page.get_by_label(label, exact=True)
+        box.fill(value)
+        box.press("Tab")
+    name = page.get_by_label("run name", exact=True)
+    name.fill("browser-run")
+    name.press("Tab")
+    page.screenshot(path=str(ARTIFACTS / "squeeze-form-filled.png"))
+    page.get_by_role("button", name="Start").click()
+    settle(page)
+    page.screenshot(path=str(ARTIFACTS / "squeeze-form-submitted.png"))
+    page.get_by_text("started browser-run").wait_for()
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and not (runs / "browser-run" / "results.json").exists():
+        time.sleep(1)
+    assert (runs / "browser-run" / "results.json").exists(), "the squeeze run did not finish in 5 minutes"
+    page.wait_for_function(  # the live fragment redraws every 2 s
+        "() => Array.from(document.querySelectorAll('[data-testid=stMetric]'))"
+        ".some(m => m.innerText.includes('status') && m.innerText.includes('finished'))", timeout=60_000,
+    )
+    settle(page)
+    no_exception(page, "squeeze-run-finished")
+    points = curve_points(page)
+    assert len(points) >= 4 and points[0] > 0, points  # p~ per squeeze step has points
+    assert sum(points) > 4
