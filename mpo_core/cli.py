@@ -100,6 +100,10 @@ def main(argv=None) -> int:
     runs = sub.add_parser("runs", help="list finished runs as a table")
     runs.add_argument("--runs-dir", default="runs")
     runs.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    reproduce = sub.add_parser("reproduce", help="run a paper table/figure reproduction (see notebooks/README.md)")
+    reproduce.add_argument("name", help="mpo_basics, figure2, table1, table2, table3, table4, table5 or opf")
+    reproduce.add_argument("--mode", choices=("small", "full"), default="small")
+    reproduce.add_argument("--force", action="store_true", help="run again even if results are stored")
     args = parser.parse_args(argv)
     try:
         if args.command == "finetune":
@@ -107,6 +111,12 @@ def main(argv=None) -> int:
 
             results = fine_tune(config_from_args(args), resume=args.resume)
             print(json.dumps({k: results[k] for k in RUN_COLUMNS if k in results}, indent=1, default=str))
+        elif args.command == "reproduce":
+            from .reproduction import reproduce as run_experiment
+
+            results = run_experiment(args.name, args.mode, force=args.force)
+            print(results.table.to_string(index=False))
+            print(results.describe())
         else:
             table = runs_table(args.runs_dir)
             print(table.to_json(orient="records", indent=1) if args.json else

@@ -1,0 +1,139 @@
+"""A grid of GLUE fine-tuning runs (tasks x strategies) on the one engine, resumable, as one results table.
+
+Each run is an ordinary :func:`mpo_core.fine_tune.fine_tune` run in
+``<results>/<mode>/runs/<experiment>/<label>-<task>``; a run whose
+``results.json`` exists is reused, so an interrupted grid continues where it
+stopped. Settings per mode (``SMALL``/``FULL``) are data, recorded with the
+results; the reductions of the full mode (CPU: max length 64, at most 2000
+training and 1000 dev examples, 3 epochs) are stated there.
+"""
+from __future__ import annotations
+
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+import pandas as pd
+from tqdm.auto import tqdm
+
+from ..fine_tune_config import FineTuneConfig
+from ..glue import get_task
+from ..run_folder import RESULTS_FILE
+from .results_store import Results, results_dir, save_results
+
+# Shared settings per mode. small: seconds per run, to execute every notebook in CI.
+SMALL = dict(num_hidden_layers=1, max_length=32, max_train_examples=64, max_eval_examples=32, max_steps=4,
+             batch_size=16, eval_batch_size=32, eval_steps=10_000, save_steps=10_000, logging_steps=2)
+# full, on a 2-core CPU: documented reductions of the paper's setting (max length 128, all data, more epochs).
+FULL = dict(max_length=64, max_train_examples=2000, max_eval_examples=1000, epochs=3.0, batch_size=32,
+            eval_batch_size=128, warmup_steps=20, eval_steps=10_000, save_steps=10_000, logging_steps=20)
+# The packaged MiniLM needs larger rates than BERT recipes (README, fine-tuning section).
+LEARNING_RATES = {"full": 5e-4, "last_k": 5e-4, "mpo_full": 5e-4, "mpo_full_lfa": 1e-3, "mpop": 1e-3,
+                  "mpop_dir": 1e-3, "opf": 5e-4}
+SQUEEZE = {"small": dict(lfa_steps=2, squeeze_steps=1, tune_steps=1, step_size=0.1, delta=0.05, stop_on="drop"),
+           "full": dict(lfa_steps=188, squeeze_steps=10, tune_steps=8, step_size=0.1, delta=0.01, stop_on="drop")}
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """One cell of a grid: a labelled strategy on a task (and optionally another model)."""
+
+    label: str  # the row name in the paper's table, e.g. "MPOP", "MPOP_full+LFA", "BERT_12"
+    task: str
+    strategy: str
+    options: dict = field(default_factory=dict)
+    model: str | None = None  # None = the packaged MiniLM
+    model_label: str = "MiniLM (packaged, real weights)"
+
+    @property
+    def run_name(self) -> str:
+        return f"{self.label}-{self.task}".replace("/", "_").replace(" ", "_")
+
+
+def mode_settings(mode: str) -> dict:
+    return dict(SMALL if mode == "small" else FULL)
+
+
+def squeeze_options(mode: str) -> dict:
+    return dict(SQUEEZE[mode])
+
+
+def runs_root(experiment: str, mode: str) -> Path:
+    return results_dir(mode) / "runs" / experiment
+
+
+def _config(spec: RunSpec, mode: str, runs: Path, data_dir, overrides: dict) -> FineTuneConfig:
+    settings = {"save_model": False, "learning_rate": LEARNING_RATES.get(spec.strategy, 5e-4),
+                **mode_settings(mode), **overrides}
+    return FineTuneConfig(
+        task=spec.task, model=spec.model, data_dir=data_dir, strategy=spec.strategy,
+        strategy_options=dict(spec.options), runs_dir=str(runs), run_name=spec.run_name, **settings,
+    )
+
+
+def run_one(spec: RunSpec, mode: str, experiment: str, data_dir=None, **overrides) -> dict:
+    """Fine-tune one cell (or reuse its finished run folder); returns its ``results.json`` record."""
+    import json
+
+    from ..fine_tune import fine_tune
+
+    runs = runs_root(experiment, mode)
+    folder = runs / spec.run_name
+    if (folder / RESULTS_FILE).is_file():
+        return json.loads((folder / RESULTS_FILE).read_text())
+    if folder.exists():  # an interrupted run: start it again from scratch, cleanly
+        shutil.rmtree(folder)
+    return fine_tune(_config(spec, mode, runs, data_dir, overrides))
+
+
+def row_of(spec: RunSpec, record: dict) -> dict:
+    task = get_task(spec.task)
+    return {
+        "row": spec.label, "model": spec.model_label, "task": task.name, "strategy": spec.strategy,
+        "metric": task.metric, "score": record.get("score"),
+        "pr_millions": record.get("trainable_millions"), "to_millions": record.get("total_millions"),
+        "train_examples": record.get("num_train_examples"), "dev_examples": record.get("num_eval_examples"),
+        "wall_seconds": record.get("wall_seconds"), "run": spec.run_name,
+    }
+
+
+def run_grid(experiment: str, specs: Sequence[RunSpec], mode: str, data_dir=None, extra_settings=None,
+             borrowed: dict | None = None, **overrides) -> Results:
+    """Run every spec in order (reusing finished runs) and save the table as ``experiment``.
+
+    ``borrowed`` maps a spec's label to another experiment whose runs it shares
+    (Table 5's MPOP row is Table 3's MPOP run: computed once, by whichever runs first).
+    """
+    start, rows, records = time.perf_counter(), [], []
+    for spec in tqdm(specs, desc=experiment, unit="run"):
+        owner = (borrowed or {}).get(spec.label, experiment)
+        record = run_one(spec, mode, owner, data_dir, **overrides)
+        rows.append(row_of(spec, record))
+        records.append(record)
+    settings = {"mode_settings": {**mode_settings(mode), **overrides}, "learning_rates": LEARNING_RATES,
+                "runs": [{"label": s.label, "task": s.task, "strategy": s.strategy, "options": s.options,
+                          "model": s.model or "packaged MiniLM"} for s in specs], **(extra_settings or {})}
+    return save_results(experiment, mode, pd.DataFrame(rows), settings, records, time.perf_counter() - start)
+
+
+def score_table(results: Results) -> pd.DataFrame:
+    """Our grid as rows x tasks (scores in percent, as the paper prints them) plus mean #Pr / #To."""
+    table = results.table
+    scores = table.pivot_table(index="row", columns="task", values="score", aggfunc="first", sort=False) * 100
+    sizes = table.groupby("row", sort=False)[["pr_millions", "to_millions"]].mean()
+    return scores.join(sizes.rename(columns={"pr_millions": "pr", "to_millions": "to"}))
+
+
+def side_by_side(ours: pd.DataFrame, paper: pd.DataFrame, row_of: dict[str, str]) -> pd.DataFrame:
+    """Columns ``(task, "ours")`` / ``(task, "paper")`` per row; ``row_of`` maps our rows to the paper's."""
+    columns = {}
+    for column in ours.columns:
+        columns[(column, "ours")] = ours[column]
+        if column in paper.columns:
+            columns[(column, "paper")] = pd.Series({r: paper.at[row_of[r], column] if row_of.get(r) in paper.index
+                                                    else float("nan") for r in ours.index})
+    frame = pd.DataFrame(columns)
+    frame.index = [f"{r} (paper: {row_of.get(r, '-')})" for r in ours.index]
+    return frame.round(2)
