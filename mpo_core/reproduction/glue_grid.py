@@ -137,3 +137,16 @@ def side_by_side(ours: pd.DataFrame, paper: pd.DataFrame, row_of: dict[str, str]
     frame = pd.DataFrame(columns)
     frame.index = [f"{r} (paper: {row_of.get(r, '-')})" for r in ours.index]
     return frame.round(2)
+
+
+def score_figure(results: Results, title: str = ""):
+    """Grouped bars: our score per task (percent) for each row, #Pr in the legend."""
+    import plotly.graph_objects as go
+
+    ours = score_table(results)
+    tasks = [c for c in ours.columns if c not in ("pr", "to")]
+    fig = go.Figure([go.Bar(name=f"{row} (#Pr {ours.at[row, 'pr']:.2f}M)", x=tasks, y=ours.loc[row, tasks])
+                     for row in ours.index])
+    fig.update_layout(barmode="group", title=title or f"{results.name} [{results.mode}]: GLUE dev scores",
+                      yaxis_title="score (%)", xaxis_title="task", legend_title="row")
+    return fig
