@@ -10,6 +10,7 @@ Math (pure torch) at the bottom, layers on top of it::
     compression.py      Eq. (5): compression_ratio, parameter_split, clip_bond_dims
     entropy.py          Eq. (6): entanglement_entropy
     contraction.py      contract_to_matrix, chain_matmul, gather_rows (+ flop counts)
+    factored_forward.py x -> x W^T through SVD / MPO / CP / Tucker factors (Table 2's inference cost)
     baselines.py        CPD / Tucker / SVD and the error-vs-ratio curve (Figure 2)
     layers/             MPOLinear, MPOEmbedding
 
