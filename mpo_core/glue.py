@@ -473,6 +473,15 @@ def _canonical_split(split: str) -> str:
     return _SPLIT_ALIASES[split]
 
 
+def default_glue_dir() -> str:
+    """``$GLUE_DIR``, else the project's offline copy beside the repository (``../shared/glue``).
+
+    For defaults shown to users (dashboard fields, reproduction runs); loading
+    functions still take ``data_dir`` explicitly.
+    """
+    return os.environ.get(GLUE_DIR_ENV) or str(Path(__file__).resolve().parents[2] / "shared" / "glue")
+
+
 def _resolve_data_dir(data_dir: str | os.PathLike | None) -> Path:
     if data_dir is not None:
         return Path(data_dir)

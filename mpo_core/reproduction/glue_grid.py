@@ -9,7 +9,6 @@ training and 1000 dev examples, 3 epochs) are stated there.
 """
 from __future__ import annotations
 
-import os
 import shutil
 import time
 from dataclasses import dataclass, field
@@ -20,9 +19,9 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from ..fine_tune_config import FineTuneConfig
-from ..glue import get_task
+from ..glue import default_glue_dir, get_task
 from ..run_folder import CHECKPOINTS, RESULTS_FILE
-from .results_store import ROOT, Results, results_dir, save_results
+from .results_store import Results, results_dir, save_results
 
 # Shared settings per mode. small: seconds per run, to execute every notebook in CI.
 SMALL = dict(num_hidden_layers=1, max_length=32, max_train_examples=64, max_eval_examples=32, max_steps=4,
@@ -74,11 +73,6 @@ def _config(spec: RunSpec, mode: str, runs: Path, data_dir, overrides: dict) -> 
     )
 
 
-def default_glue_dir(data_dir=None) -> str:
-    """``data_dir``, else ``$GLUE_DIR``, else ``../shared/glue`` beside the repository."""
-    return str(data_dir or os.environ.get("GLUE_DIR") or ROOT.parent / "shared" / "glue")
-
-
 def run_one(spec: RunSpec, mode: str, experiment: str, data_dir=None, **overrides) -> dict:
     """Fine-tune one cell (or reuse its finished run folder); returns its ``results.json`` record.
 
@@ -95,7 +89,7 @@ def run_one(spec: RunSpec, mode: str, experiment: str, data_dir=None, **override
         return json.loads((folder / RESULTS_FILE).read_text())
     if folder.exists():  # an interrupted run: start it again from scratch, cleanly
         shutil.rmtree(folder)
-    record = fine_tune(_config(spec, mode, runs, default_glue_dir(data_dir), overrides))
+    record = fine_tune(_config(spec, mode, runs, data_dir or default_glue_dir(), overrides))
     shutil.rmtree(folder / CHECKPOINTS, ignore_errors=True)
     return record
 

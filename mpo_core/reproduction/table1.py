@@ -21,17 +21,17 @@ steps move weights further, which shifts the shares towards the last bin).
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import time
 from pathlib import Path
 
 import pandas as pd
 
+from ..glue import default_glue_dir
 from ..matrix_groups import PAPER_GROUPS
 from ..parameter_variation import BIN_EDGES, BIN_LABELS, PAPER_TABLE1, parameter_variation
 from ..run_folder import CHECKPOINTS, FINAL_MODEL, RESULTS_FILE
-from .results_store import ROOT, Results, check_mode, results_dir, save_results
+from .results_store import Results, check_mode, results_dir, save_results
 
 NAME = "table1"
 RUN_NAME = "full-sst2"
@@ -54,8 +54,8 @@ def mode_settings(mode: str) -> dict:
 
 
 def glue_dir(data_dir=None) -> str:
-    """``data_dir``, else ``$GLUE_DIR``, else the shared GLUE copy beside the repository (``../shared/glue``)."""
-    found = data_dir or os.environ.get("GLUE_DIR") or ROOT.parent / "shared" / "glue"
+    """``data_dir``, else :func:`~mpo_core.glue.default_glue_dir`, checked to exist."""
+    found = data_dir or default_glue_dir()
     if not Path(found).is_dir():
         raise FileNotFoundError(f"no GLUE data at {found}; pass data_dir=... or set GLUE_DIR to a GLUE folder.")
     return str(found)

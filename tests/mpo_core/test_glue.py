@@ -303,3 +303,12 @@ def test_tokenize_regression_labels_and_bad_max_length(glue_dir, tokenizer):
             tokenize_split(stsb, tokenizer, max_length=bad)
     with pytest.raises(ValueError, match="exceeds the model's 512 positions"):
         tokenize_split(stsb, tokenizer, max_length=1024)
+
+
+def test_default_glue_dir_is_the_env_var_else_the_shared_copy(monkeypatch):
+    from mpo_core.glue import default_glue_dir
+
+    monkeypatch.setenv("GLUE_DIR", "/somewhere/glue")
+    assert default_glue_dir() == "/somewhere/glue"
+    monkeypatch.delenv("GLUE_DIR")
+    assert Path(default_glue_dir()) == Path(__file__).resolve().parents[3] / "shared" / "glue"
