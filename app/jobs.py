@@ -19,6 +19,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from mpo_core.fine_tune_config import FineTuneConfig
+from mpo_core.glue import glue_file
 from mpo_core.run_folder import CONFIG_FILE, RESULTS_FILE, request_stop
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -46,8 +47,20 @@ def _jobs_dir(runs_dir) -> Path:
     return Path(runs_dir) / JOBS_DIR
 
 
+def default_runs_dir() -> str:
+    """``$MPO_RUNS_DIR``, else ``<repository>/runs``."""
+    return os.environ.get("MPO_RUNS_DIR") or str(ROOT / "runs")
+
+
 def start_job(config: FineTuneConfig) -> Job:
-    """Launch a fine-tuning run in the background; refuses a run name already in use."""
+    """Launch a fine-tuning run in the background.
+
+    Refuses a run name already in use, and missing GLUE files (``FileNotFoundError``):
+    a message now rather than a failed job later.
+    """
+    if not config.hub_data:
+        for split in ("train", "dev"):
+            glue_file(config.task, split, config.data_dir)
     jobs = _jobs_dir(config.runs_dir)
     jobs.mkdir(parents=True, exist_ok=True)
     name = config.run_name

@@ -12,8 +12,8 @@ import streamlit as st
 
 import mpo_core
 from app import atlas
+from app.user_errors import USER_ERRORS, message as _message
 
-USER_ERRORS = (ValueError, TypeError, KeyError, OSError, ImportError)
 TABLE_FORMATS = {
     "S at C (nats)": st.column_config.NumberColumn(format="%.3f"),
     "max S_k (nats)": st.column_config.NumberColumn(format="%.3f"),
@@ -24,10 +24,6 @@ TABLE_FORMATS = {
     "central share at d'": st.column_config.NumberColumn(format="percent"),
     "central share, full d": st.column_config.NumberColumn(format="percent"),
 }
-
-
-def _message(exc: Exception) -> str:
-    return str(exc.args[0]) if isinstance(exc, KeyError) and exc.args else str(exc)
 
 
 # --------------------------------------------------------------------------- caches

@@ -16,10 +16,8 @@ import pandas as pd
 import streamlit as st
 
 from app import backend, compare
+from app.user_errors import USER_ERRORS, message as _message
 
-# mpo_core writes its ValueError/TypeError messages for users; the others
-# come from reading files (missing model package, unreadable cache folder).
-USER_ERRORS = (ValueError, TypeError, KeyError, OSError, ImportError)
 SOURCE_LABELS = {"model": "Packaged model weight", "random": "Random matrix"}
 VALUE_LABELS = {
     "relative_error": "relative: ‖M − M′‖ / ‖M‖ (Frobenius)",
@@ -33,10 +31,6 @@ PAPER_NOTE = (
     "tensorization (local dims aₖ = iₖ·jₖ) of a matrix of the packaged MiniLM, and the error is measured "
     "on the matrix itself."
 )
-
-
-def _message(exc: Exception) -> str:
-    return str(exc.args[0]) if isinstance(exc, KeyError) and exc.args else str(exc)
 
 
 # --------------------------------------------------------------------------- caches

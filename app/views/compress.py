@@ -13,16 +13,12 @@ import streamlit as st
 import mpo_core
 from app import model_compression as mc
 from app.atlas import GROUP_LABELS, NUM_TENSOR_CHOICES
+from app.user_errors import USER_ERRORS, message as _message
 
-USER_ERRORS = (ValueError, TypeError, KeyError, OSError, ImportError)
 TABLE_FORMATS = {
     "ρ (Eq. 5)": st.column_config.NumberColumn(format="%.4f"),
     "relative error bound (Eq. 4)": st.column_config.NumberColumn(format="percent"),
 }
-
-
-def _message(exc: Exception) -> str:
-    return str(exc.args[0]) if isinstance(exc, KeyError) and exc.args else str(exc)
 
 
 def _plain(group: str) -> str:

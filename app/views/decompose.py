@@ -10,15 +10,9 @@ from __future__ import annotations
 import streamlit as st
 
 from app import backend
+from app.user_errors import USER_ERRORS, message as _message
 
-# mpo_core writes its ValueError/TypeError messages for users; the others
-# come from reading files (missing model package, unreadable image).
-USER_ERRORS = (ValueError, TypeError, KeyError, OSError, ImportError)
 SOURCE_LABELS = {"model": "Packaged model weight", "random": "Random matrix", "image": "Uploaded image"}
-
-
-def _message(exc: Exception) -> str:
-    return str(exc.args[0]) if isinstance(exc, KeyError) and exc.args else str(exc)
 
 
 # --------------------------------------------------------------------------- caches

@@ -6,21 +6,19 @@ job (app.jobs) watched by a fragment, latency on a button (JSON in the run).
 """
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pandas as pd
 import streamlit as st
 
 from app import jobs, opf_views
+from app.user_errors import USER_ERRORS, message as _message
 from mpo_core.fine_tune_config import FineTuneConfig
-from mpo_core.glue import GLUE_TASKS, get_task, glue_file
+from mpo_core.glue import GLUE_TASKS, default_glue_dir, get_task
 from mpo_core.opf import SELECTIONS
 
-ROOT = Path(__file__).resolve().parents[2]
-DEFAULT_GLUE = os.environ.get("GLUE_DIR") or str(ROOT.parent / "shared" / "glue")
-DEFAULT_RUNS = os.environ.get("MPO_RUNS_DIR") or str(ROOT / "runs")
-USER_ERRORS = (ValueError, KeyError, OSError, ImportError)  # FileNotFoundError is an OSError
+DEFAULT_GLUE = default_glue_dir()
+DEFAULT_RUNS = jobs.default_runs_dir()
 ACTIVE = ("running", "starting")
 SOURCES = {"glue": "GLUE training batches (packaged MiniLM)", "run": "step 0 of an OPF run"}
 SELECTION_HELP = {
@@ -28,10 +26,6 @@ SELECTION_HELP = {
     "dynamic": "dynamic: training is split into stages; each stage re-scores the still-dense matrices on the "
                "model trained so far and grows ceil(N / stages) more per group.",
 }
-
-
-def _message(exc: Exception) -> str:
-    return str(exc.args[0]) if isinstance(exc, KeyError) and exc.args else str(exc)
 
 
 def _millions(count) -> str:
@@ -183,9 +177,7 @@ def start_form(runs_dir: str, glue_dir: str, preview: dict) -> None:
                 max_steps=int(steps), batch_size=16, learning_rate=float(learning_rate), logging_steps=1,
                 eval_steps=max(1, int(steps) // 5), save_steps=10**6, runs_dir=runs_dir, run_name=run_name.strip(),
             )
-            for split in ("train", "dev"):  # missing data: a message now, not a failed job later
-                glue_file(config.task, split, glue_dir)
-            jobs.start_job(config)
+            jobs.start_job(config)  # checks the GLUE files first
             st.session_state["opf_run"] = config.run_name
             st.session_state.pop("_new_opf_run_name")  # the next run gets a fresh default name
             st.success(f"started {config.run_name}")

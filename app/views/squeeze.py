@@ -1,5 +1,4 @@
 """Squeeze training: start an ``mpop`` run in the background, watch Algorithm 2 live, stop, compare."""
-import os
 from pathlib import Path
 
 import pandas as pd
@@ -7,11 +6,10 @@ import streamlit as st
 
 from app import jobs, run_views
 from mpo_core.fine_tune_config import FineTuneConfig
-from mpo_core.glue import GLUE_TASKS, glue_file
+from mpo_core.glue import GLUE_TASKS, default_glue_dir
 
-ROOT = Path(__file__).resolve().parents[2]
-DEFAULT_GLUE = os.environ.get("GLUE_DIR") or str(ROOT.parent / "shared" / "glue")
-DEFAULT_RUNS = os.environ.get("MPO_RUNS_DIR") or str(ROOT / "runs")
+DEFAULT_GLUE = default_glue_dir()
+DEFAULT_RUNS = jobs.default_runs_dir()
 
 st.title("Squeeze training (MPOP Algorithm 2)")
 st.caption("Lightweight fine-tuning of the auxiliary tensors, then dimension squeezing: each step cuts the bond "
@@ -51,9 +49,7 @@ with st.expander("Start a new squeeze run", expanded=False):
                                   "step_size": float(step_size), "lfa_steps": int(lfa_steps),
                                   "tune_steps": int(tune_steps), "stop_on": stop_on},
             )
-            for split in ("train", "dev"):  # missing data: a message now, not a failed job later
-                glue_file(config.task, split, glue_dir)
-            jobs.start_job(config)
+            jobs.start_job(config)  # checks the GLUE files first
             st.session_state["squeeze_run"] = config.run_name
             st.session_state.pop("_new_run_name")  # the next run gets a fresh default name
             st.success(f"started {config.run_name}")

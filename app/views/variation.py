@@ -6,18 +6,17 @@ so reopening a run is instant. Optionally overlay a second run.
 """
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import streamlit as st
 
-from app import variation
+from app import jobs, variation
+from app.user_errors import USER_ERRORS
+from mpo_core.glue import default_glue_dir
 from mpo_core.run_folder import FINAL_MODEL
 
-ROOT = Path(__file__).resolve().parents[2]
-DEFAULT_RUNS = os.environ.get("MPO_RUNS_DIR") or str(ROOT / "runs")
-DEFAULT_GLUE = os.environ.get("GLUE_DIR") or str(ROOT.parent / "shared" / "glue")
-USER_ERRORS = (ValueError, OSError, ImportError)  # missing files, unloadable models, mismatched runs
+DEFAULT_RUNS = jobs.default_runs_dir()
+DEFAULT_GLUE = default_glue_dir()
 NO_COMPARISON = "(none)"
 HOW_TO_RUN = ("python -m mpo_core finetune --task sst2 --strategy full --data-dir {glue_dir} "
               "--num-hidden-layers 2 --max-train-examples 2000 --max-steps 200 --runs-dir {runs_dir}")

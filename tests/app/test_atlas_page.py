@@ -1,13 +1,13 @@
 """AppTest of the Entropy atlas page, driven through the app's entry file (app/main.py)."""
 import base64
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
-MAIN = str(Path(__file__).resolve().parents[2] / "app" / "main.py")
+from . import pages
+
 QUERY_0 = "encoder.layer.0.attention.self.query.weight"
 FFN_OUT_4 = "encoder.layer.4.output.dense.weight"
 
@@ -20,14 +20,10 @@ def _ok(at: AppTest) -> AppTest:
 
 @pytest.fixture
 def page() -> AppTest:
-    at = AppTest.from_file(MAIN, default_timeout=120).run()
-    at.switch_page("views/atlas.py").run()
-    return _ok(at)
+    return _ok(pages.open_page("atlas"))
 
 
-def _metric(at: AppTest, label: str) -> str:
-    (value,) = [m.value for m in at.metric if m.label == label]
-    return value
+_metric = pages.metric
 
 
 def _figure(at: AppTest, index: int) -> dict:

@@ -8,16 +8,13 @@ from streamlit.testing.v1 import AppTest
 
 from app import backend, compare
 
-MAIN = str(Path(__file__).resolve().parents[2] / "app" / "main.py")
+from . import pages
+
 pytestmark = pytest.mark.filterwarnings("ignore:Trying to compute SVD with n_eigenvecs")
 
 
 def open_page(cache_root, monkeypatch) -> AppTest:
-    monkeypatch.setenv("MPO_CACHE_DIR", str(cache_root))
-    at = AppTest.from_file(MAIN, default_timeout=60).run()
-    at.switch_page("views/compare.py").run()
-    assert not at.exception, [e.value for e in at.exception]
-    return at
+    return pages.open_page("compare", monkeypatch, MPO_CACHE_DIR=cache_root)
 
 
 def small_random(at: AppTest, methods=("mpo", "svd", "cpd", "tucker"), n=(3, 5)) -> AppTest:

@@ -1,11 +1,10 @@
 """AppTest of the "Compress a model" page, driven through the app's entry file (app/main.py)."""
 import json
-from pathlib import Path
 
 import pytest
 from streamlit.testing.v1 import AppTest
 
-MAIN = str(Path(__file__).resolve().parents[2] / "app" / "main.py")
+from . import pages
 
 
 def _ok(at: AppTest) -> AppTest:
@@ -16,9 +15,7 @@ def _ok(at: AppTest) -> AppTest:
 
 @pytest.fixture
 def page() -> AppTest:
-    at = AppTest.from_file(MAIN, default_timeout=120).run()
-    at.switch_page("views/compress.py").run()
-    return _ok(at)
+    return _ok(pages.open_page("compress"))
 
 
 def _millions(at: AppTest, label: str) -> float:
@@ -26,9 +23,7 @@ def _millions(at: AppTest, label: str) -> float:
     return float(value.removesuffix("M"))
 
 
-def _metric(at: AppTest, label: str) -> str:
-    (value,) = [m.value for m in at.metric if m.label == label]
-    return value
+_metric = pages.metric
 
 
 def test_opens_with_the_paper_groups_planned(page):

@@ -1,6 +1,5 @@
 """AppTest of the Decompose page, driven through the app's entry file (app/main.py)."""
 import io
-from pathlib import Path
 
 import pytest
 from PIL import Image
@@ -8,7 +7,7 @@ from streamlit.testing.v1 import AppTest
 
 from app import backend
 
-MAIN = str(Path(__file__).resolve().parents[2] / "app" / "main.py")
+from .pages import MAIN
 FFN_WEIGHT = "encoder.layer.0.intermediate.dense.weight"  # 1536 x 384, decomposes in ~0.1 s
 TIMEOUT = 60
 

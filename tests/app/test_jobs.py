@@ -58,12 +58,20 @@ def test_the_stop_button_ends_a_job_cleanly(tmp_path):
     assert results["squeeze"]["steps_accepted"] < 400
 
 
+def test_missing_glue_data_is_refused_before_launching(tmp_path):
+    config = tiny_squeeze(tmp_path, "no-data")
+    config.data_dir = str(tmp_path / "no-glue-here")
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        jobs.start_job(config)
+    assert jobs.list_runs(tmp_path) == [] and jobs.find_job(tmp_path, "no-data") is None
+
+
 def test_a_job_that_fails_shows_its_error(tmp_path):
     config = tiny_squeeze(tmp_path, "broken")
-    config.data_dir = str(tmp_path / "no-glue-here")
+    config.model = str(tmp_path / "no-model-here")
     jobs.start_job(config)
     assert wait_for(tmp_path, "broken", {"failed", "finished"}) == "failed"
-    assert "GLUE" in jobs.log_tail(tmp_path, "broken")
+    assert "could not load a model" in jobs.log_tail(tmp_path, "broken")
     (row,) = jobs.list_runs(tmp_path)  # no run folder was ever made: still listed, as failed
     assert row["run"] == "broken" and row["status"] == "failed" and row["task"] == "rte"
     with pytest.raises(FileNotFoundError, match="nothing to stop"):

@@ -1,11 +1,10 @@
 """The Decompose page honours another page's request to open a weight (``st.session_state["open_weight"]``)."""
-from pathlib import Path
 
 from streamlit.testing.v1 import AppTest
 
 from app import backend
 
-MAIN = str(Path(__file__).resolve().parents[2] / "app" / "main.py")
+from .pages import MAIN
 KEY_2 = "encoder.layer.2.attention.self.key.weight"
 
 

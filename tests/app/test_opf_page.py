@@ -1,29 +1,21 @@
 """AppTest of the Over-parameterize (OPF) page: scores and preview, a finished run's merge check, the form."""
 import json
-from pathlib import Path
 
 import pytest
 from streamlit.testing.v1 import AppTest
 
 from mpo_core.fine_tune import fine_tune
 
+from . import pages
 from .test_jobs import wait_for
 from .test_opf_views import tiny_opf
 
-MAIN = str(Path(__file__).resolve().parents[2] / "app" / "main.py")
-
 
 def open_page(runs_dir, monkeypatch) -> AppTest:
-    monkeypatch.setenv("MPO_RUNS_DIR", str(runs_dir))
-    at = AppTest.from_file(MAIN, default_timeout=120).run()
-    at.switch_page("views/opf.py").run()
-    assert not at.exception, [e.value for e in at.exception]
-    return at
+    return pages.open_page("opf", monkeypatch, MPO_RUNS_DIR=runs_dir)
 
 
-def metric(at, label) -> str:
-    (value,) = [m.value for m in at.metric if m.label == label]
-    return value
+metric = pages.metric
 
 
 def millions(at, label) -> float:

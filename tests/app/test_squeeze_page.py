@@ -1,22 +1,15 @@
 """AppTest of the Squeeze training page: empty state, a finished run's live view, starting and comparing runs."""
-from pathlib import Path
-
 import pytest
 from streamlit.testing.v1 import AppTest
 
 from mpo_core.fine_tune import fine_tune
 
+from . import pages
 from .test_jobs import tiny_squeeze, wait_for
-
-MAIN = str(Path(__file__).resolve().parents[2] / "app" / "main.py")
 
 
 def open_page(runs_dir, monkeypatch) -> AppTest:
-    monkeypatch.setenv("MPO_RUNS_DIR", str(runs_dir))
-    at = AppTest.from_file(MAIN, default_timeout=60).run()
-    at.switch_page("views/squeeze.py").run()
-    assert not at.exception, [e.value for e in at.exception]
-    return at
+    return pages.open_page("squeeze", monkeypatch, MPO_RUNS_DIR=runs_dir)
 
 
 @pytest.fixture(scope="module")
@@ -27,9 +20,7 @@ def two_runs(tmp_path_factory):
     return runs
 
 
-def metric(at, label):
-    (value,) = [m.value for m in at.metric if m.label == label]
-    return value
+metric = pages.metric
 
 
 def test_no_runs_yet_is_a_message(tmp_path, monkeypatch):

@@ -5,17 +5,12 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from . import pages
 from .test_variation import copy_run, make_runs
-
-MAIN = str(Path(__file__).resolve().parents[2] / "app" / "main.py")
 
 
 def open_page(runs_dir, monkeypatch) -> AppTest:
-    monkeypatch.setenv("MPO_RUNS_DIR", str(runs_dir))
-    at = AppTest.from_file(MAIN, default_timeout=60).run()
-    at.switch_page("views/variation.py").run()
-    assert not at.exception, [e.value for e in at.exception]
-    return at
+    return pages.open_page("variation", monkeypatch, MPO_RUNS_DIR=runs_dir)
 
 
 @pytest.fixture(scope="module")
@@ -23,9 +18,7 @@ def runs(tmp_path_factory) -> Path:
     return make_runs(tmp_path_factory.getbasetemp() / "variation_runs")
 
 
-def metric(at, label):
-    (value,) = [m.value for m in at.metric if m.label == label]
-    return value
+metric = pages.metric
 
 
 def table(at):
