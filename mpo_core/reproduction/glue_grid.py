@@ -4,8 +4,8 @@ Each run is an ordinary :func:`mpo_core.fine_tune.fine_tune` run in
 ``<results>/<mode>/runs/<experiment>/<label>-<task>``; a run whose
 ``results.json`` exists is reused, so an interrupted grid continues where it
 stopped. Settings per mode (``SMALL``/``FULL``) are data, recorded with the
-results; the reductions of the full mode (CPU: max length 64, at most 2000
-training and 1000 dev examples, 3 epochs) are stated there.
+results; the reductions of the full mode (CPU: max length 64, at most 1500
+training and 1000 dev examples, 2 epochs) are stated there.
 """
 from __future__ import annotations
 
@@ -27,13 +27,13 @@ from .results_store import Results, results_dir, save_results
 SMALL = dict(num_hidden_layers=1, max_length=32, max_train_examples=64, max_eval_examples=32, max_steps=4,
              batch_size=16, eval_batch_size=32, eval_steps=10_000, save_steps=10_000, logging_steps=2)
 # full, on a 2-core CPU: documented reductions of the paper's setting (max length 128, all data, more epochs).
-FULL = dict(max_length=64, max_train_examples=2000, max_eval_examples=1000, epochs=3.0, batch_size=32,
+FULL = dict(max_length=64, max_train_examples=1500, max_eval_examples=1000, epochs=2.0, batch_size=32,
             eval_batch_size=128, warmup_steps=20, eval_steps=10_000, save_steps=10_000, logging_steps=20)
 # The packaged MiniLM needs larger rates than BERT recipes (README, fine-tuning section).
 LEARNING_RATES = {"full": 5e-4, "last_k": 5e-4, "mpo_full": 5e-4, "mpo_full_lfa": 1e-3, "mpop": 1e-3,
                   "mpop_dir": 1e-3, "opf": 5e-4}
 SQUEEZE = {"small": dict(lfa_steps=2, squeeze_steps=1, tune_steps=1, step_size=0.1, delta=0.05, stop_on="drop"),
-           "full": dict(lfa_steps=188, squeeze_steps=10, tune_steps=8, step_size=0.1, delta=0.01, stop_on="drop")}
+           "full": dict(lfa_steps=94, squeeze_steps=10, tune_steps=8, step_size=0.1, delta=0.01, stop_on="drop")}
 
 
 @dataclass(frozen=True)
