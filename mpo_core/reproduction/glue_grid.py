@@ -3,12 +3,16 @@
 Each run is an ordinary :func:`mpo_core.fine_tune.fine_tune` run in
 ``<results>/<mode>/runs/<experiment>/<label>-<task>``; a run whose
 ``results.json`` exists is reused, so an interrupted grid continues where it
-stopped. Settings per mode (``SMALL``/``FULL``) are data, recorded with the
+stopped. Several processes on one machine can share a grid (or grids that
+share runs): each run is claimed with a lock file beside its folder, a process
+skips runs another live process holds and waits for them at the end. Settings per mode (``SMALL``/``FULL``) are data, recorded with the
 results; the reductions of the full mode (CPU: max length 64, at most 1500
 training and 1000 dev examples, 2 epochs) are stated there.
 """
 from __future__ import annotations
 
+import json
+import os
 import shutil
 import time
 from dataclasses import dataclass, field
@@ -76,25 +80,83 @@ def _config(spec: RunSpec, mode: str, runs: Path, data_dir, overrides: dict) -> 
     )
 
 
-def run_one(spec: RunSpec, mode: str, experiment: str, data_dir=None, **overrides) -> dict:
+LOCK_SUFFIX = ".lock"
+POLL_SECONDS = 30.0
+
+
+def _lock_path(folder: Path) -> Path:
+    return folder.parent / f"{folder.name}{LOCK_SUFFIX}"
+
+
+def _holder_alive(lock: Path) -> bool:
+    """Whether the process that wrote ``lock`` still runs (same machine; an unreadable lock counts as live)."""
+    try:
+        pid = int(lock.read_text())
+    except ValueError:  # empty: being written now, or its writer died at once; give it a minute
+        return time.time() - lock.stat().st_mtime < 60
+    except OSError:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def claim(folder: Path) -> bool:
+    """Claim the run ``folder`` for this process (a lock file beside it); False while a live process holds it.
+
+    A lock whose process has died is stale and is taken over.
+    """
+    lock = _lock_path(folder)
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    for _ in range(2):
+        try:
+            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+        except FileExistsError:
+            try:
+                if _holder_alive(lock):
+                    return False
+            except FileNotFoundError:  # released meanwhile
+                continue
+            lock.unlink(missing_ok=True)
+            continue
+        with os.fdopen(fd, "w") as handle:
+            handle.write(str(os.getpid()))
+        return True
+    return False
+
+
+def run_one(spec: RunSpec, mode: str, experiment: str, data_dir=None, wait: bool = True,
+            **overrides) -> dict | None:
     """Fine-tune one cell (or reuse its finished run folder); returns its ``results.json`` record.
 
+    While another live process holds the run, wait for its result (``wait``) or return ``None``.
     The run's Trainer checkpoints are deleted once it has finished (hundreds of MB each, with
     optimizer state); its config, metrics stream, results and (if asked) final model stay.
     """
-    import json
-
     from ..fine_tune import fine_tune
 
-    runs = runs_root(experiment, mode)
-    folder = runs / spec.run_name
-    if (folder / RESULTS_FILE).is_file():
-        return json.loads((folder / RESULTS_FILE).read_text())
-    if folder.exists():  # an interrupted run: start it again from scratch, cleanly
-        shutil.rmtree(folder)
-    record = fine_tune(_config(spec, mode, runs, data_dir or default_glue_dir(), overrides))
-    shutil.rmtree(folder / CHECKPOINTS, ignore_errors=True)
-    return record
+    folder = runs_root(experiment, mode) / spec.run_name
+    results = folder / RESULTS_FILE
+    while not claim(folder):
+        if results.is_file():
+            return json.loads(results.read_text())
+        if not wait:
+            return None
+        time.sleep(POLL_SECONDS)
+    try:
+        if results.is_file():
+            return json.loads(results.read_text())
+        if folder.exists():  # an interrupted run: start it again from scratch, cleanly
+            shutil.rmtree(folder)
+        record = fine_tune(_config(spec, mode, folder.parent, data_dir or default_glue_dir(), overrides))
+        shutil.rmtree(folder / CHECKPOINTS, ignore_errors=True)
+        return record
+    finally:
+        _lock_path(folder).unlink(missing_ok=True)
 
 
 def row_of(spec: RunSpec, record: dict) -> dict:
@@ -115,12 +177,18 @@ def run_grid(experiment: str, specs: Sequence[RunSpec], mode: str, data_dir=None
     ``borrowed`` maps a spec's label to another experiment whose runs it shares
     (Table 5's MPOP row is Table 3's MPOP run: computed once, by whichever runs first).
     """
-    start, rows, records = time.perf_counter(), [], []
-    for spec in tqdm(specs, desc=experiment, unit="run"):
-        owner = (borrowed or {}).get(spec.label, experiment)
-        record = run_one(spec, mode, owner, data_dir, **overrides)
-        rows.append(row_of(spec, record))
-        records.append(record)
+    start, found = time.perf_counter(), {}
+    owners = [(borrowed or {}).get(spec.label, experiment) for spec in specs]
+    with tqdm(total=len(specs), desc=experiment, unit="run") as bar:
+        for wait in (False, True):  # first the runs nobody holds, then wait for those other processes hold
+            for index, (spec, owner) in enumerate(zip(specs, owners)):
+                if index not in found:
+                    record = run_one(spec, mode, owner, data_dir, wait=wait, **overrides)
+                    if record is not None:
+                        found[index] = record
+                        bar.update()
+    records = [found[index] for index in range(len(specs))]
+    rows = [row_of(spec, record) for spec, record in zip(specs, records)]
     settings = {"mode_settings": {**mode_settings(mode), **overrides}, "learning_rates": LEARNING_RATES,
                 "runs": [{"label": s.label, "task": s.task, "strategy": s.strategy, "options": s.options,
                           "model": s.model or "packaged MiniLM"} for s in specs], **(extra_settings or {})}
