@@ -55,7 +55,30 @@ def findings(results: Results) -> list[str]:
         gap = mean["mpop"] - mean["mpop_dir"]
         lines.append(f"dimension squeezing vs direct truncation to the same bond dims (mpop - mpop_dir): "
                      f"{gap:+.1f} points (paper: +11.1).")
+    squeeze = squeeze_summary(results)
+    if len(squeeze):
+        reasons = ", ".join(f"{reason} ({count})" for reason, count in squeeze["stop_reason"].value_counts().items())
+        lines.append(f"squeezing (mpop): {squeeze['steps_accepted'].min()}-{squeeze['steps_accepted'].max()} cuts "
+                     f"accepted per task; stop reasons: {reasons}; #To fell to "
+                     f"{squeeze['to_vs_start'].min():.3f}-{squeeze['to_vs_start'].max():.3f} of the full-bond MPO's.")
     if {"mpo_full", "mpo_full_lfa"} <= set(ours.index):
         lines.append(f"auxiliary-only vs all tensors at full bonds (mpo_full_lfa - mpo_full): "
                      f"{mean['mpo_full_lfa'] - mean['mpo_full']:+.1f} points (paper: +0.1).")
     return lines
+
+
+def squeeze_summary(results: Results) -> pd.DataFrame:
+    """Per ``mpop`` run: cuts accepted, why squeezing stopped, the metric before/after, #To vs the full-bond MPO."""
+    rows = []
+    for record in results.meta.get("records", []):
+        squeeze = record.get("squeeze")
+        if record.get("strategy") != "mpop" or not isinstance(squeeze, dict):
+            continue
+        history = squeeze.get("history") or []
+        saved = sum(h.get("params_saved", 0) for h in history if h.get("accepted"))
+        start = (record.get("total_params") or 0) + saved  # the full-bond MPO, before any cut
+        rows.append({"task": record.get("task"), "steps_accepted": squeeze.get("steps_accepted"),
+                     "stop_reason": squeeze.get("stop_reason"), "baseline": squeeze.get("baseline"),
+                     "final": squeeze.get("final"), "total_params": record.get("total_params"),
+                     "to_vs_start": record.get("total_params") / start if start else float("nan")})
+    return pd.DataFrame(rows)

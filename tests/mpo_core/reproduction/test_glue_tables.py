@@ -62,3 +62,18 @@ def test_opf_merge_table_and_findings():
         table[column] = [None, value, value]
     assert len(opf_comparison.merge_table(results)) == 2
     assert "2 of 2 runs" in opf_comparison.findings(results)[-1]
+
+
+def test_table3_squeeze_summary_from_the_run_records():
+    history = [{"squeeze_step": 1, "params_saved": 100, "accepted": True},
+               {"squeeze_step": 2, "params_saved": 50, "accepted": False}]  # a rejected cut saves nothing
+    records = [{"strategy": "full", "task": "rte", "total_params": 1000},
+               {"strategy": "mpop", "task": "rte", "total_params": 900,
+                "squeeze": {"steps_accepted": 1, "stop_reason": "metric dropped", "baseline": 0.6, "final": 0.59,
+                            "history": history}}]
+    results = grid(table3.ROWS, ("rte",))
+    results.meta["records"] = records
+    summary = table3.squeeze_summary(results)
+    assert list(summary["task"]) == ["rte"] and summary.at[0, "to_vs_start"] == 0.9  # 900 of 1000 before the cut
+    assert any("1-1 cuts accepted per task; stop reasons: metric dropped (1)" in line and "0.900-0.900" in line
+               for line in table3.findings(results))
