@@ -43,7 +43,7 @@ def findings(results: Results) -> list[str]:
     best_last = max((r for r in ours.index if r.startswith("last_")), key=lambda r: mean[r])
     return [
         "mean score: " + ", ".join(f"{r} {mean[r]:.1f} (#Pr {ours.at[r, 'pr']:.2f}M)" for r in ours.index),
-        f"mpop {'beats' if mean['mpop'] > mean[best_last] else 'does not beat'} the best last-layers row "
-        f"({best_last}) by {mean['mpop'] - mean[best_last]:+.1f} points with "
+        f"mpop {'beats' if mean['mpop'] > mean[best_last] else 'trails'} the best last-layers row "
+        f"({best_last}) by {abs(mean['mpop'] - mean[best_last]):.1f} points with "
         f"{ours.at['mpop', 'pr'] / ours.at[best_last, 'pr']:.0%} of its #Pr (paper: +3.2 points on average).",
     ]
