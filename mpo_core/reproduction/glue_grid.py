@@ -23,7 +23,7 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from ..fine_tune_config import FineTuneConfig
-from ..glue import default_glue_dir, get_task
+from ..glue import default_glue_dir, get_task, load_glue_split
 from ..run_folder import CHECKPOINTS, RESULTS_FILE
 from .results_store import Results, results_dir, save_results
 
@@ -227,3 +227,43 @@ def score_figure(results: Results, title: str = ""):
     fig.update_layout(barmode="group", title=title or f"{results.name} [{results.mode}]: GLUE dev scores",
                       yaxis_title="score (%)", xaxis_title="task", legend_title="row")
     return fig
+
+
+def constant_levels(task: str, max_eval_examples: int | None, seed: int = 0, data_dir=None) -> set[float]:
+    """Dev scores of predicting one class for every example: each class's share (accuracy), {0} (Matthews).
+
+    Empty for other metrics (F1 and correlations), or when the GLUE files are missing.
+    """
+    metric = get_task(task).metric
+    if metric == "matthews":
+        return {0.0}
+    if metric != "accuracy":
+        return set()
+    try:
+        labels = load_glue_split(task, "dev", data_dir or default_glue_dir(), max_examples=max_eval_examples,
+                                 seed=seed).labels
+    except (FileNotFoundError, ValueError):
+        return set()
+    return {labels.count(label) / len(labels) for label in set(labels)}
+
+
+def constant_rows(results: Results, data_dir=None) -> dict[str, list[str]]:
+    """Per task, the rows whose score equals a constant prediction's: they did not learn within the budget."""
+    settings = results.meta.get("settings", {}).get("mode_settings", {})
+    out = {}
+    for task, part in results.table.groupby("task", sort=False):
+        levels = constant_levels(task, settings.get("max_eval_examples"), settings.get("seed", 0), data_dir)
+        stuck = [row for row, score in zip(part["row"], part["score"]) if any(abs(score - x) < 1e-9 for x in levels)]
+        if stuck:
+            out[task] = stuck
+    return out
+
+
+def constant_sentence(results: Results, data_dir=None) -> str:
+    """One finding: which rows stayed at a constant prediction (majority or minority share; Matthews 0)."""
+    stuck = constant_rows(results, data_dir)
+    if not stuck:
+        return "every row learned beyond a constant prediction."
+    listed = "; ".join(f"{task}: {', '.join(rows)}" for task, rows in stuck.items())
+    return (f"{sum(map(len, stuck.values()))} of {len(results.table)} runs scored exactly what predicting one class "
+            f"for every dev example scores (no signal learned within the budget): {listed}.")

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from .glue_grid import RunSpec, run_grid, runs_root, score_table, side_by_side as _side_by_side, squeeze_options
+from .glue_grid import RunSpec, constant_sentence, run_grid, runs_root, score_table, side_by_side as _side_by_side, squeeze_options
 from .paper_numbers import TABLE3, TABLE3_ROW_OF, TABLE3_TASKS, paper_frame
 from .results_store import Results
 
@@ -55,6 +55,7 @@ def findings(results: Results) -> list[str]:
         gap = mean["mpop"] - mean["mpop_dir"]
         lines.append(f"dimension squeezing vs direct truncation to the same bond dims (mpop - mpop_dir): "
                      f"{gap:+.1f} points (paper: +11.1).")
+    lines.append(constant_sentence(results))
     squeeze = squeeze_summary(results)
     if len(squeeze):
         reasons = ", ".join(f"{reason} ({count})" for reason, count in squeeze["stop_reason"].value_counts().items())

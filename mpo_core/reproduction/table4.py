@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from .glue_grid import RunSpec, run_grid, score_table, squeeze_options
+from .glue_grid import RunSpec, constant_sentence, run_grid, score_table, squeeze_options
 from .paper_numbers import TABLE4, TABLE4_TASKS, paper_frame
 from .random_models import LABELS, random_model_folder
 from .results_store import Results, results_dir
@@ -70,4 +70,4 @@ def findings(results: Results) -> list[str]:
             lines.append(f"{arch}: mpop #Pr {ours.at[mpop, 'pr']:.2f}M of {ours.at[full, 'pr']:.2f}M "
                          f"({ours.at[mpop, 'pr'] / ours.at[full, 'pr']:.0%}), #To {ours.at[mpop, 'to']:.2f}M "
                          f"vs {ours.at[full, 'to']:.2f}M")
-    return lines
+    return lines + [constant_sentence(results)]

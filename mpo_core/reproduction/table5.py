@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from .glue_grid import RunSpec, run_grid, score_table, side_by_side as _side_by_side, squeeze_options
+from .glue_grid import RunSpec, constant_sentence, run_grid, score_table, side_by_side as _side_by_side, squeeze_options
 from .paper_numbers import TABLE5, TABLE5_TASKS, paper_frame
 from .results_store import Results
 
@@ -46,4 +46,5 @@ def findings(results: Results) -> list[str]:
         f"mpop {'beats' if mean['mpop'] > mean[best_last] else 'trails'} the best last-layers row "
         f"({best_last}) by {abs(mean['mpop'] - mean[best_last]):.1f} points with "
         f"{ours.at['mpop', 'pr'] / ours.at[best_last, 'pr']:.0%} of its #Pr (paper: +3.2 points on average).",
+        constant_sentence(results),
     ]

@@ -50,7 +50,7 @@ def test_table5_and_table4_views():
     results = grid(("full", "mpop", "distilbert/full", "distilbert/mpop"), ("rte",), "table4")
     frame = table4.side_by_side(results)
     assert list(frame["paper row"]) == ["BERT", "MPOP_B", "DistilBERT", "MPOP_D"]
-    assert len(table4.findings(results)) == 2
+    assert len(table4.findings(results)) == 3 and "constant prediction" in table4.findings(results)[-1]
 
 
 def test_opf_merge_table_and_findings():
@@ -77,3 +77,18 @@ def test_table3_squeeze_summary_from_the_run_records():
     assert list(summary["task"]) == ["rte"] and summary.at[0, "to_vs_start"] == 0.9  # 900 of 1000 before the cut
     assert any("1-1 cuts accepted per task; stop reasons: metric dropped (1)" in line and "0.900-0.900" in line
                for line in table3.findings(results))
+
+
+def test_constant_rows_are_the_runs_that_score_like_one_class_for_all(tmp_path):
+    (tmp_path / "RTE").mkdir()  # a 4-example dev set: 3 entailment, 1 not: one class for all scores 0.75 or 0.25
+    lines = ["index\tsentence1\tsentence2\tlabel"] + [f"{i}\ta{i}\tb{i}\t{label}" for i, label in
+                                                      enumerate(["entailment"] * 3 + ["not_entailment"])]
+    (tmp_path / "RTE" / "dev.tsv").write_text("\n".join(lines) + "\n")
+    results = grid(("full", "mpop", "mpo_full"), ("rte", "cola"))
+    results.table["score"] = [0.75, 0.0, 0.5, 0.1, 0.25, 0.0]  # rows x tasks in grid() order: (full rte, full cola), ...
+    results.table.loc[results.table["task"] == "cola", "metric"] = "matthews"
+    assert glue_grid.constant_levels("rte", None, data_dir=tmp_path) == {0.75, 0.25}
+    assert glue_grid.constant_rows(results, tmp_path) == {"rte": ["full", "mpo_full"], "cola": ["full", "mpo_full"]}
+    assert glue_grid.constant_sentence(results, tmp_path).startswith("4 of 6 runs scored exactly")
+    assert glue_grid.constant_levels("stsb", None, data_dir=tmp_path) == set()  # a correlation: no constant level
+    assert glue_grid.constant_levels("rte", None, data_dir=tmp_path / "missing") == set()
