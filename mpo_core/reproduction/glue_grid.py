@@ -5,7 +5,8 @@ Each run is an ordinary :func:`mpo_core.fine_tune.fine_tune` run in
 ``results.json`` exists is reused, so an interrupted grid continues where it
 stopped. Several processes on one machine can share a grid (or grids that
 share runs): each run is claimed with a lock file beside its folder, a process
-skips runs another live process holds and waits for them at the end. Settings per mode (``SMALL``/``FULL``) are data, recorded with the
+skips runs another live process holds and waits for them at the end.
+Settings per mode (``SMALL``/``FULL``) are data, recorded with the
 results; the reductions of the full mode (CPU: max length 64, at most 1500
 training and 1000 dev examples, 2 epochs) are stated there.
 """
@@ -89,7 +90,10 @@ def _lock_path(folder: Path) -> Path:
 
 
 def _holder_alive(lock: Path) -> bool:
-    """Whether the process that wrote ``lock`` still runs (same machine; an unreadable lock counts as live)."""
+    """Whether the process that wrote ``lock`` still runs (a pid check: same machine only).
+
+    An empty lock (being written) counts as live for a minute; a vanished one as released.
+    """
     try:
         pid = int(lock.read_text())
     except ValueError:  # empty: being written now, or its writer died at once; give it a minute

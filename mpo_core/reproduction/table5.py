@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import pandas as pd
 
-from .glue_grid import RunSpec, constant_sentence, run_grid, score_table, side_by_side as _side_by_side, squeeze_options
+from .glue_grid import (
+    RunSpec, constant_sentence, run_grid, score_table, side_by_side as _side_by_side, squeeze_options,
+)
 from .paper_numbers import TABLE5, TABLE5_TASKS, paper_frame
 from .results_store import Results
 
