@@ -20,6 +20,7 @@ from pathlib import Path
 
 from mpo_core.fine_tune_config import FineTuneConfig
 from mpo_core.glue import glue_file
+from mpo_core.process_alive import process_alive
 from mpo_core.run_folder import CONFIG_FILE, RESULTS_FILE, request_stop
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -85,32 +86,13 @@ def find_job(runs_dir, run_name: str) -> Job | None:
     return Job(**json.loads(file.read_text())) if file.is_file() else None
 
 
-def _alive(pid: int) -> bool:
-    try:
-        done, _ = os.waitpid(pid, os.WNOHANG)  # reap it if it is our child and has ended
-        if done == pid:
-            return False
-    except ChildProcessError:
-        pass
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:  # a zombie of another parent is not running
-        return Path(f"/proc/{pid}/stat").read_text().split(") ")[-1][:1] != "Z"
-    except OSError:
-        return True
-
-
 def run_status(runs_dir, run_name: str) -> str:
     """``starting`` / ``running`` / ``finished`` / ``stopped`` / ``failed`` from the files and the process."""
     path = Path(runs_dir) / run_name
     if (path / RESULTS_FILE).is_file():
         return "stopped" if (path / "STOP").exists() else "finished"
     job = find_job(runs_dir, run_name)
-    if job is not None and _alive(job.pid):
+    if job is not None and process_alive(job.pid):
         return "running" if (path / CONFIG_FILE).is_file() else "starting"
     return "failed"
 

@@ -25,6 +25,7 @@ from tqdm.auto import tqdm
 
 from ..fine_tune_config import FineTuneConfig
 from ..glue import default_glue_dir, get_task, load_glue_split
+from ..process_alive import process_alive
 from ..run_folder import CHECKPOINTS, RESULTS_FILE
 from .results_store import Results, results_dir, save_results
 
@@ -100,13 +101,7 @@ def _holder_alive(lock: Path) -> bool:
         return time.time() - lock.stat().st_mtime < 60
     except OSError:
         return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+    return process_alive(pid)
 
 
 def claim(folder: Path) -> bool:
