@@ -215,12 +215,22 @@ def side_by_side(ours: pd.DataFrame, paper: pd.DataFrame, row_of: dict[str, str]
     return frame.round(2)
 
 
+def task_columns(ours: pd.DataFrame) -> list[str]:
+    """The task columns of a :func:`score_table` (all but #Pr / #To)."""
+    return [c for c in ours.columns if c not in ("pr", "to")]
+
+
+def mean_scores(ours: pd.DataFrame) -> pd.Series:
+    """Each row's mean score over the tasks of a :func:`score_table`."""
+    return ours[task_columns(ours)].mean(axis=1)
+
+
 def score_figure(results: Results, title: str = ""):
     """Grouped bars: our score per task (percent) for each row, #Pr in the legend."""
     import plotly.graph_objects as go
 
     ours = score_table(results)
-    tasks = [c for c in ours.columns if c not in ("pr", "to")]
+    tasks = task_columns(ours)
     fig = go.Figure([go.Bar(name=f"{row} (#Pr {ours.at[row, 'pr']:.2f}M)", x=tasks, y=ours.loc[row, tasks])
                      for row in ours.index])
     fig.update_layout(barmode="group", title=title or f"{results.name} [{results.mode}]: GLUE dev scores",

@@ -18,7 +18,7 @@ import pandas as pd
 import torch
 
 from ..fine_tune_config import FineTuneConfig
-from .glue_grid import RunSpec, constant_sentence, run_grid, runs_root, score_table
+from .glue_grid import RunSpec, constant_sentence, mean_scores, run_grid, runs_root, score_table
 from .results_store import Results, save_results
 
 NAME = "opf"
@@ -99,8 +99,7 @@ def merge_table(results: Results) -> pd.DataFrame:
 
 def findings(results: Results) -> list[str]:
     ours = score_table(results)
-    tasks = [c for c in ours.columns if c not in ("pr", "to")]
-    mean = ours[tasks].mean(axis=1)
+    mean = mean_scores(ours)
     merged = merge_table(results)
     lines = ["mean score: " + ", ".join(f"{r} {mean[r]:.1f}" for r in ours.index), constant_sentence(results)]
     for row in ("opf_static", "opf_dynamic"):

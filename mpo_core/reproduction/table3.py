@@ -13,7 +13,8 @@ from __future__ import annotations
 import pandas as pd
 
 from .glue_grid import (
-    RunSpec, constant_sentence, run_grid, runs_root, score_table, side_by_side as _side_by_side, squeeze_options,
+    RunSpec, constant_sentence, mean_scores, run_grid, runs_root, score_table, side_by_side as _side_by_side,
+    squeeze_options, task_columns,
 )
 from .paper_numbers import TABLE3, TABLE3_ROW_OF, TABLE3_TASKS, paper_frame
 from .results_store import Results
@@ -45,8 +46,8 @@ def side_by_side(results: Results) -> pd.DataFrame:
 def findings(results: Results) -> list[str]:
     """The paper's qualitative claims, each checked against our numbers (sentences built from them)."""
     ours = score_table(results)
-    tasks = [c for c in ours.columns if c not in ("pr", "to")]
-    mean = ours[tasks].mean(axis=1)
+    tasks = task_columns(ours)
+    mean = mean_scores(ours)
     lines = [f"mean score over {len(tasks)} tasks: " + ", ".join(f"{r} {mean[r]:.1f}" for r in ours.index)]
     if {"mpop", "full"} <= set(ours.index):
         lines.append(f"#Pr of mpop is {ours.at['mpop', 'pr'] / ours.at['full', 'pr']:.1%} of full fine-tuning "

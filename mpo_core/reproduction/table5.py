@@ -10,7 +10,7 @@ from __future__ import annotations
 import pandas as pd
 
 from .glue_grid import (
-    RunSpec, constant_sentence, run_grid, score_table, side_by_side as _side_by_side, squeeze_options,
+    RunSpec, constant_sentence, mean_scores, run_grid, score_table, side_by_side as _side_by_side, squeeze_options,
 )
 from .paper_numbers import TABLE5, TABLE5_TASKS, paper_frame
 from .results_store import Results
@@ -40,8 +40,7 @@ def side_by_side(results: Results) -> pd.DataFrame:
 
 def findings(results: Results) -> list[str]:
     ours = score_table(results)
-    tasks = [c for c in ours.columns if c not in ("pr", "to")]
-    mean = ours[tasks].mean(axis=1)
+    mean = mean_scores(ours)
     best_last = max((r for r in ours.index if r.startswith("last_")), key=lambda r: mean[r])
     return [
         "mean score: " + ", ".join(f"{r} {mean[r]:.1f} (#Pr {ours.at[r, 'pr']:.2f}M)" for r in ours.index),
