@@ -31,8 +31,8 @@ import torch
 
 import mpo_core
 from mpo_core import MPO
-from mpo_core.matrix_groups import EXCLUDED_COMPONENTS, GROUP_TABLE, layer_index
-from mpo_core.validation import check_num_tensors
+from mpo_core.model.matrix_groups import EXCLUDED_COMPONENTS, GROUP_TABLE, layer_index
+from mpo_core.tensor.validation import check_num_tensors
 
 DEFAULT_NUM_TENSORS = 5
 NUM_TENSOR_CHOICES = (3, 4, 5, 6, 7)
@@ -53,7 +53,7 @@ GROUP_LABELS = {
     "pooler": "pooler",
     "other": "other",
 }
-# Embedding tables that are no group of mpo_core.matrix_groups (the surgery leaves them dense).
+# Embedding tables that are no group of mpo_core.model.matrix_groups (the surgery leaves them dense).
 EXTRA_EMBEDDINGS = {"position_embeddings": "position_embedding", "token_type_embeddings": "token_type_embedding"}
 
 ProgressFn = Callable[[int, int, str], None]  # (done, total, weight name)
@@ -97,7 +97,7 @@ QUANTITY_LABELS = {
 def weight_group(name: str) -> str:
     """The role of a state-dict weight (``...attention.self.query.weight`` -> ``"query"``).
 
-    Same table as :func:`mpo_core.matrix_groups.matrix_group`, read from the
+    Same table as :func:`mpo_core.model.matrix_groups.matrix_group`, read from the
     name alone (the kind of module is told by its ``embeddings`` suffix), so
     the atlas needs no model object; the position and token-type tables get
     roles of their own.

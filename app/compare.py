@@ -2,7 +2,7 @@
 
 Reconstruction error against compression ratio (``rho``, Eq. (5)) for the MPO
 at several ``n``, the truncated SVD, CPD and Tucker, all computed by
-:func:`mpo_core.baselines.error_vs_ratio`. Plain Python (no ``streamlit``
+:func:`mpo_core.tensor.baselines.error_vs_ratio`. Plain Python (no ``streamlit``
 import), so it is unit-tested directly. One figure is a set of *curves*, one
 per ``(method, n)``; each curve is cached on its own, so adding a method, or a
 computation stopped half-way, keeps what is already done::
@@ -42,11 +42,11 @@ import plotly.graph_objects as go
 import torch
 
 from app import backend
-from mpo_core.baselines import (
+from mpo_core.tensor.baselines import (
     COLUMNS, DEFAULT_MAX_BYTES, DEFAULT_N_ITER_MAX, DEFAULT_N_VALUES, DEFAULT_TOL, METHODS, cpd_memory_bytes, cpd_rank,
     error_vs_ratio, param_budget, tucker_ranks,
 )
-from mpo_core.shape import plan_shape
+from mpo_core.tensor.shape import plan_shape
 
 ROOT = Path(__file__).resolve().parents[1]
 CACHE_SUBDIR = "compare"

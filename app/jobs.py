@@ -18,10 +18,10 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from mpo_core.fine_tune_config import FineTuneConfig
-from mpo_core.glue import glue_file
-from mpo_core.process_alive import process_alive
-from mpo_core.run_folder import CONFIG_FILE, RESULTS_FILE, request_stop
+from mpo_core.training.fine_tune_config import FineTuneConfig
+from mpo_core.data.glue import glue_file
+from mpo_core.runs.process_alive import process_alive
+from mpo_core.runs.run_folder import CONFIG_FILE, RESULTS_FILE, request_stop
 
 ROOT = Path(__file__).resolve().parents[1]
 JOBS_DIR = ".jobs"

@@ -29,8 +29,8 @@ from torch import nn
 
 import mpo_core
 from mpo_core import MPOConfig, Replacement
-from mpo_core.matrix_groups import DEFAULT_GROUPS, GROUPS, find_matrices, layer_index
-from mpo_core.validation import check_num_tensors
+from mpo_core.model.matrix_groups import DEFAULT_GROUPS, GROUPS, find_matrices, layer_index
+from mpo_core.tensor.validation import check_num_tensors
 
 from .atlas import GROUP_LABELS, AtlasEntry, chosen_bond_dims, spectra_norm, spectra_only
 
@@ -49,7 +49,7 @@ ProgressFn = Callable[[int, int, str], None]  # (done, total, module name)
 class CompressionRequest:
     """What to compress and how much; frozen and hashable, so it keys the page caches."""
 
-    groups: tuple[str, ...] = DEFAULT_GROUPS  # matrix groups of mpo_core.matrix_groups
+    groups: tuple[str, ...] = DEFAULT_GROUPS  # matrix groups of mpo_core.model.matrix_groups
     ratio: float = DEFAULT_RATIO  # Eq. (5) target per matrix
     n: int = 5  # local tensors per MPO
     layers: tuple[int, ...] | None = None  # encoder layers (None = all); embeddings/pooler are not in layers
@@ -88,7 +88,7 @@ def load_base_model(model_path=None, num_hidden_layers: int | None = None) -> nn
 
 
 def available_groups(model: nn.Module) -> tuple[str, ...]:
-    """The matrix groups the model has, in the order of ``mpo_core.matrix_groups.GROUPS``."""
+    """The matrix groups the model has, in the order of ``mpo_core.model.matrix_groups.GROUPS``."""
     present = set(find_matrices(model).values())
     return tuple(g for g in GROUPS if g in present)
 

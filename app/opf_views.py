@@ -11,7 +11,7 @@ back. The page walks that story; this module computes it::
     merge_summary(results)                  #To before / peak / after the merge
     measure_latency(run)                    original vs merged forward time      -> <run>/latency.json
 
-with ``F(W) = 1/B sum_b mean_ij (g_b)_ij^2`` (:mod:`mpo_core.fisher`), the
+with ``F(W) = 1/B sum_b mean_ij (g_b)_ij^2`` (:mod:`mpo_core.opf.fisher`), the
 mean squared clipped gradient of ``W`` over ``B`` training batches.
 """
 from __future__ import annotations
@@ -32,14 +32,14 @@ import plotly.graph_objects as go
 import torch
 from torch import nn
 
-from mpo_core.fisher import fisher_scores, select_top
-from mpo_core.glue import get_task, glue_file
-from mpo_core.growth import plan_growth_factors
-from mpo_core.matrix_groups import find_matrices, layer_index, matrix_group
-from mpo_core.opf import OPF_GROUPS, make_opf
-from mpo_core.pretrained import list_weight_matrices
-from mpo_core.run_folder import CONFIG_FILE, FINAL_MODEL, RESULTS_FILE, read_metrics
-from mpo_core.shape import full_bond_dims, tensor_sizes
+from mpo_core.opf.fisher import fisher_scores, select_top
+from mpo_core.data.glue import get_task, glue_file
+from mpo_core.opf.growth import plan_growth_factors
+from mpo_core.model.matrix_groups import find_matrices, layer_index, matrix_group
+from mpo_core.opf.strategy import OPF_GROUPS, make_opf
+from mpo_core.model.pretrained import list_weight_matrices
+from mpo_core.runs.run_folder import CONFIG_FILE, FINAL_MODEL, RESULTS_FILE, read_metrics
+from mpo_core.tensor.shape import full_bond_dims, tensor_sizes
 
 FISHER_CACHE = ".opf"  # under the runs folder; jobs.list_runs skips folders without a config.json
 LATENCY_FILE = "latency.json"
@@ -123,7 +123,7 @@ def _training_batches(request: FisherRequest, tokenizer) -> list[dict]:
     """The first ``num_batches`` batches of a seeded training subset, padded per batch as the Trainer does."""
     from transformers import DataCollatorWithPadding
 
-    from mpo_core.glue import load_glue_split, tokenize_split
+    from mpo_core.data.glue import load_glue_split, tokenize_split
 
     size = request.num_batches * request.batch_size
     split = load_glue_split(request.task, "train", request.data_dir, max_examples=size, seed=request.seed)
@@ -134,9 +134,9 @@ def _training_batches(request: FisherRequest, tokenizer) -> list[dict]:
 
 def compute_fisher(request: FisherRequest) -> FisherScores:
     """Score every candidate matrix of the pre-trained model (classifier head seeded as in a run)."""
-    from mpo_core.fine_tune import load_model_and_tokenizer
-    from mpo_core.fine_tune_config import FineTuneConfig
-    from mpo_core.parameter_count import count_parameters
+    from mpo_core.training.fine_tune import load_model_and_tokenizer
+    from mpo_core.training.fine_tune_config import FineTuneConfig
+    from mpo_core.model.parameter_count import count_parameters
 
     glue_file(request.task, "train", request.data_dir)  # missing data: its message, before loading anything
     config = FineTuneConfig(task=request.task, data_dir=request.data_dir, max_length=request.max_length,
@@ -202,7 +202,7 @@ def fisher_from_run(run_path) -> FisherScores | None:
     if final.is_dir():
         model_path = final
     else:
-        from mpo_core.pretrained import default_model_path
+        from mpo_core.model.pretrained import default_model_path
 
         model_path = config.get("model") or default_model_path()
     options = config.get("strategy_options", {})
@@ -266,7 +266,7 @@ def selection_preview(fisher: FisherScores, top_n: int, selection: str = "static
     """What an opf run with these options would grow, stage by stage, ranking by ``fisher``.
 
     Stages and their steps are those of :meth:`OPFStrategy.schedule`; each
-    picks its count per group with :func:`~mpo_core.fisher.select_top` among
+    picks its count per group with :func:`~mpo_core.opf.fisher.select_top` among
     the still-dense matrices. A dynamic run re-scores at each later stage
     (the model has trained by then), so those stages are marked ``estimate``.
     """
@@ -539,11 +539,11 @@ def measure_latency(run_path, batch_size: int = 8, length: int = 64, warmup: int
     ratios merged / original (robust to a busy machine), ``median_ms`` each
     model's own median.
     """
-    from mpo_core.fine_tune import load_model_and_tokenizer
-    from mpo_core.fine_tune_config import FineTuneConfig
-    from mpo_core.mpo_checkpoint import load_final_model
-    from mpo_core.parameter_count import count_parameters
-    from mpo_core.surgery import mpo_modules
+    from mpo_core.training.fine_tune import load_model_and_tokenizer
+    from mpo_core.training.fine_tune_config import FineTuneConfig
+    from mpo_core.model.checkpoint import load_final_model
+    from mpo_core.model.parameter_count import count_parameters
+    from mpo_core.model.surgery import mpo_modules
 
     run_path = Path(run_path)
     merged = load_final_model(run_path)

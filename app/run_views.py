@@ -11,7 +11,7 @@ from __future__ import annotations
 import pandas as pd
 import plotly.graph_objects as go
 
-from mpo_core.run_folder import read_metrics
+from mpo_core.runs.run_folder import read_metrics
 
 ACCEPTED_COLOR, REJECTED_COLOR, BASELINE_COLOR = "#54a24b", "#e45756", "#9d9d9d"
 

@@ -1,7 +1,7 @@
 """Back end of the Parameter variation page: MPOP Table 1 for any finished run (no streamlit import).
 
 For one run folder, ``w_before`` is the pre-trained model of the run's config
-(seeded as :func:`mpo_core.fine_tune.fine_tune` seeds it, so the classifier
+(seeded as :func:`mpo_core.training.fine_tune.fine_tune` seeds it, so the classifier
 head is the same) and ``w_after`` the model it saved in ``final_model/``. MPO
 layers are compared through their rebuilt matrices, so for truncated
 strategies (``mpo_lfa``, ``mpop``) ``|Δw|`` includes the truncation error::
@@ -27,10 +27,10 @@ import torch
 from plotly.subplots import make_subplots
 
 from app import jobs
-from mpo_core.fine_tune_config import FineTuneConfig
-from mpo_core.matrix_groups import PAPER_GROUPS
-from mpo_core.parameter_variation import BIN_EDGES, BIN_LABELS, PAPER_TABLE1, GroupVariation, parameter_variation
-from mpo_core.run_folder import CONFIG_FILE, FINAL_MODEL, RESULTS_FILE
+from mpo_core.training.fine_tune_config import FineTuneConfig
+from mpo_core.model.matrix_groups import PAPER_GROUPS
+from mpo_core.model.parameter_variation import BIN_EDGES, BIN_LABELS, PAPER_TABLE1, GroupVariation, parameter_variation
+from mpo_core.runs.run_folder import CONFIG_FILE, FINAL_MODEL, RESULTS_FILE
 
 VARIATION_FILE = "parameter_variation.json"
 CACHE_FORMAT = 1
@@ -84,8 +84,8 @@ def _config(run_path: Path) -> FineTuneConfig:
 
 def before_and_after(run_path) -> tuple[torch.nn.Module, torch.nn.Module]:
     """The run's pre-trained model (``w_before``) and its saved fine-tuned model (``w_after``)."""
-    from mpo_core.fine_tune import load_model_and_tokenizer
-    from mpo_core.mpo_checkpoint import load_final_model
+    from mpo_core.training.fine_tune import load_model_and_tokenizer
+    from mpo_core.model.checkpoint import load_final_model
 
     run_path = Path(run_path)
     config = _config(run_path)

@@ -69,7 +69,7 @@ def measure_strategy(strategy: str, batch: int, length: int, steps: int, device_
                      pad_to_length: bool = True) -> dict:
     """Child process: prepare the strategy, time optimizer steps, report sizes."""
     from mpo_core import count_parameters
-    from mpo_core.strategies import get_strategy
+    from mpo_core.training.strategies import get_strategy
 
     device = torch.device(device_name)
     torch.manual_seed(0)
@@ -112,7 +112,7 @@ def in_subprocess(strategy, batch, length, steps, device, real=True, pad_to_leng
 def merged_latency(batch, length, repeat, device) -> float:
     """Inference latency of the merged model over the original's (same weights, both dense)."""
     from mpo_core import merge_mpo
-    from mpo_core.strategies import get_strategy
+    from mpo_core.training.strategies import get_strategy
 
     original = load_model(device).eval()
     merged = load_model(device)
@@ -146,8 +146,8 @@ def engine_throughput(steps, batch, length, device, tmp) -> float:
     """Our ``fine_tune`` vs plain ``Trainer.train`` on identical data and arguments: examples/s ratio."""
     from transformers import DataCollatorWithPadding, Trainer, TrainingArguments
 
-    from mpo_core.fine_tune import fine_tune, load_data, load_model_and_tokenizer
-    from mpo_core.fine_tune_config import FineTuneConfig
+    from mpo_core.training.fine_tune import fine_tune, load_data, load_model_and_tokenizer
+    from mpo_core.training.fine_tune_config import FineTuneConfig
 
     config = FineTuneConfig(task="sst2", data_dir=str(GLUE), max_length=length, max_train_examples=steps * batch,
                             max_eval_examples=batch, max_steps=steps, batch_size=batch, eval_steps=10**6,

@@ -27,8 +27,8 @@ GLUE = Path(__file__).resolve().parents[2] / "shared" / "glue"
 
 
 def mpop_vs_full(quick: bool, device: str, runs_dir: str) -> None:
-    from mpo_core.fine_tune import fine_tune
-    from mpo_core.fine_tune_config import FineTuneConfig
+    from mpo_core.training.fine_tune import fine_tune
+    from mpo_core.training.fine_tune_config import FineTuneConfig
 
     if quick:
         data = dict(num_hidden_layers=1, max_train_examples=96, max_eval_examples=32, max_steps=4, batch_size=8)
@@ -63,7 +63,7 @@ def opf_vs_full(quick: bool, device_name: str) -> None:
     from bench_finetune import latency_ratio, load_model, make_batch
 
     from mpo_core import count_parameters
-    from mpo_core.opf import make_opf
+    from mpo_core.opf.strategy import make_opf
 
     device = torch.device(device_name)
     batch, length, steps = (4, 32, 2) if quick else (32, 128, 5)

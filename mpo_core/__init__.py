@@ -31,30 +31,34 @@ The papers' methods, beside the pure math they need::
 Training (strategies.py, squeeze_strategy.py, opf.py, fine_tune.py) is
 imported from its own modules: it needs transformers' Trainer.
 """
-from .canonical import canonicalize
-from .compress import compress_matrix
-from .compression import ParameterSplit, clip_bond_dims, compression_ratio, num_params, parameter_split
-from .contraction import chain_matmul, contract_to_matrix, gather_rows
-from .decomposition import decompose, sequential_svd
-from .entropy import entanglement_entropy, entropy_of_spectrum
+from . import legacy_paths
+
+legacy_paths.install()
+
+from .tensor.canonical import canonicalize
+from .tensor.compress import compress_matrix
+from .tensor.compression import ParameterSplit, clip_bond_dims, compression_ratio, num_params, parameter_split
+from .tensor.contraction import chain_matmul, contract_to_matrix, gather_rows
+from .tensor.decomposition import decompose, sequential_svd
+from .tensor.entropy import entanglement_entropy, entropy_of_spectrum
 from .layers import MPOEmbedding, MPOLinear
-from .growth import growth_of, plan_growth_factors
-from .glue import GLUE_TASKS, GlueSplit, GlueTask, get_task, glue_file, load_glue_split, subset_indices, tokenize_split
-from .mpo import MPO
-from .mpo_checkpoint import load_mpo_model, save_mpo_model
-from .mpo_config import MPOConfig
-from .parameter_count import ParameterCount, count_parameters
-from .shape import MPOShape, full_bond_dims, matricize, plan_factors, plan_shape, tensorize
-from .squeeze import SqueezeMove, all_moves, apply_move, best_move
-from .surgery import Replacement, apply_mpo, merge_mpo, mpo_modules
-from .truncation import Truncation, bond_dims_for_error, bond_dims_for_ratio, truncate
-from .pretrained import default_model_path, list_weight_matrices, load_weight_matrix
-from .truncation_error import frobenius_error, local_truncation_errors, truncation_error_bound
+from .opf.growth import growth_of, plan_growth_factors
+from .data.glue import GLUE_TASKS, GlueSplit, GlueTask, get_task, glue_file, load_glue_split, subset_indices, tokenize_split
+from .tensor.mpo import MPO
+from .model.checkpoint import load_mpo_model, save_mpo_model
+from .model.mpo_config import MPOConfig
+from .model.parameter_count import ParameterCount, count_parameters
+from .tensor.shape import MPOShape, full_bond_dims, matricize, plan_factors, plan_shape, tensorize
+from .mpop.squeeze import SqueezeMove, all_moves, apply_move, best_move
+from .model.surgery import Replacement, apply_mpo, merge_mpo, mpo_modules
+from .tensor.truncation import Truncation, bond_dims_for_error, bond_dims_for_ratio, truncate
+from .model.pretrained import default_model_path, list_weight_matrices, load_weight_matrix
+from .tensor.truncation_error import frobenius_error, local_truncation_errors, truncation_error_bound
 
 _LAZY = {
-    "error_vs_ratio": "baselines", "cpd_approximation": "baselines", "tucker_approximation": "baselines",
-    "mpo_approximation": "baselines", "svd_approximation": "baselines", "compute_glue_metrics": "metrics",
-    "fisher_scores": "fisher", "select_top": "fisher",
+    "error_vs_ratio": "tensor.baselines", "cpd_approximation": "tensor.baselines", "tucker_approximation": "tensor.baselines",
+    "mpo_approximation": "tensor.baselines", "svd_approximation": "tensor.baselines", "compute_glue_metrics": "data.metrics",
+    "fisher_scores": "opf.fisher", "select_top": "opf.fisher",
 }
 
 

@@ -5,8 +5,8 @@ import argparse
 import json
 import sys
 
-from .fine_tune_config import FineTuneConfig
-from .strategies import STRATEGIES
+from .training.fine_tune_config import FineTuneConfig
+from .training.strategies import STRATEGIES
 
 RUN_COLUMNS = ("run_name", "task", "strategy", "metric", "score", "trainable_millions", "total_millions",
                "num_train_examples", "wall_seconds", "device", "seed")
@@ -72,7 +72,7 @@ def config_from_args(args) -> FineTuneConfig:
         raise ValueError("give --task (or --config with a saved FineTuneConfig).")
     options = {name: getattr(args, name) for name in STRATEGY_OPTIONS if getattr(args, name, None) is not None}
     if args.groups:
-        from .mpo_config import MPOConfig
+        from .model.mpo_config import MPOConfig
 
         groups = tuple(args.groups.split(","))
         if args.strategy == "opf":
@@ -87,7 +87,7 @@ def runs_table(runs_dir: str):
     """Finished runs as a pandas table (one row per ``results.json``)."""
     import pandas as pd
 
-    from .run_folder import read_results
+    from .runs.run_folder import read_results
 
     rows = [{c: r.get(c) for c in RUN_COLUMNS} for r in read_results(runs_dir)]
     return pd.DataFrame(rows, columns=list(RUN_COLUMNS))
@@ -107,7 +107,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     try:
         if args.command == "finetune":
-            from .fine_tune import fine_tune
+            from .training.fine_tune import fine_tune
 
             results = fine_tune(config_from_args(args), resume=args.resume)
             print(json.dumps({k: results[k] for k in RUN_COLUMNS if k in results}, indent=1, default=str))

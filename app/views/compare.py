@@ -5,7 +5,7 @@ there, computed in the page run when it is cheap (kept in memory), and
 otherwise offered behind a "Compute" button that runs it in a background
 thread, with a progress bar; finished curves are written to the cache one by
 one and drawn as they arrive. The numbers come from
-:func:`mpo_core.baselines.error_vs_ratio` through :mod:`app.compare`.
+:func:`mpo_core.tensor.baselines.error_vs_ratio` through :mod:`app.compare`.
 """
 from __future__ import annotations
 

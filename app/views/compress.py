@@ -61,7 +61,7 @@ def controls(model) -> mc.CompressionRequest | None:
     groups = mc.available_groups(model)
     chosen = st.sidebar.multiselect(
         "Matrix groups", groups, default=[g for g in groups if g in mc.DEFAULT_GROUPS], key="compress_groups",
-        format_func=_plain, help="The groups of mpo_core.matrix_groups; the pooler is left dense by default.",
+        format_func=_plain, help="The groups of mpo_core.model.matrix_groups; the pooler is left dense by default.",
     )
     layers = list(range(mc.num_layers(model)))
     kept = st.sidebar.multiselect(

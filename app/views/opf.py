@@ -13,9 +13,9 @@ import streamlit as st
 
 from app import jobs, opf_views
 from app.user_errors import USER_ERRORS, message as _message
-from mpo_core.fine_tune_config import FineTuneConfig
-from mpo_core.glue import GLUE_TASKS, default_glue_dir, get_task
-from mpo_core.opf import SELECTIONS
+from mpo_core.training.fine_tune_config import FineTuneConfig
+from mpo_core.data.glue import GLUE_TASKS, default_glue_dir, get_task
+from mpo_core.opf.strategy import SELECTIONS
 
 DEFAULT_GLUE = default_glue_dir()
 DEFAULT_RUNS = jobs.default_runs_dir()

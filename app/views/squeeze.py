@@ -5,8 +5,8 @@ import pandas as pd
 import streamlit as st
 
 from app import jobs, run_views
-from mpo_core.fine_tune_config import FineTuneConfig
-from mpo_core.glue import GLUE_TASKS, default_glue_dir
+from mpo_core.training.fine_tune_config import FineTuneConfig
+from mpo_core.data.glue import GLUE_TASKS, default_glue_dir
 
 DEFAULT_GLUE = default_glue_dir()
 DEFAULT_RUNS = jobs.default_runs_dir()

@@ -12,8 +12,8 @@ import streamlit as st
 
 from app import jobs, variation
 from app.user_errors import USER_ERRORS
-from mpo_core.glue import default_glue_dir
-from mpo_core.run_folder import FINAL_MODEL
+from mpo_core.data.glue import default_glue_dir
+from mpo_core.runs.run_folder import FINAL_MODEL
 
 DEFAULT_RUNS = jobs.default_runs_dir()
 DEFAULT_GLUE = default_glue_dir()

@@ -5,9 +5,9 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from ..compress import compress_matrix
-from ..contraction import gather_rows, gather_rows_flops, reconstruction_flops
-from ..mpo import MPO
+from ..tensor.compress import compress_matrix
+from ..tensor.contraction import gather_rows, gather_rows_flops, reconstruction_flops
+from ..tensor.mpo import MPO
 from .mpo_module import MPOModule
 
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ..canonical import canonicalize
-from ..contraction import contract_to_matrix
-from ..mpo import MPO
-from ..truncation import Truncation, truncate
+from ..tensor.canonical import canonicalize
+from ..tensor.contraction import contract_to_matrix
+from ..tensor.mpo import MPO
+from ..tensor.truncation import Truncation, truncate
 
 FORWARD_MODES = ("auto", "dense", "chain")
 
@@ -71,7 +71,7 @@ class MPOModule(nn.Module):
         return self._cached_weight is not None and self._cached_weight[0] == self._cache_key()
 
     def to_mpo(self) -> MPO:
-        """The current tensors as a canonical :class:`~mpo_core.mpo.MPO` (spectra recomputed)."""
+        """The current tensors as a canonical :class:`~mpo_core.tensor.mpo.MPO` (spectra recomputed)."""
         tensors, values = canonicalize(list(self.tensors), self.center)
         return MPO(tensors, self.shape, values, self.center)
 
@@ -95,7 +95,7 @@ class MPOModule(nn.Module):
 
         The current tensors (trained or not) are brought to canonical form,
         so the cut is the optimal one for the matrix they represent now, and
-        the returned :class:`~mpo_core.truncation.Truncation` bounds its error.
+        the returned :class:`~mpo_core.tensor.truncation.Truncation` bounds its error.
         """
         result = truncate(self.to_mpo(), bond_dims)
         self.load_tensors_(result.mpo.tensors)

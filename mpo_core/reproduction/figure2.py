@@ -5,7 +5,7 @@ Two panels, as in the paper (Sec. 5.3, "Evaluation on Low-Rank Approximation")::
     (a) MPO vs CPD, n = 5        CPD (TensorLy ALS) on the same tensorization as the MPO
     (b) MPO with n = 3, 5, 7     the MPO truncated to each target rho (Eq. (5))
 
-Every point comes from :func:`mpo_core.baselines.error_vs_ratio`; the error
+Every point comes from :func:`mpo_core.tensor.baselines.error_vs_ratio`; the error
 is ``||W - W'||_F`` on the (unpadded) matrix, as the paper's y-axis.
 
 Reductions (stated in the stored settings): CPD on the full 30522 x 384
@@ -26,7 +26,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from ..pretrained import default_model_path, list_weight_matrices, load_weight_matrix
+from ..model.pretrained import default_model_path, list_weight_matrices, load_weight_matrix
 from .results_store import Results, check_mode, save_results
 
 NAME = "figure2"
@@ -97,8 +97,8 @@ def first_rows(matrix, rows: int):
 
 # --------------------------------------------------------------------------- computing
 def panel_rows(matrix, panel: str, settings: dict) -> pd.DataFrame:
-    """The :func:`~mpo_core.baselines.error_vs_ratio` rows of one panel, tagged with the panel and matrix size."""
-    from ..baselines import error_vs_ratio
+    """The :func:`~mpo_core.tensor.baselines.error_vs_ratio` rows of one panel, tagged with the panel and matrix size."""
+    from ..tensor.baselines import error_vs_ratio
 
     if panel == "a":
         methods, n_values, ratios = ("mpo", "cpd"), (settings["n_a"],), settings["ratios_a"]
@@ -127,7 +127,7 @@ def run(mode: str = "small", model: str | None = None) -> Results:
     Returns
     -------
     Results
-        ``table``: the rows of :func:`~mpo_core.baselines.error_vs_ratio` tagged with ``panel`` and ``rows``.
+        ``table``: the rows of :func:`~mpo_core.tensor.baselines.error_vs_ratio` tagged with ``panel`` and ``rows``.
     """
     settings = mode_settings(mode)
     start = time.perf_counter()

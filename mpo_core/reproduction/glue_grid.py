@@ -1,6 +1,6 @@
 """A grid of GLUE fine-tuning runs (tasks x strategies) on the one engine, resumable, as one results table.
 
-Each run is an ordinary :func:`mpo_core.fine_tune.fine_tune` run in
+Each run is an ordinary :func:`mpo_core.training.fine_tune.fine_tune` run in
 ``<results>/<mode>/runs/<experiment>/<label>-<task>``; a run whose
 ``results.json`` exists is reused, so an interrupted grid continues where it
 stopped. Several processes on one machine can share a grid (or grids that
@@ -23,10 +23,10 @@ from typing import Sequence
 import pandas as pd
 from tqdm.auto import tqdm
 
-from ..fine_tune_config import FineTuneConfig
-from ..glue import default_glue_dir, get_task, load_glue_split
-from ..process_alive import process_alive
-from ..run_folder import CHECKPOINTS, RESULTS_FILE
+from ..training.fine_tune_config import FineTuneConfig
+from ..data.glue import default_glue_dir, get_task, load_glue_split
+from ..runs.process_alive import process_alive
+from ..runs.run_folder import CHECKPOINTS, RESULTS_FILE
 from .results_store import Results, results_dir, save_results
 
 # Shared settings per mode. small: seconds per run, to execute every notebook in CI.
@@ -136,7 +136,7 @@ def run_one(spec: RunSpec, mode: str, experiment: str, data_dir=None, wait: bool
     The run's Trainer checkpoints are deleted once it has finished (hundreds of MB each, with
     optimizer state); its config, metrics stream, results and (if asked) final model stay.
     """
-    from ..fine_tune import fine_tune
+    from ..training.fine_tune import fine_tune
 
     folder = runs_root(experiment, mode) / spec.run_name
     results = folder / RESULTS_FILE

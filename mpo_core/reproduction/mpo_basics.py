@@ -12,7 +12,7 @@ For each weight matrix of the packaged MiniLM named in the mode's settings::
         the bound with the paper's printed Eq. (3), and Algorithm 1 run verbatim with d'_k
 
 Two sweeps: ``ratio`` (bond dims chosen greedily for a target rho, as
-:func:`~mpo_core.truncation.truncate` does; this mostly cuts one bond, where
+:func:`~mpo_core.tensor.truncation.truncate` does; this mostly cuts one bond, where
 Eq. (4) is nearly an equality) and ``uniform`` (every bond cut to a fraction
 of d_k, so several local errors add up and Eq. (4) is strict).
 
@@ -30,13 +30,13 @@ import time
 
 import pandas as pd
 
-from ..compression import compression_ratio, parameter_split
-from ..contraction import contract_to_matrix
-from ..decomposition import decompose, sequential_svd
-from ..entropy import entanglement_entropy
-from ..pretrained import list_weight_matrices, load_weight_matrix
-from ..truncation import bond_dims_for_ratio, truncate
-from ..truncation_error import frobenius_error, truncation_error_bound
+from ..tensor.compression import compression_ratio, parameter_split
+from ..tensor.contraction import contract_to_matrix
+from ..tensor.decomposition import decompose, sequential_svd
+from ..tensor.entropy import entanglement_entropy
+from ..model.pretrained import list_weight_matrices, load_weight_matrix
+from ..tensor.truncation import bond_dims_for_ratio, truncate
+from ..tensor.truncation_error import frobenius_error, truncation_error_bound
 from .results_store import Results, check_mode, save_results
 
 NAME = "mpo_basics"

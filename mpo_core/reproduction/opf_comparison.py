@@ -17,7 +17,7 @@ import time
 import pandas as pd
 import torch
 
-from ..fine_tune_config import FineTuneConfig
+from ..training.fine_tune_config import FineTuneConfig
 from .glue_grid import RunSpec, constant_sentence, mean_scores, run_grid, runs_root, score_table
 from .results_store import Results, save_results
 
@@ -56,9 +56,9 @@ def merge_check(run_path, batch: int = 8, length: int = 64) -> dict:
     """Original vs merged (saved final model of an OPF run): parameter counts, shapes, latency ratio."""
     import json
 
-    from ..fine_tune import load_model_and_tokenizer
-    from ..mpo_checkpoint import load_final_model
-    from ..surgery import mpo_modules
+    from ..training.fine_tune import load_model_and_tokenizer
+    from ..model.checkpoint import load_final_model
+    from ..model.surgery import mpo_modules
 
     config = FineTuneConfig.from_dict(json.loads((run_path / "config.json").read_text()))
     torch.manual_seed(config.seed)

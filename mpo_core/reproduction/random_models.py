@@ -33,7 +33,7 @@ def random_model_folder(arch: str, folder: str | Path, seed: int = 0) -> Path:
     import transformers
     from transformers import AutoModel, AutoTokenizer
 
-    from ..pretrained import default_model_path
+    from ..model.pretrained import default_model_path
 
     if arch not in CONFIGS:
         raise ValueError(f"unknown architecture {arch!r}; choose one of {sorted(CONFIGS)}.")

@@ -27,10 +27,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from ..glue import default_glue_dir
-from ..matrix_groups import PAPER_GROUPS
-from ..parameter_variation import BIN_EDGES, BIN_LABELS, PAPER_TABLE1, parameter_variation
-from ..run_folder import CHECKPOINTS, FINAL_MODEL, RESULTS_FILE
+from ..data.glue import default_glue_dir
+from ..model.matrix_groups import PAPER_GROUPS
+from ..model.parameter_variation import BIN_EDGES, BIN_LABELS, PAPER_TABLE1, parameter_variation
+from ..runs.run_folder import CHECKPOINTS, FINAL_MODEL, RESULTS_FILE
 from .results_store import Results, check_mode, results_dir, save_results
 
 NAME = "table1"
@@ -54,7 +54,7 @@ def mode_settings(mode: str) -> dict:
 
 
 def glue_dir(data_dir=None) -> str:
-    """``data_dir``, else :func:`~mpo_core.glue.default_glue_dir`, checked to exist."""
+    """``data_dir``, else :func:`~mpo_core.data.glue.default_glue_dir`, checked to exist."""
     found = data_dir or default_glue_dir()
     if not Path(found).is_dir():
         raise FileNotFoundError(f"no GLUE data at {found}; pass data_dir=... or set GLUE_DIR to a GLUE folder.")
@@ -66,8 +66,8 @@ def runs_dir(mode: str) -> Path:
 
 
 def config_for(mode: str, data_dir=None):
-    """The run's :class:`~mpo_core.fine_tune_config.FineTuneConfig` in ``mode``."""
-    from ..fine_tune_config import FineTuneConfig
+    """The run's :class:`~mpo_core.training.fine_tune_config.FineTuneConfig` in ``mode``."""
+    from ..training.fine_tune_config import FineTuneConfig
 
     return FineTuneConfig(**mode_settings(mode), data_dir=glue_dir(data_dir), runs_dir=str(runs_dir(mode)),
                           run_name=RUN_NAME)
@@ -75,7 +75,7 @@ def config_for(mode: str, data_dir=None):
 
 def fine_tuned_run(config, force: bool = False) -> tuple[Path, dict]:
     """The run folder and its ``results.json`` record: reused when finished with its model, else fine-tuned."""
-    from ..fine_tune import fine_tune
+    from ..training.fine_tune import fine_tune
 
     folder = Path(config.runs_dir) / config.run_name
     finished = (folder / RESULTS_FILE).is_file() and (folder / FINAL_MODEL).is_dir()
@@ -92,8 +92,8 @@ def before_and_after(config, folder: Path):
     """``w_before`` (the pre-trained model, seeded as fine_tune seeds it: same head) and ``w_after`` (saved)."""
     import torch
 
-    from ..fine_tune import load_model_and_tokenizer
-    from ..mpo_checkpoint import load_final_model
+    from ..training.fine_tune import load_model_and_tokenizer
+    from ..model.checkpoint import load_final_model
 
     torch.manual_seed(config.seed)
     before, _ = load_model_and_tokenizer(config)

@@ -4,7 +4,7 @@ Table 2 of the paper states inference time complexities with ``n`` tensors,
 ``m = max_k i_k`` and ``d`` the largest truncated bond (or rank). Here each
 form is built from a real weight of the packaged MiniLM for a sweep of ``d``
 (and ``n``), applied to a batch of tokens *through its factors*
-(:mod:`mpo_core.factored_forward`, never by rebuilding ``W``) and timed
+(:mod:`mpo_core.tensor.factored_forward`, never by rebuilding ``W``) and timed
 against the dense ``x @ W.T`` in the same run, in pairs (dense, factored,
 dense, factored, ...) so that a drift of the machine hits both. Every row
 also carries the exact flop count of its contraction and the paper's formula
@@ -38,18 +38,18 @@ import numpy as np
 import pandas as pd
 import torch
 
-from ..baselines import tucker_num_params, valid_tucker_ranks
-from ..compression import clip_bond_dims, count_params
-from ..decomposition import decompose
-from ..factored_forward import (
+from ..tensor.baselines import tucker_num_params, valid_tucker_ranks
+from ..tensor.compression import clip_bond_dims, count_params
+from ..tensor.decomposition import decompose
+from ..tensor.factored_forward import (
     cp_flops, cp_matmul, cp_peak_elements, dense_flops, mpo_flops, mpo_matmul, mpo_peak_elements, svd_flops,
     svd_matmul, tucker_flops, tucker_matmul, tucker_peak_elements,
 )
-from ..mpo import MPO
-from ..pretrained import load_weight_matrix
-from ..shape import MPOShape, matricize, plan_shape, tensorize
-from ..truncation import truncate_to
-from ..truncation_error import frobenius_error
+from ..tensor.mpo import MPO
+from ..model.pretrained import load_weight_matrix
+from ..tensor.shape import MPOShape, matricize, plan_shape, tensorize
+from ..tensor.truncation import truncate_to
+from ..tensor.truncation_error import frobenius_error
 from .results_store import Results, check_mode, save_results
 
 NAME = "table2"

@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from app import backend, compare
-from mpo_core.baselines import COLUMNS, error_vs_ratio
+from mpo_core.tensor.baselines import COLUMNS, error_vs_ratio
 
 ROOT = Path(__file__).resolve().parents[2]
 QUERY = "encoder.layer.0.attention.self.query.weight"  # 384 x 384

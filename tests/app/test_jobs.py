@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from app import jobs
-from mpo_core.fine_tune_config import FineTuneConfig
+from mpo_core.training.fine_tune_config import FineTuneConfig
 
 GLUE = Path(__file__).resolve().parents[3] / "shared" / "glue"
 

@@ -9,7 +9,7 @@ from transformers import AutoModel, AutoTokenizer
 
 import mpo_core
 from app import model_compression as mc
-from mpo_core.surgery import mpo_modules
+from mpo_core.model.surgery import mpo_modules
 
 from ..mpo_core.tiny_models import tiny_inputs, tiny_model
 
@@ -62,7 +62,7 @@ def test_request_is_hashable_and_makes_the_mpo_config():
 
 
 def test_groups_layers_and_selection(minilm):
-    assert mc.available_groups(minilm) == (*mpo_core.matrix_groups.DEFAULT_GROUPS, "pooler")
+    assert mc.available_groups(minilm) == (*mpo_core.model.matrix_groups.DEFAULT_GROUPS, "pooler")
     assert mc.num_layers(minilm) == 2
     chosen = mc.selected_matrices(minilm, mc.CompressionRequest(groups=("word_embedding", "query"), layers=(1,)))
     assert chosen == {"embeddings.word_embeddings": "word_embedding", "encoder.layer.1.attention.self.query": "query"}
@@ -156,7 +156,7 @@ def test_tiny_random_bert_all_groups(n):
     spectra = mc.matrix_spectra(base, n)
     request = mc.CompressionRequest(groups=mc.available_groups(base), ratio=0.5, n=n)
     table = mc.plan_table(base, spectra, request)
-    assert set(table["group"]) == {*mpo_core.matrix_groups.DEFAULT_GROUPS, "pooler"}
+    assert set(table["group"]) == {*mpo_core.model.matrix_groups.DEFAULT_GROUPS, "pooler"}
     model, report = mc.build_compressed_model(base, request)
     assert mc.report_matches_plan(report, table)
     assert mpo_core.count_parameters(model).total == mc.size_totals(base, table).after

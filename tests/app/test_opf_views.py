@@ -6,10 +6,10 @@ from pathlib import Path
 import pytest
 
 from app import opf_views
-from mpo_core.fine_tune import fine_tune
-from mpo_core.fine_tune_config import FineTuneConfig
-from mpo_core.fisher import select_top
-from mpo_core.opf import OPF_GROUPS
+from mpo_core.training.fine_tune import fine_tune
+from mpo_core.training.fine_tune_config import FineTuneConfig
+from mpo_core.opf.fisher import select_top
+from mpo_core.opf.strategy import OPF_GROUPS
 
 GLUE = Path(__file__).resolve().parents[3] / "shared" / "glue"
 

@@ -1,5 +1,5 @@
 """Figures and summaries of squeeze runs, from empty to finished (real metrics-stream records)."""
-from mpo_core.run_folder import RunFolder
+from mpo_core.runs.run_folder import RunFolder
 
 from app import run_views
 

@@ -2,7 +2,7 @@
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from mpo_core.fine_tune import fine_tune
+from mpo_core.training.fine_tune import fine_tune
 
 from . import pages
 from .test_jobs import tiny_squeeze, wait_for

@@ -8,12 +8,12 @@ import pytest
 import torch
 
 from app import variation
-from mpo_core.fine_tune import fine_tune
-from mpo_core.fine_tune_config import FineTuneConfig
-from mpo_core.matrix_groups import find_matrices, paper_group
-from mpo_core.parameter_variation import BIN_LABELS, PAPER_TABLE1
-from mpo_core.run_folder import FINAL_MODEL, RESULTS_FILE
-from mpo_core.surgery import mpo_modules
+from mpo_core.training.fine_tune import fine_tune
+from mpo_core.training.fine_tune_config import FineTuneConfig
+from mpo_core.model.matrix_groups import find_matrices, paper_group
+from mpo_core.model.parameter_variation import BIN_LABELS, PAPER_TABLE1
+from mpo_core.runs.run_folder import FINAL_MODEL, RESULTS_FILE
+from mpo_core.model.surgery import mpo_modules
 
 GLUE = Path(__file__).resolve().parents[3] / "shared" / "glue"
 ENCODER_GROUPS = ["query", "key", "value", "attention_output", "ffn_in", "ffn_out"]

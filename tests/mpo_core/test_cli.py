@@ -66,7 +66,7 @@ def test_method_options_map_to_strategy_options():
 
 
 def test_a_saved_config_runs_again(tmp_path):
-    from mpo_core.fine_tune_config import FineTuneConfig
+    from mpo_core.training.fine_tune_config import FineTuneConfig
 
     config = FineTuneConfig(task="rte", data_dir=str(GLUE), strategy="mpop", num_hidden_layers=1, seed=4,
                             strategy_options={"delta": 0.2, "mpo_config": {"groups": ["query"]}})

@@ -2,10 +2,10 @@
 import pandas as pd
 import pytest
 
-from mpo_core.baselines import cpd_memory_bytes, cpd_rank
-from mpo_core.pretrained import default_model_path
+from mpo_core.tensor.baselines import cpd_memory_bytes, cpd_rank
+from mpo_core.model.pretrained import default_model_path
 from mpo_core.reproduction import figure2, results_store
-from mpo_core.shape import plan_shape
+from mpo_core.tensor.shape import plan_shape
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,7 @@ import sys
 import pytest
 
 from mpo_core.reproduction import glue_grid
-from mpo_core.run_folder import RESULTS_FILE
+from mpo_core.runs.run_folder import RESULTS_FILE
 
 
 @pytest.fixture
@@ -25,7 +25,7 @@ def fake_fine_tune(monkeypatch, tmp_path):
         return record
 
     monkeypatch.setenv("MPO_RESULTS_DIR", str(tmp_path / "results"))
-    monkeypatch.setattr("mpo_core.fine_tune.fine_tune", fine_tune)
+    monkeypatch.setattr("mpo_core.training.fine_tune.fine_tune", fine_tune)
     return calls
 
 

@@ -1,9 +1,9 @@
 """Table 1 (experiment ``table1``): parameter variation after fine-tuning on SST-2, small mode."""
 import pytest
 
-from mpo_core.parameter_variation import BIN_LABELS, PAPER_TABLE1
+from mpo_core.model.parameter_variation import BIN_LABELS, PAPER_TABLE1
 from mpo_core.reproduction import results_store, table1
-from mpo_core.run_folder import FINAL_MODEL, RESULTS_FILE
+from mpo_core.runs.run_folder import FINAL_MODEL, RESULTS_FILE
 
 
 @pytest.fixture(scope="module")
@@ -60,7 +60,7 @@ def test_a_finished_run_is_reused(results_dir, monkeypatch):
     def no_training(config):
         raise AssertionError("the finished run should have been reused")
 
-    monkeypatch.setattr("mpo_core.fine_tune.fine_tune", no_training)
+    monkeypatch.setattr("mpo_core.training.fine_tune.fine_tune", no_training)
     again = table1.run("small")
     before = results_store.load_results("table1", "small")
     assert again.table.equals(before.table)

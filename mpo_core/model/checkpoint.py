@@ -1,0 +1,125 @@
+"""Saving and loading models with MPO layers (safetensors + a JSON of layer shapes).
+
+``save_mpo_model`` writes the usual ``save_pretrained`` folder (config and
+``model.safetensors``, whose tensors include every local tensor) plus
+``mpo_layers.json`` with each MPO layer's factors and bond dims, so that
+``load_mpo_model`` can rebuild the modules with the right (possibly
+truncated) shapes before loading the weights. Nothing is unpickled: weights
+are read with safetensors, and no remote code is ever trusted.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file
+from torch import nn
+
+from ..layers import MPOEmbedding, MPOLinear
+from ..tensor.mpo import MPO
+from ..tensor.shape import MPOShape
+from .surgery import replace_module, mpo_modules
+
+LAYERS_FILE = "mpo_layers.json"
+
+
+def _describe(module: MPOLinear | MPOEmbedding) -> dict:
+    s = module.shape
+    entry = {
+        "kind": "embedding" if isinstance(module, MPOEmbedding) else "linear",
+        "group": getattr(module, "group", None),
+        "out_features": s.out_features, "in_features": s.in_features,
+        "out_factors": list(s.out_factors), "in_factors": list(s.in_factors),
+        "bond_dims": list(module.bond_dims), "center": module.center,
+        "forward_mode": module.forward_mode,
+    }
+    if isinstance(module, MPOLinear):
+        entry["bias"] = module.bias is not None
+    else:
+        entry["padding_idx"] = module.padding_idx
+    return entry
+
+
+def save_mpo_model(model: nn.Module, path: str | Path) -> Path:
+    """``model.save_pretrained(path)`` (safetensors) plus ``mpo_layers.json``."""
+    path = Path(path)
+    model.save_pretrained(path, safe_serialization=True)
+    layers = {name: _describe(m) for name, m in mpo_modules(model).items()}
+    (path / LAYERS_FILE).write_text(json.dumps(layers, indent=1))
+    return path
+
+
+def _empty_module(entry: dict, dtype: torch.dtype) -> MPOLinear | MPOEmbedding:
+    """An MPO layer of the recorded shapes, zero-filled (weights are loaded next)."""
+    shape = MPOShape(entry["out_features"], entry["in_features"], tuple(entry["out_factors"]), tuple(entry["in_factors"]))
+    bonds = (1, *entry["bond_dims"], 1)
+    tensors = tuple(
+        torch.zeros(bonds[k], i, j, bonds[k + 1], dtype=dtype)
+        for k, (i, j) in enumerate(zip(shape.out_factors, shape.in_factors))
+    )
+    spectra = tuple(torch.zeros(d, dtype=torch.float64) for d in entry["bond_dims"])
+    mpo = MPO(tensors, shape, spectra, entry["center"])
+    if entry["kind"] == "embedding":
+        module = MPOEmbedding(mpo, entry["padding_idx"], entry["forward_mode"])
+    else:
+        bias = torch.zeros(shape.out_features, dtype=dtype) if entry["bias"] else None
+        module = MPOLinear(mpo, bias, entry["forward_mode"])
+    module.group = entry["group"]
+    return module
+
+
+def load_mpo_model(path: str | Path, model_class, **config_overrides) -> nn.Module:
+    """Rebuild a model saved by :func:`save_mpo_model`.
+
+    Parameters
+    ----------
+    path:
+        The saved folder.
+    model_class:
+        A ``transformers`` auto/model class, e.g. ``AutoModelForSequenceClassification``.
+    """
+    path = Path(path)
+    layers_file = path / LAYERS_FILE
+    if not layers_file.is_file():
+        raise FileNotFoundError(f"{layers_file} is missing; was this folder written by save_mpo_model()?")
+    from transformers import AutoConfig
+
+    config = AutoConfig.from_pretrained(path, **config_overrides)
+    model = model_class.from_config(config)
+    dtype = next(model.parameters()).dtype
+    modules = dict(model.named_modules())
+    for name, entry in json.loads(layers_file.read_text()).items():
+        if name not in modules:
+            raise ValueError(f"{name} from {LAYERS_FILE} is not a module of {type(model).__name__}.")
+        replace_module(model, modules[name], _empty_module(entry, dtype))
+    weights = {}
+    for file in sorted(path.glob("*.safetensors")):
+        weights.update(load_file(str(file)))
+    missing, unexpected = model.load_state_dict(weights, strict=False)
+    missing = [k for k in missing if k not in _tied_keys(model)]
+    if missing or unexpected:
+        raise ValueError(f"checkpoint does not match the model: missing {missing[:5]}, unexpected {unexpected[:5]}.")
+    return model.eval()
+
+
+def _tied_keys(model: nn.Module) -> set[str]:
+    """Parameter names that share storage with another (saved once by ``save_pretrained``)."""
+    seen, tied = {}, set()
+    for name, p in model.named_parameters(remove_duplicate=False):
+        if id(p) in seen:
+            tied.add(name)
+        seen.setdefault(id(p), name)
+    return tied
+
+
+def load_final_model(run_path: str | Path) -> nn.Module:
+    """The model a fine-tuning run saved in ``<run_path>/final_model`` (sequence classification, eval mode)."""
+    from transformers import AutoModelForSequenceClassification
+
+    from ..runs.run_folder import FINAL_MODEL
+
+    path = Path(run_path) / FINAL_MODEL
+    if not path.is_dir():
+        raise FileNotFoundError(f"{path} does not exist: the run has not finished, or was run with save_model=False.")
+    return load_mpo_model(path, AutoModelForSequenceClassification)

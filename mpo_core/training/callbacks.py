@@ -1,0 +1,38 @@
+"""Trainer callbacks of the training engine (no forks of the loop)."""
+from __future__ import annotations
+
+from transformers import TrainerCallback
+
+from ..model.parameter_count import parameter_summary
+from ..runs.run_folder import RunFolder
+
+
+class MetricsStreamCallback(TrainerCallback):
+    """Append every log and evaluation to the run's ``metrics.jsonl``, with #Pr/#To."""
+
+    def __init__(self, run: RunFolder, model):
+        self.run = run
+        self.model = model
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        if logs and state.is_world_process_zero:
+            kind = "eval" if any(k.startswith("eval_") for k in logs) else "train"
+            self.run.append_metrics({"kind": kind, "step": state.global_step, "epoch": state.epoch, **logs, **parameter_summary(self.model)})
+
+
+class StopFileCallback(TrainerCallback):
+    """End training cleanly once the run folder holds a ``STOP`` file (e.g. from a dashboard's stop button).
+
+    The Trainer then finishes as after its last step: strategies' end-of-training
+    hooks run, the final evaluation and ``results.json`` are written.
+    """
+
+    def __init__(self, run: RunFolder):
+        self.run = run
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if self.run.stop_requested() and not control.should_training_stop:
+            control.should_training_stop = True
+            if state.is_world_process_zero:
+                self.run.append_metrics({"kind": "stop_requested", "step": state.global_step})
+        return control

@@ -1,0 +1,110 @@
+"""``FineTuneConfig``: everything one fine-tuning run needs, validated up front."""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from ..data.glue import get_task
+from .strategies import STRATEGIES
+
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+DEVICES = ("auto", "cpu", "cuda")
+
+
+@dataclass
+class FineTuneConfig:
+    """One GLUE fine-tuning run.
+
+    Attributes
+    ----------
+    task: GLUE task name (``"sst2"``, ``"rte"``, ... see :mod:`mpo_core.data.glue`).
+    model: Local model folder or hub name; ``None`` = the packaged MiniLM.
+    data_dir: Local GLUE folder (standard layout); ``None`` = ``$GLUE_DIR``.
+    hub_data: Load GLUE from the hub instead (needs network).
+    strategy: One of :data:`mpo_core.training.strategies.STRATEGIES`.
+    strategy_options: Keyword options of the strategy (``k``, ``compression_ratio``, ...).
+    num_hidden_layers: Load only the first layers of the model (small runs); ``None`` = all.
+    max_length: Tokens per example.
+    max_train_examples / max_eval_examples: Seeded random subsets (``None`` = all).
+    seed: Seed of subsets, initialization and data order.
+    epochs, max_steps: Training length (``max_steps > 0`` overrides epochs).
+    batch_size, eval_batch_size, learning_rate, weight_decay, warmup_steps: Optimization.
+    lr_scheduler_type: transformers scheduler name (``"linear"``, ``"constant_with_warmup"``, ...);
+        a strategy may override it (squeezing trains at a constant rate).
+    eval_steps, logging_steps, save_steps: Evaluation, logging and checkpoint intervals (steps).
+    device: ``"auto"`` (GPU when present), ``"cpu"`` or ``"cuda"``.
+    precision: ``"auto"`` (bf16/fp16 autocast on GPU, fp32 on CPU) or explicit.
+    runs_dir: Folder that holds run folders.
+    run_name: This run's folder name (default: task-strategy-seed).
+    save_model: Save the final model (after the strategy's ``finish``, e.g. merged) and its
+        tokenizer to ``<run>/final_model`` (safetensors; MPO layers kept via ``mpo_layers.json``).
+    """
+
+    task: str = "sst2"
+    model: str | None = None
+    data_dir: str | None = None
+    hub_data: bool = False
+    strategy: str = "full"
+    strategy_options: dict[str, Any] = field(default_factory=dict)
+    num_hidden_layers: int | None = None
+    max_length: int = 128
+    max_train_examples: int | None = None
+    max_eval_examples: int | None = None
+    seed: int = 0
+    epochs: float = 3.0
+    max_steps: int = -1
+    batch_size: int = 32
+    eval_batch_size: int = 64
+    learning_rate: float = 2e-5
+    weight_decay: float = 0.01
+    warmup_steps: int = 0
+    lr_scheduler_type: str = "linear"
+    eval_steps: int = 100
+    logging_steps: int = 10
+    save_steps: int = 100
+    device: str = "auto"
+    precision: str = "auto"
+    runs_dir: str = "runs"
+    run_name: str | None = None
+    save_model: bool = True
+
+    def __post_init__(self):
+        self.task = get_task(self.task).name
+        if self.strategy not in STRATEGIES:
+            raise ValueError(f"unknown strategy {self.strategy!r}; choose one of {sorted(STRATEGIES)}.")
+        for name in ("max_length", "batch_size", "eval_batch_size", "eval_steps", "logging_steps", "save_steps"):
+            _positive_int(name, getattr(self, name))
+        for name in ("num_hidden_layers", "max_train_examples", "max_eval_examples"):
+            if getattr(self, name) is not None:
+                _positive_int(name, getattr(self, name))
+        if not self.learning_rate > 0:
+            raise ValueError(f"learning_rate must be > 0, got {self.learning_rate}.")
+        if self.max_steps <= 0 and not self.epochs > 0:
+            raise ValueError("give epochs > 0 or max_steps > 0.")
+        from transformers import SchedulerType
+
+        schedulers = [t.value for t in SchedulerType]
+        if self.lr_scheduler_type not in schedulers:
+            raise ValueError(f"lr_scheduler_type must be one of {schedulers}, got {self.lr_scheduler_type!r}.")
+        if self.device not in DEVICES:
+            raise ValueError(f"device must be one of {DEVICES}, got {self.device!r}.")
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {PRECISIONS}, got {self.precision!r}.")
+        if self.run_name is None:
+            self.run_name = f"{self.task}-{self.strategy}-seed{self.seed}"
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "FineTuneConfig":
+        """The inverse of :meth:`to_dict` (e.g. a run's ``config.json``); unknown keys are an error."""
+        unknown = sorted(set(data) - set(cls.__dataclass_fields__))
+        if unknown:
+            raise ValueError(f"unknown FineTuneConfig fields {unknown}.")
+        return cls(**data)
+
+
+def _positive_int(name: str, value) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{name} must be a positive int, got {value!r}.")

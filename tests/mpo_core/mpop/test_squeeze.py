@@ -1,0 +1,100 @@
+"""Dimension squeezing's choice and cut (Algorithm 2, lines 4-5) on tiny models, against brute force."""
+import copy
+
+import pytest
+import torch
+
+from mpo_core.model.mpo_config import MPOConfig
+from mpo_core.mpop.squeeze import all_moves, apply_move, best_move, candidate_bonds, check_step_size, layer_moves, step_down
+from mpo_core.model.surgery import apply_mpo, mpo_modules
+
+from ..tiny_models import tiny_inputs, tiny_model
+
+
+def trained_tiny_mpo(seed=0):
+    """A float64 tiny BERT with full-bond MPOs whose auxiliary tensors moved (as after fine-tuning)."""
+    model = tiny_model("bert", seed).double()
+    apply_mpo(model, MPOConfig(n=3), progress=False)
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for module in mpo_modules(model).values():
+            for t in module.auxiliary_tensors:
+                t.add_(0.05 * torch.randn(t.shape, generator=gen, dtype=t.dtype))
+    return model
+
+
+def true_relative_error(module, bond, after):
+    before = module.weight.detach()
+    trial = copy.deepcopy(module)
+    dims = list(trial.bond_dims)
+    dims[bond] = after
+    trial.truncate_(dims)
+    return float((trial.weight.detach() - before).norm() / before.norm())
+
+
+@pytest.mark.parametrize("step_size", [1, 3, 0.25])
+def test_the_chosen_cut_adds_the_least_error_by_brute_force(step_size):
+    model = trained_tiny_mpo()
+    modules = mpo_modules(model)
+    moves = all_moves(modules, step_size)
+    brute = {(m.name, m.bond): true_relative_error(modules[m.name], m.bond, m.after) for m in moves}
+    for move in moves:  # one cut bond in canonical form: Eq. (4) is an equality
+        assert move.relative_error == pytest.approx(brute[(move.name, move.bond)], rel=1e-6, abs=1e-10)
+    best = best_move(moves)
+    assert brute[(best.name, best.bond)] == pytest.approx(min(brute.values()), rel=1e-6, abs=1e-12)
+    assert len({round(v, 8) for v in brute.values()}) > 1  # a real choice, not a tie everywhere
+
+
+def test_a_cut_lowers_one_bond_and_never_raises_any():
+    model = trained_tiny_mpo(1)
+    modules = mpo_modules(model)
+    for _ in range(6):
+        before = {name: m.bond_dims for name, m in modules.items()}
+        move = best_move(all_moves(modules, 2))
+        result = apply_move(modules[move.name], move)
+        after = {name: m.bond_dims for name, m in modules.items()}
+        for name in modules:
+            assert all(a <= b for a, b in zip(after[name], before[name]))
+        changed = [name for name in modules if after[name] != before[name]]
+        assert changed == [move.name] and after[move.name][move.bond] == move.after
+        assert result.error_bound == pytest.approx(move.estimated_error, rel=1e-6)
+
+
+def test_cut_keeps_the_parameters_and_the_model_runs():
+    model = trained_tiny_mpo(2)
+    module = next(iter(mpo_modules(model).values()))
+    ids = [id(p) for p in module.tensors]
+    move = layer_moves("m", module, 1)[0]
+    apply_move(module, move)
+    assert [id(p) for p in module.tensors] == ids  # optimizer references stay valid
+    assert torch.isfinite(model(**tiny_inputs()).logits).all()
+
+
+def test_central_bonds_and_step_sizes():
+    model = trained_tiny_mpo()
+    module = next(iter(mpo_modules(model).values()))
+    assert candidate_bonds(module) == (module.center - 1, module.center)
+    assert candidate_bonds(module, "all") == tuple(range(len(module.bond_dims)))
+    assert step_down(10, 3) == 7 and step_down(2, 5) == 1 and step_down(100, 0.25) == 75 and step_down(3, 0.1) == 2
+    for bad in (0, -1, 1.5, "2", True, 0.0):
+        with pytest.raises(ValueError, match="step_size"):
+            check_step_size(bad)
+    with pytest.raises(ValueError, match="bonds"):
+        candidate_bonds(module, "middle")
+
+
+def test_no_move_when_every_candidate_bond_is_one():
+    model = trained_tiny_mpo()
+    modules = mpo_modules(model)
+    for module in modules.values():
+        module.truncate_([1] * len(module.bond_dims))
+    assert all_moves(modules, 1) == [] and best_move([]) is None
+
+
+def test_apply_move_refuses_a_stale_move():
+    model = trained_tiny_mpo()
+    module = next(iter(mpo_modules(model).values()))
+    move = layer_moves("m", module, 1)[0]
+    apply_move(module, move)
+    with pytest.raises(ValueError, match="expects"):
+        apply_move(module, move)

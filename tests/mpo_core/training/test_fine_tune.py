@@ -1,0 +1,155 @@
+"""The training engine on the real packaged model and real GLUE data (small, honest subsets)."""
+import json
+from pathlib import Path
+
+import pytest
+from transformers import TrainerCallback
+
+from mpo_core.training.fine_tune import fine_tune
+from mpo_core.training.fine_tune_config import FineTuneConfig
+from mpo_core.runs.run_folder import read_metrics, read_results
+
+GLUE = Path(__file__).resolve().parents[4] / "shared" / "glue"
+
+
+def small(tmp_path, **overrides) -> FineTuneConfig:
+    options = dict(
+        task="sst2", data_dir=str(GLUE), num_hidden_layers=2, max_length=64, max_train_examples=1000,
+        max_eval_examples=300, epochs=2, batch_size=32, learning_rate=5e-4, warmup_steps=5,
+        eval_steps=1000, logging_steps=10, save_steps=1000, runs_dir=str(tmp_path), seed=0,
+    )
+    options.update(overrides)
+    return FineTuneConfig(**options)
+
+
+def test_full_fine_tuning_beats_chance_and_writes_the_run_folder(tmp_path):
+    results = fine_tune(small(tmp_path))
+    assert results["score"] > 0.6  # SST-2 dev is balanced: chance is 0.5
+    run = tmp_path / "sst2-full-seed0"
+    assert json.loads((run / "config.json").read_text())["task"] == "sst2"
+    records = read_metrics(run)
+    kinds = [r["kind"] for r in records]
+    assert kinds[0] == "start" and kinds[-1] == "end" and "train" in kinds and "eval" in kinds
+    assert all("trainable_params" in r for r in records if r["kind"] in ("train", "eval"))
+    saved = read_results(tmp_path)[0]
+    for key in ("task", "metric", "score", "trainable_params", "total_params", "bond_dims", "wall_seconds",
+                "device", "seed", "versions"):
+        assert key in saved
+    assert saved["trainable_params"] == saved["total_params"]
+    assert saved["num_train_examples"] == 1000 and saved["num_eval_examples"] == 300
+
+
+def test_lightweight_mpo_run_trains_few_parameters(tmp_path):
+    results = fine_tune(small(tmp_path, strategy="mpo_full_lfa", max_steps=4, max_eval_examples=64))
+    assert results["trainable_params"] <= 0.10 * results["total_params"]
+    assert results["bond_dims"]  # the MPO layers' bonds are recorded
+
+
+class KeepModel(TrainerCallback):
+    def on_train_end(self, args, state, control, model=None, **kwargs):
+        self.model = model
+
+
+@pytest.mark.parametrize("strategy", ["full", "mpo_full_lfa"])
+def test_the_final_model_is_saved_and_reloads_identically(tmp_path, strategy):
+    import torch
+
+    from mpo_core.model.checkpoint import load_final_model
+    from mpo_core.model.surgery import mpo_modules
+
+    config = small(tmp_path, strategy=strategy, max_steps=2, max_eval_examples=32, num_hidden_layers=1, device="cpu")
+    kept = KeepModel()
+    results = fine_tune(config, callbacks=[kept])
+    model = load_final_model(tmp_path / config.run_name)
+    assert {n: list(m.bond_dims) for n, m in mpo_modules(model).items()} == results["bond_dims"]
+    ids = torch.randint(0, 30522, (3, 12), generator=torch.Generator().manual_seed(0))  # (B, T)
+    trained = kept.model.eval()
+    with torch.no_grad():
+        assert torch.allclose(model(input_ids=ids).logits, trained(input_ids=ids).logits, atol=1e-5)
+    assert (tmp_path / config.run_name / "final_model" / "tokenizer.json").is_file()
+
+
+def test_no_final_model_when_asked_not_to(tmp_path):
+    from mpo_core.model.checkpoint import load_final_model
+
+    config = small(tmp_path, max_steps=1, max_eval_examples=16, num_hidden_layers=1, save_model=False)
+    fine_tune(config)
+    with pytest.raises(FileNotFoundError, match="save_model=False"):
+        load_final_model(tmp_path / config.run_name)
+
+
+class Interrupt(TrainerCallback):
+    def on_step_end(self, args, state, control, **kwargs):
+        if state.global_step == 5:
+            raise KeyboardInterrupt
+
+
+def test_interrupted_run_keeps_metrics_and_resumes(tmp_path):
+    config = small(tmp_path, max_steps=8, save_steps=4, logging_steps=1, max_eval_examples=64)
+    with pytest.raises(KeyboardInterrupt):
+        fine_tune(config, callbacks=[Interrupt()])
+    run = tmp_path / config.run_name
+    before = read_metrics(run)
+    assert [r["step"] for r in before if r["kind"] == "train"][-1] == 4
+    assert (run / "checkpoints" / "checkpoint-4").is_dir()
+    assert not (run / "results.json").exists()
+    with pytest.raises(FileExistsError, match="resume"):
+        fine_tune(config)
+    results = fine_tune(config, resume=True)
+    steps = [r["step"] for r in read_metrics(run) if r["kind"] == "train" and "loss" in r]
+    assert steps[-1] == 8 and 5 in steps
+    assert results["score"] is not None
+
+
+def test_bad_inputs_are_clear(tmp_path):
+    with pytest.raises(ValueError, match="valid|unknown"):
+        FineTuneConfig(task="squad")
+    with pytest.raises(ValueError, match="unknown strategy"):
+        FineTuneConfig(strategy="lora")
+    with pytest.raises(ValueError, match="positive int"):
+        FineTuneConfig(batch_size=0)
+    with pytest.raises(FileNotFoundError, match="cannot resume"):
+        fine_tune(small(tmp_path), resume=True)
+    with pytest.raises(ValueError, match="could not load a model"):
+        fine_tune(small(tmp_path, model=str(tmp_path), run_name="bad-model"))
+    with pytest.raises(FileNotFoundError, match="GLUE directory"):
+        fine_tune(small(tmp_path, data_dir=str(tmp_path / "nope"), run_name="bad-data"))
+    assert not (tmp_path / "bad-model").exists() and not (tmp_path / "bad-data").exists()
+
+
+@pytest.mark.skipif(not __import__("torch").cuda.is_available(), reason="needs a CUDA GPU")
+def test_cuda_run_uses_autocast(tmp_path):
+    results = fine_tune(small(tmp_path, strategy="mpo_full_lfa", max_steps=4, max_eval_examples=64, device="cuda"))
+    assert results["device"] == "cuda" and results["precision"] in ("bf16", "fp16")
+
+
+def test_only_rank_zero_writes_the_run_folder(tmp_path, monkeypatch):
+    from mpo_core.runs.run_folder import RunFolder
+
+    monkeypatch.setenv("RANK", "1")
+    run = RunFolder(tmp_path / "shared-run")  # another rank: no check, no folder, no writes
+    run.write_json("config.json", {"a": 1})
+    run.append_metrics({"kind": "train"})
+    assert not (tmp_path / "shared-run").exists()
+
+
+class PressStop(TrainerCallback):
+    """Another process's stop button: it only writes the STOP file."""
+
+    def __init__(self, run_dir, at):
+        self.run_dir, self.at = run_dir, at
+
+    def on_step_begin(self, args, state, control, **kwargs):
+        if state.global_step == self.at:
+            from mpo_core.runs.run_folder import request_stop
+
+            request_stop(self.run_dir)
+
+
+def test_a_stop_file_ends_the_run_cleanly_with_results(tmp_path):
+    config = small(tmp_path, max_steps=50, logging_steps=1, max_eval_examples=32)
+    results = fine_tune(config, callbacks=[PressStop(tmp_path / config.run_name, 2)])
+    records = read_metrics(tmp_path / config.run_name)
+    assert [r["step"] for r in records if r["kind"] == "stop_requested"] == [3]
+    assert max(r["step"] for r in records if r["kind"] == "train" and "loss" in r) == 3
+    assert results["score"] is not None and (tmp_path / config.run_name / "results.json").is_file()
