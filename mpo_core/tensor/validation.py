@@ -1,9 +1,17 @@
-"""Input checks shared by the decomposition functions.
+"""Input checks: the one vocabulary every config and function validates with.
 
 Every check raises ``ValueError`` or ``TypeError`` with a message that says
 what to do, so that the dashboard and the command line can show it as is.
+Scalars: :func:`check_positive_int`, :func:`check_number`,
+:func:`check_fraction`, :func:`check_choice`; sequences:
+:func:`check_positive_ints`; matrices: :func:`check_matrix`;
+the chain length: :func:`check_num_tensors`.
 """
 from __future__ import annotations
+
+import math
+from numbers import Integral, Real
+from typing import Iterable
 
 import torch
 
@@ -56,7 +64,46 @@ def check_positive_ints(values, name: str) -> tuple[int, ...]:
         items = tuple(values)
     except TypeError:
         raise TypeError(f"{name} must be a sequence of ints, got {values!r}.") from None
-    for v in items:
-        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-            raise ValueError(f"{name} must contain positive ints, got {items}.")
+    if not all(_is_int(v) and v >= 1 for v in items):
+        raise ValueError(f"{name} must contain positive ints, got {items}.")
     return items
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, Integral) and not isinstance(value, bool)
+
+
+def check_positive_int(name: str, value, minimum: int = 1) -> int:
+    """``value`` as an ``int >= minimum`` (bools and floats are refused, even 3.0)."""
+    if not _is_int(value) or value < minimum:
+        raise ValueError(f"{name} must be an int >= {minimum}, got {value!r}.")
+    return int(value)
+
+
+def check_number(name: str, value, minimum: float | None = None, strict: bool = True) -> float:
+    """``value`` as a finite float, ``> minimum`` (``strict``) or ``>= minimum``."""
+    if isinstance(value, bool) or not isinstance(value, Real) or not math.isfinite(value):
+        raise ValueError(f"{name} must be a finite number, got {value!r}.")
+    if minimum is not None and (value <= minimum if strict else value < minimum):
+        raise ValueError(f"{name} must be {'>' if strict else '>='} {minimum}, got {value!r}.")
+    return float(value)
+
+
+def check_fraction(name: str, value, low: float = 0.0, high: float = 1.0,
+                   inclusive_low: bool = False, inclusive_high: bool = True) -> float:
+    """``value`` as a float in the interval ``low..high`` (open or closed at each end)."""
+    value = check_number(name, value)
+    above = value >= low if inclusive_low else value > low
+    below = value <= high if inclusive_high else value < high
+    if not (above and below):
+        interval = f"{'[' if inclusive_low else '('}{low:g}, {high:g}{']' if inclusive_high else ')'}"
+        raise ValueError(f"{name} must be in {interval}, got {value!r}.")
+    return value
+
+
+def check_choice(name: str, value, choices: Iterable):
+    """``value`` if it is one of ``choices``."""
+    choices = tuple(choices)
+    if value not in choices:
+        raise ValueError(f"{name} must be one of {list(choices)}, got {value!r}.")
+    return value
