@@ -56,6 +56,8 @@ def _finetune_parser(sub) -> None:
 
 STRATEGY_OPTIONS = ("k", "compression_ratio", "delta", "squeeze_steps", "step_size", "lfa_steps", "tune_steps",
                     "metric", "bond_dims_from", "growth", "selection", "top_n", "stages", "fisher_batches")
+#: the command-line flag of each option, for messages
+FLAGS = {name: "--" + name.replace("_", "-") for name in STRATEGY_OPTIONS} | {"metric": "--squeeze-metric"}
 
 
 def _step_size(text: str) -> int | float:
@@ -72,15 +74,28 @@ def config_from_args(args) -> FineTuneConfig:
         raise ValueError("give --task (or --config with a saved FineTuneConfig).")
     options = {name: getattr(args, name) for name in STRATEGY_OPTIONS if getattr(args, name, None) is not None}
     if args.groups:
-        from .model.mpo_config import MPOConfig
-
-        groups = tuple(args.groups.split(","))
-        if args.strategy == "opf":
-            options["groups"] = groups
-        else:
-            options["mpo_config"] = MPOConfig(groups=groups)
+        options["groups"] = tuple(args.groups.split(","))
+    options = _method_options(args.strategy, options)
     fields = {k: v for k, v in vars(args).items() if k in FineTuneConfig.__dataclass_fields__}
     return FineTuneConfig(**fields, strategy_options=options)
+
+
+def _method_options(strategy: str, options: dict) -> dict:
+    """The flags given, as the options of ``strategy``'s config; a flag it does not take is an error.
+
+    ``--groups`` is OPF's own option, and ``mpo_config.groups`` for the MPO strategies.
+    """
+    config_class = STRATEGIES[strategy].config
+    names = config_class.option_names()
+    if "groups" in options and "groups" not in names and "mpo_config" in names:
+        options["mpo_config"] = {"groups": list(options.pop("groups"))}
+    unknown = [name for name in options if name not in names]
+    if unknown:
+        valid = [FLAGS.get(n, "--" + n.replace("_", "-")) for n in names if n != "mpo_config"]
+        valid += ["--groups"] if "mpo_config" in names else []
+        raise ValueError(f"--strategy {strategy} does not take {', '.join(FLAGS.get(n, '--groups') for n in unknown)}; "
+                         f"its options: {', '.join(valid) if valid else 'none'}.")
+    return options
 
 
 def runs_table(runs_dir: str):

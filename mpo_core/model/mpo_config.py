@@ -6,7 +6,7 @@ from typing import Mapping
 
 from ..layers.mpo_module import FORWARD_MODES
 from .matrix_groups import DEFAULT_GROUPS, GROUPS
-from ..tensor.validation import check_num_tensors, check_positive_ints
+from ..tensor.validation import check_choice, check_num_tensors, check_number, check_positive_ints
 
 
 @dataclass
@@ -58,8 +58,7 @@ class MPOConfig:
             self.layers = tuple(sorted(set(int(i) for i in self.layers)))
             if any(i < 0 for i in self.layers):
                 raise ValueError(f"layers must be non-negative indices, got {self.layers}.")
-        if self.forward_mode not in FORWARD_MODES:
-            raise ValueError(f"forward_mode must be one of {FORWARD_MODES}, got {self.forward_mode!r}.")
+        check_choice("forward_mode", self.forward_mode, FORWARD_MODES)
 
     def _check_ratios(self) -> None:
         ratios = self.compression_ratio
@@ -70,8 +69,7 @@ class MPOConfig:
         for group, ratio in ratios.items():
             if group not in self.groups:
                 raise ValueError(f"compression_ratio given for {group!r}, which is not in groups {self.groups}.")
-            if isinstance(ratio, bool) or not isinstance(ratio, (int, float)) or not ratio > 0:
-                raise ValueError(f"compression_ratio for {group!r} must be a number > 0, got {ratio!r}.")
+            check_number(f"compression_ratio for {group!r}", ratio, minimum=0)
             if group in self.bond_dims:
                 raise ValueError(f"give either bond_dims or compression_ratio for {group!r}, not both.")
         self.compression_ratio = dict(ratios)

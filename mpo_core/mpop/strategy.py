@@ -31,15 +31,15 @@ from transformers import TrainerCallback
 
 from ..data.glue import get_task
 from ..layers.mpo_module import MPOModule
-from ..model.mpo_config import MPOConfig
 from ..model.parameter_count import parameter_summary
-from ..runs.run_folder import RESULTS_FILE, is_main_process
-from .squeeze import BOND_CHOICES, ERROR_KINDS, all_moves, apply_move, best_move, check_step_size
-from ..training.strategies import MPOStrategy
 from ..model.surgery import mpo_modules
+from ..runs.run_folder import RESULTS_FILE, is_main_process
+from ..training.method_config import mpo_config_of
+from ..training.strategy import MPOStrategy
+from .config import STOP_ON, MPOPConfig, MPOPDirConfig
+from .squeeze import all_moves, apply_move, best_move
 
 STATE_FILE, WEIGHTS_FILE = "squeeze_state.json", "squeeze_accepted.safetensors"
-STOP_ON = ("change", "drop")
 
 
 @dataclass
@@ -77,66 +77,21 @@ def scale_learning_rate(optimizer, lr_scheduler, scale: float) -> None:
             group["lr"] *= scale
 
 
-def _check_positive_int(name, value, minimum=1):
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ValueError(f"{name} must be an int >= {minimum}, got {value!r}.")
 
 
 @dataclass
-class MPOPStrategy(MPOStrategy):
+class MPOPStrategy(MPOStrategy, MPOPConfig):
     """MPOP: lightweight fine-tuning, then dimension squeezing (Algorithm 2).
 
-    Attributes
-    ----------
-    delta: Largest allowed ``|p - p~|`` (metric units, e.g. 0.01 = 1 accuracy point).
-    squeeze_steps: Step budget ``iter`` of Algorithm 2.
-    step_size: Bond cut per step: an int, or a fraction in (0, 1) of the bond.
-    lfa_steps: Lightweight fine-tuning steps before the first cut.
-    tune_steps: Auxiliary-tensor fine-tuning steps after each cut.
-    bonds: ``"central"`` (the central tensor's two bonds) or ``"all"``.
-    error: Compare cuts by ``"relative"`` (``/||W||_F``) or ``"absolute"`` error.
-    metric: Metric ``p`` (``None`` = the task's paper metric).
-    stop_on: ``"change"`` (``|p - p~| > delta``, the paper) or ``"drop"`` (only ``p - p~ > delta``;
-        for loss-like metrics where lower is better use ``"change"``).
-    tune_lr_scale: Learning rate while squeezing, as a fraction of the run's. The few steps
-        after a cut only repair it; at the full rate their own noise can move the metric by more
-        than delta (MPOP's reference code also trains auxiliary tensors at a smaller rate).
+    The options (delta, squeeze_steps, step_size, lfa_steps, tune_steps, bonds, error,
+    metric, stop_on, tune_lr_scale) are :class:`~mpo_core.mpop.config.MPOPConfig`'s, checked there.
     """
 
     name: str = "mpop"
     description: str = "MPOP: lightweight fine-tuning, then dimension squeezing (Algorithm 2)"
     lightweight: bool = True
-    delta: float = 0.01
-    squeeze_steps: int = 20
-    step_size: int | float = 8
-    lfa_steps: int = 100
-    tune_steps: int = 20
-    bonds: str = "central"
-    error: str = "relative"
-    metric: str | None = None
-    stop_on: str = "change"
-    tune_lr_scale: float = 0.1
     uses_trainer_checkpoints: bool = field(default=False, init=False, repr=False)
     state: SqueezeState = field(default_factory=SqueezeState, init=False, repr=False)
-
-    def __post_init__(self):
-        if isinstance(self.delta, bool) or not isinstance(self.delta, (int, float)) or not self.delta > 0:
-            raise ValueError(f"delta must be a number > 0 (largest allowed metric change), got {self.delta!r}.")
-        _check_positive_int("squeeze_steps", self.squeeze_steps)
-        _check_positive_int("lfa_steps", self.lfa_steps)
-        _check_positive_int("tune_steps", self.tune_steps)
-        self.step_size = check_step_size(self.step_size)
-        if self.bonds not in BOND_CHOICES:
-            raise ValueError(f"bonds must be one of {BOND_CHOICES}, got {self.bonds!r}.")
-        if self.error not in ERROR_KINDS:
-            raise ValueError(f"error must be one of {ERROR_KINDS}, got {self.error!r}.")
-        if isinstance(self.tune_lr_scale, bool) or not isinstance(self.tune_lr_scale, (int, float)) \
-                or not 0 < self.tune_lr_scale <= 1:
-            raise ValueError(f"tune_lr_scale must be in (0, 1], got {self.tune_lr_scale!r}.")
-        if self.stop_on not in STOP_ON:
-            raise ValueError(f"stop_on must be one of {STOP_ON}, got {self.stop_on!r}.")
-        if self.mpo_config.bond_dims or self.mpo_config.compression_ratio:
-            raise ValueError("mpop starts from full bonds and squeezes them; do not give bond_dims/compression_ratio.")
 
     def bind(self, config) -> None:
         if self.metric is None:
@@ -353,15 +308,9 @@ class DirectTruncationStrategy(MPOStrategy):
         return model
 
 
-def _mpo_config(mpo_config) -> MPOConfig:
-    if mpo_config is None:
-        return MPOConfig()
-    return mpo_config if isinstance(mpo_config, MPOConfig) else MPOConfig.from_dict(mpo_config)
-
-
-def make_mpop(mpo_config=None, **options) -> MPOPStrategy:
-    known = {k: v for k, v in options.items() if k in MPOPStrategy.__dataclass_fields__ and k not in ("name", "state")}
-    return MPOPStrategy(mpo_config=_mpo_config(mpo_config), **known)
+def make_mpop(**options) -> MPOPStrategy:
+    """``MPOPStrategy(**options)``: an option MPOP does not have is an error naming the ones it has."""
+    return MPOPStrategy(**MPOPConfig.from_dict(options).options())
 
 
 def bond_dims_of_run(source: str | Path) -> tuple[dict, dict | None]:
@@ -378,12 +327,12 @@ def bond_dims_of_run(source: str | Path) -> tuple[dict, dict | None]:
     return dims, mpo_config
 
 
-def make_mpop_dir(mpo_config=None, bond_dims_from=None, layer_bond_dims=None, **options) -> DirectTruncationStrategy:
+def make_mpop_dir(config: MPOPDirConfig | None = None, **options) -> DirectTruncationStrategy:
     """``mpop_dir`` with dims given directly (``layer_bond_dims``) or read from a run (``bond_dims_from``)."""
-    if (bond_dims_from is None) == (layer_bond_dims is None):
-        raise ValueError("mpop_dir needs exactly one of bond_dims_from (an mpop run) or layer_bond_dims.")
-    if bond_dims_from is not None:
-        layer_bond_dims, run_config = bond_dims_of_run(bond_dims_from)
+    config = config if config is not None else MPOPDirConfig.from_dict(options)
+    mpo_config, layer_bond_dims = config.mpo_config, config.layer_bond_dims
+    if config.bond_dims_from is not None:
+        layer_bond_dims, run_config = bond_dims_of_run(config.bond_dims_from)
         mpo_config = mpo_config if mpo_config is not None else run_config
-    return DirectTruncationStrategy(mpo_config=_mpo_config(mpo_config),
+    return DirectTruncationStrategy(mpo_config=mpo_config_of(mpo_config),
                                     layer_bond_dims={k: tuple(v) for k, v in layer_bond_dims.items()})

@@ -19,6 +19,8 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from ..tensor.validation import check_positive_int
+
 
 def _weights(model: nn.Module, names) -> dict[str, nn.Parameter]:
     modules = dict(model.named_modules())
@@ -113,8 +115,7 @@ def select_top(scores: Mapping[str, float], groups: Mapping[str, str], per_group
     Ties are broken by name, so the choice is deterministic. Groups come in
     the order of ``groups``, names within a group by decreasing score.
     """
-    if isinstance(per_group, bool) or not isinstance(per_group, int) or per_group < 1:
-        raise ValueError(f"per_group must be a positive int, got {per_group!r}.")
+    check_positive_int("per_group", per_group)
     unknown = sorted(set(scores) - set(groups))
     if unknown:
         raise ValueError(f"scores for names without a group: {unknown}.")

@@ -34,18 +34,16 @@ from __future__ import annotations
 
 import math
 from fractions import Fraction
-from numbers import Real
 
 from ..tensor.shape import full_bond_dims, tensor_sizes
-from ..tensor.validation import check_num_tensors, check_positive_ints
+from ..tensor.validation import check_num_tensors, check_number, check_positive_ints
 
 MAX_TENSORS = 32  # n <= 32: the reference uses 15; longer chains only add d x d identities
 
 
 def check_growth(growth) -> float:
     """Check an over-parameterization factor: a finite number >= 1."""
-    if isinstance(growth, bool) or not isinstance(growth, Real) or not math.isfinite(growth):
-        raise ValueError(f"growth must be a finite number >= 1 (e.g. 4.0 for 4x parameters), got {growth!r}.")
+    check_number("growth", growth)
     if growth < 1:
         raise ValueError(
             f"growth must be >= 1, got {growth}: over-parameterization adds parameters "

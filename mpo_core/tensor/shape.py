@@ -27,7 +27,7 @@ from functools import cached_property
 
 import torch
 
-from .validation import check_num_tensors, check_positive_ints
+from .validation import check_num_tensors, check_positive_int, check_positive_ints
 
 DEFAULT_NUM_TENSORS = 5
 # A factorization "factors badly" when its largest factor exceeds this many
@@ -91,8 +91,7 @@ def plan_factors(dim: int, n: int = DEFAULT_NUM_TENSORS) -> tuple[int, ...]:
     ``30576 = 13 * 8 * 7 * 7 * 6``.
     """
     check_num_tensors(n)
-    if isinstance(dim, bool) or not isinstance(dim, int) or dim < 1:
-        raise ValueError(f"a matrix dimension must be a positive int, got {dim!r}.")
+    check_positive_int("a matrix dimension", dim)
     for padded in range(dim, dim + max(8, int(dim * MAX_PADDING_FRACTION)) + 1):
         factors = _factors_well(padded, n)
         if factors is not None:
@@ -142,9 +141,7 @@ class MPOShape:
 
     def __post_init__(self):
         for name in ("out_features", "in_features"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a positive int, got {value!r}.")
+            check_positive_int(name, getattr(self, name))
         out_f = check_positive_ints(self.out_factors, "out_factors")
         in_f = check_positive_ints(self.in_factors, "in_factors")
         object.__setattr__(self, "out_factors", out_f)

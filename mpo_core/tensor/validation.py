@@ -76,7 +76,8 @@ def _is_int(value) -> bool:
 def check_positive_int(name: str, value, minimum: int = 1) -> int:
     """``value`` as an ``int >= minimum`` (bools and floats are refused, even 3.0)."""
     if not _is_int(value) or value < minimum:
-        raise ValueError(f"{name} must be an int >= {minimum}, got {value!r}.")
+        wanted = "a positive int" if minimum == 1 else f"an int >= {minimum}"
+        raise ValueError(f"{name} must be {wanted}, got {value!r}.")
     return int(value)
 
 

@@ -2,10 +2,12 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, Mapping
 
 from ..data.glue import get_task
-from .strategies import STRATEGIES
+from ..tensor.validation import check_choice, check_number, check_positive_int
+from .method_config import MethodConfig
+from .strategies import STRATEGIES, method_config
 
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 DEVICES = ("auto", "cpu", "cuda")
@@ -22,7 +24,9 @@ class FineTuneConfig:
     data_dir: Local GLUE folder (standard layout); ``None`` = ``$GLUE_DIR``.
     hub_data: Load GLUE from the hub instead (needs network).
     strategy: One of :data:`mpo_core.training.strategies.STRATEGIES`.
-    strategy_options: Keyword options of the strategy (``k``, ``compression_ratio``, ...).
+    strategy_options: The strategy's typed options (:class:`~mpo_core.training.method_config.LastKConfig`,
+        :class:`~mpo_core.mpop.config.MPOPConfig`, ...); a dict of them is converted and checked, and an
+        option the strategy does not have is an error. ``config.json`` stores every option.
     num_hidden_layers: Load only the first layers of the model (small runs); ``None`` = all.
     max_length: Tokens per example.
     max_train_examples / max_eval_examples: Seeded random subsets (``None`` = all).
@@ -45,7 +49,7 @@ class FineTuneConfig:
     data_dir: str | None = None
     hub_data: bool = False
     strategy: str = "full"
-    strategy_options: dict[str, Any] = field(default_factory=dict)
+    strategy_options: MethodConfig | Mapping[str, Any] = field(default_factory=dict)
     num_hidden_layers: int | None = None
     max_length: int = 128
     max_train_examples: int | None = None
@@ -70,31 +74,29 @@ class FineTuneConfig:
 
     def __post_init__(self):
         self.task = get_task(self.task).name
-        if self.strategy not in STRATEGIES:
-            raise ValueError(f"unknown strategy {self.strategy!r}; choose one of {sorted(STRATEGIES)}.")
+        check_choice("strategy", self.strategy, sorted(STRATEGIES))
+        self.strategy_options = method_config(self.strategy, self.strategy_options)
         for name in ("max_length", "batch_size", "eval_batch_size", "eval_steps", "logging_steps", "save_steps"):
-            _positive_int(name, getattr(self, name))
+            check_positive_int(name, getattr(self, name))
         for name in ("num_hidden_layers", "max_train_examples", "max_eval_examples"):
             if getattr(self, name) is not None:
-                _positive_int(name, getattr(self, name))
-        if not self.learning_rate > 0:
-            raise ValueError(f"learning_rate must be > 0, got {self.learning_rate}.")
+                check_positive_int(name, getattr(self, name))
+        self.learning_rate = check_number("learning_rate", self.learning_rate, minimum=0)
         if self.max_steps <= 0 and not self.epochs > 0:
             raise ValueError("give epochs > 0 or max_steps > 0.")
         from transformers import SchedulerType
 
-        schedulers = [t.value for t in SchedulerType]
-        if self.lr_scheduler_type not in schedulers:
-            raise ValueError(f"lr_scheduler_type must be one of {schedulers}, got {self.lr_scheduler_type!r}.")
-        if self.device not in DEVICES:
-            raise ValueError(f"device must be one of {DEVICES}, got {self.device!r}.")
-        if self.precision not in PRECISIONS:
-            raise ValueError(f"precision must be one of {PRECISIONS}, got {self.precision!r}.")
+        check_choice("lr_scheduler_type", self.lr_scheduler_type, [t.value for t in SchedulerType])
+        check_choice("device", self.device, DEVICES)
+        check_choice("precision", self.precision, PRECISIONS)
         if self.run_name is None:
             self.run_name = f"{self.task}-{self.strategy}-seed{self.seed}"
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        """JSON-ready; ``strategy_options`` as the dict of every option of the strategy."""
+        data = asdict(self)
+        data["strategy_options"] = self.strategy_options.to_dict()
+        return data
 
     @classmethod
     def from_dict(cls, data: dict) -> "FineTuneConfig":
@@ -104,7 +106,3 @@ class FineTuneConfig:
             raise ValueError(f"unknown FineTuneConfig fields {unknown}.")
         return cls(**data)
 
-
-def _positive_int(name: str, value) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name} must be a positive int, got {value!r}.")

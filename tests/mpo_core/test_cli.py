@@ -3,7 +3,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+from mpo_core import MPOConfig
 from mpo_core.cli import config_from_args, main
+from mpo_core.mpop.config import MPOPConfig
+from mpo_core.opf.config import OPFConfig
+from mpo_core.training.method_config import LastKConfig
 
 ROOT = Path(__file__).resolve().parents[2]
 GLUE = ROOT.parent / "shared" / "glue"
@@ -39,7 +45,7 @@ def test_arguments_map_to_the_config():
     args = argparse.Namespace(task="sst2", k=2, compression_ratio=None, groups=None, strategy="last_k",
                               batch_size=16, runs_dir="r", seed=3)
     config = config_from_args(args)
-    assert config.strategy_options == {"k": 2} and config.batch_size == 16 and config.seed == 3
+    assert config.strategy_options == LastKConfig(k=2) and config.batch_size == 16 and config.seed == 3
 
 
 def test_method_options_map_to_strategy_options():
@@ -53,16 +59,19 @@ def test_method_options_map_to_strategy_options():
                               "--squeeze-steps", "5", "--step-size", "0.1", "--lfa-steps", "7", "--tune-steps", "3",
                               "--squeeze-metric", "loss", "--groups", "query,ffn_in"])
     config = config_from_args(args)
-    options = dict(config.strategy_options)
-    assert options.pop("mpo_config").groups == ("query", "ffn_in")
-    assert options == {"delta": 0.02, "squeeze_steps": 5, "step_size": 0.1, "lfa_steps": 7, "tune_steps": 3,
-                       "metric": "loss"}
+    assert config.strategy_options == MPOPConfig(mpo_config=MPOConfig(groups=("query", "ffn_in")), delta=0.02,
+                                                 squeeze_steps=5, step_size=0.1, lfa_steps=7, tune_steps=3,
+                                                 metric="loss")
     args = parser.parse_args(["finetune", "--task", "rte", "--strategy", "opf", "--growth", "9", "--top-n", "3",
-                              "--selection", "dynamic", "--stages", "3", "--groups", "ffn_in,ffn_out",
-                              "--step-size", "8"])
-    options = config_from_args(args).strategy_options
-    assert options == {"growth": 9.0, "top_n": 3, "selection": "dynamic", "stages": 3, "step_size": 8,
-                       "groups": ("ffn_in", "ffn_out")}
+                              "--selection", "dynamic", "--stages", "3", "--groups", "ffn_in,ffn_out"])
+    assert config_from_args(args).strategy_options == OPFConfig(growth=9.0, top_n=3, selection="dynamic", stages=3,
+                                                                groups=("ffn_in", "ffn_out"))
+    args = parser.parse_args(["finetune", "--task", "rte", "--strategy", "opf", "--step-size", "8"])
+    with pytest.raises(ValueError, match="--strategy opf does not take --step-size; its options: --growth"):
+        config_from_args(args)
+    args = parser.parse_args(["finetune", "--task", "rte", "--strategy", "full", "--k", "3"])
+    with pytest.raises(ValueError, match="--strategy full does not take --k; its options: none"):
+        config_from_args(args)
 
 
 def test_a_saved_config_runs_again(tmp_path):

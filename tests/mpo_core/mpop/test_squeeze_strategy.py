@@ -16,7 +16,7 @@ GLUE = Path(__file__).resolve().parents[4] / "shared" / "glue"
 GROUPS = {"groups": ["query", "ffn_in"]}  # few layers: fast canonicalization per cut
 
 
-def tiny_run(tmp_path, strategy="mpop", run_name=None, **options) -> FineTuneConfig:
+def tiny_run(tmp_path, strategy="mpop", run_name=None, max_steps=-1, **options) -> FineTuneConfig:
     squeeze = dict(mpo_config=GROUPS, lfa_steps=3, tune_steps=2, squeeze_steps=3, step_size=16, delta=1.0,
                    metric="loss")
     squeeze.update(options)
@@ -24,6 +24,7 @@ def tiny_run(tmp_path, strategy="mpop", run_name=None, **options) -> FineTuneCon
         task="rte", data_dir=str(GLUE), num_hidden_layers=1, max_length=64, max_train_examples=120,
         max_eval_examples=32, batch_size=8, learning_rate=1e-3, logging_steps=1, runs_dir=str(tmp_path),
         strategy=strategy, strategy_options=squeeze if strategy == "mpop" else options, run_name=run_name,
+        max_steps=max_steps,
     )
 
 
@@ -125,6 +126,13 @@ def test_mpop_dir_bad_input(tmp_path):
     strategy = make_mpop_dir(layer_bond_dims={"bert.nope": [1, 1, 1, 1]})
     with pytest.raises(ValueError, match="no MPO layer"):
         strategy.prepare(tiny_model("bert"), progress=False)
+
+
+def test_an_option_mpop_does_not_have_is_an_error_naming_its_options():
+    with pytest.raises(ValueError, match="mpop has no option 'max_steps'; its options: mpo_config, delta"):
+        get_strategy("mpop", max_steps=2)
+    with pytest.raises(ValueError, match="mpop_dir has no option 'k'"):
+        FineTuneConfig(strategy="mpop_dir", strategy_options={"k": 1, "layer_bond_dims": {}})
 
 
 def test_mpop_defaults_come_from_one_place():

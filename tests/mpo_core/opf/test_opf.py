@@ -35,8 +35,10 @@ def optimizer_ids(optimizer) -> set[int]:
 
 
 def test_registry_and_option_checks():
-    strategy = get_strategy("opf", growth=2, top_n=1, mpo_config=None)  # options of other strategies are ignored
+    strategy = get_strategy("opf", growth=2, top_n=1)
     assert isinstance(strategy, OPFStrategy) and strategy.growth == 2.0
+    with pytest.raises(ValueError, match="opf has no option 'mpo_config'; its options: growth, selection"):
+        get_strategy("opf", growth=2, mpo_config=None)
     for options, message in [
         ({"growth": 0.5}, "growth must be >= 1"), ({"growth": "big"}, "growth must be a finite number"),
         ({"selection": "random"}, "selection must be one of"), ({"top_n": 0}, "top_n must be a positive int"),
