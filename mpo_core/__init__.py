@@ -1,35 +1,30 @@
-"""mpo_core: Matrix Product Operator (MPO) compression of pre-trained language models.
+"""mpo_core: Matrix Product Operator (MPO) compression and fine-tuning of pre-trained language models.
 
-Math (pure torch) at the bottom, layers on top of it::
+One room per concept, floors from the bottom up (a module imports only from its
+own floor or below; ``tests/test_import_floors.py`` checks it)::
 
-    shape.py            plan_shape, MPOShape, tensorize/matricize
-    decomposition.py    decompose (Algorithm 1, canonical), sequential_svd (verbatim)
-    canonical.py        canonicalize (mixed-canonical form, Schmidt values)
-    truncation.py       truncate (to bond dims / ratio / error), Truncation
-    truncation_error.py Eq. (3)-(4): local_truncation_errors, truncation_error_bound
-    compression.py      Eq. (5): compression_ratio, parameter_split, clip_bond_dims
-    entropy.py          Eq. (6): entanglement_entropy
-    contraction.py      contract_to_matrix, chain_matmul, gather_rows (+ flop counts)
-    factored_forward.py x -> x W^T through SVD / MPO / CP / Tucker factors (Table 2's inference cost)
-    baselines.py        CPD / Tucker / SVD and the error-vs-ratio curve (Figure 2)
-    layers/             MPOLinear, MPOEmbedding
+    tensor/        pure math on torch tensors (no nn.Module, transformers, streamlit):
+                   shape, decomposition (Algorithm 1), canonical, truncation, truncation_error
+                   (Eq. 3-4), compression (Eq. 5), entropy (Eq. 6), contraction, mpo (the chain),
+                   factored_forward, baselines (CPD/Tucker/SVD), compress, linalg, validation
+    layers/        MPOModule, MPOLinear, MPOEmbedding (from_linear/to_linear, ...)
+    model/         Hugging Face surgery: matrix_groups, mpo_config, surgery, parameter_count,
+                   checkpoint, pretrained, sequence_classifier, parameter_variation (Table 1)
+    data/          glue (9 tasks, local folder or hub), metrics
+    runs/          the run folder, written and read in one place: run_folder, run_models,
+                   atomic_write, latency, process_alive
+    training/      method_config (typed options), strategy (base + full/last_k/mpo_*),
+                   callbacks, strategies (the registry), fine_tune_config, fine_tune (the engine)
+    mpop/          MPOP: config (MPOPConfig), squeeze (Algorithm 2's cut), strategy
+    opf/           OPF: config (OPFConfig), growth, fisher, scoring, selection, strategy
+    reproduction/  one module per table/figure of the papers (what notebooks/ calls)
+    cli.py         python -m mpo_core finetune | runs | reproduce
 
-Model surgery on Hugging Face encoders (BERT, ALBERT, DistilBERT, MobileBERT, MPNet)::
-
-    matrix_groups.py    which matrices are query/key/value/attention_output/ffn_in/ffn_out/...
-    mpo_config.py       MPOConfig: groups, n, factors, bond dims or ratio, layers
-    surgery.py          apply_mpo / merge_mpo
-    parameter_count.py  #Pr / #To per group, central vs auxiliary
-    mpo_checkpoint.py   save_mpo_model / load_mpo_model (safetensors)
-
-The papers' methods, beside the pure math they need::
-
-    squeeze.py          which bond to cut next and cutting it (MPOP Algorithm 2, lines 4-5)
-    growth.py           factors for a lossless MPO with a chosen parameter growth (OPF)
-    fisher.py           Fisher-information scores and top-N selection per group (OPF)
-
-Training (strategies.py, squeeze_strategy.py, opf.py, fine_tune.py) is
-imported from its own modules: it needs transformers' Trainer.
+The math, layers and surgery load eagerly; training, the baselines and the run
+readers load on first use of their names (they need transformers' Trainer,
+tensorly or pandas). Old flat paths (``mpo_core.shape``, ``mpo_core.fine_tune``,
+...) still import for one release, with a ``DeprecationWarning``
+(:mod:`mpo_core.legacy_paths`).
 """
 from . import legacy_paths
 
@@ -55,15 +50,26 @@ from .tensor.truncation import Truncation, bond_dims_for_error, bond_dims_for_ra
 from .model.pretrained import default_model_path, list_weight_matrices, load_weight_matrix
 from .tensor.truncation_error import frobenius_error, local_truncation_errors, truncation_error_bound
 
-_LAZY = {
-    "error_vs_ratio": "tensor.baselines", "cpd_approximation": "tensor.baselines", "tucker_approximation": "tensor.baselines",
-    "mpo_approximation": "tensor.baselines", "svd_approximation": "tensor.baselines", "compute_glue_metrics": "data.metrics",
+_LAZY = {  # name -> module (relative to mpo_core)
+    **dict.fromkeys(("error_vs_ratio", "cpd_approximation", "tucker_approximation", "mpo_approximation",
+                     "svd_approximation"), "tensor.baselines"),
+    "compute_glue_metrics": "data.metrics",
     "fisher_scores": "opf.fisher", "select_top": "opf.fisher",
+    # training: the engine, its config, the registry and each method's typed options
+    "fine_tune": "training.fine_tune", "FineTuneConfig": "training.fine_tune_config",
+    "get_strategy": "training.strategies", "method_config": "training.strategies", "STRATEGIES": "training.strategies",
+    **dict.fromkeys(("MethodConfig", "FullConfig", "LastKConfig", "MPOFullConfig", "MPOLFAConfig"),
+                    "training.method_config"),
+    "Strategy": "training.strategy",
+    "MPOPConfig": "mpop.config", "MPOPDirConfig": "mpop.config", "OPFConfig": "opf.config",
+    # run folders
+    "RunFolder": "runs.run_folder", "read_metrics": "runs.run_folder", "read_results": "runs.run_folder",
+    "load_initial_model": "runs.run_models", "load_final_model": "runs.run_models",
 }
 
 
 def __getattr__(name):
-    """Baselines (tensorly, pandas) and metrics (scikit-learn) load only when asked for."""
+    """Training (transformers' Trainer), baselines (tensorly) and metrics (scikit-learn) load when asked for."""
     if name in _LAZY:
         import importlib
 
@@ -88,4 +94,7 @@ __all__ = [
     "SqueezeMove", "all_moves", "best_move", "apply_move", "plan_growth_factors", "growth_of",
     "fisher_scores", "select_top",
     "error_vs_ratio", "cpd_approximation", "tucker_approximation", "mpo_approximation", "svd_approximation",
+    "fine_tune", "FineTuneConfig", "get_strategy", "method_config", "STRATEGIES", "Strategy",
+    "MethodConfig", "FullConfig", "LastKConfig", "MPOFullConfig", "MPOLFAConfig", "MPOPConfig", "MPOPDirConfig",
+    "OPFConfig", "RunFolder", "read_metrics", "read_results", "load_initial_model", "load_final_model",
 ]

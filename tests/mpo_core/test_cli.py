@@ -20,6 +20,7 @@ def run_cli(*args):
                           timeout=600, env={"TQDM_DISABLE": "1", "PATH": "/usr/bin:/bin", "HOME": str(Path.home())})
 
 
+@pytest.mark.slow  # real training
 def test_finetune_then_list_runs(tmp_path):
     out = run_cli("finetune", "--task", "rte", "--data-dir", str(GLUE), "--strategy", "mpo_lfa",
                   "--compression-ratio", "0.5", "--groups", "ffn_in,ffn_out", "--num-hidden-layers", "1",

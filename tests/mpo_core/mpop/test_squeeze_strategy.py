@@ -33,6 +33,7 @@ def squeeze_events(run_dir, event=None):
     return [r for r in records if event is None or r["event"] == event]
 
 
+@pytest.mark.slow  # real training
 def test_mpop_squeezes_logs_every_step_and_stops_by_budget(tmp_path):
     config = tiny_run(tmp_path)
     results = fine_tune(config)
@@ -59,6 +60,7 @@ def test_mpop_squeezes_logs_every_step_and_stops_by_budget(tmp_path):
     assert rates[3] == pytest.approx(1e-3) and rates[6] == pytest.approx(1e-4)  # squeezing tunes at 0.1x
 
 
+@pytest.mark.slow  # real training
 def test_mpop_stops_by_delta_and_keeps_the_last_model_within_it(tmp_path):
     config = tiny_run(tmp_path, delta=1e-9)  # any change of the eval loss exceeds it
     results = fine_tune(config)
@@ -81,6 +83,7 @@ class Interrupt(TrainerCallback):
             raise KeyboardInterrupt
 
 
+@pytest.mark.slow  # real training
 def test_interrupted_squeeze_resumes_from_its_last_accepted_step(tmp_path):
     config = tiny_run(tmp_path, squeeze_steps=3)
     with pytest.raises(KeyboardInterrupt):  # lfa 3 steps, cut 1 accepted at step 5, interrupted in cut 2
@@ -96,6 +99,7 @@ def test_interrupted_squeeze_resumes_from_its_last_accepted_step(tmp_path):
     assert [s["squeeze_step"] for s in squeeze_events(run, "step")] == [1, 2, 3]
 
 
+@pytest.mark.slow  # real training
 def test_mpop_dir_reaches_the_same_final_bond_dims(tmp_path):
     squeezed = fine_tune(tiny_run(tmp_path, run_name="squeezed"))
     direct = fine_tune(tiny_run(tmp_path, strategy="mpop_dir", run_name="direct",
@@ -151,6 +155,7 @@ class StopButton(TrainerCallback):
         return control
 
 
+@pytest.mark.slow  # real training
 def test_a_stop_from_outside_undoes_the_unjudged_cut(tmp_path):
     config = tiny_run(tmp_path)
     results = fine_tune(config, callbacks=[StopButton(6)])  # cut 2 made at step 5, not yet evaluated

@@ -177,6 +177,7 @@ def opf_config(tmp_path, **options):
                  logging_steps=3, strategy_options={"growth": 4.0, "fisher_batches": 4, **options})
 
 
+@pytest.mark.slow  # real training
 def test_static_fine_tuning_trains_the_grown_tensors_and_merges_back(tmp_path):
     config = opf_config(tmp_path, selection="static", top_n=1)
     probe = Probe()
@@ -201,6 +202,7 @@ def test_static_fine_tuning_trains_the_grown_tensors_and_merges_back(tmp_path):
         fine_tune(config, resume=True)
 
 
+@pytest.mark.slow  # real training
 def test_dynamic_fine_tuning_adds_matrices_at_stage_boundaries(tmp_path):
     config = opf_config(tmp_path, selection="dynamic", top_n=2, stages=2)
     probe = Probe()
