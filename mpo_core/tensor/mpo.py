@@ -1,5 +1,23 @@
 """The :class:`MPO` value: local tensors in mixed-canonical form plus their spectra.
 
+A matrix ``W[i_1..i_n, j_1..j_n]`` (rows = outputs) as a chain of n local
+tensors (Eq. (1)), here n = 5 with the central tensor at ``c = 2``::
+
+         i_1         i_2          i_3          i_4         i_5        (out_factors, rows)
+          |           |            |            |           |
+    1 -- T_0 --d_1-- T_1 --d_2-- [T_2] --d_3-- T_3 --d_4-- T_4 -- 1
+          |           |            |            |           |
+         j_1         j_2          j_3          j_4         j_5        (in_factors, columns)
+
+      auxiliary    auxiliary    central      auxiliary   auxiliary
+
+    T_k has shape (d_{k-1}, i_k, j_k, d_k); d_0 = d_n = 1. Full bonds (Eq. (2))
+    d_k = min(prod_{m<=k} i_m j_m, prod_{m>k} i_m j_m) make the chain exact;
+    cutting a bond to d'_k < d_k drops its smallest Schmidt values
+    (error Eq. (3)-(4)) and shrinks the two tensors beside it (ratio Eq. (5)).
+    The central tensor holds most parameters; the auxiliary ones are small,
+    which is why MPOP fine-tunes only them.
+
 Invariants (established by :func:`~mpo_core.tensor.decomposition.decompose`,
 :func:`~mpo_core.tensor.canonical.canonicalize` and
 :func:`~mpo_core.tensor.truncation.truncate`), with ``c`` the central tensor::
