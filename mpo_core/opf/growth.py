@@ -27,7 +27,7 @@ the nearest ``1 + (m + 1) A_0^2 / (IJ)`` over all divisor splits and ``m``:
 for widths 384 and 768 (and their 4x FFN shapes) every growth in ``[1, 30]``
 is met within 2.6% (0.8% below 2); for 512 within 5.3%, since its divisors
 are powers of two and ``r`` only takes powers of 1/4 (checked in
-``tests/mpo_core/test_growth.py``). Dimensions with few divisors (primes)
+``tests/mpo_core/opf/test_growth.py``). Dimensions with few divisors (primes)
 give coarser steps; :func:`growth_of` tells the growth met.
 """
 from __future__ import annotations
