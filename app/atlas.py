@@ -32,7 +32,7 @@ import torch
 import mpo_core
 from mpo_core import MPO
 from mpo_core.model.matrix_groups import EXCLUDED_COMPONENTS, GROUP_TABLE, layer_index
-from mpo_core.tensor.validation import check_num_tensors
+from mpo_core.tensor.validation import check_choice, check_num_tensors, check_number
 
 DEFAULT_NUM_TENSORS = 5
 NUM_TENSOR_CHOICES = (3, 4, 5, 6, 7)
@@ -241,8 +241,7 @@ def matrix_row(entry: AtlasEntry, ratio: float) -> dict:
 
 def atlas_table(atlas: Atlas, ratio: float) -> pd.DataFrame:
     """One row per matrix (index: state-dict name), in the atlas' order."""
-    if not ratio > 0:
-        raise ValueError(f"the target compression ratio must be > 0, got {ratio}.")
+    check_number("the target compression ratio", ratio, minimum=0)
     table = pd.DataFrame([matrix_row(e, ratio) for e in atlas.entries]).set_index("name")
     table["layer"] = table["layer"].astype("Int64")
     return table
@@ -283,8 +282,7 @@ def heatmap_figure(table: pd.DataFrame, quantity: str, highlight: str | None = N
     point-selected, markers can, so a click selects the cell's matrix
     (read back with :func:`selected_weight`).
     """
-    if quantity not in QUANTITIES:
-        raise ValueError(f"quantity must be one of {list(QUANTITIES)}, got {quantity!r}.")
+    check_choice("quantity", quantity, QUANTITIES)
     spec = QUANTITIES[quantity]
     values, names = heatmap_grid(table, quantity)
     x = [f"layer {int(layer)}" for layer in values.columns]

@@ -28,7 +28,6 @@ import hashlib
 import json
 import math
 import os
-import tempfile
 import threading
 import time
 from dataclasses import dataclass, field, replace
@@ -41,12 +40,14 @@ import pandas as pd
 import plotly.graph_objects as go
 import torch
 
-from app import backend
+from app import decompose
 from mpo_core.tensor.baselines import (
     COLUMNS, DEFAULT_MAX_BYTES, DEFAULT_N_ITER_MAX, DEFAULT_N_VALUES, DEFAULT_TOL, METHODS, cpd_memory_bytes, cpd_rank,
     error_vs_ratio, param_budget, tucker_ranks,
 )
+from mpo_core.runs.atomic_write import atomic_write_json, atomic_write_text
 from mpo_core.tensor.shape import plan_shape
+from mpo_core.tensor.validation import check_choice, check_fraction, check_positive_int
 
 ROOT = Path(__file__).resolve().parents[1]
 CACHE_SUBDIR = "compare"
@@ -107,7 +108,7 @@ def format_ratios(ratios: Sequence[float]) -> str:
 class CompareSettings:
     """What one Figure 2 is computed from; frozen and hashable, so it keys the page caches."""
 
-    source: backend.MatrixSource = backend.MatrixSource()  # the matrix: a packaged weight or a random one
+    source: decompose.MatrixSource = decompose.MatrixSource()  # the matrix: a packaged weight or a random one
     max_rows: int = 0  # keep only the first rows of the matrix (0 = all); makes CPD on the embedding feasible
     ratios: tuple[float, ...] = DEFAULT_RATIOS  # target compression ratios rho (Eq. 5), sorted on creation
     methods: tuple[str, ...] = METHODS  # a selection of "mpo", "svd", "cpd", "tucker"
@@ -122,21 +123,19 @@ class CompareSettings:
             raise ValueError(
                 f"compare a packaged weight or a random matrix (kinds {MATRIX_KINDS}), not {self.source.kind!r}."
             )
-        if isinstance(self.max_rows, bool) or not isinstance(self.max_rows, int) or self.max_rows < 0:
-            raise ValueError(f"max_rows must be an int >= 0 (0 keeps every row), got {self.max_rows!r}.")
-        ratios = tuple(sorted({float(r) for r in self.ratios}))
-        if not ratios or not all(0 < r <= 1 for r in ratios):
-            raise ValueError(f"ratios must be compression ratios in (0, 1], e.g. 0.1, 0.2; got {self.ratios}.")
+        check_positive_int("max_rows (0 keeps every row)", self.max_rows, minimum=0)
+        if not self.ratios:
+            raise ValueError("ratios must be compression ratios in (0, 1], e.g. 0.1, 0.2; got none.")
+        ratios = tuple(sorted({check_fraction("each compression ratio", r) for r in self.ratios}))
         methods = tuple(dict.fromkeys(self.methods))
         if not methods or any(m not in METHODS for m in methods):
             raise ValueError(f"methods must be a non-empty selection of {METHODS}, got {self.methods}.")
         n_values = tuple(sorted(set(self.n_values)))
-        if any(isinstance(n, bool) or not isinstance(n, int) or n not in N_CHOICES for n in n_values):
-            raise ValueError(f"n values must be ints in {N_CHOICES[0]}..{N_CHOICES[-1]}, got {self.n_values}.")
+        for n in n_values:
+            check_choice("n values (local tensors)", check_positive_int("n values (local tensors)", n), N_CHOICES)
         if not n_values and set(methods) != {"svd"}:
             raise ValueError("no n selected; choose numbers of local tensors, e.g. 3, 5, 7 (or only the SVD).")
-        if not (isinstance(self.n_iter_max, int) and self.n_iter_max >= 1):
-            raise ValueError(f"n_iter_max must be an int >= 1, got {self.n_iter_max!r}.")
+        check_positive_int("n_iter_max", self.n_iter_max)
         if not (self.tol >= 0 and self.max_bytes > 0):
             raise ValueError(f"tol must be >= 0 and max_bytes > 0, got tol={self.tol}, max_bytes={self.max_bytes}.")
         object.__setattr__(self, "ratios", ratios)
@@ -182,9 +181,9 @@ def curves(settings: CompareSettings) -> tuple[Curve, ...]:
 
 
 # --------------------------------------------------------------------------- matrix
-def load_matrix(source: backend.MatrixSource, max_rows: int = 0) -> torch.Tensor:
+def load_matrix(source: decompose.MatrixSource, max_rows: int = 0) -> torch.Tensor:
     """The float32 matrix of ``source`` (a packaged weight or a seeded random one), cropped to ``max_rows``."""
-    matrix = backend.load_matrix(source)
+    matrix = decompose.load_matrix(source)
     if max_rows and max_rows < matrix.shape[0]:
         matrix = matrix[:max_rows].contiguous()  # (max_rows, in_features)
     return matrix
@@ -254,18 +253,6 @@ def _paths(folder, key: str) -> tuple[Path, Path]:
     return Path(folder) / f"{key}.csv", Path(folder) / f"{key}.json"
 
 
-def _write_atomically(path: Path, text: str) -> None:
-    """Write to a temporary file beside ``path``, then rename: a reader sees all of it or nothing."""
-    handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as file:
-            file.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def save_curve(folder, key: str, frame: pd.DataFrame, meta: dict) -> None:
     """Store one finished curve: its rows (CSV), then its settings (JSON), each atomically.
 
@@ -275,8 +262,8 @@ def save_curve(folder, key: str, frame: pd.DataFrame, meta: dict) -> None:
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     csv_path, json_path = _paths(folder, key)
-    _write_atomically(csv_path, tidy(frame).to_csv(index=False))
-    _write_atomically(json_path, json.dumps(meta, indent=1, sort_keys=True))
+    atomic_write_text(csv_path, tidy(frame).to_csv(index=False))
+    atomic_write_json(json_path, meta, indent=1, sort_keys=True)
 
 
 def load_meta(folder, key: str) -> dict | None:
@@ -605,8 +592,7 @@ def frame_curves(frame: pd.DataFrame) -> list[Curve]:
 
 def error_figure(frame: pd.DataFrame, value: str = "relative_error", log_y: bool = False, title: str = "") -> go.Figure:
     """Figure 2: error against the achieved compression ratio ``rho`` (Eq. (5)), one trace per (method, n)."""
-    if value not in ERROR_COLUMNS:
-        raise ValueError(f"value must be one of {tuple(ERROR_COLUMNS)}, got {value!r}.")
+    check_choice("value", value, ERROR_COLUMNS)
     done = frame[frame["skipped_reason"] == ""]
     n_values = sorted({int(n) for m, n in zip(done["method"], done["n"]) if m != "svd"})
     fig = go.Figure()

@@ -10,7 +10,6 @@ process itself (pid, launch config, console log) lives in
 """
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
@@ -21,7 +20,8 @@ from pathlib import Path
 from mpo_core.training.fine_tune_config import FineTuneConfig
 from mpo_core.data.glue import glue_file
 from mpo_core.runs.process_alive import process_alive
-from mpo_core.runs.run_folder import CONFIG_FILE, RESULTS_FILE, request_stop
+from mpo_core.runs.atomic_write import atomic_write_json
+from mpo_core.runs.run_folder import CONFIG_FILE, RESULTS_FILE, read_json, read_run_results, request_stop
 
 ROOT = Path(__file__).resolve().parents[1]
 JOBS_DIR = ".jobs"
@@ -68,7 +68,7 @@ def start_job(config: FineTuneConfig) -> Job:
     if (Path(config.runs_dir) / name).exists() or (jobs / f"{name}.json").exists():
         raise FileExistsError(f"a run named {name!r} already exists in {config.runs_dir}; choose another name.")
     config_file = jobs / f"{name}.config.json"
-    config_file.write_text(json.dumps(config.to_dict(), indent=1))
+    atomic_write_json(config_file, config.to_dict())
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
     with open(jobs / f"{name}.log", "wb") as log:
         process = subprocess.Popen(
@@ -77,13 +77,13 @@ def start_job(config: FineTuneConfig) -> Job:
             start_new_session=True, env=env,
         )
     job = Job(name, str(config.runs_dir), process.pid, time.time())
-    (jobs / f"{name}.json").write_text(json.dumps(asdict(job)))
+    atomic_write_json(jobs / f"{name}.json", asdict(job), indent=None)
     return job
 
 
 def find_job(runs_dir, run_name: str) -> Job | None:
     file = _jobs_dir(runs_dir) / f"{run_name}.json"
-    return Job(**json.loads(file.read_text())) if file.is_file() else None
+    return Job(**read_json(file)) if file.is_file() else None
 
 
 def run_status(runs_dir, run_name: str) -> str:
@@ -118,7 +118,7 @@ def run_config(runs_dir, run_name: str) -> dict:
     """A run's config: its run folder's, or the launch config of a job that has not created the folder yet."""
     for file in (Path(runs_dir) / run_name / CONFIG_FILE, _jobs_dir(runs_dir) / f"{run_name}.config.json"):
         if file.is_file():
-            return json.loads(file.read_text())
+            return read_json(file)
     raise FileNotFoundError(f"no run or job named {run_name!r} in {runs_dir}.")
 
 
@@ -141,9 +141,8 @@ def list_runs(runs_dir) -> list[dict]:
         return []
     rows = []
     for name, config_file in _run_names(root).items():
-        config = json.loads(config_file.read_text())
-        results_file = root / name / RESULTS_FILE
-        results = json.loads(results_file.read_text()) if results_file.is_file() else {}
+        config = read_json(config_file)
+        results = read_run_results(root / name) or {}
         rows.append({
             "run": name, "task": config.get("task"), "strategy": config.get("strategy"),
             "status": run_status(root, name), "score": results.get("score"), "metric": results.get("metric"),

@@ -6,8 +6,8 @@ head is the same) and ``w_after`` the model it saved in ``final_model/``. MPO
 layers are compared through their rebuilt matrices, so for truncated
 strategies (``mpo_lfa``, ``mpop``) ``|Δw|`` includes the truncation error::
 
-    <run>/config.json  --FineTuneConfig-->  pre-trained model  (w_before)
-    <run>/final_model  --load_final_model-> fine-tuned model   (w_after)
+    <run>/config.json  --load_initial_model-->  pre-trained model  (w_before)
+    <run>/final_model  --load_final_model---->  fine-tuned model   (w_after)
         -> parameter_variation(...)  -> <run>/parameter_variation.json   (cache, written atomically)
         -> histogram_figure(...) / variation_table(...)
 
@@ -16,8 +16,6 @@ number of histogram bins; when either differs it is recomputed.
 """
 from __future__ import annotations
 
-import json
-import os
 from pathlib import Path
 
 import numpy as np
@@ -27,10 +25,11 @@ import torch
 from plotly.subplots import make_subplots
 
 from app import jobs
-from mpo_core.training.fine_tune_config import FineTuneConfig
 from mpo_core.model.matrix_groups import PAPER_GROUPS
 from mpo_core.model.parameter_variation import BIN_EDGES, BIN_LABELS, PAPER_TABLE1, GroupVariation, parameter_variation
-from mpo_core.runs.run_folder import CONFIG_FILE, FINAL_MODEL, RESULTS_FILE
+from mpo_core.runs.atomic_write import atomic_write_json
+from mpo_core.runs.run_folder import FINAL_MODEL, RESULTS_FILE, read_config, read_json, read_run_results
+from mpo_core.runs.run_models import load_final_model, load_initial_model
 
 VARIATION_FILE = "parameter_variation.json"
 CACHE_FORMAT = 1
@@ -59,10 +58,9 @@ def run_label(row: dict) -> str:
 
 def run_summary(run_path) -> dict:
     """Task, strategy, score and #Pr / #To of a finished run, from its ``results.json``."""
-    file = Path(run_path) / RESULTS_FILE
-    if not file.is_file():
-        raise FileNotFoundError(f"{file} does not exist: the run has not finished.")
-    results = json.loads(file.read_text())
+    results = read_run_results(run_path)
+    if results is None:
+        raise FileNotFoundError(f"{Path(run_path) / RESULTS_FILE} does not exist: the run has not finished.")
     keys = ("task", "strategy", "metric", "score", "trainable_params", "total_params")
     return {key: results.get(key) for key in keys}
 
@@ -75,25 +73,13 @@ def missing_model_message(run_path) -> str:
 
 
 # --------------------------------------------------------------------------- computation
-def _config(run_path: Path) -> FineTuneConfig:
-    file = run_path / CONFIG_FILE
-    if not file.is_file():
-        raise FileNotFoundError(f"{file} does not exist: {run_path} is not a run folder.")
-    return FineTuneConfig.from_dict(json.loads(file.read_text()))
-
-
 def before_and_after(run_path) -> tuple[torch.nn.Module, torch.nn.Module]:
-    """The run's pre-trained model (``w_before``) and its saved fine-tuned model (``w_after``)."""
-    from mpo_core.training.fine_tune import load_model_and_tokenizer
-    from mpo_core.model.checkpoint import load_final_model
-
+    """The run's pre-trained model (``w_before``, head seeded as the run's) and its saved model (``w_after``)."""
     run_path = Path(run_path)
-    config = _config(run_path)
+    read_config(run_path)  # not a run folder: say so before anything else
     if not (run_path / FINAL_MODEL).is_dir():
         raise FileNotFoundError(missing_model_message(run_path))
-    torch.manual_seed(config.seed)  # as fine_tune does: the same classifier head
-    before, _ = load_model_and_tokenizer(config)
-    return before.eval(), load_final_model(run_path)
+    return load_initial_model(run_path), load_final_model(run_path)
 
 
 def compute_variation(run_path, bins: int = DEFAULT_BINS) -> dict[str, GroupVariation]:
@@ -127,17 +113,14 @@ def save_variation(run_path, variation: dict[str, GroupVariation], bins: int) ->
     run_path = Path(run_path)
     record = {"format": CACHE_FORMAT, "bins": bins, "weights": _weights_signature(run_path),
               "groups": _to_json(variation)}
-    file, tmp = run_path / VARIATION_FILE, run_path / f".{VARIATION_FILE}.{os.getpid()}.tmp"
-    tmp.write_text(json.dumps(record))
-    os.replace(tmp, file)
-    return file
+    return atomic_write_json(run_path / VARIATION_FILE, record, indent=None)
 
 
 def load_variation(run_path, bins: int = DEFAULT_BINS) -> dict[str, GroupVariation] | None:
     """The cached statistics, or ``None`` when there is no cache or it is stale (other bins, re-saved model)."""
     run_path = Path(run_path)
     try:
-        record = json.loads((run_path / VARIATION_FILE).read_text())
+        record = read_json(run_path / VARIATION_FILE)
         fresh = (record.get("format") == CACHE_FORMAT and record.get("bins") == bins
                  and record.get("weights") == _weights_signature(run_path))
         return _from_json(record["groups"]) if fresh else None

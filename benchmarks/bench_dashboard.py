@@ -60,7 +60,7 @@ def timed_reruns(at, key: str, values) -> list[float]:
 
 
 def bench_slider(moves: int) -> None:
-    from app import backend
+    from app import decompose
 
     print("1. Slider on Decompose, 30522x384 word embedding (n=5)")
     at, cold = open_page("decompose")
@@ -68,16 +68,16 @@ def bench_slider(moves: int) -> None:
     values = [max(1, full - (k + 1) * full // (moves + 1)) for k in range(moves)]
     new = timed_reruns(at, "bond_1", values)  # each value unseen: the true error is computed
     cached = timed_reruns(at, "bond_1", values)  # same values again: the true error comes from the cache
-    source = backend.MatrixSource()
-    matrix = backend.load_matrix(source)
-    shape = backend.plan(*matrix.shape, 5)  # the page's default factors
-    mpo = backend.decompose_matrix(matrix, shape.out_factors, shape.in_factors)
+    source = decompose.MatrixSource()
+    matrix = decompose.load_matrix(source)
+    shape = decompose.plan(*matrix.shape, 5)  # the page's default factors
+    mpo = decompose.decompose_matrix(matrix, shape.out_factors, shape.in_factors)
     dims = list(mpo.full_bond_dims)
     numbers = []
     for value in values:
         dims[1] = value
         start = time.perf_counter()
-        backend.live_summary(mpo, dims)
+        decompose.live_summary(mpo, dims)
         numbers.append(time.perf_counter() - start)
     med = statistics.median
     print(f"   first visit (load + Algorithm 1 decomposition, cold)   {cold * 1e3:8.0f} ms")

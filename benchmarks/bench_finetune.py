@@ -123,23 +123,11 @@ def merged_latency(batch, length, repeat, device) -> float:
 
 
 def latency_ratio(model, reference, batch, length, device, repeat) -> float:
-    """Inference latency of ``model`` over ``reference`` on one real batch (best of ``repeat``, median of 3)."""
+    """Inference latency of ``model`` over ``reference`` on one real batch (median of interleaved pairs)."""
+    from mpo_core.runs.latency import compare_latency
+
     inputs = {k: v for k, v in make_batch(batch, length, device).items() if k != "labels"}
-
-    def timed(m):
-        with torch.no_grad():
-            m(**inputs)
-            best = float("inf")
-            for _ in range(repeat):
-                start = time.perf_counter()
-                m(**inputs)
-                if device.type == "cuda":
-                    torch.cuda.synchronize()
-                best = min(best, time.perf_counter() - start)
-        return best
-
-    ratios = sorted(timed(model) / timed(reference) for _ in range(3))  # interleaved to cancel drift
-    return ratios[1]
+    return compare_latency(model, reference, inputs, warmup=1, repeats=3 * repeat)["ratio"]
 
 
 def engine_throughput(steps, batch, length, device, tmp) -> float:

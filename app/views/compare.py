@@ -15,7 +15,7 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from app import backend, compare
+from app import compare, decompose
 from app.user_errors import USER_ERRORS, message as _message
 
 SOURCE_LABELS = {"model": "Packaged model weight", "random": "Random matrix"}
@@ -36,16 +36,16 @@ PAPER_NOTE = (
 # --------------------------------------------------------------------------- caches
 @st.cache_data(show_spinner=False)
 def weight_shapes() -> dict[str, tuple[int, int]]:
-    return backend.model_weights()
+    return decompose.model_weights()
 
 
 @st.cache_resource(show_spinner="Loading the matrix…", max_entries=4)
-def cached_matrix(source: backend.MatrixSource, max_rows: int):
+def cached_matrix(source: decompose.MatrixSource, max_rows: int):
     return compare.load_matrix(source, max_rows)
 
 
 @st.cache_data(show_spinner=False, max_entries=16)
-def cached_fingerprint(source: backend.MatrixSource, max_rows: int) -> str:
+def cached_fingerprint(source: decompose.MatrixSource, max_rows: int) -> str:
     return compare.fingerprint(cached_matrix(source, max_rows))
 
 
@@ -61,17 +61,17 @@ def registry() -> compare.TaskRegistry:
 
 
 # --------------------------------------------------------------------------- controls
-def source_controls() -> tuple[backend.MatrixSource, int] | None:
+def source_controls() -> tuple[decompose.MatrixSource, int] | None:
     st.sidebar.header("Matrix")
     kind = st.sidebar.radio("Source", list(SOURCE_LABELS), format_func=SOURCE_LABELS.get, key="cmp_source")
     if kind == "random":
-        side = backend.MAX_RANDOM_SIDE
+        side = decompose.MAX_RANDOM_SIDE
         rows = st.sidebar.number_input("Rows (out_features)", 1, side, 256, key="cmp_random_rows")
         cols = st.sidebar.number_input("Columns (in_features)", 1, side, 192, key="cmp_random_cols")
         seed = st.sidebar.number_input("Seed", 0, 2**31 - 1, 0, key="cmp_random_seed")
         decay = st.sidebar.slider("Spectrum decay", 0.0, 3.0, 1.0, 0.1, key="cmp_random_decay",
                                   help="Singular values of the matrix ∝ (i+1)^−decay; 0 = plain Gaussian entries.")
-        source = backend.MatrixSource(kind="random", rows=int(rows), cols=int(cols), seed=int(seed), decay=float(decay))
+        source = decompose.MatrixSource(kind="random", rows=int(rows), cols=int(cols), seed=int(seed), decay=float(decay))
     else:
         try:
             shapes = weight_shapes()
@@ -79,12 +79,12 @@ def source_controls() -> tuple[backend.MatrixSource, int] | None:
             st.error(_message(exc))
             return None
         names = list(shapes)
-        index = names.index(backend.DEFAULT_WEIGHT) if backend.DEFAULT_WEIGHT in names else 0
+        index = names.index(decompose.DEFAULT_WEIGHT) if decompose.DEFAULT_WEIGHT in names else 0
         name = st.sidebar.selectbox(
             "Weight matrix (packaged MiniLM, a 6-layer BERT)", names, index=index, key="cmp_weight",
             format_func=lambda w: f"{w}  ({shapes[w][0]}×{shapes[w][1]})",
         )
-        source = backend.MatrixSource(kind="model", name=name)
+        source = decompose.MatrixSource(kind="model", name=name)
     max_rows = st.sidebar.number_input(
         "Keep the first rows only (0 = all)", 0, 10**6, 0, step=256, key="cmp_max_rows",
         help="CPD of all 30522 rows of the word embedding takes hours on a CPU; "

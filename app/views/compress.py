@@ -11,7 +11,7 @@ import pandas as pd
 import streamlit as st
 
 import mpo_core
-from app import model_compression as mc
+from app import compress as mc
 from app.atlas import GROUP_LABELS, NUM_TENSOR_CHOICES
 from app.user_errors import USER_ERRORS, message as _message
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from app import backend
+from app import decompose
 from app.user_errors import USER_ERRORS, message as _message
 
 SOURCE_LABELS = {"model": "Packaged model weight", "random": "Random matrix", "image": "Uploaded image"}
@@ -18,43 +18,43 @@ SOURCE_LABELS = {"model": "Packaged model weight", "random": "Random matrix", "i
 # --------------------------------------------------------------------------- caches
 @st.cache_data(show_spinner=False)
 def weight_shapes() -> dict[str, tuple[int, int]]:
-    return backend.model_weights()
+    return decompose.model_weights()
 
 
 @st.cache_resource(show_spinner="Loading the matrix…", max_entries=8)
-def cached_matrix(source: backend.MatrixSource):
-    return backend.load_matrix(source)
+def cached_matrix(source: decompose.MatrixSource):
+    return decompose.load_matrix(source)
 
 
 @st.cache_resource(show_spinner="Decomposing into an MPO (Algorithm 1)…", max_entries=8)
-def cached_mpo(source: backend.MatrixSource, out_factors: tuple[int, ...], in_factors: tuple[int, ...]):
-    return backend.decompose_matrix(cached_matrix(source), out_factors, in_factors)
+def cached_mpo(source: decompose.MatrixSource, out_factors: tuple[int, ...], in_factors: tuple[int, ...]):
+    return decompose.decompose_matrix(cached_matrix(source), out_factors, in_factors)
 
 
 @st.cache_data(show_spinner=False, max_entries=32)
-def cached_true_error(source, out_factors, in_factors, bond_dims: tuple[int, ...]) -> backend.TrueError:
+def cached_true_error(source, out_factors, in_factors, bond_dims: tuple[int, ...]) -> decompose.TrueError:
     mpo = cached_mpo(source, out_factors, in_factors)
-    return backend.true_error(cached_matrix(source), mpo, bond_dims, keep_reconstruction=source.kind == "image")
+    return decompose.true_error(cached_matrix(source), mpo, bond_dims, keep_reconstruction=source.kind == "image")
 
 
 # --------------------------------------------------------------------------- controls
-def model_controls() -> backend.MatrixSource | None:
+def model_controls() -> decompose.MatrixSource | None:
     try:
         shapes = weight_shapes()
     except USER_ERRORS as exc:
         st.sidebar.error(_message(exc))
         return None
     names = list(shapes)
-    index = names.index(backend.DEFAULT_WEIGHT) if backend.DEFAULT_WEIGHT in names else 0
+    index = names.index(decompose.DEFAULT_WEIGHT) if decompose.DEFAULT_WEIGHT in names else 0
     name = st.sidebar.selectbox(
         "Weight matrix (packaged MiniLM, a 6-layer BERT)", names, index=index, key="weight",
         format_func=lambda w: f"{w}  ({shapes[w][0]}×{shapes[w][1]})",
     )
-    return backend.MatrixSource(kind="model", name=name)
+    return decompose.MatrixSource(kind="model", name=name)
 
 
-def random_controls() -> backend.MatrixSource:
-    side = backend.MAX_RANDOM_SIDE
+def random_controls() -> decompose.MatrixSource:
+    side = decompose.MAX_RANDOM_SIDE
     rows = st.sidebar.number_input("Rows (out_features)", 1, side, 256, key="random_rows")
     cols = st.sidebar.number_input("Columns (in_features)", 1, side, 192, key="random_cols")
     seed = st.sidebar.number_input("Seed", 0, 2**31 - 1, 0, key="random_seed")
@@ -62,18 +62,18 @@ def random_controls() -> backend.MatrixSource:
         "Spectrum decay", 0.0, 3.0, 0.0, 0.1, key="random_decay",
         help="Singular values of the matrix ∝ (i+1)^−decay; 0 = plain Gaussian entries.",
     )
-    return backend.MatrixSource(kind="random", rows=int(rows), cols=int(cols), seed=int(seed), decay=float(decay))
+    return decompose.MatrixSource(kind="random", rows=int(rows), cols=int(cols), seed=int(seed), decay=float(decay))
 
 
-def image_controls() -> backend.MatrixSource | None:
+def image_controls() -> decompose.MatrixSource | None:
     upload = st.sidebar.file_uploader(
         "Image (converted to grayscale)", type=["png", "jpg", "jpeg", "bmp", "gif", "webp"], key="image",
-        help=f"Shrunk to at most {backend.MAX_IMAGE_SIDE} pixels a side; each pixel is one matrix entry in [0, 1].",
+        help=f"Shrunk to at most {decompose.MAX_IMAGE_SIDE} pixels a side; each pixel is one matrix entry in [0, 1].",
     )
     if upload is None:
         st.info("Upload an image in the sidebar to decompose it as a matrix.")
         return None
-    return backend.MatrixSource(kind="image", name=upload.name, image=upload.getvalue())
+    return decompose.MatrixSource(kind="image", name=upload.name, image=upload.getvalue())
 
 
 def open_requested_weight() -> None:
@@ -83,7 +83,7 @@ def open_requested_weight() -> None:
         st.session_state["source"], st.session_state["weight"] = "model", name
 
 
-def source_controls() -> backend.MatrixSource | None:
+def source_controls() -> decompose.MatrixSource | None:
     st.sidebar.header("Matrix")
     kind = st.sidebar.radio("Source", list(SOURCE_LABELS), format_func=SOURCE_LABELS.get, key="source")
     if kind == "model":
@@ -101,11 +101,11 @@ def shape_controls(rows: int, cols: int):
     """n and the factors i_k / j_k (planned, editable); ``None`` after showing an error."""
     st.sidebar.header("Tensorization")
     n = int(st.sidebar.number_input(
-        "Number of local tensors n", 2, backend.MAX_NUM_TENSORS, backend.DEFAULT_NUM_TENSORS, key="n",
+        "Number of local tensors n", 2, decompose.MAX_NUM_TENSORS, decompose.DEFAULT_NUM_TENSORS, key="n",
         help="The papers use n = 5 (Figure 2b compares 3, 5, 7).",
     ))
-    planned = backend.plan(rows, cols, n)
-    planned_text = backend.format_factors(planned.out_factors), backend.format_factors(planned.in_factors)
+    planned = decompose.plan(rows, cols, n)
+    planned_text = decompose.format_factors(planned.out_factors), decompose.format_factors(planned.in_factors)
     # A new matrix size or n gets freshly planned factors; otherwise the user's edits stay.
     if st.session_state.get("_planned_for") != (rows, cols, n) or "out_factors" not in st.session_state:
         _replan(*planned_text)
@@ -120,7 +120,7 @@ def shape_controls(rows: int, cols: int):
     )
     st.sidebar.button("Re-plan factors", key="replan", on_click=_replan, args=planned_text)
     try:
-        return backend.plan(rows, cols, n, out_text, in_text)
+        return decompose.plan(rows, cols, n, out_text, in_text)
     except USER_ERRORS as exc:
         st.error(_message(exc))
         return None
@@ -154,7 +154,7 @@ def _percent(x: float) -> str:
     return f"{100 * x:.3g} %"
 
 
-def show_fast_metrics(summary: backend.LiveSummary):
+def show_fast_metrics(summary: decompose.LiveSummary):
     """Metrics from the cached spectra; returns the two empty slots for the true error."""
     cols = st.columns(5)
     cols[0].metric(
@@ -177,12 +177,12 @@ def show_fast_metrics(summary: backend.LiveSummary):
     return slots
 
 
-def show_true_error(slots, exact: backend.TrueError) -> None:
+def show_true_error(slots, exact: decompose.TrueError) -> None:
     slots[0].metric("True error ‖M − M′‖_F", f"{exact.absolute:.4g}", help="Recomputed: truncate, contract, compare.")
     slots[1].metric("True error, relative", _percent(exact.relative))
 
 
-def show_image(matrix, exact: backend.TrueError) -> None:
+def show_image(matrix, exact: decompose.TrueError) -> None:
     left, right = st.columns(2)
     left.image(matrix.numpy(), caption="original (grayscale)", clamp=True)
     right.image(exact.reconstruction, caption="MPO reconstruction at d′ₖ", clamp=True)
@@ -206,20 +206,20 @@ def main() -> None:
             return
         mpo = cached_mpo(source, shape.out_factors, shape.in_factors)
         dims = bond_sliders(mpo.full_bond_dims)
-        summary = backend.live_summary(mpo, dims)
+        summary = decompose.live_summary(mpo, dims)
     except USER_ERRORS as exc:
         st.error(_message(exc))
         return
-    st.caption(f"**{source.label}**: {backend.describe_shape(shape)}")
+    st.caption(f"**{source.label}**: {decompose.describe_shape(shape)}")
     slots = show_fast_metrics(summary)
-    st.plotly_chart(backend.chain_figure(mpo, dims), key="chain")
+    st.plotly_chart(decompose.chain_figure(mpo, dims), key="chain")
     spectra, entropy, params = st.tabs(["Spectra (Eq. 3)", "Entropy (Eq. 6)", "Parameters (Eq. 5)"])
-    spectra.plotly_chart(backend.spectra_figure(mpo, dims), key="spectra")
+    spectra.plotly_chart(decompose.spectra_figure(mpo, dims), key="spectra")
     entropy_slot = entropy.empty()
-    entropy_slot.plotly_chart(backend.entropy_figure(summary), key="entropy_fast")
-    params.plotly_chart(backend.parameter_figure(summary), key="params")
+    entropy_slot.plotly_chart(decompose.entropy_figure(summary), key="entropy_fast")
+    params.plotly_chart(decompose.parameter_figure(summary), key="params")
     table_slot = st.empty()
-    table_slot.dataframe(backend.bond_table(mpo, summary))
+    table_slot.dataframe(decompose.bond_table(mpo, summary))
     try:
         with st.spinner("Truncating and contracting for the true error…"):
             exact = cached_true_error(source, shape.out_factors, shape.in_factors, dims)
@@ -227,8 +227,8 @@ def main() -> None:
         st.error(_message(exc))
         return
     show_true_error(slots, exact)
-    entropy_slot.plotly_chart(backend.entropy_figure(summary, exact.entropies), key="entropy_exact")
-    table_slot.dataframe(backend.bond_table(mpo, summary, exact))
+    entropy_slot.plotly_chart(decompose.entropy_figure(summary, exact.entropies), key="entropy_exact")
+    table_slot.dataframe(decompose.bond_table(mpo, summary, exact))
     if exact.reconstruction is not None:
         show_image(matrix, exact)
 

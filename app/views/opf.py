@@ -11,7 +11,7 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from app import jobs, opf_views
+from app import jobs, opf
 from app.user_errors import USER_ERRORS, message as _message
 from mpo_core.training.fine_tune_config import FineTuneConfig
 from mpo_core.data.glue import GLUE_TASKS, default_glue_dir, get_task
@@ -35,13 +35,13 @@ def _millions(count) -> str:
 # --------------------------------------------------------------------------- caches
 @st.cache_data(show_spinner="Scoring every matrix: Fisher information on training batches (seconds on a CPU)…",
                max_entries=16)
-def cached_fisher(request: opf_views.FisherRequest, _cache_dir: str) -> opf_views.FisherScores:
-    return opf_views.load_or_compute_fisher(request, _cache_dir)
+def cached_fisher(request: opf.FisherRequest, _cache_dir: str) -> opf.FisherScores:
+    return opf.load_or_compute_fisher(request, _cache_dir)
 
 
 @st.cache_data(show_spinner=False, max_entries=32)
-def cached_run_fisher(run_path: str, stamp: float) -> opf_views.FisherScores | None:
-    return opf_views.fisher_from_run(run_path)
+def cached_run_fisher(run_path: str, stamp: float) -> opf.FisherScores | None:
+    return opf.fisher_from_run(run_path)
 
 
 def _stamp(run_path: Path) -> float:
@@ -50,26 +50,26 @@ def _stamp(run_path: Path) -> float:
 
 
 # --------------------------------------------------------------------------- 1. scores and preview
-def glue_scores(runs_dir: str, glue_dir: str) -> opf_views.FisherScores | None:
+def glue_scores(runs_dir: str, glue_dir: str) -> opf.FisherScores | None:
     cols = st.columns(4)
     tasks = list(GLUE_TASKS)
     task = cols[0].selectbox("task", tasks, index=tasks.index("sst2"), key="fisher_task",
                              format_func=lambda t: GLUE_TASKS[t].display_name)
-    layers = cols[1].number_input("encoder layers", 1, opf_views.MAX_LAYERS, opf_views.MAX_LAYERS, key="fisher_layers")
+    layers = cols[1].number_input("encoder layers", 1, opf.MAX_LAYERS, opf.MAX_LAYERS, key="fisher_layers")
     batches = cols[2].number_input("batches B", 1, 32, 4, key="fisher_batches",
                                    help="F(W) averages over B training batches (the run itself uses its own).")
     batch_size = cols[3].number_input("batch size", 1, 64, 16, key="fisher_batch_size")
     try:
-        request = opf_views.FisherRequest(task=task, data_dir=glue_dir, num_hidden_layers=int(layers),
+        request = opf.FisherRequest(task=task, data_dir=glue_dir, num_hidden_layers=int(layers),
                                           num_batches=int(batches), batch_size=int(batch_size), max_length=64)
-        return cached_fisher(request, str(Path(runs_dir) / opf_views.FISHER_CACHE))
+        return cached_fisher(request, str(Path(runs_dir) / opf.FISHER_CACHE))
     except USER_ERRORS as exc:
         st.error(f"Could not compute Fisher scores: {_message(exc)}")
         st.info("Fix the GLUE folder in the sidebar, or take the scores of an OPF run (score source above).")
         return None
 
 
-def run_scores(runs_dir: str, runs: list[dict]) -> opf_views.FisherScores | None:
+def run_scores(runs_dir: str, runs: list[dict]) -> opf.FisherScores | None:
     names = [r["run"] for r in runs if r["status"] != "failed"]
     if not names:
         st.info("No OPF run has recorded scores yet: start one below, or score GLUE batches.")
@@ -86,12 +86,12 @@ def run_scores(runs_dir: str, runs: list[dict]) -> opf_views.FisherScores | None
     return fisher
 
 
-def preview_controls(fisher: opf_views.FisherScores) -> dict:
+def preview_controls(fisher: opf.FisherScores) -> dict:
     cols = st.columns(5)
     selection = cols[0].radio("selection", SELECTIONS, key="selection", horizontal=True)
-    top_n = cols[1].number_input("top-N per group", 1, opf_views.MAX_LAYERS, 1, key="top_n",
+    top_n = cols[1].number_input("top-N per group", 1, opf.MAX_LAYERS, 1, key="top_n",
                                  help="Matrices grown per group (query, key, value, attn. output, FFN in, FFN out).")
-    stages = cols[2].number_input("stages s (dynamic)", 1, opf_views.MAX_LAYERS, 2, key="stages",
+    stages = cols[2].number_input("stages s (dynamic)", 1, opf.MAX_LAYERS, 2, key="stages",
                                   disabled=selection == "static")
     growth = cols[3].number_input("growth (× parameters per matrix)", 1.0, 30.0, 4.0, step=0.5, key="growth")
     steps = cols[4].number_input("training steps T", 1, 100000, 100, key="preview_steps",
@@ -100,14 +100,14 @@ def preview_controls(fisher: opf_views.FisherScores) -> dict:
             "max_steps": int(steps)}
 
 
-def show_preview(fisher: opf_views.FisherScores, options: dict) -> None:
+def show_preview(fisher: opf.FisherScores, options: dict) -> None:
     try:
-        stages = opf_views.selection_preview(fisher, **options)
+        stages = opf.selection_preview(fisher, **options)
     except USER_ERRORS as exc:
         st.error(_message(exc))
-        st.plotly_chart(opf_views.fisher_heatmap(fisher), key="fisher_heatmap")
+        st.plotly_chart(opf.fisher_heatmap(fisher), key="fisher_heatmap")
         return
-    sizes = opf_views.preview_sizes(fisher, stages)
+    sizes = opf.preview_sizes(fisher, stages)
     cols = st.columns(4)
     cols[0].metric("#To original", _millions(sizes["original"]))
     cols[1].metric("#To while training (peak)", _millions(sizes["peak"]))
@@ -120,9 +120,9 @@ def show_preview(fisher: opf_views.FisherScores, options: dict) -> None:
                 "ranks later stages by the step-0 scores, so stages after the first (dotted outlines, "
                 "'estimate' in the table) are estimates.")
     left, right = st.columns([3, 2])
-    left.plotly_chart(opf_views.fisher_heatmap(fisher, stages), key="fisher_heatmap")
-    right.plotly_chart(opf_views.preview_size_figure(fisher, stages, options["max_steps"]), key="preview_sizes")
-    st.dataframe(opf_views.selection_table(fisher, stages, options["growth"]), hide_index=True, key="preview_table",
+    left.plotly_chart(opf.fisher_heatmap(fisher, stages), key="fisher_heatmap")
+    right.plotly_chart(opf.preview_size_figure(fisher, stages, options["max_steps"]), key="preview_sizes")
+    st.dataframe(opf.selection_table(fisher, stages, options["growth"]), hide_index=True, key="preview_table",
                  column_config={"F(W)": st.column_config.NumberColumn(format="%.3e")})
 
 
@@ -148,15 +148,15 @@ def start_form(runs_dir: str, glue_dir: str, preview: dict) -> None:
         st.caption("Defaults follow the preview above.")
         left, middle, right = st.columns(3)
         task = left.selectbox("task", tasks, index=tasks.index(preview.get("task", "sst2")), key="run_task")
-        layers = left.number_input("encoder layers to load", 1, opf_views.MAX_LAYERS,
+        layers = left.number_input("encoder layers to load", 1, opf.MAX_LAYERS,
                                    max(2, preview.get("top_n", 1), preview.get("stages", 1)), key="run_layers")
         train_examples = left.number_input("training examples", 16, 100000, 512, step=64, key="run_train")
         eval_examples = left.number_input("dev examples", 16, 100000, 200, step=50, key="run_eval")
         selection = middle.selectbox("selection", SELECTIONS, key="run_selection",
                                      index=SELECTIONS.index(preview.get("selection", "static")))
-        top_n = middle.number_input("top-N per group", 1, opf_views.MAX_LAYERS, preview.get("top_n", 1),
+        top_n = middle.number_input("top-N per group", 1, opf.MAX_LAYERS, preview.get("top_n", 1),
                                     key="run_top_n")
-        stages = middle.number_input("stages (dynamic)", 1, opf_views.MAX_LAYERS, preview.get("stages", 2),
+        stages = middle.number_input("stages (dynamic)", 1, opf.MAX_LAYERS, preview.get("stages", 2),
                                      key="run_stages")
         growth = middle.number_input("growth (× parameters)", 1.0, 30.0, preview.get("growth", 4.0), step=0.5,
                                      key="run_growth")
@@ -170,7 +170,7 @@ def start_form(runs_dir: str, glue_dir: str, preview: dict) -> None:
         submitted = st.form_submit_button("Start", type="primary")
     if submitted:
         try:
-            options = opf_views.opf_options(growth, selection, top_n, stages, fisher_batches, int(layers))
+            options = opf.opf_options(growth, selection, top_n, stages, fisher_batches, int(layers))
             config = FineTuneConfig(
                 task=task, data_dir=glue_dir, strategy="opf", strategy_options=options, num_hidden_layers=int(layers),
                 max_length=64, max_train_examples=int(train_examples), max_eval_examples=int(eval_examples),
@@ -193,9 +193,9 @@ def live(runs_dir: str, run_name: str, was_active: bool) -> None:
     path = Path(runs_dir) / run_name
     config = jobs.run_config(runs_dir, run_name)  # a starting job has no run folder yet
     options = config.get("strategy_options", {})
-    frames = opf_views.opf_frames(path)
+    frames = opf.opf_frames(path)
     num_stages = options.get("stages", 2) if options.get("selection") == "dynamic" else 1
-    summary = opf_views.opf_summary(frames, num_stages)
+    summary = opf.opf_summary(frames, num_stages)
     st.caption(f"{run_name}: {config['task']}, {options.get('selection', 'static')} selection, top-N = "
                f"{options.get('top_n', 2)} per group, growth {options.get('growth', 4.0):g}×, "
                f"{config['max_steps']} steps, {config.get('num_hidden_layers') or 'all'} layers.")
@@ -216,13 +216,13 @@ def live(runs_dir: str, run_name: str, was_active: bool) -> None:
         st.code(jobs.log_tail(runs_dir, run_name) or "(no output)")
     metric = get_task(config["task"]).metric
     top, bottom = st.columns(2), st.columns(2)
-    top[0].plotly_chart(opf_views.loss_figure(frames), key=f"loss_{run_name}")
-    top[1].plotly_chart(opf_views.eval_figure(frames, metric), key=f"eval_{run_name}")
-    bottom[0].plotly_chart(opf_views.size_figure(frames), key=f"size_{run_name}")
+    top[0].plotly_chart(opf.loss_figure(frames), key=f"loss_{run_name}")
+    top[1].plotly_chart(opf.eval_figure(frames, metric), key=f"eval_{run_name}")
+    bottom[0].plotly_chart(opf.size_figure(frames), key=f"size_{run_name}")
     if not frames["selections"].empty:
         try:
             fisher = cached_run_fisher(str(path), _stamp(path))
-            bottom[1].plotly_chart(opf_views.fisher_heatmap(fisher, opf_views.run_stages(path),
+            bottom[1].plotly_chart(opf.fisher_heatmap(fisher, opf.run_stages(path),
                                                             title="step-0 F(W) of this run, its actual selections"),
                                    key=f"run_heatmap_{run_name}")
         except USER_ERRORS as exc:
@@ -260,13 +260,13 @@ def show_latency(latency: dict) -> None:
     same = latency["params"]["merged"] == latency["params"]["original"] and latency["same_shapes"]
     facts = (f"{latency['mpo_layers_left']} MPO layers left, tensor shapes "
              f"{'identical to' if latency['same_shapes'] else 'different from'} the original")
-    if opf_views.within_target(ratio) and same:
+    if opf.within_target(ratio) and same:
         st.success(f"Merged model = original size and latency: ratio {ratio:.3f} within 1.00 ± "
-                   f"{opf_views.LATENCY_TARGET}; {facts}.")
+                   f"{opf.LATENCY_TARGET}; {facts}.")
     else:
-        st.warning(f"ratio {ratio:.3f} (target 1.00 ± {opf_views.LATENCY_TARGET}); {facts}. Timings on a busy "
+        st.warning(f"ratio {ratio:.3f} (target 1.00 ± {opf.LATENCY_TARGET}); {facts}. Timings on a busy "
                    "machine are noisy: measure again.")
-    st.plotly_chart(opf_views.latency_figure(latency), key="latency_figure")
+    st.plotly_chart(opf.latency_figure(latency), key="latency_figure")
 
 
 def merge_check(runs_dir: str, run_name: str, status: str) -> None:
@@ -275,7 +275,7 @@ def merge_check(runs_dir: str, run_name: str, status: str) -> None:
         st.info(f"{run_name} is {status}: the merge check needs a finished run.")
         return
     path = Path(runs_dir) / run_name
-    summary = opf_views.merge_summary(opf_views.read_results(path) or {})
+    summary = opf.merge_summary(opf.read_results(path) or {})
     if summary is None:
         st.error(f"{run_name} has no OPF results.")
         return
@@ -285,14 +285,14 @@ def merge_check(runs_dir: str, run_name: str, status: str) -> None:
                    help=f"{summary['peak_factor']:.3f}× the original")
     cols[2].metric("#To after merge", f"{summary['after']:,}")
     cols[3].metric("after merge = original", "yes" if summary["equal"] else "no")
-    latency = opf_views.read_latency(path)
+    latency = opf.read_latency(path)
     label = "Measure latency again" if latency else "Measure latency"
     if st.button(label, key="measure_latency",
                  help="Forward passes of the pre-trained model and this run's merged final_model on the same batch "
                       "(8 × 64 tokens, warm-up, then the median of interleaved repeats)."):
         try:
             with st.spinner("Timing forward passes of the original and the merged model…"):
-                latency = opf_views.measure_latency(path)
+                latency = opf.measure_latency(path)
         except USER_ERRORS as exc:
             st.error(_message(exc))
     if latency:

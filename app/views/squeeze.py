@@ -4,7 +4,7 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from app import jobs, run_views
+from app import jobs, squeeze
 from mpo_core.training.fine_tune_config import FineTuneConfig
 from mpo_core.data.glue import GLUE_TASKS, default_glue_dir
 
@@ -81,8 +81,8 @@ st.session_state["squeeze_run"] = selected
 def live(run_name: str) -> None:
     status = jobs.run_status(runs_dir, run_name)
     path = Path(runs_dir) / run_name
-    frames = run_views.squeeze_frames(path)
-    summary = run_views.squeeze_summary(frames)
+    frames = squeeze.squeeze_frames(path)
+    summary = squeeze.squeeze_summary(frames)
     delta = jobs.run_config(runs_dir, run_name)["strategy_options"].get("delta")
     cols = st.columns(6)
     cols[0].metric("status", status)
@@ -103,10 +103,10 @@ def live(run_name: str) -> None:
         st.error("the run ended without results; its console output:")
         st.code(jobs.log_tail(runs_dir, run_name) or "(no output)")
     top, bottom = st.columns(2), st.columns(2)
-    top[0].plotly_chart(run_views.metric_figure(frames, delta), key=f"metric_{run_name}")
-    top[1].plotly_chart(run_views.loss_figure(frames), key=f"loss_{run_name}")
-    bottom[0].plotly_chart(run_views.size_figure(frames), key=f"size_{run_name}")
-    bottom[1].plotly_chart(run_views.bond_figure(frames), key=f"bonds_{run_name}")
+    top[0].plotly_chart(squeeze.metric_figure(frames, delta), key=f"metric_{run_name}")
+    top[1].plotly_chart(squeeze.loss_figure(frames), key=f"loss_{run_name}")
+    bottom[0].plotly_chart(squeeze.size_figure(frames), key=f"size_{run_name}")
+    bottom[1].plotly_chart(squeeze.bond_figure(frames), key=f"bonds_{run_name}")
 
 
 live(selected)
@@ -116,7 +116,7 @@ pair = st.multiselect("runs", names, default=names[:2], max_selections=2, key="s
 if len(pair) == 2:
     cols = st.columns(2)
     for col, name in zip(cols, pair):
-        frames = run_views.squeeze_frames(Path(runs_dir) / name)
-        col.plotly_chart(run_views.metric_figure(frames, name=f"({name})"), key=f"cmp_metric_{name}")
-        col.plotly_chart(run_views.size_figure(frames), key=f"cmp_size_{name}")
-        col.dataframe(pd.DataFrame([run_views.squeeze_summary(frames)]), hide_index=True)
+        frames = squeeze.squeeze_frames(Path(runs_dir) / name)
+        col.plotly_chart(squeeze.metric_figure(frames, name=f"({name})"), key=f"cmp_metric_{name}")
+        col.plotly_chart(squeeze.size_figure(frames), key=f"cmp_size_{name}")
+        col.dataframe(pd.DataFrame([squeeze.squeeze_summary(frames)]), hide_index=True)

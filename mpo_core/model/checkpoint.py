@@ -5,7 +5,8 @@
 ``mpo_layers.json`` with each MPO layer's factors and bond dims, so that
 ``load_mpo_model`` can rebuild the modules with the right (possibly
 truncated) shapes before loading the weights. Nothing is unpickled: weights
-are read with safetensors, and no remote code is ever trusted.
+are read with safetensors, and no remote code is ever trusted. A run's saved
+model is read back by :func:`mpo_core.runs.run_models.load_final_model`.
 """
 from __future__ import annotations
 
@@ -46,7 +47,7 @@ def save_mpo_model(model: nn.Module, path: str | Path) -> Path:
     path = Path(path)
     model.save_pretrained(path, safe_serialization=True)
     layers = {name: _describe(m) for name, m in mpo_modules(model).items()}
-    (path / LAYERS_FILE).write_text(json.dumps(layers, indent=1))
+    (path / LAYERS_FILE).write_text(json.dumps(layers, indent=1))  # after the weights: it marks a complete save
     return path
 
 
@@ -112,14 +113,3 @@ def _tied_keys(model: nn.Module) -> set[str]:
         seen.setdefault(id(p), name)
     return tied
 
-
-def load_final_model(run_path: str | Path) -> nn.Module:
-    """The model a fine-tuning run saved in ``<run_path>/final_model`` (sequence classification, eval mode)."""
-    from transformers import AutoModelForSequenceClassification
-
-    from ..runs.run_folder import FINAL_MODEL
-
-    path = Path(run_path) / FINAL_MODEL
-    if not path.is_dir():
-        raise FileNotFoundError(f"{path} does not exist: the run has not finished, or was run with save_model=False.")
-    return load_mpo_model(path, AutoModelForSequenceClassification)

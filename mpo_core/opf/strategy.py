@@ -22,7 +22,6 @@ the reference code never gave the new tensors to the optimizer.
 """
 from __future__ import annotations
 
-import math
 import os
 from collections import Counter
 from dataclasses import dataclass, field
@@ -31,26 +30,19 @@ from itertools import islice
 from torch import nn
 from transformers import TrainerCallback
 
-from .fisher import fisher_scores, select_top
-from .growth import check_growth, plan_growth_factors
-from ..model.matrix_groups import ATTENTION_GROUPS, FFN_GROUPS, GROUP_TABLE, find_matrices
 from ..model.mpo_config import MPOConfig
 from ..model.parameter_count import parameter_summary
-from ..training.strategies import Strategy
 from ..model.surgery import apply_mpo, merge_mpo
+from ..training.strategy import Strategy
+from .config import LINEAR_GROUPS, OPF_GROUPS, SELECTIONS, OPFConfig
+from .fisher import fisher_scores
+from .growth import plan_growth_factors
+from .selection import candidate_matrices, choose, schedule, still_dense
 
-OPF_GROUPS = (*ATTENTION_GROUPS, *FFN_GROUPS)
-LINEAR_GROUPS = tuple(group for group, kind, _ in GROUP_TABLE if kind == "linear")
-SELECTIONS = ("static", "dynamic")
 RESUME_ERROR = (
     "opf runs cannot be resumed: the model grows during training, so its checkpoints do not fit the dense "
     "model a resumed run starts from; start a new run instead."
 )
-
-
-def _positive_int(name: str, value) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"opf: {name} must be a positive int, got {value!r}.")
 
 
 def swap_in_optimizer(optimizer, old: nn.Parameter, new) -> None:
@@ -71,34 +63,15 @@ def swap_in_optimizer(optimizer, old: nn.Parameter, new) -> None:
 
 
 @dataclass
-class OPFStrategy(Strategy):
+class OPFStrategy(Strategy, OPFConfig):
     """Over-parameterize the top-N Fisher-scored matrices per group while training, merge back after.
 
-    Attributes
-    ----------
-    growth:
-        Parameter factor of each chosen matrix (>= 1; met as planned by
-        :func:`~mpo_core.opf.growth.plan_growth_factors`).
-    selection:
-        ``"static"`` (choose once, at step 0) or ``"dynamic"`` (choose in ``stages``).
-    top_n:
-        Matrices chosen per group in all.
-    stages:
-        Equal parts of training that each start with a selection (dynamic only; static ignores it).
-    groups:
-        Matrix groups to choose from (``nn.Linear`` groups of ``mpo_core.model.matrix_groups``).
-    fisher_batches:
-        Training batches per Fisher scoring (the reference used a whole epoch).
+    The options (growth, selection, top_n, stages, groups, fisher_batches) are
+    :class:`~mpo_core.opf.config.OPFConfig`'s, checked there.
     """
 
     name: str = "opf"
     description: str = "over-parameterize the top-N Fisher-scored matrices per group as MPOs while training"
-    growth: float = 4.0
-    selection: str = "static"
-    top_n: int = 2
-    stages: int = 2
-    groups: tuple[str, ...] = OPF_GROUPS
-    fisher_batches: int = 16
     uses_trainer_checkpoints: bool = field(default=False, init=False, repr=False)
     candidates: dict[str, str] = field(default_factory=dict, init=False, repr=False)  # {name: group}, dense
     factors: dict = field(default_factory=dict, init=False, repr=False)  # {(I, J): (out_factors, in_factors)}
@@ -106,22 +79,6 @@ class OPFStrategy(Strategy):
     matrix_growth: dict[str, float] = field(default_factory=dict, init=False, repr=False)  # measured
     total_params: dict[str, int] = field(default_factory=dict, init=False, repr=False)
     progress: bool = field(default=True, init=False, repr=False)
-
-    def __post_init__(self):
-        self.growth = check_growth(self.growth)
-        if self.selection not in SELECTIONS:
-            raise ValueError(f"opf: selection must be one of {SELECTIONS}, got {self.selection!r}.")
-        for name in ("top_n", "stages", "fisher_batches"):
-            _positive_int(name, getattr(self, name))
-        if self.selection == "dynamic" and self.stages > self.top_n:
-            raise ValueError(
-                f"opf: dynamic selection adds at least one matrix per group and stage, so stages={self.stages} "
-                f"needs top_n >= {self.stages} (got top_n={self.top_n})."
-            )
-        self.groups = (self.groups,) if isinstance(self.groups, str) else tuple(self.groups)
-        unknown = [g for g in self.groups if g not in LINEAR_GROUPS]
-        if unknown or not self.groups:
-            raise ValueError(f"opf: groups must be a non-empty selection of {LINEAR_GROUPS}, got {self.groups}.")
 
     @property
     def num_stages(self) -> int:
@@ -135,7 +92,7 @@ class OPFStrategy(Strategy):
                 "training; run OPF in a single process (no torchrun / accelerate launch)."
             )
         modules = dict(model.named_modules())
-        self.candidates = {n: g for n, g in find_matrices(model, self.groups).items() if type(modules[n]) is nn.Linear}
+        self.candidates = candidate_matrices(model, self.groups)
         self._check_counts(model)
         shapes = {tuple(modules[n].weight.shape) for n in self.candidates}
         self.factors = {shape: plan_growth_factors(*shape, self.growth) for shape in sorted(shapes)}
@@ -166,10 +123,8 @@ class OPFStrategy(Strategy):
         raise ValueError(RESUME_ERROR)
 
     def schedule(self, max_steps: int) -> list[tuple[int, int]]:
-        """``(step, matrices per group)`` of each stage in a run of ``max_steps`` steps."""
-        per_stage = math.ceil(self.top_n / self.num_stages)
-        done = [min(self.top_n, k * per_stage) for k in range(self.num_stages + 1)]
-        return [(k * max_steps // self.num_stages, done[k + 1] - done[k]) for k in range(self.num_stages)]
+        """``(step, matrices per group)`` of each stage in a run of ``max_steps`` steps (:func:`.selection.schedule`)."""
+        return schedule(self.top_n, self.num_stages, max_steps)
 
     def grow(self, model, optimizer, batches, count: int, stage: int | None = None, step: int = 0,
              max_grad_norm: float | None = 1.0, run=None) -> list[str]:
@@ -180,10 +135,9 @@ class OPFStrategy(Strategy):
         record. ``stage`` defaults to the one after the last.
         """
         stage = max(self.chosen, default=-1) + 1 if stage is None else stage
-        grown = {name for names in self.chosen.values() for name in names}
-        remaining = {name: group for name, group in self.candidates.items() if name not in grown}
+        remaining = still_dense(self.candidates, (name for names in self.chosen.values() for name in names))
         scores = fisher_scores(model, batches, remaining, max_grad_norm, self.progress)
-        names = select_top(scores, remaining, count)
+        names = choose(scores, remaining, count)
         before = parameter_summary(model)
         for name in names:
             self._over_parameterize(model, name, optimizer)
@@ -254,8 +208,6 @@ class OPFCallback(TrainerCallback):
                                    args.max_grad_norm, self.run)
 
 
-def make_opf(growth: float = 4.0, selection: str = "static", top_n: int = 2, stages: int = 2,
-             groups=OPF_GROUPS, fisher_batches: int = 16, **ignored) -> OPFStrategy:
-    """The ``"opf"`` entry of :data:`~mpo_core.training.strategies.STRATEGIES` (other strategies' options are ignored)."""
-    return OPFStrategy(growth=growth, selection=selection, top_n=top_n, stages=stages, groups=groups,
-                       fisher_batches=fisher_batches)
+def make_opf(**options) -> OPFStrategy:
+    """``OPFStrategy(**options)``: an option OPF does not have is an error naming the ones it has."""
+    return OPFStrategy(**OPFConfig.from_dict(options).options())

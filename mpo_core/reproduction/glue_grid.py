@@ -12,7 +12,6 @@ training and 1000 dev examples, 2 epochs) are stated there.
 """
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import time
@@ -26,7 +25,7 @@ from tqdm.auto import tqdm
 from ..training.fine_tune_config import FineTuneConfig
 from ..data.glue import default_glue_dir, get_task, load_glue_split
 from ..runs.process_alive import process_alive
-from ..runs.run_folder import CHECKPOINTS, RESULTS_FILE
+from ..runs.run_folder import CHECKPOINTS, RESULTS_FILE, read_json
 from .results_store import Results, results_dir, save_results
 
 # Shared settings per mode. small: seconds per run, to execute every notebook in CI.
@@ -142,13 +141,13 @@ def run_one(spec: RunSpec, mode: str, experiment: str, data_dir=None, wait: bool
     results = folder / RESULTS_FILE
     while not claim(folder):
         if results.is_file():
-            return json.loads(results.read_text())
+            return read_json(results)
         if not wait:
             return None
         time.sleep(POLL_SECONDS)
     try:
         if results.is_file():
-            return json.loads(results.read_text())
+            return read_json(results)
         if folder.exists():  # an interrupted run: start it again from scratch, cleanly
             shutil.rmtree(folder)
         record = fine_tune(_config(spec, mode, folder.parent, data_dir or default_glue_dir(), overrides))

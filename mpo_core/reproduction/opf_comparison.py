@@ -5,24 +5,22 @@ dynamic Fisher selection (growth 4x of the top 2 matrices per group; dynamic
 in 2 stages). After training, OPF contracts every MPO back to dense: the check
 loads each OPF run's saved final model and the original pre-trained model,
 compares their parameter counts and times their forward passes on the same
-batch (median of interleaved paired ratios). The paper's headline is
+batch (:func:`~mpo_core.runs.latency.compare_latency`: median of interleaved paired ratios). The paper's headline is
 qualitative (a small PLM fine-tuned this way matches ~3x larger ones); no
 larger model exists offline, so the comparison here is with plain fine-tuning.
 """
 from __future__ import annotations
 
-import statistics
-import time
-
 import pandas as pd
-import torch
 
-from ..training.fine_tune_config import FineTuneConfig
+from ..runs.latency import compare_latency, random_token_batch
+from ..runs.run_models import load_final_model, load_initial_model
 from .glue_grid import RunSpec, constant_sentence, mean_scores, run_grid, runs_root, score_table
 from .results_store import Results, save_results
 
 NAME = "opf"
 TASKS = {"small": ("rte",), "full": ("rte", "mrpc")}
+REPEATS = 15  # interleaved pairs of the merge check
 OPTIONS = {"small": dict(growth=2.0, top_n=2, fisher_batches=1), "full": dict(growth=4.0, top_n=2, fisher_batches=8)}
 
 
@@ -36,43 +34,18 @@ def specs(mode: str) -> list[RunSpec]:
     return out
 
 
-def forward_latency_ratio(model, reference, inputs: dict, repeats: int = 15) -> float:
-    """Median over interleaved pairs of time(model) / time(reference) (pairs cancel machine drift)."""
-    ratios = []
-    with torch.inference_mode():
-        for m in (model, reference):
-            m(**inputs)  # warm-up
-        for _ in range(repeats):
-            times = []
-            for m in (model, reference):
-                start = time.perf_counter()
-                m(**inputs)
-                times.append(time.perf_counter() - start)
-            ratios.append(times[0] / times[1])
-    return statistics.median(ratios)
-
-
 def merge_check(run_path, batch: int = 8, length: int = 64) -> dict:
     """Original vs merged (saved final model of an OPF run): parameter counts, shapes, latency ratio."""
-    import json
-
-    from ..training.fine_tune import load_model_and_tokenizer
-    from ..model.checkpoint import load_final_model
     from ..model.surgery import mpo_modules
 
-    config = FineTuneConfig.from_dict(json.loads((run_path / "config.json").read_text()))
-    torch.manual_seed(config.seed)
-    original, _ = load_model_and_tokenizer(config)
-    merged = load_final_model(run_path)
-    original.eval()
-    gen = torch.Generator().manual_seed(0)
-    inputs = {"input_ids": torch.randint(1000, 30000, (batch, length), generator=gen),
-              "attention_mask": torch.ones(batch, length, dtype=torch.long)}
+    original, merged = load_initial_model(run_path), load_final_model(run_path)
+    inputs = random_token_batch(original.config, batch, length)
+    latency = compare_latency(merged, original, inputs, warmup=1, repeats=REPEATS)
     shapes = lambda m: {k: tuple(v.shape) for k, v in m.state_dict().items()}  # noqa: E731
     return {"original_params": sum(p.numel() for p in original.parameters()),
             "merged_params": sum(p.numel() for p in merged.parameters()),
             "same_shapes": shapes(original) == shapes(merged), "mpo_layers_left": len(mpo_modules(merged)),
-            "latency_ratio": forward_latency_ratio(merged, original, inputs)}
+            "latency_ratio": latency["ratio"]}
 
 
 def run(mode: str) -> Results:

@@ -14,7 +14,6 @@ written atomically, so an interrupted experiment never leaves a half table.
 """
 from __future__ import annotations
 
-import json
 import os
 import platform
 import subprocess
@@ -26,6 +25,10 @@ from typing import Callable
 import pandas as pd
 import torch
 
+from ..tensor.validation import check_choice
+from ..runs.atomic_write import atomic_write_json, atomic_write_text
+from ..runs.run_folder import read_json
+
 MODES = ("small", "full")
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -36,9 +39,7 @@ def current_mode() -> str:
 
 
 def check_mode(mode: str) -> str:
-    if mode not in MODES:
-        raise ValueError(f"mode must be one of {MODES}, got {mode!r} (set MPO_REPRO_MODE=small or full).")
-    return mode
+    return check_choice("mode (set MPO_REPRO_MODE=small or full)", mode, MODES)
 
 
 def results_dir(mode: str | None = None) -> Path:
@@ -98,12 +99,6 @@ class Results:
                 f"finished {m.get('finished')}, {minutes:.1f} min; regenerate: {self.command}")
 
 
-def _write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
 def save_results(name: str, mode: str, table: pd.DataFrame, settings: dict, records: list[dict],
                  wall_seconds: float) -> Results:
     """Write ``<name>.csv`` and ``<name>.json`` under :func:`results_dir` (JSON last: it marks completion)."""
@@ -112,8 +107,8 @@ def save_results(name: str, mode: str, table: pd.DataFrame, settings: dict, reco
     meta = {"name": name, "mode": mode, "settings": settings, "records": records, "hardware": hardware(),
             "commit": commit(), "versions": versions(), "wall_seconds": wall_seconds,
             "finished": time.strftime("%Y-%m-%d %H:%M:%S"), "command": regenerate_command(name, mode)}
-    _write_atomic(folder / f"{name}.csv", table.to_csv(index=False))
-    _write_atomic(folder / f"{name}.json", json.dumps(meta, indent=1, default=str))
+    atomic_write_text(folder / f"{name}.csv", table.to_csv(index=False))
+    atomic_write_json(folder / f"{name}.json", meta, indent=1, default=str)
     return Results(name, mode, table, meta)
 
 
@@ -123,7 +118,7 @@ def load_results(name: str, mode: str) -> Results | None:
     table_file, meta_file = folder / f"{name}.csv", folder / f"{name}.json"
     if not (table_file.is_file() and meta_file.is_file()):
         return None
-    return Results(name, mode, pd.read_csv(table_file), json.loads(meta_file.read_text()))
+    return Results(name, mode, pd.read_csv(table_file), read_json(meta_file))
 
 
 def load_or_run(name: str, mode: str, run: Callable[[str], Results], force: bool = False) -> Results:

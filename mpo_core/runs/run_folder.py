@@ -11,7 +11,10 @@
         STOP              present = please stop (a dashboard's stop button); training ends cleanly
 
 The stream is appended line by line and fsynced, so a dashboard can draw
-live curves and a crash loses nothing already written.
+live curves and a crash loses nothing already written. JSON files are written
+atomically (:mod:`~mpo_core.runs.atomic_write`); the readers here
+(:func:`read_config`, :func:`read_run_results`, :func:`read_metrics`,
+:func:`read_results`) are the one way to read them back.
 """
 from __future__ import annotations
 
@@ -19,6 +22,8 @@ import json
 import os
 import time
 from pathlib import Path
+
+from .atomic_write import atomic_write_json
 
 CONFIG_FILE, METRICS_FILE, RESULTS_FILE, CHECKPOINTS = "config.json", "metrics.jsonl", "results.json", "checkpoints"
 STOP_FILE = "STOP"
@@ -62,9 +67,7 @@ class RunFolder:
         """Write atomically: a half-written file never replaces a good one."""
         if not self.writer:
             return
-        tmp = self.path / f".{name}.tmp"
-        tmp.write_text(json.dumps(data, indent=1, default=str))
-        os.replace(tmp, self.path / name)
+        atomic_write_json(self.path / name, data, indent=1, default=str)
 
     def append_metrics(self, record: dict) -> None:
         if not self.writer:
@@ -95,6 +98,30 @@ def read_metrics(path: str | Path) -> list[dict]:
     return records
 
 
+def read_json(file: str | Path):
+    """The JSON in ``file``; a torn or invalid file raises ``ValueError`` naming it."""
+    file = Path(file)
+    try:
+        return json.loads(file.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ValueError(f"{file} is not valid JSON ({exc}); it may be torn or hand-edited: "
+                         "delete it or write it again.") from None
+
+
+def read_config(run_path: str | Path) -> dict:
+    """A run's ``config.json`` as a dict (``FineTuneConfig.from_dict`` turns it into a config)."""
+    file = Path(run_path) / CONFIG_FILE
+    if not file.is_file():
+        raise FileNotFoundError(f"{file} does not exist: {Path(run_path)} is not a run folder.")
+    return read_json(file)
+
+
+def read_run_results(run_path: str | Path) -> dict | None:
+    """A run's ``results.json``, or ``None`` while it has not finished."""
+    file = Path(run_path) / RESULTS_FILE
+    return read_json(file) if file.is_file() else None
+
+
 def read_results(runs_dir: str | Path) -> list[dict]:
     """The ``results.json`` of every finished run under ``runs_dir``."""
-    return [json.loads(f.read_text()) for f in sorted(Path(runs_dir).glob(f"*/{RESULTS_FILE}"))]
+    return [read_json(f) for f in sorted(Path(runs_dir).glob(f"*/{RESULTS_FILE}"))]

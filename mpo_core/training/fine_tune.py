@@ -18,7 +18,7 @@ from .fine_tune_config import FineTuneConfig
 from ..data.glue import get_task, load_glue_split, tokenize_split
 from ..data.metrics import compute_glue_metrics
 from ..model.parameter_count import count_parameters, parameter_summary
-from ..model.pretrained import default_model_path
+from ..model.sequence_classifier import load_sequence_classifier
 from ..model.checkpoint import save_mpo_model
 from ..runs.run_folder import CHECKPOINTS, FINAL_MODEL, STOP_FILE, RunFolder, is_main_process
 from .strategies import get_strategy
@@ -47,23 +47,7 @@ def resolve_precision(precision: str, device: str) -> str:
 
 def load_model_and_tokenizer(config: FineTuneConfig):
     """Tokenizer and sequence-classification model (local folder, hub name, or the packaged default)."""
-    from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
-
-    source = str(config.model or default_model_path())
-    task = get_task(config.task)
-    overrides = {"num_labels": task.num_labels}
-    if config.num_hidden_layers is not None:
-        overrides["num_hidden_layers"] = config.num_hidden_layers
-    try:
-        model_config = AutoConfig.from_pretrained(source, **overrides)
-        tokenizer = AutoTokenizer.from_pretrained(source)
-        model = AutoModelForSequenceClassification.from_pretrained(source, config=model_config)
-    except (OSError, ValueError) as exc:
-        raise ValueError(f"could not load a model from {source!r}: is it a model folder or hub name? ({exc})") from None
-    if not task.is_regression:
-        model.config.id2label = dict(task.id2label)
-        model.config.label2id = dict(task.label2id)
-    return model, tokenizer
+    return load_sequence_classifier(config.task, config.model, config.num_hidden_layers)
 
 
 def load_data(config: FineTuneConfig, tokenizer):
@@ -127,7 +111,7 @@ def fine_tune(config: FineTuneConfig, resume: bool = False, callbacks=()) -> dic
     torch.manual_seed(config.seed)
     model, tokenizer = load_model_and_tokenizer(config)
     train, dev = load_data(config, tokenizer)  # bad input fails here, before a run folder exists
-    strategy = get_strategy(config.strategy, **config.strategy_options)
+    strategy = get_strategy(config.strategy, config.strategy_options)
     strategy.bind(config)
     strategy.prepare(model)
     run = RunFolder(run_path, resume=resume)

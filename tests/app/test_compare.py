@@ -11,12 +11,12 @@ import pandas as pd
 import pytest
 import torch
 
-from app import backend, compare
+from app import compare, decompose
 from mpo_core.tensor.baselines import COLUMNS, error_vs_ratio
 
 ROOT = Path(__file__).resolve().parents[2]
 QUERY = "encoder.layer.0.attention.self.query.weight"  # 384 x 384
-RANDOM = backend.MatrixSource(kind="random", rows=48, cols=40, seed=1, decay=1.0)
+RANDOM = decompose.MatrixSource(kind="random", rows=48, cols=40, seed=1, decay=1.0)
 FAST = dict(n_iter_max=20)  # CPD / Tucker iterations that keep these tests quick
 pytestmark = pytest.mark.filterwarnings("ignore:Trying to compute SVD with n_eigenvecs")
 
@@ -69,7 +69,7 @@ def test_settings_normalize_ratios_methods_and_n():
         ({"methods": ()}, "non-empty selection"), ({"methods": ("mpo", "pca")}, "non-empty selection"),
         ({"n_values": (1,)}, "n values"), ({"n_values": (12,)}, "n values"), ({"n_values": ()}, "no n selected"),
         ({"n_iter_max": 0}, "n_iter_max"), ({"max_rows": -1}, "max_rows"), ({"tol": -1.0}, "tol"),
-        ({"source": backend.MatrixSource(kind="image", name="x.png", image=b"x")}, "packaged weight or a random"),
+        ({"source": decompose.MatrixSource(kind="image", name="x.png", image=b"x")}, "packaged weight or a random"),
     ],
 )
 def test_bad_settings_raise_a_value_error_a_user_can_act_on(changes, message):
@@ -96,11 +96,11 @@ def test_options_are_those_each_method_depends_on():
 
 # --------------------------------------------------------------------------- matrix and keys
 def test_load_matrix_crops_rows_of_a_real_weight():
-    full = compare.load_matrix(backend.MatrixSource(kind="model", name=QUERY))
-    cropped = compare.load_matrix(backend.MatrixSource(kind="model", name=QUERY), max_rows=96)
+    full = compare.load_matrix(decompose.MatrixSource(kind="model", name=QUERY))
+    cropped = compare.load_matrix(decompose.MatrixSource(kind="model", name=QUERY), max_rows=96)
     assert full.shape == (384, 384) and cropped.shape == (96, 384)
     assert torch.equal(cropped, full[:96])
-    assert compare.load_matrix(backend.MatrixSource(kind="model", name=QUERY), max_rows=10**6).shape == (384, 384)
+    assert compare.load_matrix(decompose.MatrixSource(kind="model", name=QUERY), max_rows=10**6).shape == (384, 384)
 
 
 def test_fingerprint_names_the_values(matrix):
@@ -131,7 +131,7 @@ def test_cache_keys_are_stable_and_sensitive_to_what_the_numbers_depend_on():
 
 
 def test_cache_key_is_the_same_in_another_process():
-    code = ("from app import compare, backend; s = compare.CompareSettings(source=backend.MatrixSource("
+    code = ("from app import compare, decompose; s = compare.CompareSettings(source=decompose.MatrixSource("
             "kind='random', rows=48, cols=40, seed=1, decay=1.0), ratios=(0.1, 0.3), n_values=(3, 5), n_iter_max=20); "
             "print(compare.cache_key(s, '48x40-float32-abc'))")
     env = {**os.environ, "PYTHONPATH": str(ROOT), "PYTHONHASHSEED": "123"}

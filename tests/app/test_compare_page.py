@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from app import backend, compare
+from app import compare, decompose
 
 from . import pages
 
@@ -43,7 +43,7 @@ def cache_files(cache_root: Path) -> list[str]:
 def test_opens_on_the_word_embedding_and_offers_to_compute(tmp_path, monkeypatch):
     at = open_page(tmp_path, monkeypatch)
     assert at.radio(key="cmp_source").value == "model"
-    assert at.selectbox(key="cmp_weight").value == backend.DEFAULT_WEIGHT
+    assert at.selectbox(key="cmp_weight").value == decompose.DEFAULT_WEIGHT
     assert at.multiselect(key="cmp_n").value == [3, 5, 7]
     assert any("What the paper reports" in i.value and "CPD" in i.value for i in at.info)
     # MPO on 30522 x 384 takes seconds, CPD hours: nothing is computed until asked for
@@ -73,7 +73,7 @@ def test_small_matrix_is_live_and_traces_follow_the_methods(tmp_path, monkeypatc
     table = at.dataframe[0].value
     assert list(table.index) == [0.1, 0.6] and (table.loc[0.6] < table.loc[0.1]).all()
     at.radio(key="cmp_value").set_value("error").run()
-    norm = float(backend.random_matrix(64, 48, seed=0, decay=1.0).double().norm())  # the page's default random matrix
+    norm = float(decompose.random_matrix(64, 48, seed=0, decay=1.0).double().norm())  # the page's default random matrix
     absolute = at.dataframe[0].value
     assert ((absolute - table * norm).abs() < 1e-3).all().all()  # ||M - M'||_F = relative error * ||M||_F
     assert cache_files(tmp_path) == []  # live curves stay in memory

@@ -5,7 +5,7 @@ import pytest
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
-from app import backend
+from app import decompose
 
 from .pages import MAIN
 FFN_WEIGHT = "encoder.layer.0.intermediate.dense.weight"  # 1536 x 384, decomposes in ~0.1 s
@@ -38,7 +38,7 @@ def embedding_page() -> AppTest:
 def test_opens_on_the_word_embedding_at_full_bonds(embedding_page):
     at = embedding_page
     assert at.radio(key="source").value == "model"
-    assert at.selectbox(key="weight").value == backend.DEFAULT_WEIGHT
+    assert at.selectbox(key="weight").value == decompose.DEFAULT_WEIGHT
     assert at.number_input(key="n").value == 5
     assert at.text_input(key="out_factors").value == "6,7,13,8,7"
     assert at.text_input(key="in_factors").value == "3,4,4,4,2"
@@ -73,17 +73,17 @@ def test_switching_matrix_and_n_rebuilds_the_sliders():
     at = _open()
     at.selectbox(key="weight").set_value(FFN_WEIGHT).run()
     assert not at.exception, [e.value for e in at.exception]
-    planned = backend.plan(1536, 384, 5)
-    assert at.text_input(key="out_factors").value == backend.format_factors(planned.out_factors)
+    planned = decompose.plan(1536, 384, 5)
+    assert at.text_input(key="out_factors").value == decompose.format_factors(planned.out_factors)
     assert [at.slider(key=k).max for k in _bond_keys(at)] == list(planned.full_bond_dims)
     assert [at.slider(key=k).value for k in _bond_keys(at)] == list(planned.full_bond_dims)
 
     at.number_input(key="n").set_value(4).run()
     assert not at.exception, [e.value for e in at.exception]
-    planned = backend.plan(1536, 384, 4)
+    planned = decompose.plan(1536, 384, 4)
     assert _bond_keys(at) == ["bond_0", "bond_1", "bond_2"]
     assert [at.slider(key=k).value for k in _bond_keys(at)] == list(planned.full_bond_dims)
-    assert at.text_input(key="in_factors").value == backend.format_factors(planned.in_factors)
+    assert at.text_input(key="in_factors").value == decompose.format_factors(planned.in_factors)
     assert _metric(at, "True error, relative") < 1e-5
 
 
@@ -124,6 +124,6 @@ def test_uploaded_image_is_decomposed_and_reconstructed():
     assert not at.exception and at.info  # asks for an upload
     at.file_uploader(key="image").set_value(("gradient.png", buffer.getvalue(), "image/png")).run()
     assert not at.exception, [e.value for e in at.exception]
-    assert len(_bond_keys(at)) == len(backend.plan(64, 96, 5).full_bond_dims)
+    assert len(_bond_keys(at)) == len(decompose.plan(64, 96, 5).full_bond_dims)
     assert len(at.image) == 2  # original and reconstruction
     assert _metric(at, "True error, relative") < 1e-5

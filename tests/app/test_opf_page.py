@@ -8,7 +8,7 @@ from mpo_core.training.fine_tune import fine_tune
 
 from . import pages
 from .test_jobs import wait_for
-from .test_opf_views import tiny_opf
+from .test_opf import tiny_opf
 
 
 def open_page(runs_dir, monkeypatch) -> AppTest:
@@ -66,16 +66,16 @@ def test_a_finished_run_shows_its_selection_and_the_merge_check(finished, monkey
     at = open_page(runs, monkeypatch)
     assert at.selectbox(key="opf_select").value == "done" and metric(at, "status") == "finished"
     assert metric(at, "matrices grown") != "0" and len(table(at, "growth")) == 6
-    opf = results["opf"]
-    assert count(at, "#To before training") == count(at, "#To after merge") == opf["total_params_before"]
-    assert count(at, "#To peak while training") == opf["max_total_params"]
+    record = results["opf"]
+    assert count(at, "#To before training") == count(at, "#To after merge") == record["total_params_before"]
+    assert count(at, "#To peak while training") == record["max_total_params"]
     assert metric(at, "after merge = original") == "yes"
     assert not [m for m in at.metric if m.label == "latency ratio merged / original"]
 
     at.button(key="measure_latency").click().run()
     assert not at.exception and not at.error, [e.value for e in at.error]
     ratio = float(metric(at, "latency ratio merged / original"))
-    assert 0 < ratio < 10 and count(at, "params measured (merged)") == opf["total_params_before"]
+    assert 0 < ratio < 10 and count(at, "params measured (merged)") == record["total_params_before"]
     saved = json.loads((runs / "done" / "latency.json").read_text())
     assert f"{saved['ratio']:.3f}" == metric(at, "latency ratio merged / original")
     assert at.success or at.warning  # the verdict on 1.00 +- 0.05

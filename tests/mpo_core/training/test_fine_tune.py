@@ -22,6 +22,7 @@ def small(tmp_path, **overrides) -> FineTuneConfig:
     return FineTuneConfig(**options)
 
 
+@pytest.mark.slow  # real training
 def test_full_fine_tuning_beats_chance_and_writes_the_run_folder(tmp_path):
     results = fine_tune(small(tmp_path))
     assert results["score"] > 0.6  # SST-2 dev is balanced: chance is 0.5
@@ -39,6 +40,7 @@ def test_full_fine_tuning_beats_chance_and_writes_the_run_folder(tmp_path):
     assert saved["num_train_examples"] == 1000 and saved["num_eval_examples"] == 300
 
 
+@pytest.mark.slow  # real training
 def test_lightweight_mpo_run_trains_few_parameters(tmp_path):
     results = fine_tune(small(tmp_path, strategy="mpo_full_lfa", max_steps=4, max_eval_examples=64))
     assert results["trainable_params"] <= 0.10 * results["total_params"]
@@ -50,11 +52,12 @@ class KeepModel(TrainerCallback):
         self.model = model
 
 
+@pytest.mark.slow  # real training
 @pytest.mark.parametrize("strategy", ["full", "mpo_full_lfa"])
 def test_the_final_model_is_saved_and_reloads_identically(tmp_path, strategy):
     import torch
 
-    from mpo_core.model.checkpoint import load_final_model
+    from mpo_core.runs.run_models import load_final_model
     from mpo_core.model.surgery import mpo_modules
 
     config = small(tmp_path, strategy=strategy, max_steps=2, max_eval_examples=32, num_hidden_layers=1, device="cpu")
@@ -69,8 +72,9 @@ def test_the_final_model_is_saved_and_reloads_identically(tmp_path, strategy):
     assert (tmp_path / config.run_name / "final_model" / "tokenizer.json").is_file()
 
 
+@pytest.mark.slow  # real training
 def test_no_final_model_when_asked_not_to(tmp_path):
-    from mpo_core.model.checkpoint import load_final_model
+    from mpo_core.runs.run_models import load_final_model
 
     config = small(tmp_path, max_steps=1, max_eval_examples=16, num_hidden_layers=1, save_model=False)
     fine_tune(config)
@@ -84,6 +88,7 @@ class Interrupt(TrainerCallback):
             raise KeyboardInterrupt
 
 
+@pytest.mark.slow  # real training
 def test_interrupted_run_keeps_metrics_and_resumes(tmp_path):
     config = small(tmp_path, max_steps=8, save_steps=4, logging_steps=1, max_eval_examples=64)
     with pytest.raises(KeyboardInterrupt):
@@ -123,6 +128,7 @@ def test_cuda_run_uses_autocast(tmp_path):
     assert results["device"] == "cuda" and results["precision"] in ("bf16", "fp16")
 
 
+@pytest.mark.slow  # real training
 def test_only_rank_zero_writes_the_run_folder(tmp_path, monkeypatch):
     from mpo_core.runs.run_folder import RunFolder
 
@@ -146,6 +152,7 @@ class PressStop(TrainerCallback):
             request_stop(self.run_dir)
 
 
+@pytest.mark.slow  # real training
 def test_a_stop_file_ends_the_run_cleanly_with_results(tmp_path):
     config = small(tmp_path, max_steps=50, logging_steps=1, max_eval_examples=32)
     results = fine_tune(config, callbacks=[PressStop(tmp_path / config.run_name, 2)])

@@ -30,7 +30,7 @@ from torch import nn
 import mpo_core
 from mpo_core import MPOConfig, Replacement
 from mpo_core.model.matrix_groups import DEFAULT_GROUPS, GROUPS, find_matrices, layer_index
-from mpo_core.tensor.validation import check_num_tensors
+from mpo_core.tensor.validation import check_num_tensors, check_number
 
 from .atlas import GROUP_LABELS, AtlasEntry, chosen_bond_dims, spectra_norm, spectra_only
 
@@ -61,8 +61,7 @@ class CompressionRequest:
         unknown = [g for g in groups if g not in GROUPS]
         if unknown:
             raise ValueError(f"unknown matrix groups {unknown}; choose among {GROUPS}.")
-        if isinstance(self.ratio, bool) or not isinstance(self.ratio, (int, float)) or not self.ratio > 0:
-            raise ValueError(f"the target compression ratio must be a number > 0, got {self.ratio!r}.")
+        check_number("the target compression ratio", self.ratio, minimum=0)
         check_num_tensors(self.n)
         object.__setattr__(self, "groups", groups)
         object.__setattr__(self, "ratio", float(self.ratio))

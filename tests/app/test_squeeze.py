@@ -1,15 +1,15 @@
 """Figures and summaries of squeeze runs, from empty to finished (real metrics-stream records)."""
 from mpo_core.runs.run_folder import RunFolder
 
-from app import run_views
+from app import squeeze
 
 
 def test_an_empty_run_draws_placeholders(tmp_path):
-    frames = run_views.squeeze_frames(tmp_path)
-    summary = run_views.squeeze_summary(frames)
+    frames = squeeze.squeeze_frames(tmp_path)
+    summary = squeeze.squeeze_summary(frames)
     assert summary["p"] is None and summary["accepted"] == 0 and summary["total_params"] is None
-    for figure in (run_views.metric_figure(frames, 0.01), run_views.loss_figure(frames),
-                   run_views.size_figure(frames), run_views.bond_figure(frames)):
+    for figure in (squeeze.metric_figure(frames, 0.01), squeeze.loss_figure(frames),
+                   squeeze.size_figure(frames), squeeze.bond_figure(frames)):
         assert figure.layout.annotations  # a message instead of an empty plot
 
 
@@ -26,13 +26,13 @@ def test_records_become_curves(tmp_path):
                             "p_tilde": p_tilde, "accepted": accepted, **sizes})
     run.append_metrics({"kind": "squeeze", "event": "stop", "reason": "delta", "trainable_params": 9,
                         "total_params": 90})
-    frames = run_views.squeeze_frames(run.path)
-    summary = run_views.squeeze_summary(frames)
+    frames = squeeze.squeeze_frames(run.path)
+    summary = squeeze.squeeze_summary(frames)
     assert summary == {"p": 0.8, "p_tilde": 0.79, "accepted": 1, "trainable_params": 9, "total_params": 90,
                        "stop_reason": "delta"}  # the stop undid the rejected cut: sizes from the stop record
-    metric = run_views.metric_figure(frames, 0.05)
+    metric = squeeze.metric_figure(frames, 0.05)
     assert list(metric.data[0].y) == [0.79, 0.7] and list(metric.data[0].marker.color) == [
-        run_views.ACCEPTED_COLOR, run_views.REJECTED_COLOR]
-    bonds = run_views.bond_figure(frames)
+        squeeze.ACCEPTED_COLOR, squeeze.REJECTED_COLOR]
+    bonds = squeeze.bond_figure(frames)
     assert list(bonds.data[0].y) == [8, 6, 4]
-    assert list(run_views.size_figure(frames).data[0].y) == [100e-6, 90e-6, 80e-6]
+    assert list(squeeze.size_figure(frames).data[0].y) == [100e-6, 90e-6, 80e-6]

@@ -1,4 +1,4 @@
-"""Unit tests of app/backend.py (plain Python, no streamlit)."""
+"""Unit tests of app/decompose.py (plain Python, no streamlit)."""
 import io
 import math
 
@@ -8,20 +8,20 @@ import torch
 from PIL import Image
 
 import mpo_core
-from app import backend
+from app import decompose
 
 FFN_WEIGHT = "encoder.layer.0.intermediate.dense.weight"  # 1536 x 384
 
 
 @pytest.fixture(scope="module")
 def matrix():
-    return backend.random_matrix(72, 60, seed=3, decay=1.0)  # 72 = 2*2*2*3*3, 60 = 2*2*3*5
+    return decompose.random_matrix(72, 60, seed=3, decay=1.0)  # 72 = 2*2*2*3*3, 60 = 2*2*3*5
 
 
 @pytest.fixture(scope="module")
 def mpo(matrix):
-    shape = backend.plan(*matrix.shape, n=4)
-    return backend.decompose_matrix(matrix, shape.out_factors, shape.in_factors)
+    shape = decompose.plan(*matrix.shape, n=4)
+    return decompose.decompose_matrix(matrix, shape.out_factors, shape.in_factors)
 
 
 def _png(width, height, mode="RGB"):
@@ -30,28 +30,28 @@ def _png(width, height, mode="RGB"):
     return buffer.getvalue()
 
 
-def test_backend_does_not_import_streamlit():
-    assert "streamlit" not in vars(backend)
-    source = open(backend.__file__).read()
+def test_decompose_does_not_import_streamlit():
+    assert "streamlit" not in vars(decompose)
+    source = open(decompose.__file__).read()
     assert "import streamlit" not in source
 
 
 # --------------------------------------------------------------------------- matrices
 def test_model_weights_lists_every_matrix_with_the_embedding_default():
-    shapes = backend.model_weights()
-    assert shapes[backend.DEFAULT_WEIGHT] == (30522, 384)
+    shapes = decompose.model_weights()
+    assert shapes[decompose.DEFAULT_WEIGHT] == (30522, 384)
     assert shapes[FFN_WEIGHT] == (1536, 384)
     assert all(len(s) == 2 for s in shapes.values())
 
 
 def test_load_matrix_reads_a_packaged_weight():
-    w = backend.load_matrix(backend.MatrixSource(kind="model", name=FFN_WEIGHT))
+    w = decompose.load_matrix(decompose.MatrixSource(kind="model", name=FFN_WEIGHT))
     assert w.shape == (1536, 384) and w.dtype == torch.float32
 
 
 def test_load_matrix_unknown_weight_raises_key_error():
     with pytest.raises(KeyError, match="list_weight_matrices"):
-        backend.load_matrix(backend.MatrixSource(kind="model", name="no.such.weight"))
+        decompose.load_matrix(decompose.MatrixSource(kind="model", name="no.such.weight"))
 
 
 @pytest.mark.parametrize(
@@ -59,93 +59,93 @@ def test_load_matrix_unknown_weight_raises_key_error():
     [
         ({"kind": "tensor"}, "kind"),
         ({"kind": "random", "rows": 0}, "rows"),
-        ({"kind": "random", "cols": backend.MAX_RANDOM_SIDE + 1}, "cols"),
+        ({"kind": "random", "cols": decompose.MAX_RANDOM_SIDE + 1}, "cols"),
         ({"kind": "random", "decay": -1.0}, "decay"),
         ({"kind": "image"}, "upload"),
     ],
 )
 def test_matrix_source_rejects_bad_fields(kwargs, match):
     with pytest.raises(ValueError, match=match):
-        backend.MatrixSource(**kwargs)
+        decompose.MatrixSource(**kwargs)
 
 
 def test_matrix_source_is_hashable_and_labelled():
-    a = backend.MatrixSource(kind="random", rows=8, cols=4, seed=1)
-    assert hash(a) == hash(backend.MatrixSource(kind="random", rows=8, cols=4, seed=1))
+    a = decompose.MatrixSource(kind="random", rows=8, cols=4, seed=1)
+    assert hash(a) == hash(decompose.MatrixSource(kind="random", rows=8, cols=4, seed=1))
     assert "8x4" in a.label and "seed 1" in a.label
-    assert backend.MatrixSource().label == backend.DEFAULT_WEIGHT
+    assert decompose.MatrixSource().label == decompose.DEFAULT_WEIGHT
 
 
 def test_random_matrix_is_seeded():
-    a = backend.random_matrix(40, 30, seed=7)
+    a = decompose.random_matrix(40, 30, seed=7)
     assert a.shape == (40, 30) and a.dtype == torch.float32
-    assert torch.equal(a, backend.random_matrix(40, 30, seed=7))
-    assert not torch.equal(a, backend.random_matrix(40, 30, seed=8))
+    assert torch.equal(a, decompose.random_matrix(40, 30, seed=7))
+    assert not torch.equal(a, decompose.random_matrix(40, 30, seed=8))
 
 
 def test_random_matrix_decay_sets_its_singular_values():
-    s = torch.linalg.svdvals(backend.random_matrix(50, 20, seed=0, decay=1.5).double())
+    s = torch.linalg.svdvals(decompose.random_matrix(50, 20, seed=0, decay=1.5).double())
     expected = torch.arange(1, 21, dtype=torch.float64) ** -1.5
     assert torch.allclose(s, expected, atol=1e-6)
 
 
 def test_image_matrix_is_grayscale_in_unit_range_and_capped():
-    m = backend.image_matrix(_png(2000, 300))
-    assert m.dtype == torch.float32 and m.shape[1] == backend.MAX_IMAGE_SIDE
-    assert m.shape[0] == pytest.approx(300 * backend.MAX_IMAGE_SIDE / 2000, abs=1)
+    m = decompose.image_matrix(_png(2000, 300))
+    assert m.dtype == torch.float32 and m.shape[1] == decompose.MAX_IMAGE_SIDE
+    assert m.shape[0] == pytest.approx(300 * decompose.MAX_IMAGE_SIDE / 2000, abs=1)
     gray = (200 * 299 + 100 * 587 + 50 * 114) / 1000 / 255  # ITU-R 601 luma of the fill colour
     assert float(m.mean()) == pytest.approx(gray, abs=2 / 255)
 
 
 def test_image_matrix_keeps_small_images():
-    assert backend.image_matrix(_png(33, 17)).shape == (17, 33)
+    assert decompose.image_matrix(_png(33, 17)).shape == (17, 33)
 
 
 def test_image_matrix_rejects_non_images():
     with pytest.raises(ValueError, match="PNG or JPEG"):
-        backend.image_matrix(b"not an image at all")
+        decompose.image_matrix(b"not an image at all")
 
 
 # --------------------------------------------------------------------------- shape
 @pytest.mark.parametrize("text", ["6,7,13,8,7", " 6, 7 ,13,8 ,7 ", "6 7 13 8 7", "6x7x13x8x7", "6*7*13*8*7"])
 def test_parse_factors_accepts_common_separators(text):
-    assert backend.parse_factors(text) == (6, 7, 13, 8, 7)
+    assert decompose.parse_factors(text) == (6, 7, 13, 8, 7)
 
 
 @pytest.mark.parametrize("text", ["", " , ", "6,a", "6,0", "6,-1", "2.5,3", "6,²"])
 def test_parse_factors_rejects_non_positive_ints(text):
     with pytest.raises(ValueError, match="e.g. 6,7,13,8,7"):
-        backend.parse_factors(text)
+        decompose.parse_factors(text)
 
 
 def test_format_factors_round_trips():
-    assert backend.parse_factors(backend.format_factors((6, 7, 13))) == (6, 7, 13)
+    assert decompose.parse_factors(decompose.format_factors((6, 7, 13))) == (6, 7, 13)
 
 
 def test_plan_without_text_is_mpo_core_plan():
-    assert backend.plan(30522, 384, 5) == mpo_core.plan_shape(30522, 384, n=5)
-    assert backend.plan(30522, 384, 5).out_factors == (6, 7, 13, 8, 7)
+    assert decompose.plan(30522, 384, 5) == mpo_core.plan_shape(30522, 384, n=5)
+    assert decompose.plan(30522, 384, 5).out_factors == (6, 7, 13, 8, 7)
 
 
 def test_plan_uses_typed_factors():
-    shape = backend.plan(1536, 384, 3, "16,12,8", "8,8,6")
+    shape = decompose.plan(1536, 384, 3, "16,12,8", "8,8,6")
     assert shape.out_factors == (16, 12, 8) and shape.in_factors == (8, 8, 6)
 
 
 def test_plan_rejects_a_wrong_number_of_factors():
     with pytest.raises(ValueError, match="n = 5"):
-        backend.plan(1536, 384, 5, "16,12,8", "8,8,6")
+        decompose.plan(1536, 384, 5, "16,12,8", "8,8,6")
 
 
 def test_plan_passes_on_mpo_core_messages():
     with pytest.raises(ValueError, match="multiply to"):
-        backend.plan(1536, 384, 5, "2,2,2,2,2", "3,4,4,4,2")
+        decompose.plan(1536, 384, 5, "2,2,2,2,2", "3,4,4,4,2")
 
 
 def test_describe_shape_mentions_padding_and_centre():
-    text = backend.describe_shape(backend.plan(30522, 384, 5))
+    text = decompose.describe_shape(decompose.plan(30522, 384, 5))
     assert "zero-padded to 30576x384" in text and "T_3" in text
-    assert "padded" not in backend.describe_shape(backend.plan(1536, 384, 5))
+    assert "padded" not in decompose.describe_shape(decompose.plan(1536, 384, 5))
 
 
 def test_decompose_matrix_is_exact(matrix, mpo):
@@ -155,7 +155,7 @@ def test_decompose_matrix_is_exact(matrix, mpo):
 
 # --------------------------------------------------------------------------- live numbers
 def test_live_summary_at_full_bonds(mpo):
-    s = backend.live_summary(mpo, mpo.full_bond_dims)
+    s = decompose.live_summary(mpo, mpo.full_bond_dims)
     assert s.error_bound == 0 and s.relative_error_bound == 0
     assert s.compression_ratio == pytest.approx(mpo.num_params / (72 * 60))
     assert s.split == s.full_split and s.split.total == mpo.num_params
@@ -164,7 +164,7 @@ def test_live_summary_at_full_bonds(mpo):
 
 def test_live_summary_agrees_with_mpo_core(mpo):
     dims = tuple(max(1, d // 3) for d in mpo.full_bond_dims)
-    s = backend.live_summary(mpo, dims)
+    s = decompose.live_summary(mpo, dims)
     assert s.bond_dims == dims
     assert s.effective_bond_dims == mpo_core.clip_bond_dims(mpo.shape, dims)
     assert s.compression_ratio == mpo_core.compression_ratio(mpo.shape, dims)
@@ -178,11 +178,11 @@ def test_live_summary_agrees_with_mpo_core(mpo):
 
 def test_live_summary_rejects_out_of_range_dims(mpo):
     with pytest.raises(ValueError, match="outside"):
-        backend.live_summary(mpo, (0,) * (mpo.n - 1))
+        decompose.live_summary(mpo, (0,) * (mpo.n - 1))
 
 
 def test_true_error_at_full_bonds_is_rounding(matrix, mpo):
-    exact = backend.true_error(matrix, mpo, mpo.full_bond_dims)
+    exact = decompose.true_error(matrix, mpo, mpo.full_bond_dims)
     assert exact.relative < 1e-5 and exact.bond_dims == mpo.full_bond_dims
     assert exact.entropies == mpo_core.entanglement_entropy(mpo)
     assert exact.reconstruction is None
@@ -193,15 +193,15 @@ def test_true_error_one_cut_bond_equals_the_bound(matrix, mpo, bond):
     """With one truncated bond and no padding, Eq. (4) is an equality."""
     dims = list(mpo.full_bond_dims)
     dims[bond] = max(1, dims[bond] // 4)
-    exact = backend.true_error(matrix, mpo, dims)
-    bound = backend.live_summary(mpo, dims).error_bound
+    exact = decompose.true_error(matrix, mpo, dims)
+    bound = decompose.live_summary(mpo, dims).error_bound
     assert exact.absolute == pytest.approx(bound, rel=1e-4)
 
 
 def test_true_error_is_below_the_bound(matrix, mpo):
     dims = (2, 3, 2)
-    exact = backend.true_error(matrix, mpo, dims, keep_reconstruction=True)
-    summary = backend.live_summary(mpo, dims)
+    exact = decompose.true_error(matrix, mpo, dims, keep_reconstruction=True)
+    summary = decompose.live_summary(mpo, dims)
     assert 0 < exact.absolute <= summary.error_bound * (1 + 1e-6)
     assert exact.relative == pytest.approx(exact.absolute / mpo.norm)
     assert exact.bond_dims == summary.effective_bond_dims
@@ -212,34 +212,34 @@ def test_true_error_is_below_the_bound(matrix, mpo):
 
 def test_bond_table_has_one_row_per_bond(matrix, mpo):
     dims = (2, 3, 2)
-    summary = backend.live_summary(mpo, dims)
-    table = backend.bond_table(mpo, summary, backend.true_error(matrix, mpo, dims))
+    summary = decompose.live_summary(mpo, dims)
+    table = decompose.bond_table(mpo, summary, decompose.true_error(matrix, mpo, dims))
     assert len(table) == mpo.n - 1
     assert list(table["chosen d'_k"]) == list(dims)
     assert "S_k after truncation (exact)" in table.columns
 
 
 def test_entropies_are_positive_and_at_most_ln_d(mpo):
-    s = backend.live_summary(mpo, (2, 3, 2))
+    s = decompose.live_summary(mpo, (2, 3, 2))
     assert all(0 < e <= math.log(d) + 1e-9 for e, d in zip(s.full_entropies, mpo.full_bond_dims))
     assert all(0 < e <= math.log(d) + 1e-9 for e, d in zip(s.entropies, (2, 3, 2)))
 
 
 # --------------------------------------------------------------------------- figures
 def test_entropy_figure_is_labelled_and_grouped(mpo):
-    summary = backend.live_summary(mpo, (2, 3, 2))
-    fig = backend.entropy_figure(summary)
+    summary = decompose.live_summary(mpo, (2, 3, 2))
+    fig = decompose.entropy_figure(summary)
     assert "Eq. (6)" in fig.layout.yaxis.title.text and "nats" in fig.layout.yaxis.title.text
     bars = [t for t in fig.data if t.type == "bar"]
     assert len(bars) == 2 and all(len(b.y) == mpo.n - 1 for b in bars)
     max_marks = [t for t in fig.data if t.type == "scatter"][0]
     assert max_marks.y == pytest.approx([math.log(d) for d in summary.effective_bond_dims])
-    assert len([t for t in backend.entropy_figure(summary, (0.1, 0.2, 0.3)).data if t.type == "bar"]) == 3
+    assert len([t for t in decompose.entropy_figure(summary, (0.1, 0.2, 0.3)).data if t.type == "bar"]) == 3
 
 
 def test_spectra_figure_has_a_line_and_a_cut_per_bond(mpo):
     dims = (2, 3, 2)
-    fig = backend.spectra_figure(mpo, dims)
+    fig = decompose.spectra_figure(mpo, dims)
     assert fig.layout.yaxis.type == "log" and "λ" in fig.layout.yaxis.title.text
     lines = [t for t in fig.data if t.showlegend is not False]
     cuts = [t for t in fig.data if t.showlegend is False]
@@ -249,8 +249,8 @@ def test_spectra_figure_has_a_line_and_a_cut_per_bond(mpo):
 
 
 def test_parameter_figure_shows_central_auxiliary_and_dense(mpo):
-    summary = backend.live_summary(mpo, (2, 3, 2))
-    fig = backend.parameter_figure(summary)
+    summary = decompose.live_summary(mpo, (2, 3, 2))
+    fig = decompose.parameter_figure(summary)
     chosen = [t for t in fig.data if "chosen" in t.name][0]
     assert list(chosen.y) == [summary.split.central, summary.split.auxiliary, summary.split.total]
     assert [t for t in fig.data if t.name == "dense matrix"][0].y == (72 * 60,)
@@ -259,7 +259,7 @@ def test_parameter_figure_shows_central_auxiliary_and_dense(mpo):
 
 def test_chain_figure_draws_every_tensor_with_the_centre_highlighted(mpo):
     dims = (2, 3, 2)
-    fig = backend.chain_figure(mpo, dims)
+    fig = decompose.chain_figure(mpo, dims)
     texts = [a.text for a in fig.layout.annotations]
     for k in range(mpo.n):
         assert any(f"T<sub>{k + 1}</sub>" in t for t in texts)
@@ -269,13 +269,13 @@ def test_chain_figure_draws_every_tensor_with_the_centre_highlighted(mpo):
         assert any(t.startswith(f"d'<sub>{k + 1}</sub>={d} [{full}]") for t in texts)
     boxes = [s for s in fig.layout.shapes if s.type == "rect"]
     colors = [b.fillcolor for b in boxes]
-    assert colors.count(backend.CENTRAL_COLOR) == 1 and colors.index(backend.CENTRAL_COLOR) == mpo.center
+    assert colors.count(decompose.CENTRAL_COLOR) == 1 and colors.index(decompose.CENTRAL_COLOR) == mpo.center
     assert "Eq. (1)" in fig.layout.title.text
 
 
 def test_chain_figure_shows_clipped_bonds():
     """d'_2 <= d'_1 * a_2: cutting bond 1 to 1 leaves bond 2 at most a_2 = 4 wide."""
-    mpo = backend.decompose_matrix(backend.random_matrix(16, 16, seed=0), (2, 2, 2, 2), (2, 2, 2, 2))
+    mpo = decompose.decompose_matrix(decompose.random_matrix(16, 16, seed=0), (2, 2, 2, 2), (2, 2, 2, 2))
     assert mpo.full_bond_dims == (4, 16, 4)
-    texts = [a.text for a in backend.chain_figure(mpo, (1, 16, 4)).layout.annotations]
+    texts = [a.text for a in decompose.chain_figure(mpo, (1, 16, 4)).layout.annotations]
     assert "d'<sub>2</sub>=16 [16] → 4" in texts

@@ -34,6 +34,7 @@ from PIL import Image
 
 import mpo_core
 from mpo_core import MPO, MPOShape, ParameterSplit
+from mpo_core.tensor.validation import check_choice, check_number, check_positive_int
 
 DEFAULT_WEIGHT = "embeddings.word_embeddings.weight"
 DEFAULT_NUM_TENSORS = 5
@@ -66,14 +67,12 @@ class MatrixSource:
     image: bytes = field(default=b"", repr=False)  # image: the uploaded file's bytes
 
     def __post_init__(self):
-        if self.kind not in SOURCE_KINDS:
-            raise ValueError(f"matrix source kind must be one of {SOURCE_KINDS}, got {self.kind!r}.")
+        check_choice("matrix source kind", self.kind, SOURCE_KINDS)
         for name in ("rows", "cols"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_RANDOM_SIDE:
-                raise ValueError(f"random matrix {name} must be an int in 1..{MAX_RANDOM_SIDE}, got {value!r}.")
-        if not self.decay >= 0:
-            raise ValueError(f"spectrum decay must be >= 0 (0 = plain Gaussian), got {self.decay}.")
+            value = check_positive_int(f"random matrix {name}", getattr(self, name))
+            if value > MAX_RANDOM_SIDE:
+                raise ValueError(f"random matrix {name} must be at most {MAX_RANDOM_SIDE}, got {value!r}.")
+        check_number("spectrum decay (0 = plain Gaussian)", self.decay, minimum=0, strict=False)
         if self.kind == "image" and not self.image:
             raise ValueError("no image bytes given; upload a PNG or JPEG file.")
 

@@ -8,7 +8,7 @@ import torch
 from transformers import AutoModel, AutoTokenizer
 
 import mpo_core
-from app import model_compression as mc
+from app import compress as mc
 from mpo_core.model.surgery import mpo_modules
 
 from ..mpo_core.tiny_models import tiny_inputs, tiny_model
@@ -44,7 +44,7 @@ def _hidden(model, inputs) -> torch.Tensor:
         ({"groups": ()}, "at least one"),
         ({"groups": ("query", "nope")}, "unknown matrix groups"),
         ({"ratio": 0.0}, "> 0"),
-        ({"ratio": True}, "> 0"),
+        ({"ratio": True}, "finite number"),
         ({"n": 1}, "at least 2"),
     ],
 )

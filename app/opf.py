@@ -1,10 +1,12 @@
-"""Back end of the OPF page: Fisher scores, selection preview, live run views, merge check (no streamlit).
+"""Back end of the OPF page: cached Fisher scores, selection preview, live run views, merge check (no streamlit).
 
 OPF (Gao et al., ACL 2023) over-parameterizes the matrices ``W`` with the
 largest Fisher scores of each group while fine-tuning, then contracts them
-back. The page walks that story; this module computes it::
+back. The page walks that story; the engine is :mod:`mpo_core.opf`
+(``scoring``: F(W) on GLUE batches, ``selection``: the static / dynamic
+plan); this module caches, tabulates and draws it::
 
-    compute_fisher(request)                 F(W) of every matrix on GLUE batches  -> JSON under the runs folder
+    load_or_compute_fisher(request)         F(W) of every matrix on GLUE batches  -> JSON under the runs folder
     fisher_from_run(run)                    F(W) an opf run recorded at step 0     (opf_selection record)
     selection_preview(fisher, options)      which W each stage grows, #To while training
     opf_frames(run) + *_figure              a run's loss, dev metric, #To, selections, live
@@ -16,13 +18,8 @@ mean squared clipped gradient of ``W`` over ``B`` training batches.
 """
 from __future__ import annotations
 
-import hashlib
-import json
-import math
-import os
-import statistics
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 from typing import Sequence
 
@@ -32,19 +29,23 @@ import plotly.graph_objects as go
 import torch
 from torch import nn
 
-from mpo_core.opf.fisher import fisher_scores, select_top
-from mpo_core.data.glue import get_task, glue_file
-from mpo_core.opf.growth import plan_growth_factors
-from mpo_core.model.matrix_groups import find_matrices, layer_index, matrix_group
+from mpo_core.model.matrix_groups import layer_index, matrix_group
+from mpo_core.model.parameter_count import count_parameters
+from mpo_core.model.pretrained import default_model_path, list_weight_matrices
+from mpo_core.model.surgery import mpo_modules
+from mpo_core.opf.scoring import MAX_LAYERS, FisherRequest, FisherScores, compute_fisher
+from mpo_core.opf.selection import SelectionStage, grown_params, plan_selection
 from mpo_core.opf.strategy import OPF_GROUPS, make_opf
-from mpo_core.model.pretrained import list_weight_matrices
-from mpo_core.runs.run_folder import CONFIG_FILE, FINAL_MODEL, RESULTS_FILE, read_metrics
-from mpo_core.tensor.shape import full_bond_dims, tensor_sizes
+from mpo_core.runs.atomic_write import atomic_write_json
+from mpo_core.runs.latency import compare_latency, random_token_batch
+from mpo_core.runs.run_folder import FINAL_MODEL, read_config, read_json, read_metrics, read_run_results
+from mpo_core.runs.run_models import load_final_model, load_initial_model
+
+__all__ = ["FisherRequest", "FisherScores", "SelectionStage", "MAX_LAYERS"]  # engine data the page names
 
 FISHER_CACHE = ".opf"  # under the runs folder; jobs.list_runs skips folders without a config.json
 LATENCY_FILE = "latency.json"
 LATENCY_TARGET = 0.05  # merged / original within 1.00 +- 0.05 (OPF: no extra inference latency)
-MAX_LAYERS = 6  # the packaged MiniLM
 
 # Rows of the heatmap, in the order of the OPF groups, with the usual BERT notation.
 GROUP_LABELS = {
@@ -60,113 +61,15 @@ HEAT_COLORS = [[0.0, "#f7fbff"], [1.0, "#6baed6"]]  # light enough for the print
 
 
 # --------------------------------------------------------------------------- Fisher scores
-@dataclass(frozen=True)
-class FisherRequest:
-    """Which scores to compute: packaged MiniLM, ``num_batches`` x ``batch_size`` training examples of ``task``."""
-
-    task: str = "sst2"
-    data_dir: str | None = None  # a GLUE folder; None: $GLUE_DIR
-    num_hidden_layers: int = MAX_LAYERS
-    num_batches: int = 4
-    batch_size: int = 16
-    max_length: int = 64
-    seed: int = 0  # seeds the classifier head and the example subset, as a run of this seed
-    max_grad_norm: float = 1.0  # clipped as in training (the Trainer's default)
-
-    def __post_init__(self):
-        object.__setattr__(self, "task", get_task(self.task).name)
-        for name in ("num_hidden_layers", "num_batches", "batch_size", "max_length"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"Fisher scores: {name} must be a positive int, got {value!r}.")
-
-    @property
-    def cache_name(self) -> str:
-        """File name of these scores (the data folder enters through a short hash)."""
-        where = str(Path(self.data_dir).expanduser().resolve()) if self.data_dir else os.environ.get("GLUE_DIR", "")
-        folder = hashlib.sha1(where.encode()).hexdigest()[:8]
-        return (f"fisher-{self.task}-L{self.num_hidden_layers}-{self.num_batches}x{self.batch_size}"
-                f"-len{self.max_length}-seed{self.seed}-clip{self.max_grad_norm:g}-{folder}.json")
-
-
-@dataclass(frozen=True)
-class FisherScores:
-    """``F(W)`` of every candidate matrix of one model, with what the preview needs to count parameters."""
-
-    scores: dict  # {module name: F(W)}
-    groups: dict  # {module name: OPF group}
-    shapes: dict  # {module name: (out_features I, in_features J)}
-    total_params: int  # #To of the dense model
-    source: str  # where the scores come from, for captions
-
-    @property
-    def num_layers(self) -> int:
-        return max(layer_index(name) for name in self.scores) + 1
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict) -> "FisherScores":
-        return cls(scores=dict(data["scores"]), groups=dict(data["groups"]),
-                   shapes={k: tuple(v) for k, v in data["shapes"].items()},
-                   total_params=int(data["total_params"]), source=data["source"])
-
-
-def _candidates(model: nn.Module) -> dict[str, str]:
-    """``{name: group}`` of the plain ``nn.Linear`` matrices OPF may grow (as ``OPFStrategy.prepare``)."""
-    modules = dict(model.named_modules())
-    return {n: g for n, g in find_matrices(model, OPF_GROUPS).items() if type(modules[n]) is nn.Linear}
-
-
-def _training_batches(request: FisherRequest, tokenizer) -> list[dict]:
-    """The first ``num_batches`` batches of a seeded training subset, padded per batch as the Trainer does."""
-    from transformers import DataCollatorWithPadding
-
-    from mpo_core.data.glue import load_glue_split, tokenize_split
-
-    size = request.num_batches * request.batch_size
-    split = load_glue_split(request.task, "train", request.data_dir, max_examples=size, seed=request.seed)
-    data = tokenize_split(split, tokenizer, request.max_length)
-    rows, collate = [data[k] for k in range(len(data))], DataCollatorWithPadding(tokenizer)
-    return [collate(rows[k:k + request.batch_size]) for k in range(0, len(rows), request.batch_size)]
-
-
-def compute_fisher(request: FisherRequest) -> FisherScores:
-    """Score every candidate matrix of the pre-trained model (classifier head seeded as in a run)."""
-    from mpo_core.training.fine_tune import load_model_and_tokenizer
-    from mpo_core.training.fine_tune_config import FineTuneConfig
-    from mpo_core.model.parameter_count import count_parameters
-
-    glue_file(request.task, "train", request.data_dir)  # missing data: its message, before loading anything
-    config = FineTuneConfig(task=request.task, data_dir=request.data_dir, max_length=request.max_length,
-                            num_hidden_layers=request.num_hidden_layers, seed=request.seed)
-    torch.manual_seed(request.seed)
-    model, tokenizer = load_model_and_tokenizer(config)
-    groups = _candidates(model)
-    scores = fisher_scores(model, _training_batches(request, tokenizer), groups, request.max_grad_norm)
-    shapes = {name: tuple(model.get_submodule(name).weight.shape) for name in groups}
-    source = (f"{get_task(request.task).display_name}: {request.num_batches} training batches of "
-              f"{request.batch_size} (max {request.max_length} tokens), {request.num_hidden_layers} layers")
-    return FisherScores(scores, groups, shapes, count_parameters(model).total, source)
-
-
 def load_or_compute_fisher(request: FisherRequest, cache_dir) -> FisherScores:
     """Scores from ``<cache_dir>/<request.cache_name>``, computed and written there when missing."""
     file = Path(cache_dir) / request.cache_name
     if file.is_file():
-        return FisherScores.from_dict(json.loads(file.read_text()))
+        return FisherScores.from_dict(read_json(file))
     fisher = compute_fisher(request)
     file.parent.mkdir(parents=True, exist_ok=True)
-    _write_json(file, {**fisher.to_dict(), "request": asdict(request)})
+    atomic_write_json(file, {**fisher.to_dict(), "request": asdict(request)})  # two tabs never read half a file
     return fisher
-
-
-def _write_json(file: Path, data: dict) -> None:
-    """Atomically: two tabs never read half a file."""
-    tmp = file.with_name(f".{file.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(data, indent=1))
-    os.replace(tmp, file)
 
 
 _LINEAR = nn.Linear(1, 1)  # stands in for a module of a recorded name: groups are found by type + name
@@ -195,16 +98,11 @@ def fisher_from_run(run_path) -> FisherScores | None:
     first = next((r for r in _selections(run_path) if r.get("stage") == 0), None)
     if first is None:
         return None
-    config = json.loads((run_path / CONFIG_FILE).read_text())
+    config = read_config(run_path)
     scores = first["scores"]
     groups = {name: matrix_group(name, _LINEAR) for name in scores}
     final = run_path / FINAL_MODEL  # merged to dense: exact names and shapes; else the model it started from
-    if final.is_dir():
-        model_path = final
-    else:
-        from mpo_core.model.pretrained import default_model_path
-
-        model_path = config.get("model") or default_model_path()
+    model_path = final if final.is_dir() else config.get("model") or default_model_path()
     options = config.get("strategy_options", {})
     source = (f"run {run_path.name}: step 0, {options.get('fisher_batches', 16)} training batches of "
               f"{config.get('batch_size')} ({config.get('task')})")
@@ -224,24 +122,6 @@ def fisher_frame(fisher: FisherScores) -> pd.DataFrame:
 
 
 # --------------------------------------------------------------------------- selection preview
-def grown_params(shape: Sequence[int], growth: float) -> int:
-    """Entries of the full-bond MPO OPF puts in place of an ``I x J`` matrix (:func:`plan_growth_factors`)."""
-    out_factors, in_factors = plan_growth_factors(*shape, growth)
-    local = tuple(i * j for i, j in zip(out_factors, in_factors))
-    return sum(tensor_sizes(local, full_bond_dims(local)))
-
-
-@dataclass(frozen=True)
-class SelectionStage:
-    """One selection: at ``step``, the matrices grown, and #To once they are."""
-
-    stage: int
-    step: int
-    chosen: tuple[str, ...]
-    total_params: int  # #To after this stage's growth
-    estimate: bool  # dynamic stages after the first re-score at their step; a preview uses step-0 scores
-
-
 def opf_options(growth: float, selection: str, top_n: int, stages: int, fisher_batches: int,
                 num_layers: int) -> dict:
     """``strategy_options`` of an opf run, checked now (a message on the page, not a failed job later)."""
@@ -254,31 +134,18 @@ def opf_options(growth: float, selection: str, top_n: int, stages: int, fisher_b
     return options
 
 
-def check_top_n(fisher: FisherScores, top_n: int) -> None:
-    counts = pd.Series(fisher.groups).value_counts()
-    if top_n > counts.min():
-        raise ValueError(f"top_n={top_n} but the scored model has only {counts.min()} matrices per group "
-                         f"({fisher.num_layers} layers); choose top_n <= {counts.min()} or score more layers.")
-
-
 def selection_preview(fisher: FisherScores, top_n: int, selection: str = "static", stages: int = 2,
                       growth: float = 4.0, max_steps: int = 100) -> list[SelectionStage]:
     """What an opf run with these options would grow, stage by stage, ranking by ``fisher``.
 
-    Stages and their steps are those of :meth:`OPFStrategy.schedule`; each
-    picks its count per group with :func:`~mpo_core.opf.fisher.select_top` among
-    the still-dense matrices. A dynamic run re-scores at each later stage
-    (the model has trained by then), so those stages are marked ``estimate``.
+    The options are checked as a run checks them (:func:`~mpo_core.opf.strategy.make_opf`);
+    the plan is :func:`~mpo_core.opf.selection.plan_selection`, the one
+    :class:`~mpo_core.opf.strategy.OPFStrategy` follows (dynamic stages after
+    the first are ``estimate``: a run re-scores there).
     """
     strategy = make_opf(growth=growth, selection=selection, top_n=top_n, stages=stages)  # checks the options
-    check_top_n(fisher, top_n)
-    remaining, total, result = dict(fisher.groups), fisher.total_params, []
-    for stage, (step, count) in enumerate(strategy.schedule(max_steps)):
-        chosen = select_top({n: fisher.scores[n] for n in remaining}, remaining, count) if count else []
-        total += sum(grown_params(fisher.shapes[n], growth) - math.prod(fisher.shapes[n]) for n in chosen)
-        result.append(SelectionStage(stage, step, tuple(chosen), total, estimate=stage > 0))
-        remaining = {n: g for n, g in remaining.items() if n not in chosen}
-    return result
+    return plan_selection(fisher.scores, fisher.groups, fisher.shapes, fisher.total_params, strategy.top_n,
+                          strategy.num_stages, strategy.growth, max_steps)
 
 
 def run_stages(run_path) -> list[SelectionStage]:
@@ -496,75 +363,39 @@ def merge_summary(results: dict) -> dict | None:
 
 
 def read_results(run_path) -> dict | None:
-    file = Path(run_path) / RESULTS_FILE
-    return json.loads(file.read_text()) if file.is_file() else None
+    """A run's ``results.json``, or ``None`` while it runs."""
+    return read_run_results(run_path)
 
 
 def read_latency(run_path) -> dict | None:
     """The last latency measurement of a run, or ``None``."""
     file = Path(run_path) / LATENCY_FILE
-    return json.loads(file.read_text()) if file.is_file() else None
-
-
-def _latency_inputs(model_config, batch_size: int, length: int, seed: int = 0) -> dict:
-    """Token ids without padding: a dense encoder's time depends on the shape, not the words."""
-    gen = torch.Generator().manual_seed(seed)
-    ids = torch.randint(1000, model_config.vocab_size, (batch_size, length), generator=gen)  # (B, T)
-    inputs = {"input_ids": ids, "attention_mask": torch.ones_like(ids)}
-    if getattr(model_config, "type_vocab_size", 0):
-        inputs["token_type_ids"] = torch.zeros_like(ids)
-    return inputs
-
-
-def _time_pair(models: dict, inputs: dict, warmup: int, repeats: int) -> dict[str, list[float]]:
-    """Forward seconds of each model, interleaved (and alternating who goes first) to cancel drift."""
-    times = {key: [] for key in models}
-    with torch.inference_mode():
-        for model in models.values():
-            for _ in range(warmup):
-                model(**inputs)
-        for r in range(repeats):
-            for key in (list(models) if r % 2 == 0 else list(models)[::-1]):
-                start = time.perf_counter()
-                models[key](**inputs)
-                times[key].append(time.perf_counter() - start)
-    return times
+    return read_json(file) if file.is_file() else None
 
 
 def measure_latency(run_path, batch_size: int = 8, length: int = 64, warmup: int = 3, repeats: int = 21) -> dict:
     """Time the pre-trained model and the run's merged ``final_model`` on one batch; save ``latency.json``.
 
-    Both run on the CPU in eval mode under ``torch.inference_mode`` with the
-    process's threads, interleaved; ``ratio`` is the median of the per-repeat
-    ratios merged / original (robust to a busy machine), ``median_ms`` each
-    model's own median.
+    Both run on the CPU in eval mode with the process's threads
+    (:func:`~mpo_core.runs.latency.compare_latency`: interleaved; ``ratio`` is
+    the median of the per-repeat ratios merged / original, robust to a busy
+    machine; ``median_ms`` each model's own median).
     """
-    from mpo_core.training.fine_tune import load_model_and_tokenizer
-    from mpo_core.training.fine_tune_config import FineTuneConfig
-    from mpo_core.model.checkpoint import load_final_model
-    from mpo_core.model.parameter_count import count_parameters
-    from mpo_core.model.surgery import mpo_modules
-
     run_path = Path(run_path)
     merged = load_final_model(run_path)
-    config = FineTuneConfig.from_dict(json.loads((run_path / CONFIG_FILE).read_text()))
-    torch.manual_seed(config.seed)  # the same classifier head the run started from
-    original, _ = load_model_and_tokenizer(config)
-    original.eval()
+    original = load_initial_model(run_path)  # the same classifier head the run started from
     models = {"original": original, "merged": merged}
-    times = _time_pair(models, _latency_inputs(original.config, batch_size, length), warmup, repeats)
-    medians = {key: statistics.median(values) for key, values in times.items()}
-    pairs = [m / o for m, o in zip(times["merged"], times["original"])]  # neighbours in time: drift cancels
+    timing = compare_latency(merged, original, random_token_batch(original.config, batch_size, length),
+                             warmup, repeats)
     shapes = {key: {k: tuple(v.shape) for k, v in m.state_dict().items()} for key, m in models.items()}
     latency = {
         "batch_size": batch_size, "length": length, "warmup": warmup, "repeats": repeats,
         "threads": torch.get_num_threads(), "device": "cpu", "measured_at": time.time(),
-        "seconds": times, "median_ms": {k: 1000 * v for k, v in medians.items()},
-        "ratio": statistics.median(pairs),
+        "seconds": timing["seconds"], "median_ms": timing["median_ms"], "ratio": timing["ratio"],
         "params": {key: count_parameters(m).total for key, m in models.items()},
         "mpo_layers_left": len(mpo_modules(merged)), "same_shapes": shapes["original"] == shapes["merged"],
     }
-    _write_json(run_path / LATENCY_FILE, latency)
+    atomic_write_json(run_path / LATENCY_FILE, latency)
     return latency
 
 

@@ -1,0 +1,60 @@
+"""The pre-trained model a GLUE run starts from: a sequence classifier and its tokenizer.
+
+One place builds it, from plain arguments, so that the trainer
+(:func:`mpo_core.training.fine_tune.load_model_and_tokenizer`) and whoever
+reloads a run's starting point (:func:`mpo_core.runs.run_models.load_initial_model`)
+get the very same model::
+
+    model folder / hub name / packaged MiniLM  --AutoConfig(num_labels of the task, num_hidden_layers)-->
+    AutoModelForSequenceClassification (head seeded by ``seed``) + AutoTokenizer
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from ..data.glue import get_task
+from .pretrained import default_model_path
+
+
+def load_sequence_classifier(task: str, model: str | Path | None = None, num_hidden_layers: int | None = None,
+                             seed: int | None = None):
+    """Sequence-classification model and tokenizer for GLUE ``task``.
+
+    Parameters
+    ----------
+    task:
+        GLUE task name; sets ``num_labels`` and, for classification, the label names.
+    model:
+        A local model folder or hub name; ``None``: the packaged MiniLM.
+    num_hidden_layers:
+        Keep only the first encoder layers (``None``: all).
+    seed:
+        ``torch.manual_seed(seed)`` right before loading, so the new classifier
+        head is the one a run of this seed starts from (``None``: the global RNG as it is).
+
+    Returns
+    -------
+    tuple
+        ``(model, tokenizer)``.
+    """
+    from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
+
+    source = str(model or default_model_path())
+    glue_task = get_task(task)
+    overrides = {"num_labels": glue_task.num_labels}
+    if num_hidden_layers is not None:
+        overrides["num_hidden_layers"] = num_hidden_layers
+    if seed is not None:
+        torch.manual_seed(seed)
+    try:
+        model_config = AutoConfig.from_pretrained(source, **overrides)
+        tokenizer = AutoTokenizer.from_pretrained(source)
+        classifier = AutoModelForSequenceClassification.from_pretrained(source, config=model_config)
+    except (OSError, ValueError) as exc:
+        raise ValueError(f"could not load a model from {source!r}: is it a model folder or hub name? ({exc})") from None
+    if not glue_task.is_regression:
+        classifier.config.id2label = dict(glue_task.id2label)
+        classifier.config.label2id = dict(glue_task.label2id)
+    return classifier, tokenizer
