@@ -4,6 +4,7 @@ import json
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from mpo_core.opf.strategy import OPF_GROUPS
 from mpo_core.training.fine_tune import fine_tune
 
 from . import pages
@@ -122,7 +123,7 @@ def test_a_run_started_from_the_form_can_be_stopped_and_still_merges(tmp_path, m
     config = json.loads((tmp_path / ".jobs" / "from-the-page.config.json").read_text())
     assert config["strategy"] == "opf" and config["num_hidden_layers"] == 1 and config["max_steps"] == 5000
     assert config["strategy_options"] == {"growth": 2.0, "selection": "static", "top_n": 1, "stages": 2,
-                                          "fisher_batches": 1}
+                                          "fisher_batches": 1, "groups": list(OPF_GROUPS)}  # every option is stored
     wait_for(tmp_path, "from-the-page", {"running"}, timeout=300)
     at.run()
     at.button(key="stop_from-the-page").click().run()
