@@ -23,7 +23,7 @@ from ..model.sequence_classifier import load_sequence_classifier
 from ..tensor.validation import check_positive_int
 from .fisher import fisher_scores
 from .selection import candidate_matrices
-from .strategy import OPF_GROUPS
+from .config import OPF_GROUPS
 
 MAX_LAYERS = 6  # the packaged MiniLM
 
