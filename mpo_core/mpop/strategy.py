@@ -33,6 +33,7 @@ from ..data.glue import get_task
 from ..layers.mpo_module import MPOModule
 from ..model.parameter_count import parameter_summary
 from ..model.surgery import mpo_modules
+from ..runs.atomic_write import atomic_write_bytes
 from ..runs.run_folder import RESULTS_FILE, is_main_process
 from ..training.method_config import mpo_config_of
 from ..training.strategy import MPOStrategy
@@ -173,11 +174,10 @@ class SqueezeCallback(TrainerCallback):
         self.accepted = snapshot(model)
         if self.run is None or not is_main_process():
             return
-        from safetensors.torch import save_file
+        from safetensors.torch import save
 
-        path = Path(self.run.path)
-        save_file({k: v.contiguous().cpu() for k, v in self.accepted.items()}, str(path / f".{WEIGHTS_FILE}.tmp"))
-        (path / f".{WEIGHTS_FILE}.tmp").replace(path / WEIGHTS_FILE)
+        weights = save({k: v.contiguous().cpu() for k, v in self.accepted.items()})
+        atomic_write_bytes(Path(self.run.path) / WEIGHTS_FILE, weights)
         self.run.write_json(STATE_FILE, asdict(self.state))
 
     def _enter_squeeze(self, optimizer, lr_scheduler) -> None:

@@ -23,6 +23,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.slow  # a real browser against a real server
+
 ROOT = Path(__file__).resolve().parents[2]
 GLUE = ROOT.parent / "shared" / "glue"
 CHROMIUM = os.environ.get("MPO_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")

@@ -31,6 +31,7 @@ def wait_for(runs_dir, name, statuses, timeout=180):
     raise AssertionError(f"{name} still {jobs.run_status(runs_dir, name)}; log:\n{jobs.log_tail(runs_dir, name)}")
 
 
+@pytest.mark.slow  # a real background training job
 def test_a_job_runs_in_the_background_and_is_listed(tmp_path):
     job = jobs.start_job(tiny_squeeze(tmp_path, "bg"))
     assert jobs.find_job(tmp_path, "bg") == job
@@ -46,6 +47,7 @@ def test_a_job_runs_in_the_background_and_is_listed(tmp_path):
         jobs.start_job(tiny_squeeze(tmp_path, "bg"))
 
 
+@pytest.mark.slow  # a real background training job
 def test_the_stop_button_ends_a_job_cleanly(tmp_path):
     jobs.start_job(tiny_squeeze(tmp_path, "long", squeeze_steps=400))
     wait_for(tmp_path, "long", {"running", "failed"})
@@ -66,6 +68,7 @@ def test_missing_glue_data_is_refused_before_launching(tmp_path):
     assert jobs.list_runs(tmp_path) == [] and jobs.find_job(tmp_path, "no-data") is None
 
 
+@pytest.mark.slow  # a real background training job
 def test_a_job_that_fails_shows_its_error(tmp_path):
     config = tiny_squeeze(tmp_path, "broken")
     config.model = str(tmp_path / "no-model-here")

@@ -108,6 +108,7 @@ def test_missing_glue_data_is_a_message(tmp_path, monkeypatch):
     assert not at.exception and sum("does not exist" in e.value for e in at.error) == 2
 
 
+@pytest.mark.slow  # a real background training job
 def test_a_run_started_from_the_form_can_be_stopped_and_still_merges(tmp_path, monkeypatch):
     at = open_page(tmp_path, monkeypatch)
     values = {"run_task": "rte", "run_layers": 1, "run_train": 32, "run_eval": 16, "run_steps": 5000,

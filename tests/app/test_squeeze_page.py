@@ -40,6 +40,7 @@ def test_a_finished_run_shows_its_squeeze(two_runs, monkeypatch):
     assert len(at.get("plotly_chart")) >= 4 + 4  # live view + side-by-side comparison
 
 
+@pytest.mark.slow  # a real background training job
 def test_starting_a_run_from_the_form(tmp_path, monkeypatch):
     at = open_page(tmp_path, monkeypatch)
     form_inputs = {t.label: t for t in at.text_input}
