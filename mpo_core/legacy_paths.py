@@ -5,7 +5,9 @@ live in subpackages by concept (``tensor/``, ``model/``, ``runs/``,
 ``training/``, ``mpop/``, ``opf/``, ``data/``). ``import mpo_core.shape``
 still works: a meta-path finder hands out the module at its new home (the
 very same module object, so monkeypatching and ``isinstance`` behave), with
-a ``DeprecationWarning`` naming the new path. This file goes away in the next
+a ``DeprecationWarning`` naming the new path. A module some of whose names
+moved to another room (``mpo_checkpoint.load_final_model`` is now in
+``runs/run_models``) comes as a view holding both. This file goes away in the next
 release; new code imports from the new paths or from :mod:`mpo_core`.
 """
 from __future__ import annotations
@@ -14,6 +16,7 @@ import importlib
 import importlib.abc
 import importlib.util
 import sys
+import types
 import warnings
 
 #: old module -> new module
@@ -44,12 +47,23 @@ LEGACY_PATHS = {
 }
 
 
+#: names that left an old module for another room: old module -> {name: its new module}
+MOVED_NAMES = {"mpo_core.mpo_checkpoint": {"load_final_model": "mpo_core.runs.run_models"}}
+
+
 class _Alias(importlib.abc.Loader):
-    def __init__(self, target: str):
+    def __init__(self, target: str, moved: dict[str, str] | None = None):
         self.target = target
+        self.moved = moved or {}
 
     def create_module(self, spec):
-        return importlib.import_module(self.target)
+        module = importlib.import_module(self.target)
+        if not self.moved:
+            return module  # the very module at its new home
+        view = types.ModuleType(spec.name, module.__doc__)
+        view.__dict__.update({k: v for k, v in vars(module).items() if not k.startswith("__")})
+        view.__dict__.update({name: getattr(importlib.import_module(home), name) for name, home in self.moved.items()})
+        return view
 
     def exec_module(self, module):
         """Already executed at its new path."""
@@ -64,7 +78,7 @@ class LegacyPathFinder(importlib.abc.MetaPathFinder):
             return None
         warnings.warn(f"{fullname} moved to {new}; the old path goes away in the next release.",
                       DeprecationWarning, stacklevel=2)
-        return importlib.util.spec_from_loader(fullname, _Alias(new))
+        return importlib.util.spec_from_loader(fullname, _Alias(new, MOVED_NAMES.get(fullname)))
 
 
 def install() -> None:

@@ -7,7 +7,7 @@ from typing import Any, Mapping
 from ..data.glue import get_task
 from ..tensor.validation import check_choice, check_number, check_positive_int
 from .method_config import MethodConfig
-from .strategies import STRATEGIES, method_config
+from .strategies import method_config
 
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 DEVICES = ("auto", "cpu", "cuda")
@@ -74,8 +74,7 @@ class FineTuneConfig:
 
     def __post_init__(self):
         self.task = get_task(self.task).name
-        check_choice("strategy", self.strategy, sorted(STRATEGIES))
-        self.strategy_options = method_config(self.strategy, self.strategy_options)
+        self.strategy_options = method_config(self.strategy, self.strategy_options)  # unknown strategy: an error
         for name in ("max_length", "batch_size", "eval_batch_size", "eval_steps", "logging_steps", "save_steps"):
             check_positive_int(name, getattr(self, name))
         for name in ("num_hidden_layers", "max_train_examples", "max_eval_examples"):

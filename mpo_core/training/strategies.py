@@ -37,6 +37,10 @@ class Method:
     config: type[MethodConfig]
     build: Callable[[MethodConfig], Strategy]
 
+    def __call__(self, **options) -> Strategy:
+        """``STRATEGIES[name](**options)``: the strategy, options checked (as ``get_strategy`` does)."""
+        return self.build(self.config.from_dict(options))
+
 
 def _mpo(name: str, description: str, lightweight: bool) -> Callable[[MethodConfig], Strategy]:
     return lambda c: MPOStrategy(name=name, description=description, lightweight=lightweight,
