@@ -32,7 +32,6 @@ contacted when asked for with ``hub=True``.
 """
 from __future__ import annotations
 
-import numbers
 import os
 import re
 import warnings
@@ -41,6 +40,8 @@ from pathlib import Path
 from typing import Sequence
 
 import numpy as np
+
+from ..tensor.validation import is_int
 
 HUB_DATASET = "nyu-mll/glue"
 GLUE_DIR_ENV = "GLUE_DIR"
@@ -492,20 +493,16 @@ def _resolve_data_dir(data_dir: str | os.PathLike | None) -> Path:
 
 
 def _check_subset_options(max_examples, seed) -> None:
-    if max_examples is not None and not (_is_int(max_examples) and max_examples >= 1):
+    if max_examples is not None and not (is_int(max_examples) and max_examples >= 1):
         raise ValueError(f"max_examples must be a positive int or None (all examples), got {max_examples!r}.")
-    if not (_is_int(seed) and seed >= 0):
+    if not (is_int(seed) and seed >= 0):
         raise ValueError(f"seed must be a non-negative int, got {seed!r}.")
 
 
 def _check_max_length(max_length, tokenizer, pair: bool) -> None:
     special = tokenizer.num_special_tokens_to_add(pair=pair)
-    if not (_is_int(max_length) and max_length > special):
+    if not (is_int(max_length) and max_length > special):
         raise ValueError(f"max_length must be an int above the {special} special tokens, got {max_length!r}.")
     if max_length > tokenizer.model_max_length:
         raise ValueError(f"max_length={max_length} exceeds the model's {tokenizer.model_max_length} positions.")
 
-
-def _is_int(value) -> bool:
-    """True for Python and numpy integers, False for bools and floats."""
-    return isinstance(value, numbers.Integral) and not isinstance(value, bool)

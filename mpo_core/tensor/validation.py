@@ -64,18 +64,19 @@ def check_positive_ints(values, name: str) -> tuple[int, ...]:
         items = tuple(values)
     except TypeError:
         raise TypeError(f"{name} must be a sequence of ints, got {values!r}.") from None
-    if not all(_is_int(v) and v >= 1 for v in items):
+    if not all(is_int(v) and v >= 1 for v in items):
         raise ValueError(f"{name} must contain positive ints, got {items}.")
     return items
 
 
-def _is_int(value) -> bool:
+def is_int(value) -> bool:
+    """True for Python and numpy integers, False for bools and floats."""
     return isinstance(value, Integral) and not isinstance(value, bool)
 
 
 def check_positive_int(name: str, value, minimum: int = 1) -> int:
     """``value`` as an ``int >= minimum`` (bools and floats are refused, even 3.0)."""
-    if not _is_int(value) or value < minimum:
+    if not is_int(value) or value < minimum:
         wanted = "a positive int" if minimum == 1 else f"an int >= {minimum}"
         raise ValueError(f"{name} must be {wanted}, got {value!r}.")
     return int(value)

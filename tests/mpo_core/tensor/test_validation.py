@@ -1,7 +1,9 @@
+import numpy as np
 import pytest
 import torch
 
 from mpo_core import decompose, truncate
+from mpo_core.tensor.validation import check_choice, check_fraction, check_number, check_positive_int, is_int
 
 
 @pytest.mark.parametrize(
@@ -42,3 +44,47 @@ def test_bad_bond_dims_are_rejected():
 def test_factor_mismatch_is_rejected():
     with pytest.raises(ValueError, match="multiply to"):
         decompose(torch.randn(12, 10), out_factors=(2, 3), in_factors=(2, 2))
+
+
+# --- the scalar vocabulary every config uses -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("value, ok", [(1, True), (np.int64(3), True), (0, False), (True, False), (2.0, False),
+                                       ("2", False), (None, False)])
+def test_check_positive_int(value, ok):
+    if ok:
+        assert check_positive_int("k", value) == value and type(check_positive_int("k", value)) is int
+    else:
+        with pytest.raises(ValueError, match="k must be a positive int"):
+            check_positive_int("k", value)
+
+
+def test_check_positive_int_with_another_minimum():
+    assert check_positive_int("warmup", 0, minimum=0) == 0
+    with pytest.raises(ValueError, match="warmup must be an int >= 0, got -1"):
+        check_positive_int("warmup", -1, minimum=0)
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), True, "0.1", None])
+def test_check_number_refuses_non_numbers(value):
+    with pytest.raises(ValueError, match="lr must be a finite number"):
+        check_number("lr", value)
+
+
+def test_check_number_bounds_and_fraction_intervals():
+    assert check_number("delta", 0.5, minimum=0) == 0.5
+    with pytest.raises(ValueError, match="delta must be > 0, got 0"):
+        check_number("delta", 0, minimum=0)
+    assert check_number("x", 0, minimum=0, strict=False) == 0.0
+    assert check_fraction("scale", 1) == 1.0
+    with pytest.raises(ValueError, match=r"scale must be in \(0, 1\], got 0"):
+        check_fraction("scale", 0)
+    with pytest.raises(ValueError, match=r"p must be in \[0, 1\), got 1"):
+        check_fraction("p", 1, inclusive_low=True, inclusive_high=False)
+
+
+def test_check_choice_and_is_int():
+    assert check_choice("mode", "small", ("small", "full")) == "small"
+    with pytest.raises(ValueError, match=r"mode must be one of \['small', 'full'\], got 'big'"):
+        check_choice("mode", "big", ("small", "full"))
+    assert is_int(np.int32(1)) and not is_int(True) and not is_int(1.0)
