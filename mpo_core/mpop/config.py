@@ -5,13 +5,12 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from ..tensor.validation import check_choice, check_fraction, check_number, check_positive_int
-from ..training.method_config import MPOMethodConfig, _method_config, mpo_config_of
+from ..training.method_config import MPOMethodConfig, mpo_config_of
 from .squeeze import BOND_CHOICES, ERROR_KINDS, check_step_size
 
 STOP_ON = ("change", "drop")
 
 
-@_method_config
 @dataclass
 class MPOPConfig(MPOMethodConfig):
     """MPOP: lightweight fine-tuning, then dimension squeezing (Algorithm 2).
@@ -60,7 +59,6 @@ class MPOPConfig(MPOMethodConfig):
             raise ValueError("mpop starts from full bonds and squeezes them; do not give bond_dims/compression_ratio.")
 
 
-@_method_config
 @dataclass
 class MPOPDirConfig(MPOMethodConfig):
     """``mpop_dir``: truncate straight to given per-layer bond dims, then lightweight fine-tuning.

@@ -6,7 +6,7 @@ from typing import ClassVar
 
 from ..model.matrix_groups import ATTENTION_GROUPS, FFN_GROUPS, GROUP_TABLE
 from ..tensor.validation import check_choice, check_positive_int
-from ..training.method_config import MethodConfig, _method_config
+from ..training.method_config import MethodConfig
 from .growth import check_growth
 
 OPF_GROUPS = (*ATTENTION_GROUPS, *FFN_GROUPS)
@@ -14,7 +14,6 @@ LINEAR_GROUPS = tuple(group for group, kind, _ in GROUP_TABLE if kind == "linear
 SELECTIONS = ("static", "dynamic")
 
 
-@_method_config
 @dataclass
 class OPFConfig(MethodConfig):
     """Over-parameterize the top-N Fisher-scored matrices per group while training, merge back after.

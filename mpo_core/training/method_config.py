@@ -35,20 +35,15 @@ def _plain(value):
 class MethodConfig:
     """Base of every method config: the options of one fine-tuning method."""
 
-    #: the method (strategy) name(s) this config belongs to, for messages
+    #: the method (strategy) this config belongs to, for messages. Every config class sets it, a strategy
+    #: class that inherits a config does not: that is how :meth:`option_names` finds the config's fields.
     method: ClassVar[str] = "full"
 
     @classmethod
     def option_names(cls) -> tuple[str, ...]:
-        return tuple(f.name for f in fields(MethodConfig.config_class(cls)) if f.init)
-
-    @staticmethod
-    def config_class(cls) -> type:
-        """The config class itself when ``cls`` is a strategy that inherits it."""
-        for base in cls.__mro__:
-            if base.__dict__.get("_is_method_config"):
-                return base
-        return cls
+        """The options: the init fields of the config class (not those a strategy subclass adds)."""
+        config_class = next(base for base in cls.__mro__ if "method" in base.__dict__)
+        return tuple(f.name for f in fields(config_class) if f.init)
 
     def options(self) -> dict[str, Any]:
         """The options as Python values (``MPOConfig`` objects kept), e.g. to build the strategy."""
@@ -70,12 +65,6 @@ class MethodConfig:
         return cls(**data)
 
 
-def _method_config(cls):
-    """Mark ``cls`` as a method config (the class whose fields are the options)."""
-    cls._is_method_config = True
-    return cls
-
-
 def mpo_config_of(value) -> MPOConfig:
     """An ``MPOConfig`` from an ``MPOConfig``, its dict (as read from JSON) or ``None`` (the default)."""
     if value is None:
@@ -87,7 +76,6 @@ def mpo_config_of(value) -> MPOConfig:
     raise ValueError(f"mpo_config must be an MPOConfig or its dict, got {type(value).__name__}.")
 
 
-@_method_config
 @dataclass
 class FullConfig(MethodConfig):
     """``full``: fine-tune every parameter; no options."""
@@ -95,7 +83,6 @@ class FullConfig(MethodConfig):
     method: ClassVar[str] = "full"
 
 
-@_method_config
 @dataclass
 class LastKConfig(MethodConfig):
     """``last_k``: fine-tune only the last ``k`` encoder layers and the head (MPOP Table 5).
@@ -112,7 +99,6 @@ class LastKConfig(MethodConfig):
         self.k = check_positive_int("last_k: k (layers to train)", self.k)
 
 
-@_method_config
 @dataclass
 class MPOMethodConfig(MethodConfig):
     """Options shared by every method that does MPO surgery.
@@ -133,7 +119,6 @@ class MPOMethodConfig(MethodConfig):
         return bool(self.mpo_config.bond_dims or self.mpo_config.compression_ratio)
 
 
-@_method_config
 @dataclass
 class MPOFullConfig(MPOMethodConfig):
     """``mpo_full`` / ``mpo_full_lfa``: full-bond (lossless) MPOs of the configured matrices."""
@@ -146,7 +131,6 @@ class MPOFullConfig(MPOMethodConfig):
             raise ValueError("mpo_full strategies keep full bonds; use mpo_lfa for a truncated MPO.")
 
 
-@_method_config
 @dataclass
 class MPOLFAConfig(MPOMethodConfig):
     """``mpo_lfa``: truncated MPOs, then lightweight fine-tuning of the auxiliary tensors and head.

@@ -76,4 +76,5 @@ def test_mpo_lfa_shorthand_is_folded_into_the_mpo_config_once():
 def test_a_strategy_is_its_config_plus_behaviour():
     strategy = get_strategy("mpop", delta=0.05)
     assert isinstance(strategy, MPOPConfig) and strategy.delta == 0.05 and strategy.lightweight
+    assert type(strategy).option_names() == MPOPConfig.option_names()  # not name/description/state
     assert get_strategy("full").name == "full" and FullConfig.option_names() == ()
