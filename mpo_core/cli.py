@@ -27,7 +27,17 @@ def _finetune_parser(sub) -> None:
     squeeze = p.add_argument_group("mpop / mpop_dir (dimension squeezing)")
     squeeze.add_argument("--delta", type=float, help="mpop: largest allowed |p - p~| of the metric")
     squeeze.add_argument("--squeeze-steps", type=int, help="mpop: step budget of Algorithm 2")
-    squeeze.add_argument("--step-size", type=_step_size, help="mpop: bond cut per step (int, or fraction < 1)")
+    squeeze.add_argument("--step-size", type=_step_size,
+                         help="mpop: what one cut removes: a fraction of the dense model (default 0.02), or with "
+                              "--step-unit bond a bond step (int, or fraction < 1 of the bond)")
+    squeeze.add_argument("--step-unit", choices=("model", "bond"), help="mpop: what --step-size measures")
+    squeeze.add_argument("--target-size", type=float,
+                         help="mpop: stop once #To <= this fraction of the dense model's (e.g. 0.6)")
+    squeeze.add_argument("--rank", choices=("per_param", "error"),
+                         help="mpop: pick the cut by squared error per parameter removed (default) or by error")
+    squeeze.add_argument("--bonds", choices=("all", "central"), help="mpop: bonds a cut may lower (default all)")
+    squeeze.add_argument("--heldout-examples", type=int,
+                         help="mpop: training examples held out to judge p (default 256; 0 = judge on dev)")
     squeeze.add_argument("--lfa-steps", type=int, help="mpop: lightweight fine-tuning steps before squeezing")
     squeeze.add_argument("--tune-steps", type=int, help="mpop: fine-tuning steps after each cut")
     squeeze.add_argument("--squeeze-metric", dest="metric", help="mpop: metric p (default: the task's)")
@@ -54,8 +64,9 @@ def _finetune_parser(sub) -> None:
                    help="do not save the final model to <run>/final_model")
 
 
-STRATEGY_OPTIONS = ("k", "compression_ratio", "delta", "squeeze_steps", "step_size", "lfa_steps", "tune_steps",
-                    "metric", "bond_dims_from", "growth", "selection", "top_n", "stages", "fisher_batches")
+STRATEGY_OPTIONS = ("k", "compression_ratio", "delta", "squeeze_steps", "step_size", "step_unit", "target_size",
+                    "rank", "bonds", "heldout_examples", "lfa_steps", "tune_steps", "metric", "bond_dims_from",
+                    "growth", "selection", "top_n", "stages", "fisher_batches")
 #: the command-line flag of each option, for messages
 FLAGS = {name: "--" + name.replace("_", "-") for name in STRATEGY_OPTIONS} | {"metric": "--squeeze-metric"}
 

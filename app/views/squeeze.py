@@ -12,9 +12,10 @@ DEFAULT_GLUE = default_glue_dir()
 DEFAULT_RUNS = jobs.default_runs_dir()
 
 st.title("Squeeze training (MPOP Algorithm 2)")
-st.caption("Lightweight fine-tuning of the auxiliary tensors, then dimension squeezing: each step cuts the bond "
-           "whose cut adds the least error (Eq. 3), repairs it with a few training steps and keeps it while "
-           "|p − p̃| ≤ Δ. Runs are background jobs writing to their run folder: reload or close the page freely.")
+st.caption("Lightweight fine-tuning of the auxiliary tensors, then dimension squeezing: each step makes the cut "
+           "that adds the least error (Eq. 3) per parameter removed, repairs it with a few training steps and "
+           "keeps it while |p − p̃| ≤ Δ, p measured on held-out training examples. Runs are background jobs "
+           "writing to their run folder: reload or close the page freely.")
 
 runs_dir = st.sidebar.text_input("runs folder", DEFAULT_RUNS, key="runs_dir")
 glue_dir = st.sidebar.text_input("GLUE folder", DEFAULT_GLUE, key="glue_dir")
@@ -28,7 +29,8 @@ with st.expander("Start a new squeeze run", expanded=False):
         eval_examples = left.number_input("dev examples (p is measured on them)", 16, 100000, 200, step=50)
         delta = middle.number_input("Δ (largest metric change)", 0.001, 1.0, 0.02, step=0.01, format="%.3f")
         squeeze_steps = middle.number_input("squeeze steps (budget)", 1, 500, 10)
-        step_size = middle.number_input("bond cut per step (fraction of the bond)", 0.01, 0.9, 0.05, step=0.01)
+        step_size = middle.number_input("share of the dense model one cut removes", 0.001, 0.5, 0.02, step=0.005,
+                                        format="%.3f")
         stop_on = middle.selectbox("stop when", ["change", "drop"],
                                    format_func=lambda s: "|p − p̃| > Δ (paper)" if s == "change" else "p − p̃ > Δ")
         lfa_steps = right.number_input("lightweight fine-tuning steps first", 1, 10000, 30)

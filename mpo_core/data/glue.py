@@ -35,7 +35,7 @@ from __future__ import annotations
 import os
 import re
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Sequence
 
@@ -346,6 +346,27 @@ def subset_indices(num_available: int, max_examples: int | None, seed: int = 0) 
         return list(range(num_available))
     order = np.random.default_rng(seed).permutation(num_available)
     return sorted(order[:max_examples].tolist())
+
+
+def hold_out(split: GlueSplit, num_examples: int, seed: int = 0) -> tuple[GlueSplit, GlueSplit]:
+    """``(rest, held_out)``: a seeded random ``num_examples`` of ``split`` set aside, disjoint from the rest.
+
+    Both keep file order and the source ``indices`` of their examples; the
+    held-out positions are a :func:`subset_indices` draw, so one seed holds out
+    nested slices. ``num_examples`` must leave at least one example in ``rest``.
+    """
+    if not is_int(num_examples) or not 0 <= num_examples < len(split):
+        raise ValueError(f"can hold out 0..{len(split) - 1} of the {len(split)} {split.split} examples, "
+                         f"got {num_examples!r}.")
+    held = set(subset_indices(len(split), num_examples, seed)) if num_examples else set()
+    rest = [i for i in range(len(split)) if i not in held]
+    return _take(split, rest), _take(split, sorted(held))
+
+
+def _take(split: GlueSplit, positions: list[int]) -> GlueSplit:
+    texts_b = None if split.texts_b is None else [split.texts_b[i] for i in positions]
+    return replace(split, texts_a=[split.texts_a[i] for i in positions], texts_b=texts_b,
+                   labels=[split.labels[i] for i in positions], indices=[split.indices[i] for i in positions])
 
 
 def tokenize_split(split: GlueSplit, tokenizer, max_length: int = 128):

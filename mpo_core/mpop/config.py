@@ -2,13 +2,20 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import Any, ClassVar, Mapping
 
 from ..tensor.validation import check_choice, check_fraction, check_number, check_positive_int
 from ..training.method_config import MPOMethodConfig, mpo_config_of
-from .squeeze import BOND_CHOICES, ERROR_KINDS, check_step_size
+from .squeeze import BOND_CHOICES, ERROR_KINDS, RANKS, check_step_size
 
 STOP_ON = ("change", "drop")
+STEP_UNITS = ("model", "bond")
+#: The options of mpop before ``rank``/``step_unit``/``target_size``/``heldout_examples``/``lfa_scheduler``
+#: existed, and the values that reproduce what those runs did (see :meth:`MPOPConfig.from_dict`).
+FIRST_OPTIONS = ("mpo_config", "delta", "squeeze_steps", "step_size", "lfa_steps", "tune_steps", "bonds", "error",
+                 "metric", "stop_on", "tune_lr_scale")
+FIRST_BEHAVIOUR = {"rank": "error", "step_unit": "bond", "target_size": None, "heldout_examples": 0,
+                   "lfa_scheduler": "constant_with_warmup"}
 
 
 @dataclass
@@ -19,15 +26,33 @@ class MPOPConfig(MPOMethodConfig):
     ----------
     mpo_config: Which matrices become MPOs (full bonds: squeezing cuts them).
     delta: Largest allowed ``|p - p~|`` (metric units, e.g. 0.01 = 1 accuracy point).
-    squeeze_steps: Step budget ``iter`` of Algorithm 2.
-    step_size: Bond cut per step: an int, or a fraction in (0, 1) of the bond.
+    squeeze_steps: Step budget ``iter`` of Algorithm 2 (accepted cuts at most).
+    step_size: How much one cut removes. ``step_unit="model"``: a fraction in (0, 1) of the *dense*
+        model's parameters (each candidate bond gets the smallest cut that removes that many; the
+        last cut before ``target_size`` only what is left). ``step_unit="bond"``: an int, or a
+        fraction in (0, 1) of the bond.
+    step_unit: ``"model"`` (default: a run reaches a size in a bounded number of cuts, about
+        ``(1.07 - target_size) / step_size`` from the full-bond MPO) or ``"bond"`` (the first
+        implementation's per-bond step, which let cuts of 4 of 96 remove 0.1 % of the model).
+    target_size: Stop once #To <= ``target_size`` x the dense model's #To (a fraction in (0, 1];
+        ``None``: no size target, only delta and the step budget stop).
     lfa_steps: Lightweight fine-tuning steps before the first cut.
     tune_steps: Auxiliary-tensor fine-tuning steps after each cut.
-    bonds: ``"central"`` (the central tensor's two bonds) or ``"all"``.
+    bonds: ``"all"`` (default) or ``"central"`` (the central tensor's two bonds). With the
+        per-parameter rank every bond competes on one scale, and with a model step a bond too small
+        to give a step drops out by itself, so no bond needs excluding by hand.
+    rank: ``"per_param"`` (default: least added squared error per parameter removed) or
+        ``"error"`` (least added error; see :mod:`mpo_core.mpop.squeeze`).
     error: Compare cuts by ``"relative"`` (``/||W||_F``) or ``"absolute"`` error.
     metric: Metric ``p`` (``None`` = the task's paper metric).
     stop_on: ``"change"`` (``|p - p~| > delta``, the paper) or ``"drop"`` (only ``p - p~ > delta``;
         for loss-like metrics where lower is better use ``"change"``).
+    heldout_examples: Judge ``p`` and ``p~`` on this many training examples, held out (seeded) from
+        training; at most a quarter of the training set, so small runs still train. 0 = judge on the
+        dev set (the first implementation; then the dev score chose the model it reports).
+    lfa_scheduler: Schedule of the LFA phase over exactly ``lfa_steps`` (with the run's warmup):
+        ``None`` = the run's ``lr_scheduler_type``, so p is measured where an ``mpo_full_lfa`` run of
+        ``lfa_steps`` ends. Squeezing then trains at a constant ``tune_lr_scale`` x the learning rate.
     tune_lr_scale: Learning rate while squeezing, as a fraction of the run's. The few steps
         after a cut only repair it; at the full rate their own noise can move the metric by more
         than delta (MPOP's reference code also trains auxiliary tensors at a smaller rate).
@@ -36,13 +61,18 @@ class MPOPConfig(MPOMethodConfig):
     method: ClassVar[str] = "mpop"
     delta: float = 0.01
     squeeze_steps: int = 20
-    step_size: int | float = 8
+    step_size: int | float = 0.02
+    step_unit: str = "model"
+    target_size: float | None = None
     lfa_steps: int = 100
     tune_steps: int = 20
-    bonds: str = "central"
+    bonds: str = "all"
+    rank: str = "per_param"
     error: str = "relative"
     metric: str | None = None
     stop_on: str = "change"
+    heldout_examples: int = 256
+    lfa_scheduler: str | None = None
     tune_lr_scale: float = 0.1
 
     def __post_init__(self):
@@ -50,13 +80,41 @@ class MPOPConfig(MPOMethodConfig):
         self.delta = check_number("mpop: delta (largest allowed metric change)", self.delta, minimum=0)
         for name in ("squeeze_steps", "lfa_steps", "tune_steps"):
             setattr(self, name, check_positive_int(f"mpop: {name}", getattr(self, name)))
-        self.step_size = check_step_size(self.step_size)
+        check_choice("mpop: step_unit", self.step_unit, STEP_UNITS)
+        if self.step_unit == "model":
+            self.step_size = check_fraction("mpop: step_size (share of the dense model one cut removes, "
+                                            "step_unit='model'; for a bond step use step_unit='bond')",
+                                            self.step_size, inclusive_high=False)
+        else:
+            self.step_size = check_step_size(self.step_size)
+        if self.target_size is not None:
+            self.target_size = check_fraction("mpop: target_size (#To / dense #To)", self.target_size)
         check_choice("mpop: bonds", self.bonds, BOND_CHOICES)
+        check_choice("mpop: rank", self.rank, RANKS)
         check_choice("mpop: error", self.error, ERROR_KINDS)
         check_choice("mpop: stop_on", self.stop_on, STOP_ON)
+        self.heldout_examples = check_positive_int("mpop: heldout_examples", self.heldout_examples, minimum=0)
+        if self.lfa_scheduler is not None:
+            from transformers import SchedulerType
+
+            check_choice("mpop: lfa_scheduler", self.lfa_scheduler, [t.value for t in SchedulerType])
         self.tune_lr_scale = check_fraction("mpop: tune_lr_scale", self.tune_lr_scale)
         if self.truncated:
             raise ValueError("mpop starts from full bonds and squeezes them; do not give bond_dims/compression_ratio.")
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any] | None) -> "MPOPConfig":
+        """The inverse of :meth:`to_dict`; a run's record from before the size-reaching options keeps its meaning.
+
+        A ``config.json`` stores every option, so a record holding exactly the first
+        options (:data:`FIRST_OPTIONS`) was written before ``rank``, ``step_unit``,
+        ``target_size``, ``heldout_examples`` and ``lfa_scheduler`` existed: it gets
+        the values that did what that run did (:data:`FIRST_BEHAVIOUR`), not today's defaults.
+        """
+        data = dict(data or {})
+        if set(data) == set(FIRST_OPTIONS):
+            data.update(FIRST_BEHAVIOUR)
+        return super().from_dict(data)
 
 
 @dataclass

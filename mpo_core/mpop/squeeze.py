@@ -1,15 +1,37 @@
 """Dimension squeezing (MPOP Algorithm 2, lines 4-5): which bond to cut next, and cutting it.
 
-Every candidate move lowers one bond of one MPO layer by a step. Its cost is
-the error it adds, estimated from the Schmidt values of the layer's *current*
-tensors (Eq. (3): ``eps = sqrt(sum_{i > d'} lambda_i^2)``). In canonical form
-a single cut bond makes Eq. (4) an equality, so the estimate is the true
-Frobenius error of the move. After fine-tuning the tensors are no longer
-canonical, so the spectra are recomputed (:meth:`MPOModule.to_mpo`) before
-each choice.
+Every candidate move lowers one bond of one MPO layer. Its cost is the error
+it adds, estimated from the Schmidt values of the layer's *current* tensors
+(Eq. (3): ``eps = sqrt(sum_{i > d'} lambda_i^2)``). In canonical form a single
+cut bond makes Eq. (4) an equality, so the estimate is the true Frobenius
+error of the move. After fine-tuning the tensors are no longer canonical, so
+the spectra are recomputed (:meth:`MPOModule.to_mpo`) before each choice.
 
-The training loop around it (fine-tune, evaluate, stop by Delta) lives in
-:mod:`mpo_core.mpop.strategy`.
+How far a move cuts (the step):
+
+- ``params_to_remove=N`` (the ``"model"`` step of :class:`~mpo_core.mpop.config.MPOPConfig`):
+  the smallest cut of the bond that removes at least ``N`` parameters; a bond
+  that cannot remove ``N`` even at ``d' = 1`` offers no move. With ``N`` a
+  fixed share of the model, a run reaches a size in a bounded number of cuts.
+- otherwise ``step_size`` per bond (the ``"bond"`` step): ``d - step_size``
+  (int) or ``d * (1 - step_size)`` (fraction).
+
+Which move wins (``rank``):
+
+- ``"per_param"``: least added *squared* error per parameter removed,
+  ``eps^2 / params_saved``. Squared errors of cuts add up (Eq. (4) sums
+  ``eps_k^2``), so this is the marginal price of each parameter: the greedy
+  rule of a knapsack that spends the least error for the size it buys. A big
+  cheap cut of the word embedding beats a tiny cut of an attention matrix
+  that costs a little less in total but far more per parameter.
+- ``"error"``: least added error alone (the first implementation; it keeps
+  picking the smallest cuts, so a run barely shrinks).
+
+``error="relative"`` divides ``eps`` by ``||W||_F`` so that matrices of
+different scale compare; ``"absolute"`` keeps ``||W - W'||_F``.
+
+The training loop around it (fine-tune, evaluate, stop by Delta or size)
+lives in :mod:`mpo_core.mpop.strategy`.
 """
 from __future__ import annotations
 
@@ -23,6 +45,7 @@ from ..tensor.truncation_error import local_truncation_errors
 
 BOND_CHOICES = ("central", "all")
 ERROR_KINDS = ("relative", "absolute")
+RANKS = ("per_param", "error")
 
 
 @dataclass(frozen=True)
@@ -42,8 +65,15 @@ class SqueezeMove:
     relative_error: float
     params_saved: int
 
-    def cost(self, error: str = "relative") -> float:
+    def error(self, error: str = "relative") -> float:
         return self.relative_error if error == "relative" else self.estimated_error
+
+    def cost(self, error: str = "relative", rank: str = "per_param") -> float:
+        """What :func:`best_move` minimizes: the error, or the squared error per parameter saved."""
+        value = self.error(error)
+        if rank == "error":
+            return value
+        return value * value / self.params_saved if self.params_saved > 0 else math.inf
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -71,8 +101,8 @@ def check_step_size(step_size) -> int | float:
     raise ValueError(f"step_size must be an int >= 1 or a fraction in (0, 1), got {step_size!r}.")
 
 
-def candidate_bonds(module: MPOModule, bonds: str = "central") -> tuple[int, ...]:
-    """Bond indices a squeeze may cut: the central tensor's two bonds, or all of them."""
+def candidate_bonds(module: MPOModule, bonds: str = "all") -> tuple[int, ...]:
+    """Bond indices a squeeze may cut: all of them, or the central tensor's two bonds."""
     if bonds not in BOND_CHOICES:
         raise ValueError(f"bonds must be one of {BOND_CHOICES}, got {bonds!r}.")
     last = len(module.tensors) - 2
@@ -81,40 +111,74 @@ def candidate_bonds(module: MPOModule, bonds: str = "central") -> tuple[int, ...
     return tuple(k for k in (module.center - 1, module.center) if 0 <= k <= last)
 
 
-def layer_moves(name: str, module: MPOModule, step_size=1, bonds: str = "central") -> list[SqueezeMove]:
-    """Every one-step cut of ``module``'s candidate bonds with its estimated error (one canonicalization)."""
+def smallest_cut(shape, dims, bond: int, params_to_remove: int) -> int | None:
+    """The largest new dim of ``bond`` whose cut removes at least ``params_to_remove`` parameters.
+
+    ``None`` when even ``d' = 1`` removes fewer. The saving only grows as the
+    bond shrinks (neighbours are clipped too, Eq. (2)), so a bisection finds it.
+    """
+    params = count_params(shape, dims)
+
+    def saved(d: int) -> int:
+        return params - count_params(shape, dims[:bond] + (d,) + dims[bond + 1:])
+
+    low, high = 1, dims[bond] - 1  # the answer, if any, lies in low..high
+    if high < low or saved(low) < params_to_remove:
+        return None
+    while low < high:
+        middle = (low + high + 1) // 2
+        if saved(middle) >= params_to_remove:
+            low = middle
+        else:
+            high = middle - 1
+    return low
+
+
+def layer_moves(name: str, module: MPOModule, step_size=1, bonds: str = "all",
+                params_to_remove: int | None = None) -> list[SqueezeMove]:
+    """Every candidate cut of ``module`` with its estimated error (one canonicalization).
+
+    ``params_to_remove`` (if given) sets each bond's cut to the smallest that
+    removes that many parameters; else each bond steps down by ``step_size``.
+    """
     mpo = module.to_mpo()
-    dims = module.bond_dims
+    dims = tuple(module.bond_dims)
     norm = mpo.norm
     params = count_params(module.shape, dims)
     moves = []
     for k in candidate_bonds(module, bonds):
         if dims[k] <= 1:
             continue
-        new = list(dims)
-        new[k] = step_down(dims[k], step_size)
+        after = (step_down(dims[k], step_size) if params_to_remove is None
+                 else smallest_cut(module.shape, dims, k, params_to_remove))
+        if after is None:
+            continue
+        new = dims[:k] + (after,) + dims[k + 1:]
         error = local_truncation_errors(mpo, new)[k]
         saved = params - count_params(module.shape, new)
-        moves.append(SqueezeMove(name, k, dims[k], new[k], error, error / norm if norm > 0 else 0.0, saved))
+        moves.append(SqueezeMove(name, k, dims[k], after, error, error / norm if norm > 0 else 0.0, saved))
     return moves
 
 
-def all_moves(modules: Mapping[str, MPOModule], step_size=1, bonds: str = "central") -> list[SqueezeMove]:
+def all_moves(modules: Mapping[str, MPOModule], step_size=1, bonds: str = "all",
+              params_to_remove: int | None = None) -> list[SqueezeMove]:
     """Candidate moves of every layer (shared layers count once: pass each module once)."""
     moves = []
     for name, module in modules.items():
-        moves.extend(layer_moves(name, module, step_size, bonds))
+        moves.extend(layer_moves(name, module, step_size, bonds, params_to_remove))
     return moves
 
 
-def best_move(moves, error: str = "relative") -> SqueezeMove | None:
-    """The move that adds the least estimated error (Algorithm 2, line 4); ties go to the first name."""
+def best_move(moves, error: str = "relative", rank: str = "per_param") -> SqueezeMove | None:
+    """The cheapest move by ``rank`` (Algorithm 2, line 4); ties go to the bigger saving, then the first name."""
     if error not in ERROR_KINDS:
         raise ValueError(f"error must be one of {ERROR_KINDS}, got {error!r}.")
+    if rank not in RANKS:
+        raise ValueError(f"rank must be one of {RANKS}, got {rank!r}.")
     moves = list(moves)
     if not moves:
         return None
-    return min(moves, key=lambda m: (m.cost(error), -m.params_saved, m.name, m.bond))
+    return min(moves, key=lambda m: (m.cost(error, rank), -m.params_saved, m.name, m.bond))
 
 
 def apply_move(module: MPOModule, move: SqueezeMove):

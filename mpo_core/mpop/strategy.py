@@ -2,15 +2,22 @@
 
 ``mpop`` (MPOP, Algorithm 2) runs inside one ``Trainer.train()`` as a callback:
 
-1. lightweight fine-tuning (auxiliary tensors + head) for ``lfa_steps``;
-2. evaluate the task metric ``p`` on the dev split;
-3. repeat up to ``squeeze_steps`` times: cut the bond whose step adds the
-   least estimated error (Eq. (3)-(4), :mod:`mpo_core.mpop.squeeze`), fine-tune
-   the auxiliary tensors for ``tune_steps``, evaluate ``p~``; stop when
-   ``|p - p~| > delta`` and go back to the last model within ``delta``.
+1. lightweight fine-tuning (auxiliary tensors + head) for ``lfa_steps``, on
+   the run's own schedule over exactly those steps (:mod:`mpo_core.mpop.schedule`);
+2. evaluate the task metric ``p`` on a held-out slice of the *training* data
+   (``heldout_examples``, seeded, never trained on; the dev set is only
+   evaluated at the end, for the report);
+3. repeat up to ``squeeze_steps`` times: cut the bond whose cut adds the least
+   estimated error per parameter removed (Eq. (3)-(4), :mod:`mpo_core.mpop.squeeze`),
+   each cut removing ``step_size`` of the dense model, fine-tune the auxiliary
+   tensors for ``tune_steps`` at ``tune_lr_scale`` x the rate, evaluate ``p~``;
+   stop when ``|p - p~| > delta`` (and go back to the last model within
+   ``delta``), when #To reaches ``target_size`` x the dense model's, or when
+   the budget is spent.
 
-Every event (baseline, cut, evaluated step, stop) goes to the run's metrics
-stream with #Pr/#To. Each accepted step is saved to the run folder
+The dense model's size is counted before the MPO surgery. Every event
+(baseline, cut, evaluated step, stop) goes to the run's metrics stream with
+#Pr/#To; the stop says why. Each accepted step is saved to the run folder
 (``squeeze_state.json`` + ``squeeze_accepted.safetensors``), so an
 interrupted squeeze resumes from its last accepted step.
 
@@ -21,6 +28,7 @@ the auxiliary tensors: the ablation of MPOP Table 3.
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Mapping
@@ -31,13 +39,14 @@ from transformers import TrainerCallback
 
 from ..data.glue import get_task
 from ..layers.mpo_module import MPOModule
-from ..model.parameter_count import parameter_summary
+from ..model.parameter_count import count_parameters, parameter_summary
 from ..model.surgery import mpo_modules
 from ..runs.atomic_write import atomic_write_bytes
 from ..runs.run_folder import RESULTS_FILE, is_main_process
 from ..training.method_config import mpo_config_of
-from ..training.strategy import MPOStrategy
-from .config import STOP_ON, MPOPConfig, MPOPDirConfig
+from ..training.strategy import HELDOUT, MPOStrategy
+from .config import MPOPConfig, MPOPDirConfig
+from .schedule import phased_factor, scheduler_factor
 from .squeeze import all_moves, apply_move, best_move
 
 STATE_FILE, WEIGHTS_FILE = "squeeze_state.json", "squeeze_accepted.safetensors"
@@ -68,24 +77,12 @@ def reset_optimizer_state(optimizer, params) -> None:
         state.pop(p, None)
 
 
-def scale_learning_rate(optimizer, lr_scheduler, scale: float) -> None:
-    """Multiply the learning rate of every group from now on (the scheduler's base rates too)."""
-    scheduler = getattr(lr_scheduler, "scheduler", lr_scheduler)
-    if scheduler is not None and hasattr(scheduler, "base_lrs"):
-        scheduler.base_lrs = [lr * scale for lr in scheduler.base_lrs]
-    if optimizer is not None:
-        for group in _inner(optimizer).param_groups:
-            group["lr"] *= scale
-
-
-
-
 @dataclass
 class MPOPStrategy(MPOStrategy, MPOPConfig):
     """MPOP: lightweight fine-tuning, then dimension squeezing (Algorithm 2).
 
-    The options (delta, squeeze_steps, step_size, lfa_steps, tune_steps, bonds, error,
-    metric, stop_on, tune_lr_scale) are :class:`~mpo_core.mpop.config.MPOPConfig`'s, checked there.
+    The options (delta, squeeze_steps, step_size, step_unit, target_size, ...) are
+    :class:`~mpo_core.mpop.config.MPOPConfig`'s, checked there.
     """
 
     name: str = "mpop"
@@ -93,16 +90,68 @@ class MPOPStrategy(MPOStrategy, MPOPConfig):
     lightweight: bool = True
     uses_trainer_checkpoints: bool = field(default=False, init=False, repr=False)
     state: SqueezeState = field(default_factory=SqueezeState, init=False, repr=False)
+    dense_params: int | None = field(default=None, init=False, repr=False)  # #To before the surgery
+    mpo_params: int | None = field(default=None, init=False, repr=False)  # #To of the full-bond MPO model
+    schedule: list | None = field(default=None, init=False, repr=False)  # each phase's learning rate
 
     def bind(self, config) -> None:
         if self.metric is None:
             self.metric = get_task(config.task).metric
 
+    def prepare(self, model, progress=True):
+        self.dense_params = count_parameters(model).total
+        super().prepare(model, progress)
+        self.mpo_params = count_parameters(model).total
+        return model
+
+    def heldout_size(self, num_train: int) -> int:
+        """``heldout_examples``, at most a quarter of the ``num_train`` training examples."""
+        if not self.heldout_examples:
+            return 0
+        if num_train < 4:
+            raise ValueError(f"mpop: holding out examples to judge cuts needs at least 4 training examples, "
+                             f"got {num_train}; give more, or heldout_examples=0 to judge on the dev set.")
+        return min(self.heldout_examples, num_train // 4)
+
+    @property
+    def eval_key(self) -> str:
+        """The metric squeezing judges by: on the held-out slice (or, with ``heldout_examples=0``, dev)."""
+        return f"eval_{HELDOUT}_{self.metric}" if self.heldout_examples else f"eval_{self.metric}"
+
+    @property
+    def target_params(self) -> int | None:
+        if self.target_size is None or self.dense_params is None:
+            return None
+        return math.floor(self.target_size * self.dense_params)
+
+    def params_per_cut(self, total: int) -> int | None:
+        """What the next cut must remove: ``step_size`` of the dense model (at most what the target leaves).
+
+        ``None`` for the per-bond step (``step_unit="bond"``).
+        """
+        if self.step_unit == "bond":
+            return None
+        need = max(1, math.ceil(self.step_size * self.dense_params))
+        target = self.target_params
+        return need if target is None else max(1, min(need, total - target))
+
+    def lr_lambda(self, args):
+        """LFA on the run's scheduler over exactly ``lfa_steps``, then a constant ``tune_lr_scale`` (resumed: at once)."""
+        kind = self.lfa_scheduler or getattr(args.lr_scheduler_type, "value", args.lr_scheduler_type)
+        warmup = args.get_warmup_steps(self.lfa_steps)
+        lfa = scheduler_factor(kind, warmup, self.lfa_steps, args.lr_scheduler_kwargs)
+        self.schedule = [
+            {"phase": "lfa", "lr_scheduler_type": kind, "steps": self.lfa_steps, "warmup_steps": warmup,
+             "peak_learning_rate": args.learning_rate},
+            {"phase": "squeeze", "lr_scheduler_type": "constant", "steps": self.squeeze_steps * self.tune_steps,
+             "learning_rate": args.learning_rate * self.tune_lr_scale},
+        ]
+        return phased_factor(lfa, self.lfa_steps if self.state.phase == "lfa" else 0, self.tune_lr_scale)
+
     def training_overrides(self) -> dict:
         remaining = (self.squeeze_steps - self.state.steps_accepted) * self.tune_steps
         steps = remaining + (self.lfa_steps if self.state.phase == "lfa" else 0)
-        return {"max_steps": max(steps, 1), "lr_scheduler_type": "constant_with_warmup",
-                "eval_strategy": "no", "save_strategy": "no"}
+        return {"max_steps": max(steps, 1), "eval_strategy": "no", "save_strategy": "no"}
 
     def callbacks(self, run=None) -> list:
         return [SqueezeCallback(self, run)]
@@ -121,9 +170,12 @@ class MPOPStrategy(MPOStrategy, MPOPConfig):
     def results(self) -> dict:
         s = self.state
         return {"squeeze": {
-            "metric": self.metric, "delta": self.delta, "baseline": s.baseline, "final": s.last_accepted,
-            "steps_accepted": s.steps_accepted, "stop_reason": s.stop_reason, "step_size": self.step_size,
-            "history": s.history,
+            "metric": self.metric, "judged_on": HELDOUT if self.heldout_examples else "dev", "delta": self.delta,
+            "baseline": s.baseline, "final": s.last_accepted, "steps_accepted": s.steps_accepted,
+            "stop_reason": s.stop_reason, "step_size": self.step_size, "step_unit": self.step_unit,
+            "rank": self.rank, "bonds": self.bonds, "target_size": self.target_size,
+            "dense_params": self.dense_params, "target_params": self.target_params, "mpo_params": self.mpo_params,
+            "schedule": self.schedule, "history": s.history,
         }}
 
 
@@ -150,7 +202,7 @@ def load_parameters(model: nn.Module, source) -> None:
 
 
 class SqueezeCallback(TrainerCallback):
-    """Algorithm 2 on the Trainer: cuts, evaluations and the Delta test at step ends."""
+    """Algorithm 2 on the Trainer: cuts, evaluations and the stop tests at step ends."""
 
     def __init__(self, strategy: MPOPStrategy, run=None):
         self.strategy = strategy
@@ -159,7 +211,6 @@ class SqueezeCallback(TrainerCallback):
         self.first_step = 0
         self.eval_at: int | None = None
         self.pending = None
-        self.lr_scaled = False
 
     @property
     def state(self) -> SqueezeState:
@@ -180,12 +231,7 @@ class SqueezeCallback(TrainerCallback):
         atomic_write_bytes(Path(self.run.path) / WEIGHTS_FILE, weights)
         self.run.write_json(STATE_FILE, asdict(self.state))
 
-    def _enter_squeeze(self, optimizer, lr_scheduler) -> None:
-        if not self.lr_scaled:
-            scale_learning_rate(optimizer, lr_scheduler, self.strategy.tune_lr_scale)
-            self.lr_scaled = True
-
-    def on_train_begin(self, args, state, control, model=None, optimizer=None, lr_scheduler=None, **kwargs):
+    def on_train_begin(self, args, state, control, model=None, optimizer=None, **kwargs):
         if args.world_size > 1:
             raise ValueError("mpop changes tensor shapes during training; run it on one device (no torchrun/DDP).")
         self.first_step = state.global_step
@@ -193,7 +239,6 @@ class SqueezeCallback(TrainerCallback):
             self.eval_at = self.first_step + self.strategy.lfa_steps
         else:  # resumed after an accepted step: the model is that step's, cut again
             self.accepted = snapshot(model)
-            self._enter_squeeze(optimizer, lr_scheduler)
             self._cut(model, optimizer, state, control)
         return control
 
@@ -202,25 +247,28 @@ class SqueezeCallback(TrainerCallback):
             control.should_evaluate = True
         return control
 
-    def on_evaluate(self, args, state, control, metrics=None, model=None, optimizer=None, lr_scheduler=None,
-                    **kwargs):
+    def on_evaluate(self, args, state, control, metrics=None, model=None, optimizer=None, **kwargs):
         if self.eval_at is None or state.global_step < self.eval_at:
-            return control  # an evaluation someone else asked for
+            return control  # an evaluation someone else asked for (the final one on dev)
         self.eval_at = None
-        key = f"eval_{self.strategy.metric}"
+        key = self.strategy.eval_key
         if key not in metrics:
             raise ValueError(f"squeezing watches {key!r}, but the evaluation gave {sorted(metrics)}.")
         value = float(metrics[key])
         if self.state.phase == "lfa":
             self.state.baseline = self.state.last_accepted = value
             self.state.phase = "tune"
-            self._log("baseline", model, step=state.global_step, metric=self.strategy.metric, p=value)
+            self._log("baseline", model, step=state.global_step, metric=self.strategy.metric, p=value,
+                      judged_on=self._judged_on)
             self._save(model)
-            self._enter_squeeze(optimizer, lr_scheduler)
             self._cut(model, optimizer, state, control)
         else:
             self._judge(value, model, optimizer, state, control)
         return control
+
+    @property
+    def _judged_on(self) -> str:
+        return HELDOUT if self.strategy.heldout_examples else "dev"
 
     def on_train_end(self, args, state, control, model=None, optimizer=None, **kwargs):
         """Training stopped from outside (a stop button, the step limit): never keep an unjudged cut."""
@@ -238,11 +286,20 @@ class SqueezeCallback(TrainerCallback):
         change = self.state.baseline - value
         return (abs(change) if self.strategy.stop_on == "change" else change) <= self.strategy.delta
 
+    def _target_reached(self, model) -> str | None:
+        """The stop reason once #To is at the target size, else ``None``."""
+        target, total = self.strategy.target_params, parameter_summary(model)["total_params"]
+        if target is None or total > target:
+            return None
+        return (f"target size reached: #To {total} <= {self.strategy.target_size} x dense "
+                f"{self.strategy.dense_params} = {target}")
+
     def _judge(self, value, model, optimizer, state, control) -> None:
         move, s = self.pending, self.state
         accepted = self._within(value)
         record = {"squeeze_step": s.steps_accepted + 1, "step": state.global_step, **move,
-                  "metric": self.strategy.metric, "p": s.baseline, "p_tilde": value, "accepted": accepted}
+                  "metric": self.strategy.metric, "judged_on": self._judged_on, "p": s.baseline,
+                  "p_tilde": value, "accepted": accepted}
         if accepted:
             s.steps_accepted += 1
             s.last_accepted = value
@@ -253,25 +310,36 @@ class SqueezeCallback(TrainerCallback):
             reset_optimizer_state(optimizer, model.parameters())
             self._stop(model, control, f"|p - p~| = {abs(s.baseline - value):.4g} > delta = {self.strategy.delta}")
             return
-        if s.steps_accepted >= self.strategy.squeeze_steps:
-            self._stop(model, control, "step budget spent")
+        reason = self._target_reached(model)
+        if reason is None and s.steps_accepted >= self.strategy.squeeze_steps:
+            reason = "step budget spent"
+        if reason is not None:
+            self._stop(model, control, reason)
             return
         self._save(model)
         self._cut(model, optimizer, state, control)
 
     def _cut(self, model, optimizer, state, control) -> None:
-        modules = mpo_modules(model)
-        move = best_move(all_moves(modules, self.strategy.step_size, self.strategy.bonds), self.strategy.error)
+        reason = self._target_reached(model)
+        if reason is not None:  # e.g. a target above the full-bond MPO's size
+            self._stop(model, control, reason)
+            return
+        strategy, modules = self.strategy, mpo_modules(model)
+        need = strategy.params_per_cut(parameter_summary(model)["total_params"])
+        moves = all_moves(modules, strategy.step_size, strategy.bonds, params_to_remove=need)
+        move = best_move(moves, strategy.error, strategy.rank)
         if move is None:
-            self._stop(model, control, "every candidate bond is 1")
+            self._stop(model, control, "every candidate bond is 1" if need is None
+                       else f"no candidate bond can remove {need} more parameters")
             return
         module = modules[move.name]
         truncation = apply_move(module, move)
         reset_optimizer_state(optimizer, module.tensors)
         move_record = move.to_dict()
-        self.pending = {"matrix": move_record.pop("name"), **move_record, "error_bound": truncation.error_bound}
+        self.pending = {"matrix": move_record.pop("name"), **move_record, "error_bound": truncation.error_bound,
+                        "params_to_remove": need}
         self._log("cut", model, step=state.global_step, **self.pending)
-        self.eval_at = state.global_step + self.strategy.tune_steps
+        self.eval_at = state.global_step + strategy.tune_steps
 
     def _stop(self, model, control, reason: str) -> None:
         self.state.phase = "done"

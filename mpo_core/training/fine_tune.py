@@ -4,24 +4,33 @@ CPU, one GPU (bf16/fp16 autocast) and several GPUs (``torchrun`` /
 ``accelerate launch``) run the same code: ``Trainer`` handles devices and
 distribution. Strategies decide what trains (and add callbacks); this module
 only wires data, model, strategy and the run folder together.
+
+A strategy that judges its own moves (``mpop``) asks for a held-out slice of
+the training data (:meth:`Strategy.heldout_size`): it is split off the
+training set before training, and is what the Trainer evaluates during
+training (as ``eval_heldout_*``); the dev set is evaluated once, at the end,
+for the report. A strategy may also set the learning rate per step
+(:meth:`Strategy.lr_lambda`), which the Trainer then uses as its scheduler.
 """
 from __future__ import annotations
 
 import platform
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from .fine_tune_config import FineTuneConfig
-from ..data.glue import get_task, load_glue_split, tokenize_split
+from ..data.glue import get_task, hold_out, load_glue_split, tokenize_split
 from ..data.metrics import compute_glue_metrics
 from ..model.parameter_count import count_parameters, parameter_summary
 from ..model.sequence_classifier import load_sequence_classifier
 from ..model.checkpoint import save_mpo_model
 from ..runs.run_folder import CHECKPOINTS, FINAL_MODEL, STOP_FILE, RunFolder, is_main_process
 from .strategies import get_strategy
+from .strategy import HELDOUT
 from ..model.surgery import mpo_modules
 from .callbacks import MetricsStreamCallback, StopFileCallback
 
@@ -52,11 +61,37 @@ def load_model_and_tokenizer(config: FineTuneConfig):
 
 def load_data(config: FineTuneConfig, tokenizer):
     """Tokenized train and dev splits (honest seeded subsets when asked)."""
+    data = load_run_data(config, tokenizer)
+    return data.train, data.dev
+
+
+@dataclass
+class RunData:
+    """The tokenized splits of a run: train, the held-out slice of train (or ``None``), dev."""
+
+    train: object
+    heldout: object
+    dev: object
+    heldout_indices: list  # source positions (in the training file) of the held-out examples
+
+    def sizes(self) -> dict:
+        return {"num_train_examples": len(self.train), "num_heldout_examples": len(self.heldout or ()),
+                "num_eval_examples": len(self.dev)}
+
+
+def load_run_data(config: FineTuneConfig, tokenizer, strategy=None) -> RunData:
+    """Train and dev splits, and the training examples ``strategy`` holds out (seeded, disjoint from train)."""
     data_dir = None if config.hub_data else config.data_dir
     options = {"seed": config.seed, "hub": config.hub_data}
     train = load_glue_split(config.task, "train", data_dir, max_examples=config.max_train_examples, **options)
     dev = load_glue_split(config.task, "dev", data_dir, max_examples=config.max_eval_examples, **options)
-    return tokenize_split(train, tokenizer, config.max_length), tokenize_split(dev, tokenizer, config.max_length)
+    size = strategy.heldout_size(len(train)) if strategy is not None else 0
+    train, heldout = hold_out(train, size, config.seed)
+
+    def tokenize(split):
+        return tokenize_split(split, tokenizer, config.max_length)
+
+    return RunData(tokenize(train), tokenize(heldout) if size else None, tokenize(dev), list(heldout.indices))
 
 
 def training_arguments(config: FineTuneConfig, run: RunFolder, device: str, precision: str, overrides=None):
@@ -77,6 +112,22 @@ def training_arguments(config: FineTuneConfig, run: RunFolder, device: str, prec
     )
     arguments.update(overrides or {})
     return TrainingArguments(**arguments)
+
+
+def engine_trainer(strategy, **kwargs):
+    """transformers' ``Trainer``, whose scheduler is the strategy's :meth:`~Strategy.lr_lambda` when it has one."""
+    from torch.optim.lr_scheduler import LambdaLR
+    from transformers import Trainer
+
+    class EngineTrainer(Trainer):
+        def create_scheduler(self, num_training_steps, optimizer=None):
+            factor = strategy.lr_lambda(self.args) if self.lr_scheduler is None else None
+            if factor is not None:
+                self.lr_scheduler = LambdaLR(optimizer if optimizer is not None else self.optimizer, factor)
+                self._created_lr_scheduler = True  # as the Trainer marks its own: rebuilt by a next train()
+            return super().create_scheduler(num_training_steps, optimizer)
+
+    return EngineTrainer(**kwargs)
 
 
 def _metrics_function(task: str):
@@ -101,7 +152,7 @@ def fine_tune(config: FineTuneConfig, resume: bool = False, callbacks=()) -> dic
     continues from its last checkpoint. ``callbacks`` are extra
     ``TrainerCallback`` objects (e.g. a dashboard's stop button).
     """
-    from transformers import DataCollatorWithPadding, Trainer
+    from transformers import DataCollatorWithPadding
 
     run_path = Path(config.runs_dir) / config.run_name
     if is_main_process():
@@ -110,8 +161,8 @@ def fine_tune(config: FineTuneConfig, resume: bool = False, callbacks=()) -> dic
     precision = resolve_precision(config.precision, device)
     torch.manual_seed(config.seed)
     model, tokenizer = load_model_and_tokenizer(config)
-    train, dev = load_data(config, tokenizer)  # bad input fails here, before a run folder exists
     strategy = get_strategy(config.strategy, config.strategy_options)
+    data = load_run_data(config, tokenizer, strategy)  # bad input fails here, before a run folder exists
     strategy.bind(config)
     strategy.prepare(model)
     run = RunFolder(run_path, resume=resume)
@@ -121,30 +172,32 @@ def fine_tune(config: FineTuneConfig, resume: bool = False, callbacks=()) -> dic
         strategy.restore(model, run)
     if run.writer:  # a resumed run was asked to stop before, not now
         (run.path / STOP_FILE).unlink(missing_ok=True)
-    trainer = Trainer(
-        model=model, args=training_arguments(config, run, device, precision, strategy.training_overrides()),
-        train_dataset=train, eval_dataset=dev, processing_class=tokenizer,
-        data_collator=DataCollatorWithPadding(tokenizer), compute_metrics=_metrics_function(config.task),
+    trainer = engine_trainer(
+        strategy, model=model, args=training_arguments(config, run, device, precision, strategy.training_overrides()),
+        train_dataset=data.train, eval_dataset={HELDOUT: data.heldout} if data.heldout is not None else data.dev,
+        processing_class=tokenizer, data_collator=DataCollatorWithPadding(tokenizer),
+        compute_metrics=_metrics_function(config.task),
         callbacks=[MetricsStreamCallback(run, model), StopFileCallback(run), *strategy.callbacks(run), *callbacks],
     )
-    run.append_metrics({"kind": "start", "device": device, "precision": precision, **parameter_summary(model)})
+    run.append_metrics({"kind": "start", "device": device, "precision": precision, **data.sizes(),
+                        **parameter_summary(model)})
     start = time.perf_counter()
     from_checkpoint = resume and strategy.uses_trainer_checkpoints and run.has_checkpoint()
     trainer.train(resume_from_checkpoint=True if from_checkpoint else None)
     strategy.finish(trainer.model, run)
     seconds = time.perf_counter() - start
-    final = trainer.evaluate()
+    final = trainer.evaluate(eval_dataset=data.dev)  # the report: always the dev set
     if config.save_model and run.writer:
         save_mpo_model(trainer.model, run.path / FINAL_MODEL)
         tokenizer.save_pretrained(run.path / FINAL_MODEL)
-    results = _results(config, trainer.model, final, seconds, device, precision, len(train), len(dev))
+    results = _results(config, trainer.model, final, seconds, device, precision, data)
     results.update(strategy.results())
     run.write_json("results.json", results)
     run.append_metrics({"kind": "end", **{k: v for k, v in results.items() if np.isscalar(v)}})
     return results
 
 
-def _results(config, model, final, seconds, device, precision, num_train, num_dev) -> dict:
+def _results(config, model, final, seconds, device, precision, data: RunData) -> dict:
     task = get_task(config.task)
     count = count_parameters(model)
     return {
@@ -154,7 +207,7 @@ def _results(config, model, final, seconds, device, precision, num_train, num_de
         "trainable_params": count.trainable, "total_params": count.total,
         "trainable_millions": count.trainable_millions, "total_millions": count.total_millions,
         "bond_dims": {name: list(m.bond_dims) for name, m in mpo_modules(model).items()},
-        "num_train_examples": num_train, "num_eval_examples": num_dev,
+        **data.sizes(), "heldout_indices": data.heldout_indices,
         "wall_seconds": seconds, "device": device, "precision": precision,
         "device_name": torch.cuda.get_device_name() if device == "cuda" else platform.processor() or "cpu",
         "seed": config.seed, "versions": _versions(), "config": config.to_dict(),

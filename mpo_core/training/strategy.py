@@ -28,7 +28,10 @@ class inherits, so ``LastK(k=0)`` fails in the same words as ``--k 0``.
 Hooks, all optional: :meth:`Strategy.bind` (see the run config),
 :meth:`~Strategy.prepare`, :meth:`~Strategy.callbacks` (Trainer callbacks that
 change bonds or selections during training), :meth:`~Strategy.training_overrides`,
-:meth:`~Strategy.restore` (resume without Trainer checkpoints),
+:meth:`~Strategy.heldout_size` (training examples to hold out for the strategy's
+own decisions), :meth:`~Strategy.lr_lambda` (a per-step learning-rate factor
+when phases need their own schedules), :meth:`~Strategy.restore` (resume without
+Trainer checkpoints),
 :meth:`~Strategy.finish` (after training) and :meth:`~Strategy.results`.
 
 "Head" is what the task adds on top of the pre-trained encoder (classifier,
@@ -37,6 +40,7 @@ pre-classifier) plus the pooler that feeds it.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Callable
 
 from torch import nn
 
@@ -44,6 +48,9 @@ from ..layers.mpo_module import MPOModule
 from ..model.matrix_groups import layer_index, matrix_group
 from ..model.surgery import Replacement, apply_mpo
 from .method_config import LastKConfig, MPOMethodConfig
+
+#: Name of the held-out training slice among the Trainer's evaluation sets: its metrics are ``eval_heldout_*``.
+HELDOUT = "heldout"
 
 
 def head_modules(model: nn.Module) -> list[nn.Module]:
@@ -102,6 +109,22 @@ class Strategy:
     def training_overrides(self) -> dict:
         """``TrainingArguments`` the strategy needs to set (e.g. the number of steps squeezing takes)."""
         return {}
+
+    def heldout_size(self, num_train: int) -> int:
+        """Training examples to hold out (seeded, never trained on) for the strategy's own decisions.
+
+        The engine evaluates on them, as the ``"heldout"`` set (:data:`HELDOUT`), whenever training
+        asks for an evaluation; the dev set is then only evaluated at the end, for the report.
+        """
+        return 0
+
+    def lr_lambda(self, args) -> Callable[[int], float] | None:
+        """The learning rate's factor at each optimizer step (a ``LambdaLR`` lambda over ``args.learning_rate``).
+
+        ``None``: the schedule ``TrainingArguments`` describe. Strategies whose phases need different
+        schedules (MPOP: LFA, then squeezing) return one; ``args`` are the run's ``TrainingArguments``.
+        """
+        return None
 
     #: Whether an interrupted run resumes from the Trainer's checkpoints (else :meth:`restore` does it).
     uses_trainer_checkpoints: bool = field(default=True, init=False, repr=False)

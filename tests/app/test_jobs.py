@@ -17,7 +17,8 @@ def tiny_squeeze(runs_dir, name, squeeze_steps=2) -> FineTuneConfig:
         max_train_examples=64, max_eval_examples=16, batch_size=8, learning_rate=1e-3, logging_steps=1,
         runs_dir=str(runs_dir), run_name=name,
         strategy_options={"mpo_config": {"groups": ["query"]}, "lfa_steps": 2, "tune_steps": 1,
-                          "squeeze_steps": squeeze_steps, "step_size": 4, "delta": 1.0},
+                          # a cut removes 0.2 % of the dense model (step_size is a model share now, no bond step)
+                          "squeeze_steps": squeeze_steps, "step_size": 0.002, "delta": 1.0},
     )
 
 

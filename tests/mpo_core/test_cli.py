@@ -63,6 +63,20 @@ def test_method_options_map_to_strategy_options():
     assert config.strategy_options == MPOPConfig(mpo_config=MPOConfig(groups=("query", "ffn_in")), delta=0.02,
                                                  squeeze_steps=5, step_size=0.1, lfa_steps=7, tune_steps=3,
                                                  metric="loss")
+    args = parser.parse_args(["finetune", "--task", "sst2", "--strategy", "mpop", "--target-size", "0.6",
+                              "--step-size", "0.01", "--heldout-examples", "128"])
+    assert config_from_args(args).strategy_options == MPOPConfig(target_size=0.6, step_size=0.01,
+                                                                 heldout_examples=128)
+    args = parser.parse_args(["finetune", "--task", "sst2", "--strategy", "mpop", "--step-unit", "bond",
+                              "--step-size", "8", "--rank", "error", "--bonds", "central", "--heldout-examples", "0"])
+    assert config_from_args(args).strategy_options == MPOPConfig(step_unit="bond", step_size=8, rank="error",
+                                                                 bonds="central", heldout_examples=0)
+    args = parser.parse_args(["finetune", "--task", "sst2", "--strategy", "mpop", "--target-size", "1.5"])
+    with pytest.raises(ValueError, match="target_size"):
+        config_from_args(args)
+    args = parser.parse_args(["finetune", "--task", "rte", "--strategy", "opf", "--target-size", "0.5"])
+    with pytest.raises(ValueError, match="--strategy opf does not take --target-size"):
+        config_from_args(args)
     args = parser.parse_args(["finetune", "--task", "rte", "--strategy", "opf", "--growth", "9", "--top-n", "3",
                               "--selection", "dynamic", "--stages", "3", "--groups", "ffn_in,ffn_out"])
     assert config_from_args(args).strategy_options == OPFConfig(growth=9.0, top_n=3, selection="dynamic", stages=3,
