@@ -5,7 +5,7 @@ of the packaged MiniLM is decomposed once per ``n`` (Algorithm 1, full bonds);
 from the bond spectra alone the atlas then reads, per matrix,
 
 * the entanglement entropy ``S_k`` of every bond (Eq. (6), nats),
-* the full bond dims ``d_k`` (Eq. (2)) and the bond dims ``d'_k`` the greedy
+* the full bond dims ``d_k`` (Eq. (2)) and the bond dims ``d'_k`` the allocator
   of :func:`mpo_core.bond_dims_for_ratio` keeps for a target ratio (Eq. (5)),
 * the relative error bound of that cut (Eq. (4)),
 * how the parameters split between the central tensor ``C`` and the
@@ -14,7 +14,7 @@ from the bond spectra alone the atlas then reads, per matrix,
 The page caches what is slow::
 
     build_atlas(n)          40 SVD chains (about 1.5 s on one CPU core) -> st.cache_resource
-    atlas_table(atlas, rho) greedy bond dims per matrix (~0.1 s)         -> st.cache_data
+    atlas_table(atlas, rho) allocated bond dims per matrix (~0.5 s)      -> st.cache_data
     figures                 from the table                              -> every rerun
 """
 from __future__ import annotations
@@ -118,14 +118,18 @@ def weight_group(name: str) -> str:
 def spectra_only(mpo: MPO) -> MPO:
     """The same MPO with its local tensors replaced by zero-stride placeholders of the same shapes.
 
-    Everything the atlas reads (bond dims, spectra, Eq. (3)-(6), the greedy
-    bond dims for a ratio) needs shapes and Schmidt values only, while the
-    full-bond tensors of all MiniLM matrices hold ~24M numbers per ``n``.
+    Everything the atlas reads (bond dims, spectra, Eq. (3)-(6), the allocator's
+    bond dims for a ratio) needs shapes, Schmidt values and the central pair's
+    error table (:attr:`MPO.center_row_tails`, computed here from the real
+    tensors and carried over), while the full-bond tensors of all MiniLM
+    matrices hold ~24M numbers per ``n``.
     Do not contract the result: its tensors are all zeros (use :func:`spectra_norm`).
     """
     placeholder = torch.zeros((), dtype=mpo.dtype)
     tensors = tuple(placeholder.expand(t.shape) for t in mpo.tensors)
-    return MPO(tensors, mpo.shape, mpo.singular_values, mpo.center)
+    stripped = MPO(tensors, mpo.shape, mpo.singular_values, mpo.center)
+    stripped.__dict__["center_row_tails"] = mpo.center_row_tails  # a cached_property: set, not recomputed
+    return stripped
 
 
 def spectra_norm(mpo: MPO) -> float:
@@ -199,7 +203,7 @@ def central_bonds(mpo: MPO) -> tuple[int, ...]:
 
 
 def chosen_bond_dims(entry: AtlasEntry, ratio: float) -> tuple[int, ...]:
-    """``d'_k`` for a target Eq. (5) ratio: the greedy of :func:`mpo_core.bond_dims_for_ratio`, clipped.
+    """``d'_k`` for a target Eq. (5) ratio: the allocation of :func:`mpo_core.bond_dims_for_ratio`, clipped.
 
     Clipping (:func:`mpo_core.clip_bond_dims`) gives the bonds a truncated MPO
     really has, as :func:`mpo_core.apply_mpo` builds it.

@@ -4,11 +4,11 @@ Plain Python over :mod:`mpo_core` (no ``streamlit`` import). Three steps of
 very different cost, cached separately by the page::
 
     matrix_spectra(model, n)        one SVD chain per matrix (~2 s)    -> st.cache_resource, once per n
-    plan_table(entries, request)    greedy d'_k per matrix (~0.3 s)    -> st.cache_data, per slider move
+    plan_table(entries, request)    allocated d'_k per matrix (~0.5 s) -> st.cache_data, per slider move
     build_compressed_model(...)     MPOConfig + apply_mpo (~3 s)       -> only on "Prepare download"
     export_zip(model, merged)       save_mpo_model / merge_mpo + save  -> only on "Prepare download"
 
-The plan reads the same decomposition and the same greedy
+The plan reads the same decomposition and the same allocator
 (:func:`mpo_core.bond_dims_for_ratio`) that :func:`mpo_core.apply_mpo` runs,
 so its bond dims and sizes are those of the model that is built.
 """

@@ -18,6 +18,7 @@ CPU = ("--device", "cpu")
     ("bench_finetune.py", CPU, ("1. mpo_full_lfa vs full", "2. merged model inference latency", "3. examples/s")),
     ("bench_methods.py", CPU, ("1. mpop (LFA + dimension squeezing)", "2. opf (", "3. opf merged model")),
     ("bench_dashboard.py", (), ("1. Slider on Decompose", "2. First load of every page")),
+    ("bench_allocation.py", (), ("1. Word embedding", "2. Every other 2-D weight", "3. Time per allocation")),
 ])
 def test_benchmark_quick_mode_runs(script, options, headings):
     result = subprocess.run(

@@ -2,7 +2,7 @@
 
 The decompositions (one per matrix and ``n``) are kept in a cache_resource
 store, filled outside any cached function so the first visit can show a
-progress bar; the greedy bond dims per target ratio are cached as data.
+progress bar; the allocated bond dims per target ratio are cached as data.
 Everything else is drawn from the table on each rerun.
 """
 from __future__ import annotations
@@ -60,8 +60,8 @@ def controls() -> tuple[int, float, str]:
     )
     ratio = st.sidebar.slider(
         "Target compression ratio ρ (Eq. 5)", 0.01, 1.0, atlas.DEFAULT_RATIO, 0.01, key="atlas_ratio",
-        help="MPO parameters / matrix entries per matrix; the chosen d′ₖ are the greedy cut of "
-        "mpo_core.bond_dims_for_ratio (cheapest squared error per saved parameter first).",
+        help="MPO parameters / matrix entries per matrix; the chosen d′ₖ are those of "
+        "mpo_core.bond_dims_for_ratio (the least error within the ratio, over all bonds jointly).",
     )
     quantity = st.sidebar.radio(
         "Heatmap colour", list(atlas.QUANTITIES), format_func=atlas.QUANTITY_LABELS.get, key="atlas_quantity",

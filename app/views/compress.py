@@ -70,7 +70,8 @@ def controls(model) -> mc.CompressionRequest | None:
     )
     ratio = st.sidebar.slider(
         "Target compression ratio ρ per matrix (Eq. 5)", 0.02, 1.0, mc.DEFAULT_RATIO, 0.01, key="compress_ratio",
-        help="MPO parameters / matrix entries; each matrix gets the greedy d′ₖ of mpo_core.bond_dims_for_ratio.",
+        help="MPO parameters / matrix entries; each matrix gets the d′ₖ of mpo_core.bond_dims_for_ratio "
+        "(the least error within the ratio).",
     )
     n = st.sidebar.select_slider("Number of local tensors n", NUM_TENSOR_CHOICES, 5, key="compress_n")
     if not chosen:
@@ -145,7 +146,7 @@ def main() -> None:
     st.title("Compress a model")
     st.caption(
         "Choose matrix groups, layers and a target compression ratio (Eq. 5) for the packaged MiniLM: each chosen "
-        "matrix becomes an MPO cut to the greedy bond dims d′ₖ. Read the plan, then download the compressed model "
+        "matrix becomes an MPO cut to the bond dims d′ₖ with the least error within the ratio. Read the plan, then download the compressed model "
         "(MPO layers) or its merged dense copy (MPOP, ACL 2021)."
     )
     try:

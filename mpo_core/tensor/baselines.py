@@ -457,7 +457,7 @@ def mpo_approximation(
     method = "svd" if _is_svd_shape(shape) else "mpo"
     cut = truncate(mpo, compression_ratio=ratio)
     truncated = cut.mpo
-    if truncated.num_params > param_budget(shape, ratio):  # the greedy stopped at bond dims 1
+    if truncated.num_params > param_budget(shape, ratio):  # even bond dims 1 exceed the budget
         raise _too_small(method, shape, ratio, truncated.num_params)
     approx = truncated.to_matrix()  # (out, in)
     return _result(

@@ -38,6 +38,7 @@ from functools import cached_property
 import numpy as np
 import torch
 
+from .center_pair import row_tails
 from .contraction import contract_to_matrix
 from .shape import MPOShape
 
@@ -105,6 +106,12 @@ class MPO:
             sq = s.double().cpu().numpy() ** 2
             tails.append(np.concatenate([np.cumsum(sq[::-1])[::-1], [0.0]]))
         return tuple(tails)
+
+    @cached_property
+    def center_row_tails(self) -> dict:
+        """``tau[x][y]`` of the central pair (:func:`~mpo_core.tensor.center_pair.row_tails`), computed
+        on first use; copy it along when the tensors are replaced by placeholders."""
+        return row_tails(self.central_tensor, self.singular_values[self.center])
 
     @cached_property
     def norm(self) -> float:

@@ -15,8 +15,10 @@ tensors only:
 The result is canonicalized again, so its own spectra are exact and it can be
 truncated further. Targets: explicit ``bond_dims``, a ``compression_ratio``
 (Eq. (5)) or a ``max_error`` (bound of Eq. (4)); the last two choose bond dims
-greedily from the cached spectra: each step lowers the bond whose next
-singular value costs the least squared error per parameter saved.
+with :mod:`~mpo_core.tensor.bond_allocation` (``allocator="optimal"``: the
+exact Eq. (4) optimum over all bonds, its central pair then re-chosen for the
+exact sequential error) or, for comparison, the previous greedy
+(``allocator="greedy"``).
 """
 from __future__ import annotations
 
@@ -25,11 +27,13 @@ from typing import Sequence
 
 import torch
 
+from .bond_allocation import ALLOCATORS, greedy_bond_dims, optimal_bond_dims
 from .canonical import canonicalize
-from .compression import check_bond_dims, count_params
+from .compression import check_bond_dims
 from .linalg import gram, left_singular_vectors, top_eigh
 from .mpo import MPO
 from .truncation_error import local_truncation_errors
+from .validation import check_choice
 
 
 @dataclass(frozen=True, eq=False)
@@ -103,56 +107,30 @@ def truncate_to(mpo: MPO, bond_dims: Sequence[int]) -> Truncation:
     return Truncation(truncated, dims, discarded, errors, bound)
 
 
-def _greedy_dims(mpo: MPO, done) -> tuple[int, ...]:
-    """Lower bonds one step at a time, cheapest squared error per saved parameter first.
-
-    ``done(params, added_sq_error, next_cost)`` is asked before each step with
-    the current parameter count, the squared error added so far (Eq. (4)) and
-    the squared error the next step would add; the greedy stops when it says so
-    or when every bond is 1.
-    """
-    shape = mpo.shape
-    dims = list(mpo.bond_dims)
-    energy = [(s.double() ** 2).tolist() for s in mpo.singular_values]
-    params = count_params(shape, dims)
-    added = 0.0
-    while True:
-        best = None
-        for k, d in enumerate(dims):
-            if d <= 1:
-                continue
-            trial = dims.copy()
-            trial[k] -= 1
-            saved = params - count_params(shape, trial)
-            cost = energy[k][d - 1] if d - 1 < len(energy[k]) else 0.0
-            score = cost / saved if saved > 0 else float("inf")
-            if best is None or score < best[0]:
-                best = (score, k, saved, cost)
-        if best is None or done(params, added, best[3]):
-            return tuple(dims)
-        _, k, saved, cost = best
-        dims[k] -= 1
-        params -= saved
-        added += cost
-
-
-def bond_dims_for_ratio(mpo: MPO, compression_ratio: float) -> tuple[int, ...]:
-    """Greedy bond dims whose Eq. (5) ratio is at most ``compression_ratio`` (or all ones)."""
+def bond_dims_for_ratio(mpo: MPO, compression_ratio: float, allocator: str = "optimal") -> tuple[int, ...]:
+    """Bond dims whose Eq. (5) ratio is at most ``compression_ratio``, with the least error (or all ones)."""
     if not compression_ratio > 0:
         raise ValueError(f"compression_ratio must be > 0, got {compression_ratio}.")
     budget = compression_ratio * mpo.shape.num_matrix_params
-    return _greedy_dims(mpo, lambda params, added, cost: params <= budget)
+    if check_choice("allocator", allocator, ALLOCATORS) == "greedy":
+        return greedy_bond_dims(mpo, lambda params, added, cost: params <= budget)
+    return optimal_bond_dims(mpo, max_params=budget)
 
 
-def bond_dims_for_error(mpo: MPO, max_error: float, relative: bool = False) -> tuple[int, ...]:
-    """Greedy smallest bond dims whose Eq. (4) bound stays at most ``max_error``.
+def bond_dims_for_error(mpo: MPO, max_error: float, relative: bool = False,
+                        allocator: str = "optimal") -> tuple[int, ...]:
+    """Bond dims with the fewest parameters whose Eq. (4) bound stays at most ``max_error``.
 
-    With ``relative=True`` the target is ``max_error * ||M||_F``.
+    With ``relative=True`` the target is ``max_error * ||M||_F``. The optimal
+    allocator is the exact Eq. (4) optimum here (no central-pair refinement),
+    so the :class:`Truncation`'s ``error_bound`` meets the target.
     """
     if not max_error >= 0:
         raise ValueError(f"max_error must be >= 0, got {max_error}.")
     target_sq = (max_error * (mpo.norm if relative else 1.0)) ** 2
-    return _greedy_dims(mpo, lambda params, added, cost: added + cost > target_sq)
+    if check_choice("allocator", allocator, ALLOCATORS) == "greedy":
+        return greedy_bond_dims(mpo, lambda params, added, cost: added + cost > target_sq)
+    return optimal_bond_dims(mpo, max_sq_error=target_sq, refine_center=False)
 
 
 def truncate(
@@ -162,6 +140,7 @@ def truncate(
     compression_ratio: float | None = None,
     max_error: float | None = None,
     relative: bool = False,
+    allocator: str = "optimal",
 ) -> Truncation:
     """Truncate an MPO to bond dims, to a compression ratio, or to an error bound.
 
@@ -172,10 +151,14 @@ def truncate(
     bond_dims:
         ``d'_1..d'_{n-1}``, each in ``1..d_k``.
     compression_ratio:
-        Target Eq. (5) ratio: bond dims are lowered greedily until reached.
+        Target Eq. (5) ratio: the bond dims with the least error within it.
     max_error:
-        Target bound (Eq. (4)) on ``||M - M'||_F``, relative to ``||M||_F``
-        when ``relative``.
+        Target bound on ``||M - M'||_F``, relative to ``||M||_F`` when
+        ``relative``: the fewest parameters within it.
+    allocator:
+        How a ratio or error target picks bond dims: ``"optimal"``
+        (:func:`~mpo_core.tensor.bond_allocation.optimal_bond_dims`) or
+        ``"greedy"`` (the previous allocator, for comparison).
 
     Returns
     -------
@@ -186,7 +169,7 @@ def truncate(
     if sum(given) != 1:
         raise ValueError("give exactly one of bond_dims, compression_ratio or max_error.")
     if compression_ratio is not None:
-        bond_dims = bond_dims_for_ratio(mpo, compression_ratio)
+        bond_dims = bond_dims_for_ratio(mpo, compression_ratio, allocator)
     elif max_error is not None:
-        bond_dims = bond_dims_for_error(mpo, max_error, relative)
+        bond_dims = bond_dims_for_error(mpo, max_error, relative, allocator)
     return truncate_to(mpo, bond_dims)
