@@ -30,11 +30,13 @@ SETTINGS = {
 }
 
 
-def squeeze_run(mode: str, target_size: float, step_size: float, device: str, runs_dir: str) -> dict:
+def squeeze_run(mode: str, target_size: float, step_size: float, device: str, runs_dir: str,
+                delta: float | None = None) -> dict:
     from mpo_core.training.fine_tune import fine_tune
     from mpo_core.training.fine_tune_config import FineTuneConfig
 
     data, squeeze = SETTINGS[mode]
+    squeeze = {**squeeze, **({} if delta is None else {"delta": delta})}
     config = FineTuneConfig(
         task="sst2", data_dir=str(GLUE), strategy="mpop", learning_rate=1e-3, warmup_steps=2, device=device,
         runs_dir=runs_dir, run_name=f"sst2-mpop-{mode}", logging_steps=10, eval_steps=10**6, save_steps=10**6,
@@ -74,11 +76,12 @@ def main() -> None:
     size.add_argument("--quick", action="store_true", help="a 1-layer smoke run")
     parser.add_argument("--target-size", type=float, default=0.8, help="#To target as a fraction of dense")
     parser.add_argument("--step-size", type=float, default=0.02, help="share of the dense model one cut removes")
+    parser.add_argument("--delta", type=float, help="largest allowed metric drop (default: the mode's)")
     parser.add_argument("--device", default="auto")
     args = parser.parse_args()
     mode = "full" if args.full else "quick" if args.quick else "small"
     with tempfile.TemporaryDirectory() as runs_dir:
-        report(squeeze_run(mode, args.target_size, args.step_size, args.device, runs_dir))
+        report(squeeze_run(mode, args.target_size, args.step_size, args.device, runs_dir, args.delta))
 
 
 if __name__ == "__main__":
