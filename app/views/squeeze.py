@@ -26,7 +26,7 @@ with st.expander("Start a new squeeze run", expanded=False):
         task = left.selectbox("task", list(GLUE_TASKS), index=list(GLUE_TASKS).index("sst2"))
         layers = left.number_input("encoder layers to load", 1, 6, 2)
         train_examples = left.number_input("training examples", 16, 100000, 500, step=100)
-        eval_examples = left.number_input("dev examples (p is measured on them)", 16, 100000, 200, step=50)
+        eval_examples = left.number_input("dev examples (reported only; p is judged on held-out training examples)", 16, 100000, 200, step=50)
         delta = middle.number_input("Δ (largest metric change)", 0.001, 1.0, 0.02, step=0.01, format="%.3f")
         squeeze_steps = middle.number_input("squeeze steps (budget)", 1, 500, 10)
         step_size = middle.number_input("share of the dense model one cut removes", 0.001, 0.5, 0.02, step=0.005,

@@ -34,7 +34,7 @@ class FineTuneConfig:
     epochs, max_steps: Training length (``max_steps > 0`` overrides epochs).
     batch_size, eval_batch_size, learning_rate, weight_decay, warmup_steps: Optimization.
     lr_scheduler_type: transformers scheduler name (``"linear"``, ``"constant_with_warmup"``, ...);
-        a strategy may override it (squeezing trains at a constant rate).
+        a strategy may override it (mpop: this schedule over its LFA steps, then a constant rate while squeezing).
     eval_steps, logging_steps, save_steps: Evaluation, logging and checkpoint intervals (steps).
     device: ``"auto"`` (GPU when present), ``"cpu"`` or ``"cuda"``.
     precision: ``"auto"`` (bf16/fp16 autocast on GPU, fp32 on CPU) or explicit.

@@ -50,7 +50,7 @@ def test_starting_a_run_from_the_form(tmp_path, monkeypatch):
             n.set_value(1)
         if n.label == "training examples":
             n.set_value(32)
-        if n.label == "dev examples (p is measured on them)":
+        if n.label == "dev examples (reported only; p is judged on held-out training examples)":
             n.set_value(16)
         if n.label == "squeeze steps (budget)":
             n.set_value(1)
