@@ -9,6 +9,11 @@ skips runs another live process holds and waits for them at the end.
 Settings per mode (``SMALL``/``FULL``) are data, recorded with the
 results; the reductions of the full mode (CPU: max length 64, at most 1500
 training and 1000 dev examples, 2 epochs) are stated there.
+
+A grid can also keep each finished run's record (its ``results.json``, config
+included; no weights) in ``<results>/<mode>/records/<experiment>/<run>.json``
+(``keep_records``): unlike ``runs/`` these are committed, so a grid continued on
+a fresh machine rebuilds those rows from the records instead of training again.
 """
 from __future__ import annotations
 
@@ -24,6 +29,7 @@ from tqdm.auto import tqdm
 
 from ..training.fine_tune_config import FineTuneConfig
 from ..data.glue import default_glue_dir, get_task, load_glue_split
+from ..runs.atomic_write import atomic_write_json
 from ..runs.process_alive import process_alive
 from ..runs.run_folder import CHECKPOINTS, RESULTS_FILE, read_json
 from .results_store import Results, results_dir, save_results
@@ -39,7 +45,7 @@ FULL = dict(max_length=64, max_train_examples=1500, max_eval_examples=1000, epoc
 # 2e-4 reached 0.716 / 0.718. Lightweight fine-tuning (auxiliary tensors + head) needs larger steps: 1e-3
 # (MRPC 0.713). Probes: 1500 examples, 2 epochs, max length 64, CPU.
 LEARNING_RATES = {"full": 1e-4, "last_k": 1e-4, "mpo_full": 1e-4, "mpo_full_lfa": 1e-3, "mpop": 1e-3,
-                  "mpop_dir": 1e-3, "opf": 1e-4}
+                  "mpop_dir": 1e-3, "opf": 1e-4, "mpo_lfa": 1e-3}
 SQUEEZE = {"small": dict(lfa_steps=2, squeeze_steps=1, tune_steps=1, step_size=0.1, delta=0.05, stop_on="drop"),
            "full": dict(lfa_steps=94, squeeze_steps=10, tune_steps=8, step_size=0.1, delta=0.01, stop_on="drop")}
 
@@ -54,10 +60,12 @@ class RunSpec:
     options: dict = field(default_factory=dict)
     model: str | None = None  # None = the packaged MiniLM
     model_label: str = "MiniLM (packaged, real weights)"
+    seed: int | None = None  # None = the mode's seed (0), and a run name without one, as before seeds existed
 
     @property
     def run_name(self) -> str:
-        return f"{self.label}-{self.task}".replace("/", "_").replace(" ", "_")
+        name = f"{self.label}-{self.task}" + ("" if self.seed is None else f"-seed{self.seed}")
+        return name.replace("/", "_").replace(" ", "_")
 
 
 def mode_settings(mode: str) -> dict:
@@ -74,7 +82,7 @@ def runs_root(experiment: str, mode: str) -> Path:
 
 def _config(spec: RunSpec, mode: str, runs: Path, data_dir, overrides: dict) -> FineTuneConfig:
     settings = {"save_model": False, "learning_rate": LEARNING_RATES.get(spec.strategy, 5e-4),
-                **mode_settings(mode), **overrides}
+                **mode_settings(mode), **overrides, **({} if spec.seed is None else {"seed": spec.seed})}
     return FineTuneConfig(
         task=spec.task, model=spec.model, data_dir=data_dir, strategy=spec.strategy,
         strategy_options=dict(spec.options), runs_dir=str(runs), run_name=spec.run_name, **settings,
@@ -157,6 +165,23 @@ def run_one(spec: RunSpec, mode: str, experiment: str, data_dir=None, wait: bool
         _lock_path(folder).unlink(missing_ok=True)
 
 
+def records_root(experiment: str, mode: str) -> Path:
+    return results_dir(mode) / "records" / experiment
+
+
+def stored_record(spec: RunSpec, mode: str, experiment: str) -> dict | None:
+    """The kept record of a finished run (see ``keep_records`` of :func:`run_grid`), or ``None``."""
+    path = records_root(experiment, mode) / f"{spec.run_name}.json"
+    return read_json(path) if path.is_file() else None
+
+
+def store_record(spec: RunSpec, mode: str, experiment: str, record: dict) -> Path:
+    """Keep a finished run's record (its ``results.json``: config, scores, sizes; no weights) for git."""
+    folder = records_root(experiment, mode)
+    folder.mkdir(parents=True, exist_ok=True)
+    return atomic_write_json(folder / f"{spec.run_name}.json", record, indent=1, default=str)
+
+
 def row_of(spec: RunSpec, record: dict) -> dict:
     task = get_task(spec.task)
     return {
@@ -168,28 +193,39 @@ def row_of(spec: RunSpec, record: dict) -> dict:
     }
 
 
+def _spec_settings(spec: RunSpec) -> dict:
+    return {"label": spec.label, "task": spec.task, "strategy": spec.strategy, "options": spec.options,
+            "model": spec.model or "packaged MiniLM", **({} if spec.seed is None else {"seed": spec.seed})}
+
+
 def run_grid(experiment: str, specs: Sequence[RunSpec], mode: str, data_dir=None, extra_settings=None,
-             borrowed: dict | None = None, **overrides) -> Results:
+             borrowed: dict | None = None, row=row_of, keep_records: bool = False, **overrides) -> Results:
     """Run every spec in order (reusing finished runs) and save the table as ``experiment``.
 
     ``borrowed`` maps a spec's label to another experiment whose runs it shares
     (Table 5's MPOP row is Table 3's MPOP run: computed once, by whichever runs first).
+    ``row(spec, record)`` makes a spec's table row (default :func:`row_of`). With
+    ``keep_records`` each run's record is written to :func:`records_root` as it
+    finishes, and a cell whose record is there is not run again (its row is rebuilt from it).
     """
     start, found = time.perf_counter(), {}
     owners = [(borrowed or {}).get(spec.label, experiment) for spec in specs]
-    with tqdm(total=len(specs), desc=experiment, unit="run") as bar:
+    if keep_records:
+        found = {i: r for i, (s, o) in enumerate(zip(specs, owners)) if (r := stored_record(s, mode, o)) is not None}
+    with tqdm(total=len(specs), initial=len(found), desc=experiment, unit="run") as bar:
         for wait in (False, True):  # first the runs nobody holds, then wait for those other processes hold
             for index, (spec, owner) in enumerate(zip(specs, owners)):
                 if index not in found:
                     record = run_one(spec, mode, owner, data_dir, wait=wait, **overrides)
                     if record is not None:
                         found[index] = record
+                        if keep_records:
+                            store_record(spec, mode, owner, record)
                         bar.update()
     records = [found[index] for index in range(len(specs))]
-    rows = [row_of(spec, record) for spec, record in zip(specs, records)]
+    rows = [row(spec, record) for spec, record in zip(specs, records)]
     settings = {"mode_settings": {**mode_settings(mode), **overrides}, "learning_rates": LEARNING_RATES,
-                "runs": [{"label": s.label, "task": s.task, "strategy": s.strategy, "options": s.options,
-                          "model": s.model or "packaged MiniLM"} for s in specs], **(extra_settings or {})}
+                "runs": [_spec_settings(s) for s in specs], **(extra_settings or {})}
     return save_results(experiment, mode, pd.DataFrame(rows), settings, records, time.perf_counter() - start)
 
 

@@ -1,0 +1,348 @@
+"""The frontier (issue 13 §4): dev score vs #To on SST-2 and MRPC, mean +- std over seeds, per method.
+
+Rows of one task, all on the packaged MiniLM with one schedule, step count,
+batch size and learning-rate rule (:data:`~mpo_core.reproduction.glue_grid.FULL`,
+:data:`~mpo_core.reproduction.glue_grid.LEARNING_RATES`)::
+
+    full              dense full fine-tuning                              #To = dense
+    last_1            only the last encoder layer + head (#Pr ~ mpo_lfa's)  #To = dense
+    mpop@t            LFA, then squeezing to #To <= t x dense (Algorithm 2)  t in 0.9 / 0.75 / 0.6
+    mpo_lfa@t         truncate straight to #To ~ t x dense (n = 5, optimal bond allocation), then LFA
+    svd_lfa@t         the same with n = 2: a truncated SVD W ~ U V
+
+Direct truncation is given as an Eq. (5) ``compression_ratio`` rho for every
+matrix; :func:`ratio_for_size` finds by bisection the rho at which the model's
+real #To is the target (counted from the allocated bond dims of each matrix's
+decomposition, without building the model). The rhos are kept, per task, in
+``records/frontier/sizes.json`` and in the results' settings.
+
+Every finished run's record goes to ``results/<mode>/records/frontier/<run>.json``
+(committed, unlike ``runs/``), and a cell whose record exists is not run again.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import pandas as pd
+
+from ..data.glue import get_task
+from ..model.matrix_groups import find_matrices, layer_index
+from ..model.mpo_config import MPOConfig
+from ..model.parameter_count import count_parameters
+from ..runs.atomic_write import atomic_write_json
+from ..runs.run_folder import read_json
+from ..tensor.compression import count_params
+from ..tensor.decomposition import decompose
+from ..tensor.mpo import MPO
+from ..tensor.truncation import bond_dims_for_ratio
+from .glue_grid import RunSpec, constant_levels, mode_settings, records_root, run_grid
+from .results_store import Results
+
+NAME = "frontier"
+TASKS = {"small": ("sst2",), "full": ("sst2", "mrpc")}
+TARGETS = {"small": (0.75,), "full": (0.9, 0.75, 0.6)}  # #To as a share of the dense model's
+SEEDS = {"small": (0,), "full": (0, 1, 2)}
+LAST_K = 1  # last_1 trains 1.9M parameters, about what the MPO rows' LFA trains
+# label -> MPOConfig of the direct truncation (n = 2: a truncated SVD W ~ U V). The SVD rows rebuild the
+# word embedding's table per step (forward_mode="dense", same numbers): its row lookup path loops over every
+# distinct id when the central factor is the whole vocabulary (n = 2), about a minute per training batch.
+TRUNCATIONS = {"mpo_lfa": {"n": 5}, "svd_lfa": {"n": 2, "forward_mode": "dense"}}
+WITHIN = 0.01  # "within 1 point of full fine-tuning", in metric units
+# mpop: each cut removes step_size of the dense model (<= 10 cuts from the full-bond MPO, 1.07x, to 0.6x);
+# judged on held-out training examples, only drops count (stop_on="drop", the rule for accuracy-like metrics);
+# delta = 1 point, the finding's own tolerance. Small mode: a delta no cut can exceed, so the pipeline reaches
+# its target (its scores mean nothing).
+SQUEEZE = {"small": dict(step_size=0.2, tune_steps=1, delta=1.0, heldout_examples=16),
+           "full": dict(step_size=0.05, tune_steps=8, delta=0.01, heldout_examples=256)}
+SQUEEZE_SLACK = 2  # cuts beyond (start - target) / step_size: a cut may remove less when the target is near
+SIZES_FILE = "sizes.json"
+
+
+@dataclass
+class SizeModel:
+    """#To of a model whose matrices are truncated to one compression ratio, without building that model.
+
+    Attributes
+    ----------
+    dense_params: #To of the dense model.
+    other_params: What the MPO surgery leaves dense (biases, LayerNorms, position embeddings, head).
+    mpos: The full-bond decomposition of every configured matrix.
+    """
+
+    dense_params: int
+    other_params: int
+    mpos: list[MPO]
+
+    @classmethod
+    def of(cls, model, mpo_config: MPOConfig) -> "SizeModel":
+        """Decompose each matrix that ``mpo_config`` selects in ``model`` once (Algorithm 1)."""
+        modules = dict(model.named_modules())
+        names = [name for name in find_matrices(model, mpo_config.groups)
+                 if mpo_config.layers is None or layer_index(name) in (None, *mpo_config.layers)]
+        weights = [modules[name].weight.detach().float() for name in names]
+        dense = count_parameters(model).total
+        mpos = [decompose(w, n=mpo_config.n) for w in weights]
+        return cls(dense, dense - sum(w.numel() for w in weights), mpos)
+
+    @property
+    def matrix_params(self) -> int:
+        return sum(m.shape.num_matrix_params for m in self.mpos)
+
+    def total_params(self, compression_ratio: float | None = None) -> int:
+        """#To with every matrix at the bond dims allocated for ``compression_ratio`` (``None``: full bonds)."""
+        def dims(mpo):
+            return mpo.full_bond_dims if compression_ratio is None else bond_dims_for_ratio(mpo, compression_ratio)
+
+        return self.other_params + sum(count_params(m.shape, dims(m)) for m in self.mpos)
+
+
+def ratio_for_size(sizes: SizeModel, target_params: float, rtol: float = 1e-3,
+                   max_iterations: int = 40) -> tuple[float, int]:
+    """The Eq. (5) ratio rho at which the model's #To is ``target_params``, by bisection; returns ``(rho, #To)``.
+
+    The first guess is the linear one (an allocation nearly fills its budget
+    ``rho x entries``); bisection then stops within ``rtol`` of the target or
+    returns the closest rho it saw.
+
+    Raises
+    ------
+    ValueError
+        If the target is outside what truncation can reach (below all-ones bonds, above full bonds).
+    """
+    full = sizes.total_params()
+    if not sizes.total_params(1e-12) <= target_params <= full:
+        raise ValueError(f"#To {target_params:.0f} is outside what truncating these matrices reaches "
+                         f"({sizes.total_params(1e-12)}..{full}).")
+    low, high = 0.0, max(count_params(m.shape, m.full_bond_dims) / m.shape.num_matrix_params for m in sizes.mpos)
+    rho = min(max((target_params - sizes.other_params) / sizes.matrix_params, 1e-6), high)
+    best = None
+    for _ in range(max_iterations):
+        total = sizes.total_params(rho)
+        if best is None or abs(total - target_params) < abs(best[1] - target_params):
+            best = (rho, total)
+        if abs(total - target_params) <= rtol * target_params:
+            break
+        low, high = (rho, high) if total < target_params else (low, rho)
+        rho = (low + high) / 2
+    return best
+
+
+def task_sizes(task: str, mode: str, targets=None) -> dict:
+    """Dense and full-bond #To of the task's model and, per truncation and target, the rho that reaches it."""
+    from ..model.sequence_classifier import load_sequence_classifier
+
+    targets = TARGETS[mode] if targets is None else targets
+    layers = mode_settings(mode).get("num_hidden_layers")
+    model, _ = load_sequence_classifier(task, num_hidden_layers=layers, seed=0)
+    out = {"num_hidden_layers": layers, "targets": list(targets), "ratios": {}}
+    by_n = {}  # the decompositions depend on n only: one per n
+    for mpo_config in (MPOConfig(), *(MPOConfig(**c) for c in TRUNCATIONS.values())):
+        if mpo_config.n not in by_n:
+            by_n[mpo_config.n] = SizeModel.of(model, mpo_config)
+    out["dense_params"] = by_n[MPOConfig().n].dense_params
+    out["mpo_full_bond_params"] = by_n[MPOConfig().n].total_params()  # where mpop starts squeezing
+    for label, mpo_config in TRUNCATIONS.items():
+        sizes = by_n[MPOConfig(**mpo_config).n]
+        out["ratios"][label] = {}
+        for target in targets:
+            rho, total = ratio_for_size(sizes, target * sizes.dense_params)
+            out["ratios"][label][str(target)] = {"compression_ratio": rho, "total_params": total,
+                                                 "target_params": target * sizes.dense_params}
+    return out
+
+
+def all_sizes(mode: str) -> dict:
+    """:func:`task_sizes` of every task, kept in ``records/frontier/sizes.json`` (found once per mode)."""
+    path = records_root(NAME, mode) / SIZES_FILE
+    stored = read_json(path) if path.is_file() else {}
+    layers = mode_settings(mode).get("num_hidden_layers")
+    fresh = {task: stored[task] for task in TASKS[mode] if task in stored
+             and stored[task]["num_hidden_layers"] == layers and stored[task]["targets"] == list(TARGETS[mode])}
+    if len(fresh) < len(TASKS[mode]):
+        fresh = {task: fresh.get(task) or task_sizes(task, mode) for task in TASKS[mode]}
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_json(path, {**stored, **fresh})
+    return fresh
+
+
+def training_steps(mode: str) -> int:
+    """Optimizer steps of a run of the other rows (mpop's LFA phase gets as many)."""
+    settings = mode_settings(mode)
+    if settings.get("max_steps", -1) > 0:
+        return settings["max_steps"]
+    return math.ceil(settings["max_train_examples"] / settings["batch_size"]) * math.ceil(settings["epochs"])
+
+
+def squeeze_budget(start: float, target: float, step_size: float) -> int:
+    """Cuts that take #To from ``start`` to ``target`` (shares of dense) at ``step_size`` each, plus slack."""
+    return max(1, math.ceil((start - target) / step_size)) + SQUEEZE_SLACK
+
+
+def mpop_options(mode: str, target: float, start: float) -> dict:
+    squeeze = SQUEEZE[mode]
+    return dict(target_size=target, step_unit="model", rank="per_param", bonds="all", stop_on="drop",
+                lfa_steps=training_steps(mode), squeeze_steps=squeeze_budget(start, target, squeeze["step_size"]),
+                **squeeze)
+
+
+def label_of(method: str, target: float | None = None) -> str:
+    return method if target is None else f"{method}@{target:g}"
+
+
+def parse_label(label: str) -> tuple[str, float | None]:
+    """``"mpop@0.75"`` -> ``("mpop", 0.75)``; ``"full"`` -> ``("full", None)``."""
+    method, _, target = label.partition("@")
+    return method, float(target) if target else None
+
+
+def cells(task: str, mode: str, sizes: dict, seed: int) -> list[RunSpec]:
+    """One seed's rows of one task."""
+    start = sizes["mpo_full_bond_params"] / sizes["dense_params"]
+    out = [RunSpec("full", task, "full", seed=seed),
+           RunSpec(f"last_{LAST_K}", task, "last_k", {"k": LAST_K}, seed=seed)]
+    for target in TARGETS[mode]:
+        out.append(RunSpec(label_of("mpop", target), task, "mpop", mpop_options(mode, target, start), seed=seed))
+        for label, mpo_config in TRUNCATIONS.items():
+            rho = sizes["ratios"][label][str(target)]["compression_ratio"]
+            options = {"compression_ratio": rho, "mpo_config": dict(mpo_config)}
+            out.append(RunSpec(label_of(label, target), task, "mpo_lfa", options, seed=seed))
+    return out
+
+
+def specs(mode: str, sizes: dict | None = None) -> list[RunSpec]:
+    """Every run, seed by seed (an interrupted grid has whole frontiers of the first seeds)."""
+    sizes = sizes or all_sizes(mode)
+    return [spec for seed in SEEDS[mode] for task in TASKS[mode] for spec in cells(task, mode, sizes[task], seed)]
+
+
+def row_maker(sizes: dict):
+    """The table row of one run: the columns the issue asks for, plus the share of dense and mpop's stop."""
+    def row(spec: RunSpec, record: dict) -> dict:
+        method, target = parse_label(spec.label)
+        dense = sizes[spec.task]["dense_params"]
+        return {"task": get_task(spec.task).name, "row": spec.label, "method": method, "strategy": spec.strategy,
+                "seed": spec.seed, "target": target, "metric": record.get("metric"), "score": record.get("score"),
+                "total_params": record.get("total_params"), "trainable_params": record.get("trainable_params"),
+                "to_vs_dense": record.get("total_params", float("nan")) / dense,
+                "wall_seconds": record.get("wall_seconds"),
+                "stop_reason": (record.get("squeeze") or {}).get("stop_reason"), "run": spec.run_name}
+    return row
+
+
+def run(mode: str) -> Results:
+    sizes = all_sizes(mode)
+    extra = {"tasks": TASKS[mode], "targets": TARGETS[mode], "seeds": SEEDS[mode], "sizes": sizes,
+             "squeeze": SQUEEZE[mode], "last_k": LAST_K, "truncations": TRUNCATIONS}
+    return run_grid(NAME, specs(mode, sizes), mode, extra_settings=extra, row=row_maker(sizes), keep_records=True)
+
+
+def constant_runs(results: Results, data_dir=None) -> list[str]:
+    """The runs whose dev score is a constant prediction's (a class share, or Matthews 0)."""
+    max_eval = results.meta.get("settings", {}).get("mode_settings", {}).get("max_eval_examples")
+    levels, stuck = {}, []
+    for task, seed, score, name in results.table[["task", "seed", "score", "run"]].itertuples(index=False):
+        key = (task, int(seed))
+        if key not in levels:
+            levels[key] = constant_levels(task, max_eval, int(seed), data_dir)
+        if any(abs(score - level) < 1e-9 for level in levels[key]):
+            stuck.append(name)
+    return stuck
+
+
+def summary(results: Results, data_dir=None) -> pd.DataFrame:
+    """Per task and row: mean and std of the score over seeds (constant-prediction runs left out), sizes."""
+    table = results.table.copy()
+    table["constant"] = table["run"].isin(constant_runs(results, data_dir))
+    learned = table[~table["constant"]]
+    keys = ["task", "row"]
+    out = table.groupby(keys, sort=False).agg(
+        method=("method", "first"), target=("target", "first"), runs=("run", "count"),
+        constant=("constant", "sum"), to_millions=("total_params", lambda s: s.mean() / 1e6),
+        pr_millions=("trainable_params", lambda s: s.mean() / 1e6), to_vs_dense=("to_vs_dense", "mean"))
+    scores = learned.groupby(keys, sort=False)["score"].agg(["mean", "std"]) * 100
+    return out.join(scores).reset_index()
+
+
+def _score(row) -> str:
+    if pd.isna(row["mean"]):
+        return "no run learned"
+    std = "" if pd.isna(row["std"]) else f" +- {row['std']:.1f}"
+    return f"{row['mean']:.1f}{std}"
+
+
+def _at(row) -> str:
+    return f"{row['to_vs_dense']:.2f}x dense ({_score(row)})"
+
+
+def method_sentence(part: pd.DataFrame, method: str, reference: float) -> str:
+    """Where ``method`` is within :data:`WITHIN` of ``reference`` (percent), over its sizes."""
+    rows = part[part["method"] == method]
+    good = rows[rows["mean"] >= reference - 100 * WITHIN]
+    if good.empty:
+        best = rows.loc[rows["mean"].idxmax()] if rows["mean"].notna().any() else rows.iloc[0]
+        return f"{method}: at none of its sizes (best {_at(best)})"
+    smallest = good.loc[good["to_vs_dense"].idxmin()]
+    others = rows[~rows.index.isin(good.index)]
+    tail = f"; not at {', '.join(_at(r) for _, r in others.iterrows())}" if len(others) else ""
+    return f"{method}: down to {_at(smallest)}" + (f", within at {', '.join(_at(r) for _, r in good.iterrows())}"
+                                                  if len(good) > 1 else "") + tail
+
+
+def _stop_kind(reason) -> str:
+    if not isinstance(reason, str):
+        return "none"
+    return "held-out drop > delta" if reason.startswith("|p") else reason.split(":")[0]
+
+
+def findings(results: Results, data_dir=None) -> list[str]:
+    """Per task, at which size each method stays within 1 point of full fine-tuning; mpop's stops; constant runs."""
+    table, lines = summary(results, data_dir), []
+    for task, part in table.groupby("task", sort=False):
+        full = part[part["method"] == "full"].iloc[0]
+        if pd.isna(full["mean"]):
+            lines.append(f"{task}: every full fine-tuning run stayed at a constant prediction; no reference.")
+            continue
+        methods = [m for m in dict.fromkeys(part["method"]) if m != "full"]
+        lines.append(f"{task}: full fine-tuning {_score(full)} ({full['runs'] - full['constant']} seeds); within "
+                     f"1 point (mean over seeds): " + "; ".join(method_sentence(part, m, full["mean"]) for m in methods))
+    mpop = results.table[results.table["method"] == "mpop"]
+    if len(mpop):
+        kinds = mpop["stop_reason"].map(_stop_kind).value_counts()
+        reached = mpop.groupby(["task", "row"], sort=False)["to_vs_dense"].mean()
+        lines.append("mpop (stop_on='drop', delta as in the settings, judged on held-out training examples) "
+                     f"stopped: {', '.join(f'{k} ({v})' for k, v in kinds.items())}; mean #To reached: "
+                     + ", ".join(f"{t} {r} {x:.2f}x" for (t, r), x in reached.items()) + ".")
+    stuck = constant_runs(results, data_dir)
+    lines.append(f"{len(stuck)} of {len(results.table)} runs scored exactly a constant prediction and are left "
+                 f"out of the means: {', '.join(stuck)}." if stuck else
+                 "every run learned beyond a constant prediction.")
+    return lines
+
+
+def frontier_figure(results: Results, data_dir=None):
+    """Score (percent) vs #To (millions) per task: one line per method, error bars = std over seeds."""
+    import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
+
+    table = summary(results, data_dir)
+    tasks = list(dict.fromkeys(table["task"]))
+    fig = make_subplots(rows=1, cols=len(tasks), subplot_titles=tasks)
+    colors = dict(zip(dict.fromkeys(table["method"]), ("black", "gray", "#d62728", "#1f77b4", "#2ca02c", "#9467bd")))
+    for col, task in enumerate(tasks, start=1):
+        part = table[table["task"] == task]
+        for method, rows in part.groupby("method", sort=False):
+            rows = rows.sort_values("to_millions")
+            fig.add_trace(go.Scatter(
+                x=rows["to_millions"], y=rows["mean"], error_y=dict(type="data", array=rows["std"].fillna(0)),
+                mode="lines+markers", name=method, legendgroup=method, showlegend=col == 1,
+                line=dict(color=colors[method]), text=rows["row"],
+                hovertemplate="%{text}: %{y:.1f} at #To %{x:.2f}M"), row=1, col=col)
+        full = part[part["method"] == "full"]["mean"].iloc[0]
+        if not pd.isna(full):
+            fig.add_hline(y=full - 100 * WITHIN, line_dash="dot", line_color="black", row=1, col=col,
+                          annotation_text="full - 1 point", annotation_position="bottom left")
+    fig.update_xaxes(title_text="#To (millions)")
+    fig.update_yaxes(title_text="dev score (%)", col=1)
+    fig.update_layout(title=f"{results.name} [{results.mode}]: score vs model size (mean +- std over seeds)")
+    return fig
