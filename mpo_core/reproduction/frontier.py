@@ -1,4 +1,4 @@
-"""The frontier (issue 13 §4): dev score vs #To on SST-2 and MRPC, mean +- std over seeds, per method.
+"""The frontier (issue 13 §4): dev score vs #To on SST-2 and MRPC, mean ± std over seeds, per method.
 
 Rows of one task, all on the packaged MiniLM with one schedule, step count,
 batch size and learning-rate rule (:data:`~mpo_core.reproduction.glue_grid.FULL`,
@@ -267,7 +267,7 @@ def summary(results: Results, data_dir=None) -> pd.DataFrame:
 def _score(row) -> str:
     if pd.isna(row["mean"]):
         return "no run learned"
-    std = "" if pd.isna(row["std"]) else f" +- {row['std']:.1f}"
+    std = "" if pd.isna(row["std"]) else f" ± {row['std']:.1f}"
     return f"{row['mean']:.1f}{std}"
 
 
@@ -279,14 +279,17 @@ def method_sentence(part: pd.DataFrame, method: str, reference: float) -> str:
     """Where ``method`` is within :data:`WITHIN` of ``reference`` (percent), over its sizes."""
     rows = part[part["method"] == method]
     good = rows[rows["mean"] >= reference - 100 * WITHIN]
+    if rows["target"].isna().all():  # one size: the dense model's (last_k)
+        row = rows.iloc[0]
+        return f"{method} (#Pr {row['pr_millions']:.2f}M, dense size): {'' if len(good) else 'not '}within ({_score(row)})"
     if good.empty:
         best = rows.loc[rows["mean"].idxmax()] if rows["mean"].notna().any() else rows.iloc[0]
         return f"{method}: at none of its sizes (best {_at(best)})"
     smallest = good.loc[good["to_vs_dense"].idxmin()]
     others = rows[~rows.index.isin(good.index)]
-    tail = f"; not at {', '.join(_at(r) for _, r in others.iterrows())}" if len(others) else ""
-    return f"{method}: down to {_at(smallest)}" + (f", within at {', '.join(_at(r) for _, r in good.iterrows())}"
-                                                  if len(good) > 1 else "") + tail
+    return (f"{method}: down to {_at(smallest)}"
+            + (f", within at {', '.join(map(_at, (r for _, r in good.iterrows())))}" if len(good) > 1 else "")
+            + (f"; not at {', '.join(map(_at, (r for _, r in others.iterrows())))}" if len(others) else ""))
 
 
 def _stop_kind(reason) -> str:
@@ -310,8 +313,9 @@ def findings(results: Results, data_dir=None) -> list[str]:
     if len(mpop):
         kinds = mpop["stop_reason"].map(_stop_kind).value_counts()
         reached = mpop.groupby(["task", "row"], sort=False)["to_vs_dense"].mean()
-        lines.append("mpop (stop_on='drop', delta as in the settings, judged on held-out training examples) "
-                     f"stopped: {', '.join(f'{k} ({v})' for k, v in kinds.items())}; mean #To reached: "
+        squeeze = results.meta.get("settings", {}).get("squeeze", {})
+        lines.append(f"mpop (stop_on='drop', delta {squeeze.get('delta')}, judged on "
+                     f"{squeeze.get('heldout_examples')} held-out training examples) stopped: {', '.join(f'{k} ({v})' for k, v in kinds.items())}; mean #To reached: "
                      + ", ".join(f"{t} {r} {x:.2f}x" for (t, r), x in reached.items()) + ".")
     stuck = constant_runs(results, data_dir)
     lines.append(f"{len(stuck)} of {len(results.table)} runs scored exactly a constant prediction and are left "
@@ -336,7 +340,8 @@ def frontier_figure(results: Results, data_dir=None):
             fig.add_trace(go.Scatter(
                 x=rows["to_millions"], y=rows["mean"], error_y=dict(type="data", array=rows["std"].fillna(0)),
                 mode="lines+markers", name=method, legendgroup=method, showlegend=col == 1,
-                line=dict(color=colors[method]), text=rows["row"],
+                line=dict(color=colors[method]), marker=dict(symbol="diamond" if method.startswith("last") else "circle",
+                                                             size=9), text=rows["row"],
                 hovertemplate="%{text}: %{y:.1f} at #To %{x:.2f}M"), row=1, col=col)
         full = part[part["method"] == "full"]["mean"].iloc[0]
         if not pd.isna(full):
@@ -344,5 +349,5 @@ def frontier_figure(results: Results, data_dir=None):
                           annotation_text="full - 1 point", annotation_position="bottom left")
     fig.update_xaxes(title_text="#To (millions)")
     fig.update_yaxes(title_text="dev score (%)", col=1)
-    fig.update_layout(title=f"{results.name} [{results.mode}]: score vs model size (mean +- std over seeds)")
+    fig.update_layout(title=f"{results.name} [{results.mode}]: score vs model size (mean ± std over seeds)")
     return fig
