@@ -237,6 +237,16 @@ def run(mode: str) -> Results:
     return run_grid(NAME, specs(mode, sizes), mode, extra_settings=extra, row=row_maker(sizes), keep_records=True)
 
 
+def ratio_table(results: Results) -> pd.DataFrame:
+    """The direct truncations' rho per task and target, with the #To it gives against the target."""
+    rows = [{"task": task, "row": label_of(label, float(target)), "compression_ratio": found["compression_ratio"],
+             "to_millions": found["total_params"] / 1e6, "target_millions": found["target_params"] / 1e6,
+             "off_target": found["total_params"] / found["target_params"] - 1}
+            for task, sizes in results.meta["settings"]["sizes"].items()
+            for label, by_target in sizes["ratios"].items() for target, found in by_target.items()]
+    return pd.DataFrame(rows)
+
+
 def constant_runs(results: Results, data_dir=None) -> list[str]:
     """The runs whose dev score is a constant prediction's (a class share, or Matthews 0)."""
     max_eval = results.meta.get("settings", {}).get("mode_settings", {}).get("max_eval_examples")
