@@ -110,10 +110,10 @@ def ratio_for_size(sizes: SizeModel, target_params: float, rtol: float = 1e-3,
     ValueError
         If the target is outside what truncation can reach (below all-ones bonds, above full bonds).
     """
-    full = sizes.total_params()
-    if not sizes.total_params(1e-12) <= target_params <= full:
+    lowest, full = sizes.total_params(1e-12), sizes.total_params()  # all bonds 1 .. full bonds
+    if not lowest <= target_params <= full:
         raise ValueError(f"#To {target_params:.0f} is outside what truncating these matrices reaches "
-                         f"({sizes.total_params(1e-12)}..{full}).")
+                         f"({lowest}..{full}).")
     low, high = 0.0, max(count_params(m.shape, m.full_bond_dims) / m.shape.num_matrix_params for m in sizes.mpos)
     rho = min(max((target_params - sizes.other_params) / sizes.matrix_params, 1e-6), high)
     best = None
