@@ -8,7 +8,7 @@ from ..tensor.validation import check_choice, check_fraction, check_number, chec
 from ..training.method_config import MPOMethodConfig, mpo_config_of
 from .squeeze import BOND_CHOICES, ERROR_KINDS, RANKS, check_step_size
 
-STOP_ON = ("change", "drop")
+STOP_ON = ("change", "drop", "never")
 STEP_UNITS = ("model", "bond")
 #: The options of mpop before ``rank``/``step_unit``/``target_size``/``heldout_examples``/``lfa_scheduler``
 #: existed, and the values that reproduce what those runs did (see :meth:`MPOPConfig.from_dict`).
@@ -46,7 +46,10 @@ class MPOPConfig(MPOMethodConfig):
     error: Compare cuts by ``"relative"`` (``/||W||_F``) or ``"absolute"`` error.
     metric: Metric ``p`` (``None`` = the task's paper metric).
     stop_on: ``"change"`` (``|p - p~| > delta``, the paper) or ``"drop"`` (only ``p - p~ > delta``;
-        for loss-like metrics where lower is better use ``"change"``).
+        for loss-like metrics where lower is better use ``"change"``), or ``"never"``: squeeze to
+        ``target_size`` (or the budget) whatever ``p~`` does, and only *record* at each step whether
+        either rule would have stopped there (``within_change``/``within_drop``), so one run shows
+        the accuracy of a given size and where each delta rule stops (the frontier's use).
     heldout_examples: Judge ``p`` and ``p~`` on this many training examples, held out (seeded) from
         training; at most a quarter of the training set, so small runs still train. 0 = judge on the
         dev set (the first implementation; then the dev score chose the model it reports).

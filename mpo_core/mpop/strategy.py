@@ -282,9 +282,15 @@ class SqueezeCallback(TrainerCallback):
         self._stop(model, control, reason)
         return control
 
+    def _rules(self, value: float) -> dict:
+        """Whether ``p~ = value`` is within delta of the baseline under each stop rule."""
+        change, delta = self.state.baseline - value, self.strategy.delta
+        return {"within_change": abs(change) <= delta, "within_drop": change <= delta}
+
     def _within(self, value: float) -> bool:
-        change = self.state.baseline - value
-        return (abs(change) if self.strategy.stop_on == "change" else change) <= self.strategy.delta
+        if self.strategy.stop_on == "never":
+            return True
+        return self._rules(value)[f"within_{self.strategy.stop_on}"]
 
     def _target_reached(self, model) -> str | None:
         """The stop reason once #To is at the target size, else ``None``."""
@@ -299,10 +305,11 @@ class SqueezeCallback(TrainerCallback):
         accepted = self._within(value)
         record = {"squeeze_step": s.steps_accepted + 1, "step": state.global_step, **move,
                   "metric": self.strategy.metric, "judged_on": self._judged_on, "p": s.baseline,
-                  "p_tilde": value, "accepted": accepted}
+                  "p_tilde": value, **self._rules(value), "accepted": accepted}
         if accepted:
             s.steps_accepted += 1
             s.last_accepted = value
+            record["total_params"] = parameter_summary(model)["total_params"]
         s.history.append(record)
         self._log("step", model, **record)
         if not accepted:

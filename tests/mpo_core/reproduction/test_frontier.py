@@ -14,7 +14,8 @@ from mpo_core.runs.run_folder import RESULTS_FILE
 
 ENCODER = ("query", "key", "value", "attention_output", "ffn_in", "ffn_out")
 COLUMNS = ["task", "row", "method", "strategy", "seed", "target", "metric", "score", "total_params",
-           "trainable_params", "to_vs_dense", "wall_seconds", "stop_reason", "run"]
+           "trainable_params", "to_vs_dense", "wall_seconds", "stop_reason", "change_rule_vs_dense",
+           "drop_rule_vs_dense", "run"]
 
 
 @pytest.fixture(scope="module")
@@ -68,7 +69,7 @@ def test_full_mode_grid_rows_seeds_and_settings():
     assert [o["target_size"] for o in mpop.values()] == [0.9, 0.75, 0.6]
     for options in mpop.values():  # enough cuts to reach the target from the full-bond MPO (1.07x), plus slack
         assert options["squeeze_steps"] * options["step_size"] >= 1.07 - options["target_size"]
-        assert options["stop_on"] == "drop" and options["lfa_steps"] == frontier.training_steps("full") == 94
+        assert options["stop_on"] == "never" and options["lfa_steps"] == frontier.training_steps("full") == 94
     svd = next(s for s in specs if s.label == "svd_lfa@0.6")
     assert svd.options["mpo_config"]["n"] == 2 and svd.options["compression_ratio"] == pytest.approx(0.59)
     configs = [glue_grid._config(s, "full", glue_grid.runs_root("frontier", "full"), None, {})
@@ -124,6 +125,8 @@ def synthetic(scores: dict, seeds=(0, 1, 2), constant_run=None) -> Results:
                          "score": 0.5 if name == constant_run else score + rng.normal(0, 0.002),
                          "total_params": int(2e7 * size), "trainable_params": 1e6, "to_vs_dense": size,
                          "wall_seconds": 1.0, "stop_reason": "target size reached: #To" if method == "mpop" else None,
+                         "change_rule_vs_dense": 1.07 if method == "mpop" else np.nan,  # stopped at the first cut
+                         "drop_rule_vs_dense": size if method == "mpop" else np.nan,  # reached the target
                          "run": name})
     return Results("frontier", "full", pd.DataFrame(rows, columns=COLUMNS),
                    {"settings": {"squeeze": frontier.SQUEEZE["full"]}})
@@ -137,12 +140,14 @@ def test_findings_say_down_to_which_size_each_method_stays_within_a_point(monkey
     table = frontier.summary(results)
     svd = table[table["row"] == "svd_lfa@0.6"].iloc[0]
     assert svd["constant"] == 1 and svd["mean"] == pytest.approx(55, abs=0.5)  # left out of the mean
-    first, squeeze, stuck = frontier.findings(results)
+    first, squeeze, change, drop, stuck = frontier.findings(results)
     assert first.startswith("sst2: full fine-tuning ") and " ± 0." in first and "(3 seeds)" in first
     assert "mpop: down to 0.90x dense" in first and "not at 0.60x dense" in first
     assert "mpo_lfa: down to 0.60x dense" in first and "svd_lfa: at none of its sizes" in first
     assert "last_1 (#Pr 1.00M, dense size): not within" in first
-    assert "target size reached (6)" in squeeze and "delta 0.01" in squeeze
+    assert "target size reached (6)" in squeeze
+    assert "|p - p~| > delta (the paper's)" in change and "sst2: 6 of 6 runs stopped before their target" in change
+    assert "sst2: 0 of 6 runs stopped before their target" in drop
     assert stuck.startswith("1 of 24 runs") and "svd_lfa@0.6-sst2-seed1" in stuck
     figure = frontier.frontier_figure(results)
     assert {trace.name for trace in figure.data} == {"full", "last_1", "mpop", "mpo_lfa", "svd_lfa"}
@@ -169,7 +174,9 @@ def test_small_mode_end_to_end_then_from_its_records_alone(tmp_path, monkeypatch
     records = glue_grid.records_root("frontier", "small")
     assert {p.stem for p in records.glob("*.json")} == {*table["run"], "sizes"}
     assert "compression_ratio" in json.dumps(results.meta["settings"]["sizes"])
-    assert len(frontier.findings(results)) == 3
+    assert len(frontier.findings(results)) == 5  # per task, mpop's stops, the two delta rules, constant runs
+    mpop = table[table["method"] == "mpop"].iloc[0]
+    assert 0.75 * 0.99 <= mpop["drop_rule_vs_dense"] <= 1.08 and 0.75 * 0.99 <= mpop["change_rule_vs_dense"] <= 1.08
 
     calls = []
     monkeypatch.setattr("mpo_core.training.fine_tune.fine_tune", lambda config: calls.append(config))
@@ -177,3 +184,14 @@ def test_small_mode_end_to_end_then_from_its_records_alone(tmp_path, monkeypatch
     shutil.rmtree(glue_grid.runs_root("frontier", "small"))  # a fresh machine: only the committed records
     again = frontier.run("small")
     assert calls == [] and again.table.equals(table)
+
+
+def test_rule_stop_reads_where_each_delta_rule_would_have_stopped_a_squeeze():
+    steps = [{"within_change": True, "within_drop": True, "total_params": 90},
+             {"within_change": False, "within_drop": True, "total_params": 80},  # p~ rose by more than delta
+             {"within_change": False, "within_drop": False, "total_params": 70}]
+    squeeze = {"mpo_params": 100, "history": steps}
+    assert frontier.rule_stop(squeeze, "change") == 90 and frontier.rule_stop(squeeze, "drop") == 80
+    steps[0]["within_change"] = False  # the first cut already outside: the full-bond MPO stays
+    assert frontier.rule_stop(squeeze, "change") == 100
+    assert frontier.rule_stop({"mpo_params": 100, "history": [{"p_tilde": 0.5}]}, "drop") is None  # older records
