@@ -38,6 +38,7 @@ from ..tensor.mpo import MPO
 from ..tensor.truncation import bond_dims_for_ratio
 from .glue_grid import RunSpec, constant_levels, mode_settings, records_root, run_grid
 from .results_store import Results
+from .verdict import HOLDS, Verdict, not_below
 
 NAME = "frontier"
 TASKS = {"small": ("sst2",), "full": ("sst2", "mrpc")}
@@ -290,7 +291,8 @@ def constant_runs(results: Results, data_dir=None) -> list[str]:
 
 
 def summary(results: Results, data_dir=None) -> pd.DataFrame:
-    """Per task and row: mean and std of the score over seeds (constant-prediction runs left out), sizes."""
+    """Per task and row: mean and std of the score over seeds (constant-prediction runs left out), sizes,
+    and the verdict on "within :data:`WITHIN` of full fine-tuning" from the seeds (:mod:`.verdict`)."""
     table = results.table.copy()
     table["constant"] = table["run"].isin(constant_runs(results, data_dir))
     learned = table[~table["constant"]]
@@ -300,7 +302,22 @@ def summary(results: Results, data_dir=None) -> pd.DataFrame:
         constant=("constant", "sum"), to_millions=("total_params", lambda s: s.mean() / 1e6),
         pr_millions=("trainable_params", lambda s: s.mean() / 1e6), to_vs_dense=("to_vs_dense", "mean"))
     scores = learned.groupby(keys, sort=False)["score"].agg(["mean", "std"]) * 100
-    return out.join(scores).reset_index()
+    out = out.join(scores).reset_index()
+    seeds = {key: list(part * 100) for key, part in learned.groupby(keys, sort=False)["score"]}
+    verdicts = [within_full(seeds.get((task, row), []), seeds.get((task, "full"), []))
+                for task, row in zip(out["task"], out["row"])]
+    out["verdict"] = [v.verdict if v else None for v in verdicts]
+    out["difference"] = [v.difference if v else float("nan") for v in verdicts]
+    out["ci_low"] = [v.low if v else float("nan") for v in verdicts]
+    out["ci_high"] = [v.high if v else float("nan") for v in verdicts]
+    return out
+
+
+def within_full(scores: list, full: list) -> Verdict | None:
+    """The verdict on "at most :data:`WITHIN` below full fine-tuning" (scores in percent); None without scores."""
+    if not scores or not full:
+        return None
+    return not_below(scores, full, margin=100 * WITHIN)
 
 
 def _score(row) -> str:
@@ -310,25 +327,29 @@ def _score(row) -> str:
     return f"{row['mean']:.1f}{std}"
 
 
-def _at(row) -> str:
-    return f"{row['to_vs_dense']:.2f}x dense ({_score(row)})"
+def _judged(row) -> str:
+    """One size's score and verdict, e.g. ``0.75x dense: 79.8 ± 0.4, holds (-0.3 [-0.9, +0.3])``."""
+    if row["verdict"] is None:
+        return f"{row['to_vs_dense']:.2f}x dense: {_score(row)}"
+    interval = "" if pd.isna(row["ci_low"]) else f" [{row['ci_low']:+.1f}, {row['ci_high']:+.1f}]"
+    return (f"{row['to_vs_dense']:.2f}x dense: {_score(row)}, {row['verdict']} "
+            f"({row['difference']:+.1f}{interval})")
 
 
-def method_sentence(part: pd.DataFrame, method: str, reference: float) -> str:
-    """Where ``method`` is within :data:`WITHIN` of ``reference`` (percent), over its sizes."""
-    rows = part[part["method"] == method]
-    good = rows[rows["mean"] >= reference - 100 * WITHIN]
-    if rows["target"].isna().all():  # one size: the dense model's (last_k)
-        row = rows.iloc[0]
-        return f"{method} (#Pr {row['pr_millions']:.2f}M, dense size): {'' if len(good) else 'not '}within ({_score(row)})"
-    if good.empty:
-        best = rows.loc[rows["mean"].idxmax()] if rows["mean"].notna().any() else rows.iloc[0]
-        return f"{method}: at none of its sizes (best {_at(best)})"
-    smallest = good.loc[good["to_vs_dense"].idxmin()]
-    others = rows[~rows.index.isin(good.index)]
-    return (f"{method}: down to {_at(smallest)}"
-            + (f", within at {', '.join(map(_at, (r for _, r in good.iterrows())))}" if len(good) > 1 else "")
-            + (f"; not at {', '.join(map(_at, (r for _, r in others.iterrows())))}" if len(others) else ""))
+def method_sentence(part: pd.DataFrame, method: str) -> str:
+    """Per size of ``method``: its score and the verdict on "within 1 point of full"; the smallest size where it holds."""
+    rows = part[part["method"] == method].sort_values("to_vs_dense", ascending=False)
+    holds = rows[rows["verdict"] == HOLDS]
+    label = method if not rows["target"].isna().all() else f"{method} (#Pr {rows.iloc[0]['pr_millions']:.2f}M)"
+    conclusion = (f"holds down to {holds['to_vs_dense'].min():.2f}x dense" if len(holds)
+                  else "holds at none of its sizes")
+    return f"{label}: {conclusion} — " + "; ".join(_judged(r) for _, r in rows.iterrows())
+
+
+def _stop_kind(reason) -> str:
+    if not isinstance(reason, str):
+        return "none"
+    return "held-out drop > delta" if reason.startswith("|p") else reason.split(":")[0]
 
 
 def rule_sentence(mpop: pd.DataFrame, rule: str, squeeze: dict) -> str:
@@ -347,12 +368,6 @@ def rule_sentence(mpop: pd.DataFrame, rule: str, squeeze: dict) -> str:
             f"held-out training examples: " + "; ".join(per_task) + ".")
 
 
-def _stop_kind(reason) -> str:
-    if not isinstance(reason, str):
-        return "none"
-    return "held-out drop > delta" if reason.startswith("|p") else reason.split(":")[0]
-
-
 def findings(results: Results, data_dir=None) -> list[str]:
     """Per task, at which size each method stays within 1 point of full fine-tuning; mpop's stops; constant runs."""
     table, lines = summary(results, data_dir), []
@@ -362,8 +377,9 @@ def findings(results: Results, data_dir=None) -> list[str]:
             lines.append(f"{task}: every full fine-tuning run stayed at a constant prediction; no reference.")
             continue
         methods = [m for m in dict.fromkeys(part["method"]) if m != "full"]
-        lines.append(f"{task}: full fine-tuning {_score(full)} ({full['runs'] - full['constant']} seeds); within "
-                     f"1 point (mean over seeds): " + "; ".join(method_sentence(part, m, full["mean"]) for m in methods))
+        lines.append(f"{task}: full fine-tuning {_score(full)} ({full['runs'] - full['constant']} seeds). "
+                     f"Within 1 point of it (verdict from the 95 % interval of the difference over seeds, "
+                     f"in points): " + " | ".join(method_sentence(part, m) for m in methods))
     mpop = results.table[results.table["method"] == "mpop"]
     if len(mpop):
         kinds = mpop["stop_reason"].map(_stop_kind).value_counts()

@@ -135,16 +135,23 @@ def synthetic(scores: dict, seeds=(0, 1, 2), constant_run=None) -> Results:
 def test_findings_say_down_to_which_size_each_method_stays_within_a_point(monkeypatch):
     monkeypatch.setattr(frontier, "constant_levels", lambda task, *args: {0.5})
     results = synthetic({"full": 0.80, "last_1": 0.75, "mpop@0.9": 0.797, "mpop@0.6": 0.70,
-                         "mpo_lfa@0.9": 0.795, "mpo_lfa@0.6": 0.792, "svd_lfa@0.9": 0.6, "svd_lfa@0.6": 0.55},
+                         "mpo_lfa@0.9": 0.799, "mpo_lfa@0.6": 0.798, "svd_lfa@0.9": 0.6, "svd_lfa@0.6": 0.55},
                         constant_run="svd_lfa@0.6-sst2-seed1")
     table = frontier.summary(results)
     svd = table[table["row"] == "svd_lfa@0.6"].iloc[0]
     assert svd["constant"] == 1 and svd["mean"] == pytest.approx(55, abs=0.5)  # left out of the mean
+    verdicts = dict(zip(table["row"], table["verdict"]))
+    assert verdicts["mpop@0.9"] == verdicts["mpo_lfa@0.6"] == "holds"
+    assert verdicts["mpop@0.6"] == verdicts["last_1"] == verdicts["svd_lfa@0.9"] == "does not hold"
     first, squeeze, change, drop, stuck = frontier.findings(results)
     assert first.startswith("sst2: full fine-tuning ") and " ± 0." in first and "(3 seeds)" in first
-    assert "mpop: down to 0.90x dense" in first and "not at 0.60x dense" in first
-    assert "mpo_lfa: down to 0.60x dense" in first and "svd_lfa: at none of its sizes" in first
-    assert "last_1 (#Pr 1.00M, dense size): not within" in first
+    assert "mpop: holds down to 0.90x dense" in first and "0.60x dense: 70." in first
+    assert "mpo_lfa: holds down to 0.60x dense" in first and "svd_lfa: holds at none of its sizes" in first
+    assert "last_1 (#Pr 1.00M): holds at none of its sizes" in first and "95 % interval" in first
+    # a row of noisy seeds straddling the 1-point line cannot be judged either way
+    noisy = synthetic({"full": 0.80, "mpop@0.9": 0.79})
+    noisy.table.loc[noisy.table["row"] == "mpop@0.9", "score"] = [0.76, 0.82, 0.79]
+    assert frontier.summary(noisy).set_index("row").at["mpop@0.9", "verdict"] == "cannot tell"
     assert "target size reached (6)" in squeeze
     assert "|p - p~| > delta (the paper's)" in change and "sst2: 6 of 6 runs stopped before their target" in change
     assert "sst2: 0 of 6 runs stopped before their target" in drop
