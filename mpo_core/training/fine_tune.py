@@ -85,7 +85,10 @@ def load_run_data(config: FineTuneConfig, tokenizer, strategy=None) -> RunData:
     options = {"seed": config.seed, "hub": config.hub_data}
     train = load_glue_split(config.task, "train", data_dir, max_examples=config.max_train_examples, **options)
     dev = load_glue_split(config.task, "dev", data_dir, max_examples=config.max_eval_examples, **options)
-    size = strategy.heldout_size(len(train)) if strategy is not None else 0
+    size = (strategy.heldout_size(len(train)) if strategy is not None else 0) or config.heldout_examples
+    if size >= len(train):
+        raise ValueError(f"heldout_examples: cannot hold out {size} of the {len(train)} training examples "
+                         f"and still train; give fewer.")
     train, heldout = hold_out(train, size, config.seed)
 
     def tokenize(split):
@@ -186,15 +189,40 @@ def fine_tune(config: FineTuneConfig, resume: bool = False, callbacks=()) -> dic
     trainer.train(resume_from_checkpoint=True if from_checkpoint else None)
     strategy.finish(trainer.model, run)
     seconds = time.perf_counter() - start
+    history = list(trainer.state.log_history)  # the evaluations during training, before the final ones
     final = trainer.evaluate(eval_dataset=data.dev)  # the report: always the dev set
+    heldout = None if data.heldout is None else trainer.evaluate(eval_dataset=data.heldout,
+                                                                 metric_key_prefix=f"eval_{HELDOUT}")
     if config.save_model and run.writer:
         save_mpo_model(trainer.model, run.path / FINAL_MODEL)
         tokenizer.save_pretrained(run.path / FINAL_MODEL)
     results = _results(config, trainer.model, final, seconds, device, precision, data)
+    results.update(_heldout_results(config, heldout), curve=learning_curve(history, config.task))
     results.update(strategy.results())
     run.write_json("results.json", results)
     run.append_metrics({"kind": "end", **{k: v for k, v in results.items() if np.isscalar(v)}})
     return results
+
+
+def _heldout_results(config, heldout: dict | None) -> dict:
+    """The task metric on the held-out training examples at the end (``None`` without a held-out slice)."""
+    if heldout is None:
+        return {"heldout_score": None}
+    prefix = f"eval_{HELDOUT}_"
+    return {"heldout_score": heldout.get(f"{prefix}{get_task(config.task).metric}"),
+            "heldout_eval": {k.removeprefix(prefix): v for k, v in heldout.items()}}
+
+
+def learning_curve(log_history: list, task: str) -> list[dict]:
+    """The task metric at every evaluation during training: ``[{"step", "split", "score"}]``.
+
+    ``split`` is ``"dev"`` (runs without a held-out slice evaluate dev every
+    ``eval_steps``) or ``"heldout"``. The final evaluations after training are not in it.
+    """
+    metric = get_task(task).metric
+    keys = {f"eval_{metric}": "dev", f"eval_{HELDOUT}_{metric}": HELDOUT}
+    return [{"step": entry["step"], "split": split, "score": entry[key]}
+            for entry in log_history for key, split in keys.items() if key in entry and "step" in entry]
 
 
 def _results(config, model, final, seconds, device, precision, data: RunData) -> dict:

@@ -30,6 +30,9 @@ class FineTuneConfig:
     num_hidden_layers: Load only the first layers of the model (small runs); ``None`` = all.
     max_length: Tokens per example.
     max_train_examples / max_eval_examples: Seeded random subsets (``None`` = all).
+    heldout_examples: Training examples held out (seeded, never trained on) and scored at the end
+        (``heldout_score`` in the results), for choices that must not look at dev, e.g. a learning-rate
+        probe. 0 = none. A strategy that holds out its own (mpop's ``heldout_examples``) takes precedence.
     seed: Seed of subsets, initialization and data order.
     epochs, max_steps: Training length (``max_steps > 0`` overrides epochs).
     batch_size, eval_batch_size, learning_rate, weight_decay, warmup_steps: Optimization.
@@ -54,6 +57,7 @@ class FineTuneConfig:
     max_length: int = 128
     max_train_examples: int | None = None
     max_eval_examples: int | None = None
+    heldout_examples: int = 0
     seed: int = 0
     epochs: float = 3.0
     max_steps: int = -1
@@ -80,6 +84,7 @@ class FineTuneConfig:
         for name in ("num_hidden_layers", "max_train_examples", "max_eval_examples"):
             if getattr(self, name) is not None:
                 check_positive_int(name, getattr(self, name))
+        self.heldout_examples = check_positive_int("heldout_examples", self.heldout_examples, minimum=0)
         self.learning_rate = check_number("learning_rate", self.learning_rate, minimum=0)
         if self.max_steps <= 0 and not self.epochs > 0:
             raise ValueError("give epochs > 0 or max_steps > 0.")

@@ -160,3 +160,20 @@ def test_a_stop_file_ends_the_run_cleanly_with_results(tmp_path):
     assert [r["step"] for r in records if r["kind"] == "stop_requested"] == [3]
     assert max(r["step"] for r in records if r["kind"] == "train" and "loss" in r) == 3
     assert results["score"] is not None and (tmp_path / config.run_name / "results.json").is_file()
+
+
+def test_heldout_examples_are_scored_at_the_end_and_the_dev_curve_is_recorded(tmp_path):
+    config = small(tmp_path, num_hidden_layers=1, max_train_examples=64, max_eval_examples=32, max_steps=4,
+                   eval_steps=2, heldout_examples=16, save_model=False)
+    results = fine_tune(config)
+    assert results["num_train_examples"] == 48 and results["num_heldout_examples"] == 16
+    assert len(results["heldout_indices"]) == 16 and 0 <= results["heldout_score"] <= 1
+    assert results["heldout_eval"]["accuracy"] == results["heldout_score"]
+    # during training the held-out slice is what the Trainer evaluates (dev only reports, at the end)
+    assert [(c["step"], c["split"]) for c in results["curve"]] == [(2, "heldout"), (4, "heldout")]
+    plain = fine_tune(small(tmp_path, num_hidden_layers=1, max_train_examples=64, max_eval_examples=32,
+                            max_steps=4, eval_steps=2, save_model=False, run_name="plain"))
+    assert plain["heldout_score"] is None and [c["split"] for c in plain["curve"]] == ["dev", "dev"]
+    assert plain["curve"][-1]["score"] == pytest.approx(plain["score"])  # the last step's dev score: the report's
+    with pytest.raises(ValueError, match="heldout_examples"):
+        fine_tune(small(tmp_path, max_train_examples=16, heldout_examples=16, run_name="all_held"))
