@@ -53,6 +53,15 @@ def compute_glue_metrics(task: str | GlueTask, predictions, references) -> dict[
     return {**scores, "main": scores[task.metric], "main_name": task.metric}
 
 
+def predicted_classes(task: str | GlueTask, predictions) -> int | None:
+    """How many distinct classes ``predictions`` (logits or ids) name; 1 = a constant prediction. ``None`` for STS-B."""
+    task = get_task(task)
+    if task.is_regression:
+        return None
+    predictions = np.asarray(predictions)
+    return int(len(np.unique(_predicted_values(task, predictions, len(predictions)))))
+
+
 def _predicted_values(task: GlueTask, predictions: np.ndarray, n: int) -> np.ndarray:
     """Class ids or scores, shape ``(n,)``, from logits, ids or scores."""
     if n == 0:

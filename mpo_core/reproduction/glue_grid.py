@@ -68,6 +68,7 @@ class RunSpec:
     model: str | None = None  # None = the packaged MiniLM
     model_label: str = "MiniLM (packaged, real weights)"
     seed: int | None = None  # None = the mode's seed (0), and a run name without one, as before seeds existed
+    settings: dict = field(default_factory=dict)  # FineTuneConfig fields of this run only (e.g. learning_rate)
 
     @property
     def run_name(self) -> str:
@@ -89,7 +90,8 @@ def runs_root(experiment: str, mode: str) -> Path:
 
 def _config(spec: RunSpec, mode: str, runs: Path, data_dir, overrides: dict) -> FineTuneConfig:
     settings = {"save_model": False, "learning_rate": LEARNING_RATES.get(spec.strategy, 5e-4),
-                **mode_settings(mode), **overrides, **({} if spec.seed is None else {"seed": spec.seed})}
+                **mode_settings(mode), **overrides, **spec.settings,
+                **({} if spec.seed is None else {"seed": spec.seed})}
     return FineTuneConfig(
         task=spec.task, model=spec.model, data_dir=data_dir, strategy=spec.strategy,
         strategy_options=dict(spec.options), runs_dir=str(runs), run_name=spec.run_name, **settings,
@@ -202,7 +204,8 @@ def row_of(spec: RunSpec, record: dict) -> dict:
 
 def _spec_settings(spec: RunSpec) -> dict:
     return {"label": spec.label, "task": spec.task, "strategy": spec.strategy, "options": spec.options,
-            "model": spec.model or "packaged MiniLM", **({} if spec.seed is None else {"seed": spec.seed})}
+            "model": spec.model or "packaged MiniLM", **({} if spec.seed is None else {"seed": spec.seed}),
+            **({"settings": spec.settings} if spec.settings else {})}
 
 
 def run_grid(experiment: str, specs: Sequence[RunSpec], mode: str, data_dir=None, extra_settings=None,

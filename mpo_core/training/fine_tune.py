@@ -24,7 +24,7 @@ import torch
 
 from .fine_tune_config import FineTuneConfig
 from ..data.glue import get_task, hold_out, load_glue_split, tokenize_split
-from ..data.metrics import compute_glue_metrics
+from ..data.metrics import compute_glue_metrics, predicted_classes
 from ..model.parameter_count import count_parameters, parameter_summary
 from ..model.sequence_classifier import load_sequence_classifier
 from ..model.checkpoint import save_mpo_model
@@ -136,7 +136,9 @@ def engine_trainer(strategy, **kwargs):
 def _metrics_function(task: str):
     def compute(prediction):
         scores = compute_glue_metrics(task, prediction.predictions, prediction.label_ids)
-        return {k: v for k, v in scores.items() if k != "main_name"}
+        classes = predicted_classes(task, prediction.predictions)  # 1: a constant prediction, learned nothing
+        return {k: v for k, v in scores.items() if k != "main_name"} | (
+            {} if classes is None else {"predicted_classes": classes})
 
     return compute
 
