@@ -69,6 +69,7 @@ class RunSpec:
     model_label: str = "MiniLM (packaged, real weights)"
     seed: int | None = None  # None = the mode's seed (0), and a run name without one, as before seeds existed
     settings: dict = field(default_factory=dict)  # FineTuneConfig fields of this run only (e.g. learning_rate)
+    after: str | None = None  # the run_name of an earlier spec of the grid whose result this run needs
 
     @property
     def run_name(self) -> str:
@@ -222,9 +223,12 @@ def run_grid(experiment: str, specs: Sequence[RunSpec], mode: str, data_dir=None
     owners = [(borrowed or {}).get(spec.label, experiment) for spec in specs]
     if keep_records:
         found = {i: r for i, (s, o) in enumerate(zip(specs, owners)) if (r := stored_record(s, mode, o)) is not None}
+    position = {spec.run_name: index for index, spec in enumerate(specs)}
     with tqdm(total=len(specs), initial=len(found), desc=experiment, unit="run") as bar:
         for wait in (False, True):  # first the runs nobody holds, then wait for those other processes hold
             for index, (spec, owner) in enumerate(zip(specs, owners)):
+                if spec.after is not None and position[spec.after] not in found:
+                    continue  # its source is another process's still: after that one, in the waiting pass
                 if index not in found:
                     record = run_one(spec, mode, owner, data_dir, wait=wait, **overrides)
                     if record is not None:

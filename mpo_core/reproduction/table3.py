@@ -1,88 +1,251 @@
-"""MPOP Table 3: GLUE with MPOP vs full fine-tuning, and the ablations mpo_full, mpo_full_lfa, mpop_dir.
+"""MPOP Table 3 under the controlled protocol (issue 13 §3/§5): MPOP vs full fine-tuning and the ablations, seeded.
 
 Our base model is the packaged MiniLM (6 layers, 384 wide, real weights), not
-ALBERT-base, and the full mode runs on a CPU with the reductions of
-:data:`~mpo_core.reproduction.glue_grid.FULL`; the paper's rows are shown
-beside ours for the direction of each comparison, not for equal numbers.
-Rows (``strategy``): ``full`` plays "ALBERT_rep" (the uncompressed model
-fine-tuned), ``mpop``, ``mpo_full``, ``mpo_full_lfa`` and ``mpop_dir`` (bond
-dims from this task's ``mpop`` run).
+ALBERT-base; the full mode runs on a CPU with the reductions of
+:data:`~mpo_core.reproduction.glue_grid.FULL`, and the paper's rows sit beside
+ours for the direction of each comparison. Rows (``strategy``)::
+
+    full          the uncompressed model fine-tuned ("ALBERT_rep")
+    mpo_full      full-bond MPO, every tensor trains
+    mpo_full_lfa  full-bond MPO, auxiliary tensors + head train
+    mpop          LFA, then squeezing to #To <= 0.75 x dense: the frontier's ``mpop@0.75`` run of the same
+                  seed (:mod:`.frontier`; it records where the paper's delta rule would have stopped)
+    mpop_dir      truncated straight to that mpop run's final bond dims, then LFA
+
+The protocol: every row of a task has the same data (seeded subset), optimizer,
+schedule (linear, 20 warmup steps), steps (94) and batch size; each family's
+learning rate is the one the learning-rate probe chose on held-out *training*
+examples (:mod:`.lr_probe`; a family the probe found nothing for keeps
+:data:`~mpo_core.reproduction.glue_grid.LEARNING_RATES`, said in the settings);
+three seeds per cell; the dev set only reports. ``full``, ``mpo_full`` and
+``mpo_full_lfa`` on SST-2 and MRPC also evaluate dev every ``CURVE_EVAL_STEPS``
+steps: their learning curves answer "is the LFA gap budget or design?".
+Tasks: SST-2, MRPC and STS-B, where this budget learns (RTE, CoLA and WNLI
+stayed at a constant prediction in the first grid).
 """
 from __future__ import annotations
 
 import pandas as pd
 
-from .glue_grid import (
-    RunSpec, constant_sentence, mean_scores, run_grid, runs_root, score_table, side_by_side as _side_by_side,
-    squeeze_options, task_columns,
-)
+from ..data.glue import get_task
+from . import frontier, lr_probe
+from .glue_grid import LEARNING_RATES, RunSpec, constant_levels, records_root, run_grid
 from .paper_numbers import TABLE3, TABLE3_ROW_OF, TABLE3_TASKS, paper_frame
-from .results_store import Results
+from .results_store import Results, load_results, results_dir
+from .seed_summary import claim_sentence, score_frame, seed_table
 
 NAME = "table3"
-TASKS = {"small": ("rte", "mrpc"), "full": ("rte", "mrpc", "wnli", "sst2", "cola", "stsb")}
-ROWS = ("full", "mpop", "mpo_full", "mpo_full_lfa", "mpop_dir")
+TASKS = {"small": ("sst2",), "full": ("sst2", "mrpc", "stsb")}
+SEEDS = {"small": (0,), "full": (0, 1, 2)}
+ROWS = ("full", "mpo_full", "mpo_full_lfa", "mpop", "mpop_dir")
+MPOP_TARGET = {"small": 0.75, "full": 0.75}
+CURVE_TASKS = {"small": ("sst2",), "full": ("sst2", "mrpc")}
+CURVE_ROWS = ("full", "mpo_full", "mpo_full_lfa")
+CURVE_EVAL_STEPS = {"small": 2, "full": 20}
 
 
-def specs(mode: str) -> list[RunSpec]:
-    """Per task: full, mpop, then the ablations (mpop_dir after mpop: it takes that run's bond dims)."""
-    out = []
+def learning_rates(mode: str, probe: Results | None = None) -> dict:
+    """``{(strategy, task): (rate, source)}``: the probe's choice, or the fixed rate where it chose none."""
+    if probe is None:
+        probe = load_results(lr_probe.NAME, mode)
+    if probe is None and mode == "full":
+        raise ValueError("Table 3's learning rates come from the probe on training data: run "
+                         "`python -m mpo_core reproduce lr_probe --mode full` first.")
+    out = {}
     for task in TASKS[mode]:
-        mpop_folder = runs_root(NAME, mode) / f"mpop-{task}"
-        options = {"full": {}, "mpop": squeeze_options(mode), "mpo_full": {}, "mpo_full_lfa": {},
-                   "mpop_dir": {"bond_dims_from": str(mpop_folder)}}
-        out += [RunSpec(row, task, row, options[row]) for row in ROWS]
+        for strategy in ("full", "mpo_full", "mpo_full_lfa", "mpop", "mpop_dir"):
+            try:
+                out[(strategy, task)] = (lr_probe.rate_of(probe, strategy, task), "lr_probe")
+            except (ValueError, AttributeError):  # no probe results, or nothing learned in the probe
+                out[(strategy, task)] = (LEARNING_RATES[strategy], "fixed (the probe chose none)")
     return out
 
 
+def mpop_spec(task: str, seed: int, mode: str) -> RunSpec:
+    """The frontier's ``mpop@target`` run of this task and seed (the same spec, so the run is shared)."""
+    label = frontier.label_of("mpop", MPOP_TARGET[mode])
+    sizes = frontier.all_sizes(mode)[task]
+    return next(s for s in frontier.cells(task, mode, sizes, seed) if s.label == label)
+
+
+def specs(mode: str, rates: dict | None = None) -> tuple[list[RunSpec], dict]:
+    """Seed by seed, task by task: the rows, and ``{label: experiment}`` of the runs borrowed from the frontier.
+
+    The frontier's mpop run is borrowed when it trains at the rate chosen here; otherwise Table 3 runs
+    its own with that rate. ``mpop_dir`` reads the bond dims from the mpop run's kept record.
+    """
+    rates = rates or learning_rates(mode)
+    out, borrowed = [], {}
+    for seed in SEEDS[mode]:
+        for task in TASKS[mode]:
+            for row in ("full", "mpo_full", "mpo_full_lfa"):
+                settings = {"learning_rate": rates[(row, task)][0]}
+                if task in CURVE_TASKS[mode] and row in CURVE_ROWS:
+                    settings["eval_steps"] = CURVE_EVAL_STEPS[mode]
+                out.append(RunSpec(row, task, row, seed=seed, settings=settings))
+            mpop = mpop_spec(task, seed, mode)
+            owner = NAME
+            if rates[("mpop", task)][0] == LEARNING_RATES["mpop"]:
+                owner = borrowed[mpop.label] = frontier.NAME
+            else:
+                mpop = RunSpec(mpop.label, task, "mpop", mpop.options, seed=seed,
+                               settings={"learning_rate": rates[("mpop", task)][0]})
+            out.append(mpop)
+            source = records_root(owner, mode) / f"{mpop.run_name}.json"
+            out.append(RunSpec("mpop_dir", task, "mpop_dir", {"bond_dims_from": str(source)}, seed=seed,
+                               settings={"learning_rate": rates[("mpop_dir", task)][0]}, after=mpop.run_name))
+    return out, borrowed
+
+
+def row_name(label: str) -> str:
+    """Table 3's row of a run label (the frontier's ``mpop@0.75`` is the ``mpop`` row)."""
+    return frontier.parse_label(label)[0]
+
+
+def row(spec: RunSpec, record: dict) -> dict:
+    task = get_task(spec.task)
+    eval_scores = record.get("eval") or {}
+    return {"row": row_name(spec.label), "task": task.name, "seed": spec.seed, "strategy": spec.strategy,
+            "metric": task.metric, "score": record.get("score"),
+            "learning_rate": (record.get("config") or {}).get("learning_rate"),
+            "predicted_classes": eval_scores.get("predicted_classes"),
+            "pr_millions": record.get("trainable_millions"), "to_millions": record.get("total_millions"),
+            "wall_seconds": record.get("wall_seconds"), "run": spec.run_name}
+
+
 def run(mode: str) -> Results:
-    return run_grid(NAME, specs(mode), mode, extra_settings={"tasks": TASKS[mode]})
+    rates = learning_rates(mode)
+    run_specs, borrowed = specs(mode, rates)
+    extra = {"tasks": TASKS[mode], "seeds": SEEDS[mode], "mpop_target": MPOP_TARGET[mode],
+             "learning_rates_used": {f"{s}/{t}": {"rate": r, "source": src} for (s, t), (r, src) in rates.items()},
+             "curve_eval_steps": CURVE_EVAL_STEPS[mode], "squeeze": frontier.SQUEEZE[mode]}
+    return run_grid(NAME, run_specs, mode, extra_settings=extra, borrowed=borrowed, row=row, keep_records=True)
+
+
+def with_constant(results: Results, data_dir=None) -> pd.DataFrame:
+    """The results table with ``constant``: the run predicted one class on dev (or scored exactly what that scores)."""
+    table = results.table.copy()
+    max_eval = results.meta.get("settings", {}).get("mode_settings", {}).get("max_eval_examples")
+    levels = {}
+
+    def stuck(r) -> bool:
+        if "predicted_classes" in r and not pd.isna(r["predicted_classes"]):
+            return r["predicted_classes"] <= 1
+        key = (r["task"], int(r["seed"]))
+        if key not in levels:
+            levels[key] = constant_levels(r["task"], max_eval, int(r["seed"]), data_dir)
+        return any(abs(r["score"] - level) < 1e-9 for level in levels[key]) or (
+            r["metric"] == "spearman" and r["score"] == 0.0)
+
+    table["constant"] = table.apply(stuck, axis=1)
+    return table
 
 
 def side_by_side(results: Results) -> pd.DataFrame:
-    return _side_by_side(score_table(results), paper_frame(TABLE3, TABLE3_TASKS), TABLE3_ROW_OF)
+    """Per row and task: ours (mean ± std over seeds, percent) beside the paper's; #Pr / #To in millions."""
+    table = with_constant(results)
+    ours = score_frame(table)
+    paper = paper_frame(TABLE3, TABLE3_TASKS)
+    columns = {}
+    for task in ours.columns:
+        columns[(task, "ours")] = ours[task]
+        columns[(task, "paper")] = [paper.at[TABLE3_ROW_OF[r], task] if task in paper.columns else None
+                                    for r in ours.index]
+    sizes = table.groupby("row", sort=False)[["pr_millions", "to_millions"]].mean().reindex(ours.index)
+    columns[("#Pr", "ours")], columns[("#Pr", "paper")] = sizes["pr_millions"].round(2), [
+        paper.at[TABLE3_ROW_OF[r], "pr"] for r in ours.index]
+    columns[("#To", "ours")], columns[("#To", "paper")] = sizes["to_millions"].round(2), [
+        paper.at[TABLE3_ROW_OF[r], "to"] for r in ours.index]
+    frame = pd.DataFrame(columns)
+    frame.index = [f"{r} (paper: {TABLE3_ROW_OF[r]})" for r in ours.index]
+    return frame
+
+
+#: The paper's Table 3 claims: (text, method, reference, margin in points, the paper's own numbers)
+CLAIMS = (
+    ("MPOP stays within 1 point of full fine-tuning", "mpop", "full", 1.0, "+0.8 on average"),
+    ("dimension squeezing beats direct truncation to the same bonds (mpop > mpop_dir)", "mpop", "mpop_dir", 0.0,
+     "+11.1"),
+    ("training only the auxiliary tensors stays within 1 point of training all of them", "mpo_full_lfa",
+     "mpo_full", 1.0, "+0.1"),
+    ("the full-bond MPO, all tensors training, stays within 1 point of full fine-tuning", "mpo_full", "full", 1.0,
+     "+1.3 (MPOP_full vs ALBERT_rep)"),
+)
 
 
 def findings(results: Results) -> list[str]:
-    """The paper's qualitative claims, each checked against our numbers (sentences built from them)."""
-    ours = score_table(results)
-    tasks = task_columns(ours)
-    mean = mean_scores(ours)
-    lines = [f"mean score over {len(tasks)} tasks: " + ", ".join(f"{r} {mean[r]:.1f}" for r in ours.index)]
-    if {"mpop", "full"} <= set(ours.index):
-        lines.append(f"#Pr of mpop is {ours.at['mpop', 'pr'] / ours.at['full', 'pr']:.1%} of full fine-tuning "
-                     f"(paper: 1.1M of 11.6M = 9.5%); #To {ours.at['mpop', 'to'] / ours.at['full', 'to']:.2f}x "
-                     f"(paper 0.78x). mpop {'beats' if mean['mpop'] > mean['full'] else 'trails'} full "
-                     f"by {abs(mean['mpop'] - mean['full']):.1f} points on average (paper: +0.8).")
-    if {"mpop", "mpop_dir"} <= set(ours.index):
-        gap = mean["mpop"] - mean["mpop_dir"]
-        lines.append(f"dimension squeezing vs direct truncation to the same bond dims (mpop - mpop_dir): "
-                     f"{gap:+.1f} points (paper: +11.1).")
-    lines.append(constant_sentence(results))
-    squeeze = squeeze_summary(results)
-    if len(squeeze):
-        reasons = ", ".join(f"{reason} ({count})" for reason, count in squeeze["stop_reason"].value_counts().items())
-        lines.append(f"squeezing (mpop): {squeeze['steps_accepted'].min()}-{squeeze['steps_accepted'].max()} cuts "
-                     f"accepted per task; stop reasons: {reasons}; #To fell to "
-                     f"{squeeze['to_vs_start'].min():.3f}-{squeeze['to_vs_start'].max():.3f} of the full-bond MPO's.")
-    if {"mpo_full", "mpo_full_lfa"} <= set(ours.index):
-        lines.append(f"auxiliary-only vs all tensors at full bonds (mpo_full_lfa - mpo_full): "
-                     f"{mean['mpo_full_lfa'] - mean['mpo_full']:+.1f} points (paper: +0.1).")
+    """Each claim judged per task from the seeds (holds / does not hold / cannot tell), the sizes, the stuck runs."""
+    table = with_constant(results)
+    present = set(table["row"])
+    lines = [claim_sentence(table, text, method, reference, margin, paper)
+             for text, method, reference, margin, paper in CLAIMS if {method, reference} <= present]
+    sizes = table.groupby("row", sort=False)[["pr_millions", "to_millions"]].mean()
+    if {"mpop", "full"} <= present:
+        lines.append(f"#Pr of mpop {sizes.at['mpop', 'pr_millions']:.2f}M = "
+                     f"{sizes.at['mpop', 'pr_millions'] / sizes.at['full', 'pr_millions']:.1%} of full fine-tuning "
+                     f"(paper 9.5 %); #To {sizes.at['mpop', 'to_millions'] / sizes.at['full', 'to_millions']:.2f}x "
+                     f"dense (paper 0.78x).")
+    stuck = table[table["constant"]]
+    lines.append(f"{len(stuck)} of {len(table)} runs predicted one class on dev (left out of the means): "
+                 f"{', '.join(stuck['run'])}." if len(stuck) else "every run learned beyond a constant prediction.")
     return lines
 
 
+def curves(results: Results) -> pd.DataFrame:
+    """Dev score (percent) per step of the curve runs: row, task, seed, step, score; the final score at the last step."""
+    rows = []
+    for record in results.meta.get("records", []):
+        config = record.get("config") or {}
+        points = [c for c in record.get("curve") or [] if c["split"] == "dev"]
+        if not points or config.get("eval_steps", 0) >= (record.get("global_step") or 0):
+            continue  # not a curve run (the Trainer's evaluation at the last step only)
+        label = row_name(config.get("run_name", "").rsplit("-", 2)[0])
+        task, seed = record.get("task"), config.get("seed")
+        rows += [{"row": label, "task": task, "seed": seed, "step": c["step"], "score": 100 * c["score"]}
+                 for c in points]
+        last = max(c["step"] for c in points)
+        steps = record.get("global_step") or last
+        if steps > last:
+            rows.append({"row": label, "task": task, "seed": seed, "step": steps, "score": 100 * record["score"]})
+    return pd.DataFrame(rows, columns=["row", "task", "seed", "step", "score"])
+
+
+def curve_figure(results: Results):
+    """Dev score vs step per task, mean ± std over seeds, for full, mpo_full and mpo_full_lfa."""
+    import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
+
+    data = curves(results)
+    tasks = list(dict.fromkeys(data["task"]))
+    fig = make_subplots(rows=1, cols=max(1, len(tasks)), subplot_titles=tasks)
+    colors = {"full": "black", "mpo_full": "#d62728", "mpo_full_lfa": "#1f77b4"}
+    for col, task in enumerate(tasks, start=1):
+        for name, part in data[data["task"] == task].groupby("row", sort=False):
+            stats = part.groupby("step")["score"].agg(["mean", "std"]).reset_index()
+            fig.add_trace(go.Scatter(x=stats["step"], y=stats["mean"], mode="lines+markers", name=name,
+                                     legendgroup=name, showlegend=col == 1, line=dict(color=colors.get(name)),
+                                     error_y=dict(type="data", array=stats["std"].fillna(0))), row=1, col=col)
+    fig.update_xaxes(title_text="optimizer step")
+    fig.update_yaxes(title_text="dev score (%)", col=1)
+    fig.update_layout(title=f"{results.name} [{results.mode}]: learning curves (mean ± std over seeds)")
+    return fig
+
+
 def squeeze_summary(results: Results) -> pd.DataFrame:
-    """Per ``mpop`` run: cuts accepted, why squeezing stopped, the metric before/after, #To vs the full-bond MPO."""
+    """Per mpop run: #To reached vs dense, and the #To at which each delta rule would have stopped."""
     rows = []
     for record in results.meta.get("records", []):
         squeeze = record.get("squeeze")
         if record.get("strategy") != "mpop" or not isinstance(squeeze, dict):
             continue
-        history = squeeze.get("history") or []
-        saved = sum(h.get("params_saved", 0) for h in history if h.get("accepted"))
-        start = (record.get("total_params") or 0) + saved  # the full-bond MPO, before any cut
-        rows.append({"task": record.get("task"), "steps_accepted": squeeze.get("steps_accepted"),
-                     "stop_reason": squeeze.get("stop_reason"), "baseline": squeeze.get("baseline"),
-                     "final": squeeze.get("final"), "total_params": record.get("total_params"),
-                     "to_vs_start": record.get("total_params") / start if start else float("nan")})
+        dense = squeeze.get("dense_params") or float("nan")
+        rows.append({"task": record.get("task"), "seed": (record.get("config") or {}).get("seed"),
+                     "stop_reason": squeeze.get("stop_reason"), "to_vs_dense": record.get("total_params") / dense,
+                     **{f"{rule}_rule_vs_dense": (frontier.rule_stop(squeeze, rule) or float("nan")) / dense
+                        for rule in frontier.RULES},
+                     "p_heldout": squeeze.get("baseline"), "p_tilde_final": squeeze.get("final")})
     return pd.DataFrame(rows)
+
+
+__all__ = ["NAME", "ROWS", "TASKS", "curve_figure", "curves", "findings", "run", "side_by_side", "specs",
+           "squeeze_summary", "results_dir", "seed_table"]

@@ -199,7 +199,8 @@ def fine_tune(config: FineTuneConfig, resume: bool = False, callbacks=()) -> dic
         save_mpo_model(trainer.model, run.path / FINAL_MODEL)
         tokenizer.save_pretrained(run.path / FINAL_MODEL)
     results = _results(config, trainer.model, final, seconds, device, precision, data)
-    results.update(_heldout_results(config, heldout), curve=learning_curve(history, config.task))
+    results.update(_heldout_results(config, heldout), curve=learning_curve(history, config.task),
+                   global_step=trainer.state.global_step)
     results.update(strategy.results())
     run.write_json("results.json", results)
     run.append_metrics({"kind": "end", **{k: v for k, v in results.items() if np.isscalar(v)}})

@@ -1,25 +1,103 @@
 """Tables 3-5 and OPF as tables: the specs of each grid, and the side-by-side/findings on a synthetic grid."""
+import json
+
+import numpy as np
 import pandas as pd
+import pytest
 
 from mpo_core.reproduction import glue_grid, opf_comparison, table3, table4, table5
 from mpo_core.reproduction.paper_numbers import TABLE3, TABLE5
 from mpo_core.reproduction.results_store import Results
 
 
-def test_table3_runs_every_row_per_task_and_mpop_dir_after_mpop():
-    specs = table3.specs("full")
-    assert {s.task for s in specs} == {"rte", "mrpc", "wnli", "sst2", "cola", "stsb"}
-    for task in table3.TASKS["full"]:
-        rows = [s.label for s in specs if s.task == task]
-        assert rows == list(table3.ROWS) and rows.index("mpop") < rows.index("mpop_dir")
-        (direct,) = [s for s in specs if s.task == task and s.label == "mpop_dir"]
-        assert direct.options["bond_dims_from"].endswith(f"table3/mpop-{task}")
+RATES = {(s, t): (1e-4 if s in ("full", "mpo_full") else 1e-3, "lr_probe")
+         for s in table3.ROWS for t in table3.TASKS["full"]}
 
 
-def test_table5_and_table4_share_table3_run_names():
-    t3 = {s.run_name for s in table3.specs("full")}
-    assert {s.run_name for s in table5.specs("full") if s.label == "mpop"} <= t3
-    assert [s.options["k"] for s in table5.specs("full") if s.task == "rte" and s.strategy == "last_k"] == [3, 2, 1]
+def test_table3_controlled_runs_three_seeds_with_the_probed_rates_and_mpop_from_the_frontier(monkeypatch):
+    from mpo_core.reproduction import frontier
+
+    sizes = {"mpo_full_bond_params": 24.28e6, "dense_params": 22.71e6,
+             "ratios": {label: {str(t): {"compression_ratio": 0.5} for t in frontier.TARGETS["full"]}
+                        for label in frontier.TRUNCATIONS}}
+    monkeypatch.setattr(frontier, "all_sizes", lambda mode: {t: sizes for t in ("sst2", "mrpc", "stsb")})
+    specs, borrowed = table3.specs("full", RATES)
+    assert {s.task for s in specs} == {"sst2", "mrpc", "stsb"} and {s.seed for s in specs} == {0, 1, 2}
+    assert len(specs) == 3 * 3 * len(table3.ROWS)
+    for seed in (0, 1, 2):
+        rows = [table3.row_name(s.label) for s in specs if s.task == "mrpc" and s.seed == seed]
+        assert rows == ["full", "mpo_full", "mpo_full_lfa", "mpop", "mpop_dir"]
+    (mpop,) = [s for s in specs if s.task == "sst2" and s.seed == 1 and s.strategy == "mpop"]
+    assert mpop.run_name == "mpop@0.75-sst2-seed1" and borrowed == {"mpop@0.75": "frontier"}
+    (direct,) = [s for s in specs if s.task == "sst2" and s.seed == 1 and s.strategy == "mpop_dir"]
+    assert direct.after == mpop.run_name and direct.options["bond_dims_from"].endswith(
+        "records/frontier/mpop@0.75-sst2-seed1.json")
+    curve = {(s.label, s.task) for s in specs if "eval_steps" in s.settings}
+    assert curve == {(r, t) for r in table3.CURVE_ROWS for t in ("sst2", "mrpc")}
+    assert all(s.settings["learning_rate"] == RATES[(s.strategy, s.task)][0] for s in specs if s.settings)
+    # a probed rate the frontier did not train at: Table 3 runs its own mpop at that rate
+    other = {**RATES, ("mpop", "sst2"): (3e-3, "lr_probe")}
+    specs, borrowed = table3.specs("full", other)
+    (mpop,) = [s for s in specs if s.task == "sst2" and s.seed == 0 and s.strategy == "mpop"]
+    assert mpop.settings == {"learning_rate": 3e-3} and borrowed == {"mpop@0.75": "frontier"}  # mrpc still is
+    (direct,) = [s for s in specs if s.task == "sst2" and s.seed == 0 and s.strategy == "mpop_dir"]
+    assert "records/table3/" in direct.options["bond_dims_from"]
+
+
+def test_table3_full_mode_needs_the_probe(monkeypatch):
+    monkeypatch.setattr(table3, "load_results", lambda name, mode: None)
+    with pytest.raises(ValueError, match="reproduce lr_probe --mode full"):
+        table3.learning_rates("full")
+
+
+def seeded(scores: dict, tasks=("sst2", "mrpc"), constant=()) -> Results:
+    rows, rng = [], np.random.default_rng(0)
+    for (row, task), score in ((k, v) for k, v in scores.items() if k[1] in tasks):
+        for seed in (0, 1, 2):
+            name = f"{row}-{task}-seed{seed}"
+            rows.append({"row": row, "task": task, "seed": seed, "strategy": row, "metric": "accuracy",
+                         "score": score + rng.normal(0, 0.002), "learning_rate": 1e-4,
+                         "predicted_classes": 1 if name in constant else 2, "pr_millions": 1.7 if "lfa" in row
+                         or row.startswith("mpop") else 22.7, "to_millions": 17.0 if row.startswith("mpop") else 22.7,
+                         "wall_seconds": 1.0, "run": name})
+    return Results("table3", "full", pd.DataFrame(rows), {})
+
+
+def test_table3_side_by_side_and_verdicts_from_seeds():
+    scores = {("full", "sst2"): 0.81, ("mpo_full", "sst2"): 0.81, ("mpo_full_lfa", "sst2"): 0.78,
+              ("mpop", "sst2"): 0.77, ("mpop_dir", "sst2"): 0.74,
+              ("full", "mrpc"): 0.72, ("mpo_full", "mrpc"): 0.72, ("mpo_full_lfa", "mrpc"): 0.719,
+              ("mpop", "mrpc"): 0.715, ("mpop_dir", "mrpc"): 0.70}
+    results = seeded(scores, constant={"mpop_dir-mrpc-seed2"})
+    frame = table3.side_by_side(results)
+    assert frame.loc["mpop (paper: MPOP)", ("sst2", "paper")] == TABLE3["MPOP"]["sst2"]
+    assert frame.loc["full (paper: ALBERT_rep)", ("sst2", "ours")].startswith("81.")  # mean ± std, percent
+    assert frame.loc["mpop_dir (paper: MPOP_dir)", ("mrpc", "ours")].endswith("(2/3)")  # one run learned nothing
+    lines = table3.findings(results)
+    assert lines[0].startswith("MPOP stays within 1 point of full fine-tuning (paper: +0.8 on average): "
+                               "sst2 does not hold") and "mrpc holds" in lines[0]
+    assert "dimension squeezing beats direct truncation" in lines[1] and "sst2 holds" in lines[1]
+    assert "#Pr of mpop 1.70M" in lines[-2] and lines[-1].startswith("1 of 30 runs predicted one class")
+
+
+def test_table3_curves_and_squeeze_summary_from_the_run_records():
+    results = seeded({("full", "sst2"): 0.8})
+    curve = [{"step": 2, "split": "dev", "score": 0.6}, {"step": 4, "split": "dev", "score": 0.7}]
+    squeeze = {"dense_params": 100, "mpo_params": 107, "stop_reason": "target size reached", "baseline": 0.8,
+               "final": 0.79, "history": [{"within_change": False, "within_drop": True, "total_params": 90},
+                                          {"within_change": False, "within_drop": True, "total_params": 75}]}
+    results.meta["records"] = [
+        {"task": "sst2", "score": 0.72, "global_step": 6, "curve": curve,
+         "config": {"run_name": "mpo_full_lfa-sst2-seed0", "seed": 0, "eval_steps": 2}},
+        {"task": "sst2", "score": 0.7, "global_step": 6, "curve": [{"step": 6, "split": "dev", "score": 0.7}],
+         "config": {"run_name": "mpop_dir-sst2-seed0", "seed": 0, "eval_steps": 10_000}},  # not a curve run
+        {"task": "sst2", "strategy": "mpop", "total_params": 75, "squeeze": squeeze, "config": {"seed": 0}}]
+    points = table3.curves(results)
+    assert list(points["step"]) == [2, 4, 6] and list(points["score"]) == pytest.approx([60, 70, 72])
+    assert set(points["row"]) == {"mpo_full_lfa"} and len(table3.curve_figure(results).data) == 1
+    summary = table3.squeeze_summary(results).iloc[0]
+    assert summary["to_vs_dense"] == 0.75 and summary["drop_rule_vs_dense"] == 0.75
+    assert summary["change_rule_vs_dense"] == 1.07  # the paper's rule: stopped at the first cut
 
 
 def grid(rows, tasks, name="table3"):
@@ -30,17 +108,6 @@ def grid(rows, tasks, name="table3"):
                             "score": 0.5 + 0.01 * i + 0.001 * j, "pr_millions": 1.0 + i, "to_millions": 20.0 + i,
                             "run": f"{row}-{task}"})
     return Results(name, "full", pd.DataFrame(records), {})
-
-
-def test_side_by_side_puts_the_paper_beside_ours():
-    results = grid(table3.ROWS, ("rte", "mrpc"))
-    frame = table3.side_by_side(results)
-    assert frame.loc["mpop (paper: MPOP)", ("rte", "paper")] == TABLE3["MPOP"]["rte"]
-    assert frame.loc["full (paper: ALBERT_rep)", ("rte", "ours")] == 50.0  # percent, as the paper prints
-    assert frame.loc["mpop (paper: MPOP)", ("pr", "ours")] == 2.0
-    lines = table3.findings(results)
-    assert any("mpop_dir" in line for line in lines) and any("#Pr of mpop" in line for line in lines)
-    assert len(glue_grid.score_figure(results).data) == len(table3.ROWS)
 
 
 def test_table5_and_table4_views():
@@ -64,27 +131,12 @@ def test_opf_merge_table_and_findings():
     assert "2 of 2 runs" in opf_comparison.findings(results)[-1]
 
 
-def test_table3_squeeze_summary_from_the_run_records():
-    history = [{"squeeze_step": 1, "params_saved": 100, "accepted": True},
-               {"squeeze_step": 2, "params_saved": 50, "accepted": False}]  # a rejected cut saves nothing
-    records = [{"strategy": "full", "task": "rte", "total_params": 1000},
-               {"strategy": "mpop", "task": "rte", "total_params": 900,
-                "squeeze": {"steps_accepted": 1, "stop_reason": "metric dropped", "baseline": 0.6, "final": 0.59,
-                            "history": history}}]
-    results = grid(table3.ROWS, ("rte",))
-    results.meta["records"] = records
-    summary = table3.squeeze_summary(results)
-    assert list(summary["task"]) == ["rte"] and summary.at[0, "to_vs_start"] == 0.9  # 900 of 1000 before the cut
-    assert any("1-1 cuts accepted per task; stop reasons: metric dropped (1)" in line and "0.900-0.900" in line
-               for line in table3.findings(results))
-
-
 def test_constant_rows_are_the_runs_that_score_like_one_class_for_all(tmp_path):
     (tmp_path / "RTE").mkdir()  # a 4-example dev set: 3 entailment, 1 not: one class for all scores 0.75 or 0.25
     lines = ["index\tsentence1\tsentence2\tlabel"] + [f"{i}\ta{i}\tb{i}\t{label}" for i, label in
                                                       enumerate(["entailment"] * 3 + ["not_entailment"])]
     (tmp_path / "RTE" / "dev.tsv").write_text("\n".join(lines) + "\n")
-    results = grid(("full", "mpop", "mpo_full"), ("rte", "cola"))
+    results = grid(("full", "mpop", "mpo_full"), ("rte", "cola"), "table5")
     results.table["score"] = [0.75, 0.0, 0.5, 0.1, 0.25, 0.0]  # rows x tasks in grid() order: (full rte, full cola), ...
     results.table.loc[results.table["task"] == "cola", "metric"] = "matthews"
     assert glue_grid.constant_levels("rte", None, data_dir=tmp_path) == {0.75, 0.25}
@@ -92,3 +144,19 @@ def test_constant_rows_are_the_runs_that_score_like_one_class_for_all(tmp_path):
     assert glue_grid.constant_sentence(results, tmp_path).startswith("4 of 6 runs scored exactly")
     assert glue_grid.constant_levels("stsb", None, data_dir=tmp_path) == set()  # a correlation: no constant level
     assert glue_grid.constant_levels("rte", None, data_dir=tmp_path / "missing") == set()
+
+
+@pytest.mark.slow  # real training: four 1-layer runs of 4 steps and the frontier's small mpop run
+def test_table3_small_mode_end_to_end(tmp_path, monkeypatch, single_blas_thread):
+    monkeypatch.setenv("MPO_RESULTS_DIR", str(tmp_path))
+    results = table3.run("small")
+    table = results.table
+    assert list(table["row"]) == list(table3.ROWS) and (table["seed"] == 0).all()
+    assert table["score"].between(-1, 1).all()
+    assert (tmp_path / "small" / "records" / "frontier" / "mpop@0.75-sst2-seed0.json").is_file()  # shared run
+    assert (tmp_path / "small" / "records" / "table3" / "mpop_dir-sst2-seed0.json").is_file()
+    mpop, direct = (table[table["row"] == r].iloc[0] for r in ("mpop", "mpop_dir"))
+    assert direct["to_millions"] == pytest.approx(mpop["to_millions"])  # the same bond dims, truncated directly
+    assert set(table3.curves(results)["row"]) == set(table3.CURVE_ROWS)  # dev every 2 of the 4 steps
+    assert len(table3.findings(results)) == len(table3.CLAIMS) + 2
+    assert "fixed" in json.dumps(results.meta["settings"]["learning_rates_used"])  # no probe run in this mode
