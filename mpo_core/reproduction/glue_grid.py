@@ -213,14 +213,15 @@ def run_grid(experiment: str, specs: Sequence[RunSpec], mode: str, data_dir=None
              borrowed: dict | None = None, row=row_of, keep_records: bool = False, **overrides) -> Results:
     """Run every spec in order (reusing finished runs) and save the table as ``experiment``.
 
-    ``borrowed`` maps a spec's label to another experiment whose runs it shares
+    ``borrowed`` maps a spec's run name (or its label: every task's) to another experiment whose runs it shares
     (Table 5's MPOP row is Table 3's MPOP run: computed once, by whichever runs first).
     ``row(spec, record)`` makes a spec's table row (default :func:`row_of`). With
     ``keep_records`` each run's record is written to :func:`records_root` as it
     finishes, and a cell whose record is there is not run again (its row is rebuilt from it).
     """
     start, found = time.perf_counter(), {}
-    owners = [(borrowed or {}).get(spec.label, experiment) for spec in specs]
+    borrowed = borrowed or {}
+    owners = [borrowed.get(spec.run_name, borrowed.get(spec.label, experiment)) for spec in specs]
     if keep_records:
         found = {i: r for i, (s, o) in enumerate(zip(specs, owners)) if (r := stored_record(s, mode, o)) is not None}
     position = {spec.run_name: index for index, spec in enumerate(specs)}

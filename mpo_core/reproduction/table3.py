@@ -25,6 +25,8 @@ stayed at a constant prediction in the first grid).
 """
 from __future__ import annotations
 
+import functools
+
 import pandas as pd
 
 from ..data.glue import get_task
@@ -61,15 +63,29 @@ def learning_rates(mode: str, probe: Results | None = None) -> dict:
     return out
 
 
+@functools.lru_cache(maxsize=None)
+def _full_bond_share(task: str, mode: str) -> float:
+    """#To of the task's full-bond MPO model / the dense model's (where squeezing starts)."""
+    sizes = frontier.task_sizes(task, mode, targets=())
+    return sizes["mpo_full_bond_params"] / sizes["dense_params"]
+
+
 def mpop_spec(task: str, seed: int, mode: str) -> RunSpec:
-    """The frontier's ``mpop@target`` run of this task and seed (the same spec, so the run is shared)."""
-    label = frontier.label_of("mpop", MPOP_TARGET[mode])
-    sizes = frontier.all_sizes(mode)[task]
-    return next(s for s in frontier.cells(task, mode, sizes, seed) if s.label == label)
+    """The frontier's ``mpop@target`` run of this task and seed (the same spec, so the run can be shared).
+
+    A task the frontier does not run (STS-B) gets the same options, its squeeze budget from its own model's sizes.
+    """
+    target = MPOP_TARGET[mode]
+    if task in frontier.TASKS[mode]:
+        sizes = frontier.all_sizes(mode)[task]
+        return next(s for s in frontier.cells(task, mode, sizes, seed) if s.label == frontier.label_of("mpop", target))
+    start = _full_bond_share(task, mode)
+    return RunSpec(frontier.label_of("mpop", target), task, "mpop", frontier.mpop_options(mode, target, start),
+                   seed=seed)
 
 
 def specs(mode: str, rates: dict | None = None) -> tuple[list[RunSpec], dict]:
-    """Seed by seed, task by task: the rows, and ``{label: experiment}`` of the runs borrowed from the frontier.
+    """Seed by seed, task by task: the rows, and ``{run name: experiment}`` of the runs borrowed from the frontier.
 
     The frontier's mpop run is borrowed when it trains at the rate chosen here; otherwise Table 3 runs
     its own with that rate. ``mpop_dir`` reads the bond dims from the mpop run's kept record.
@@ -85,8 +101,8 @@ def specs(mode: str, rates: dict | None = None) -> tuple[list[RunSpec], dict]:
                 out.append(RunSpec(row, task, row, seed=seed, settings=settings))
             mpop = mpop_spec(task, seed, mode)
             owner = NAME
-            if rates[("mpop", task)][0] == LEARNING_RATES["mpop"]:
-                owner = borrowed[mpop.label] = frontier.NAME
+            if task in frontier.TASKS[mode] and rates[("mpop", task)][0] == LEARNING_RATES["mpop"]:
+                owner = borrowed[mpop.run_name] = frontier.NAME
             else:
                 mpop = RunSpec(mpop.label, task, "mpop", mpop.options, seed=seed,
                                settings={"learning_rate": rates[("mpop", task)][0]})

@@ -20,7 +20,8 @@ def test_table3_controlled_runs_three_seeds_with_the_probed_rates_and_mpop_from_
     sizes = {"mpo_full_bond_params": 24.28e6, "dense_params": 22.71e6,
              "ratios": {label: {str(t): {"compression_ratio": 0.5} for t in frontier.TARGETS["full"]}
                         for label in frontier.TRUNCATIONS}}
-    monkeypatch.setattr(frontier, "all_sizes", lambda mode: {t: sizes for t in ("sst2", "mrpc", "stsb")})
+    monkeypatch.setattr(frontier, "all_sizes", lambda mode: {t: sizes for t in ("sst2", "mrpc")})
+    monkeypatch.setattr(frontier, "task_sizes", lambda task, mode, targets: {**sizes, "ratios": {}})
     specs, borrowed = table3.specs("full", RATES)
     assert {s.task for s in specs} == {"sst2", "mrpc", "stsb"} and {s.seed for s in specs} == {0, 1, 2}
     assert len(specs) == 3 * 3 * len(table3.ROWS)
@@ -28,7 +29,12 @@ def test_table3_controlled_runs_three_seeds_with_the_probed_rates_and_mpop_from_
         rows = [table3.row_name(s.label) for s in specs if s.task == "mrpc" and s.seed == seed]
         assert rows == ["full", "mpo_full", "mpo_full_lfa", "mpop", "mpop_dir"]
     (mpop,) = [s for s in specs if s.task == "sst2" and s.seed == 1 and s.strategy == "mpop"]
-    assert mpop.run_name == "mpop@0.75-sst2-seed1" and borrowed == {"mpop@0.75": "frontier"}
+    assert mpop.run_name == "mpop@0.75-sst2-seed1"
+    assert borrowed == {f"mpop@0.75-{t}-seed{s}": "frontier" for t in ("sst2", "mrpc") for s in (0, 1, 2)}
+    (stsb,) = [s for s in specs if s.task == "stsb" and s.seed == 0 and s.strategy == "mpop"]
+    assert stsb.options == mpop.options and stsb.run_name not in borrowed  # the same squeeze, Table 3's own run
+    (direct,) = [s for s in specs if s.task == "stsb" and s.seed == 0 and s.strategy == "mpop_dir"]
+    assert direct.options["bond_dims_from"].endswith("records/table3/mpop@0.75-stsb-seed0.json")
     (direct,) = [s for s in specs if s.task == "sst2" and s.seed == 1 and s.strategy == "mpop_dir"]
     assert direct.after == mpop.run_name and direct.options["bond_dims_from"].endswith(
         "records/frontier/mpop@0.75-sst2-seed1.json")
@@ -39,7 +45,8 @@ def test_table3_controlled_runs_three_seeds_with_the_probed_rates_and_mpop_from_
     other = {**RATES, ("mpop", "sst2"): (3e-3, "lr_probe")}
     specs, borrowed = table3.specs("full", other)
     (mpop,) = [s for s in specs if s.task == "sst2" and s.seed == 0 and s.strategy == "mpop"]
-    assert mpop.settings == {"learning_rate": 3e-3} and borrowed == {"mpop@0.75": "frontier"}  # mrpc still is
+    assert mpop.settings == {"learning_rate": 3e-3} and mpop.run_name not in borrowed
+    assert "mpop@0.75-mrpc-seed0" in borrowed  # mrpc's rate is the frontier's: still shared
     (direct,) = [s for s in specs if s.task == "sst2" and s.seed == 0 and s.strategy == "mpop_dir"]
     assert "records/table3/" in direct.options["bond_dims_from"]
 
