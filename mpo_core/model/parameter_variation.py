@@ -99,3 +99,29 @@ def variation_table(variation: dict[str, GroupVariation]):
         row["unchanged"] = stats.unchanged_share
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def matrix_snapshot(model: nn.Module) -> dict[str, tuple[str, torch.Tensor]]:
+    """``{module name: (paper group, a copy of its weight)}`` of the word-embedding, FFN and attention matrices."""
+    return {name: (group, weight.clone()) for name, (group, weight) in _weights(model).items()}
+
+
+def relative_change(before: dict[str, tuple[str, torch.Tensor]], after: nn.Module) -> dict[str, float]:
+    """Per paper group, how far fine-tuning moved its matrices: ``||W_after - W_before||_F / ||W_before||_F``.
+
+    ``before`` is a :func:`matrix_snapshot` taken before any surgery; ``after``
+    is the trained model, its MPO layers compared through their rebuilt
+    matrices (module names survive the surgery). Sums of squares run over the
+    group's matrices, so a group's number weighs each entry once.
+    """
+    modules = dict(after.named_modules())
+    missing = sorted(set(before) - set(modules))
+    if missing:
+        raise ValueError(f"the trained model lacks matrices {missing[:3]} of the snapshot; is it the same model?")
+    moved, size = {}, {}
+    with torch.no_grad():
+        for name, (group, weight) in before.items():
+            now = modules[name].weight.detach().to(weight.device, torch.float64)
+            moved[group] = moved.get(group, 0.0) + float(((now - weight.double()) ** 2).sum())
+            size[group] = size.get(group, 0.0) + float((weight.double() ** 2).sum())
+    return {group: (moved[group] / size[group]) ** 0.5 if size[group] else 0.0 for group in moved}

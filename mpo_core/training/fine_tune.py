@@ -25,6 +25,7 @@ import torch
 from .fine_tune_config import FineTuneConfig
 from ..data.glue import get_task, hold_out, load_glue_split, tokenize_split
 from ..data.metrics import compute_glue_metrics, predicted_classes
+from ..model.parameter_variation import matrix_snapshot, relative_change
 from ..model.parameter_count import count_parameters, parameter_summary
 from ..model.sequence_classifier import load_sequence_classifier
 from ..model.checkpoint import save_mpo_model
@@ -169,6 +170,7 @@ def fine_tune(config: FineTuneConfig, resume: bool = False, callbacks=()) -> dic
     strategy = get_strategy(config.strategy, config.strategy_options)
     data = load_run_data(config, tokenizer, strategy)  # bad input fails here, before a run folder exists
     strategy.bind(config)
+    pretrained = matrix_snapshot(model)  # before the surgery: how far training moves each group, at the end
     strategy.prepare(model)
     run = RunFolder(run_path, resume=resume)
     if not resume:
@@ -200,7 +202,7 @@ def fine_tune(config: FineTuneConfig, resume: bool = False, callbacks=()) -> dic
         tokenizer.save_pretrained(run.path / FINAL_MODEL)
     results = _results(config, trainer.model, final, seconds, device, precision, data)
     results.update(_heldout_results(config, heldout), curve=learning_curve(history, config.task),
-                   global_step=trainer.state.global_step)
+                   global_step=trainer.state.global_step, weight_change=relative_change(pretrained, trainer.model))
     results.update(strategy.results())
     run.write_json("results.json", results)
     run.append_metrics({"kind": "end", **{k: v for k, v in results.items() if np.isscalar(v)}})

@@ -35,3 +35,22 @@ def test_bins_match_a_controlled_change():
 def test_mismatched_models_are_rejected():
     with pytest.raises(ValueError, match="differ in their matrices"):
         parameter_variation(tiny_model("bert"), tiny_model("distilbert"))
+
+
+def test_relative_change_per_group_sees_mpo_layers_through_their_rebuilt_matrices():
+    from mpo_core.model.mpo_config import MPOConfig
+    from mpo_core.model.parameter_variation import matrix_snapshot, relative_change
+    from mpo_core.model.surgery import apply_mpo, mpo_modules
+
+    model = tiny_model("bert")
+    before = matrix_snapshot(model)
+    apply_mpo(model, MPOConfig())  # full bonds: exact, so nothing moved yet
+    assert max(relative_change(before, model).values()) < 1e-5
+    embedding = mpo_modules(model)["bert.embeddings.word_embeddings"]
+    with torch.no_grad():
+        embedding.tensors[0].mul_(1.5)  # the rebuilt table scales by 1.5: it moved by half its norm
+    change = relative_change(before, model)
+    assert change["word_embedding"] == pytest.approx(0.5, rel=1e-4)
+    assert change["ffn"] < 1e-5 and change["attention"] < 1e-5
+    with pytest.raises(ValueError, match="lacks matrices"):
+        relative_change({"nowhere.dense": ("ffn", torch.zeros(2, 2))}, model)

@@ -175,5 +175,7 @@ def test_heldout_examples_are_scored_at_the_end_and_the_dev_curve_is_recorded(tm
                             max_steps=4, eval_steps=2, save_model=False, run_name="plain"))
     assert plain["heldout_score"] is None and [c["split"] for c in plain["curve"]] == ["dev", "dev"]
     assert plain["curve"][-1]["score"] == pytest.approx(plain["score"])  # the last step's dev score: the report's
+    assert set(plain["weight_change"]) == {"word_embedding", "ffn", "attention"}
+    assert 0 < plain["weight_change"]["ffn"] < 0.5 and plain["global_step"] == 4
     with pytest.raises(ValueError, match="heldout_examples"):
         fine_tune(small(tmp_path, max_train_examples=16, heldout_examples=16, run_name="all_held"))
