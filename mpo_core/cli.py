@@ -127,7 +127,7 @@ def main(argv=None) -> int:
     runs.add_argument("--runs-dir", default="runs")
     runs.add_argument("--json", action="store_true", help="print JSON instead of a table")
     reproduce = sub.add_parser("reproduce", help="run a paper table/figure reproduction (see notebooks/README.md)")
-    reproduce.add_argument("name", help="mpo_basics, figure2, table1, table2, table3, table4, table5, opf, frontier or lr_probe")
+    reproduce.add_argument("name", help="mpo_basics, figure2, table1, table2, table3, table4, table5, opf, frontier, lr_probe or stsb_collapse")
     reproduce.add_argument("--mode", choices=("small", "full"), default="small")
     reproduce.add_argument("--force", action="store_true", help="run again even if results are stored")
     args = parser.parse_args(argv)
