@@ -57,7 +57,7 @@ def test_table3_full_mode_needs_the_probe(monkeypatch):
         table3.learning_rates("full")
 
 
-def seeded(scores: dict, tasks=("sst2", "mrpc"), constant=()) -> Results:
+def seeded(scores: dict, tasks=("sst2", "mrpc"), constant=(), name="table3") -> Results:
     rows, rng = [], np.random.default_rng(0)
     for (row, task), score in ((k, v) for k, v in scores.items() if k[1] in tasks):
         for seed in (0, 1, 2):
@@ -67,7 +67,7 @@ def seeded(scores: dict, tasks=("sst2", "mrpc"), constant=()) -> Results:
                          "predicted_classes": 1 if name in constant else 2, "pr_millions": 1.7 if "lfa" in row
                          or row.startswith("mpop") else 22.7, "to_millions": 17.0 if row.startswith("mpop") else 22.7,
                          "wall_seconds": 1.0, "run": name})
-    return Results("table3", "full", pd.DataFrame(rows), {})
+    return Results(name, "full", pd.DataFrame(rows), {})
 
 
 def test_table3_side_by_side_and_verdicts_from_seeds():
@@ -107,6 +107,40 @@ def test_table3_curves_and_squeeze_summary_from_the_run_records():
     assert summary["change_rule_vs_dense"] == 1.07  # the paper's rule: stopped at the first cut
 
 
+def test_table5_controlled_rows_borrow_last_1_and_mpop_from_the_frontier(monkeypatch):
+    from mpo_core.reproduction import frontier
+
+    sizes = {"mpo_full_bond_params": 24.28e6, "dense_params": 22.71e6,
+             "ratios": {label: {str(t): {"compression_ratio": 0.5} for t in frontier.TARGETS["full"]}
+                        for label in frontier.TRUNCATIONS}}
+    monkeypatch.setattr(frontier, "all_sizes", lambda mode: {t: sizes for t in ("sst2", "mrpc")})
+    rates = {**RATES, **{("last_k", t): (1e-4, "lr_probe") for t in ("sst2", "mrpc")}}
+    specs, borrowed = table5.specs("full", rates)
+    assert len(specs) == 3 * 2 * 4 and {s.task for s in specs} == {"sst2", "mrpc"}
+    rows = [table3.row_name(s.label) for s in specs if s.task == "mrpc" and s.seed == 2]
+    assert rows == ["last_3", "last_2", "last_1", "mpop"]
+    assert [s.options["k"] for s in specs if s.task == "sst2" and s.seed == 0 and s.strategy == "last_k"] == [3, 2, 1]
+    assert set(borrowed) == {f"{r}-{t}-seed{s}" for r in ("last_1", "mpop@0.75") for t in ("sst2", "mrpc")
+                             for s in (0, 1, 2)} and set(borrowed.values()) == {"frontier"}
+    slower = {**rates, ("last_k", "sst2"): (5e-5, "lr_probe"), ("mpop", "sst2"): (3e-4, "lr_probe")}
+    specs, borrowed = table5.specs("full", slower)
+    assert borrowed["mpop@0.75-sst2-seed0"] == "table3" and "last_1-sst2-seed0" not in borrowed
+
+
+def test_table5_side_by_side_and_verdicts():
+    scores = {(r, t): v for t in ("sst2", "mrpc") for r, v in
+              (("last_3", 0.80), ("last_2", 0.79), ("last_1", 0.72), ("mpop", 0.77))}
+    results = seeded(scores, name="table5")
+    results.table["pr_millions"] = results.table["row"].map({"last_3": 5.47, "last_2": 3.70, "last_1": 1.92,
+                                                             "mpop": 1.69})
+    frame = table5.side_by_side(results)
+    assert frame.loc["mpop (paper: MPOP_B)", ("sst2", "paper")] == TABLE5["MPOP_B"]["sst2"]
+    assert frame.loc["last_1 (paper: BERT_12)", ("#Pr", "ours")] == 1.92
+    lines = table5.findings(results)
+    assert lines[0].startswith("mpop (#Pr 1.69M) beats last_3 (#Pr 5.47M): sst2 does not hold")
+    assert lines[2].startswith("mpop (#Pr 1.69M) beats last_1 (#Pr 1.92M) (paper: +3.2") and "sst2 holds" in lines[2]
+
+
 def grid(rows, tasks, name="table3"):
     records = []
     for i, row in enumerate(rows):
@@ -117,10 +151,7 @@ def grid(rows, tasks, name="table3"):
     return Results(name, "full", pd.DataFrame(records), {})
 
 
-def test_table5_and_table4_views():
-    results = grid(("last_3", "last_2", "last_1", "mpop"), ("sst2", "rte"), "table5")
-    assert table5.side_by_side(results).loc["mpop (paper: MPOP_B)", ("sst2", "paper")] == TABLE5["MPOP_B"]["sst2"]
-    assert "best last-layers row" in table5.findings(results)[1]
+def test_table4_views():
     results = grid(("full", "mpop", "distilbert/full", "distilbert/mpop"), ("rte",), "table4")
     frame = table4.side_by_side(results)
     assert list(frame["paper row"]) == ["BERT", "MPOP_B", "DistilBERT", "MPOP_D"]
@@ -167,3 +198,14 @@ def test_table3_small_mode_end_to_end(tmp_path, monkeypatch, single_blas_thread)
     assert set(table3.curves(results)["row"]) == set(table3.CURVE_ROWS)  # dev every 2 of the 4 steps
     assert len(table3.findings(results)) == len(table3.CLAIMS) + 2
     assert "fixed" in json.dumps(results.meta["settings"]["learning_rates_used"])  # no probe run in this mode
+
+
+@pytest.mark.slow  # real training: two 3-layer runs of 4 steps, and the frontier's small last_1 and mpop runs
+def test_table5_small_mode_end_to_end(tmp_path, monkeypatch, single_blas_thread):
+    monkeypatch.setenv("MPO_RESULTS_DIR", str(tmp_path))
+    results = table5.run("small")
+    table = results.table
+    assert list(table["row"]) == ["last_3", "last_2", "last_1", "mpop"] and (table["seed"] == 0).all()
+    assert table.set_index("row")["pr_millions"].is_monotonic_decreasing  # last_3 trains most, mpop least
+    assert (tmp_path / "small" / "records" / "frontier" / "last_1-sst2-seed0.json").is_file()  # borrowed
+    assert len(table5.findings(results)) == 4
