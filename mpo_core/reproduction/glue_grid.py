@@ -210,12 +210,15 @@ def _spec_settings(spec: RunSpec) -> dict:
 
 
 def run_grid(experiment: str, specs: Sequence[RunSpec], mode: str, data_dir=None, extra_settings=None,
-             borrowed: dict | None = None, row=row_of, keep_records: bool = False, **overrides) -> Results:
+             borrowed: dict | None = None, row=row_of, keep_records: bool = False, finish=None,
+             **overrides) -> Results:
     """Run every spec in order (reusing finished runs) and save the table as ``experiment``.
 
     ``borrowed`` maps a spec's run name (or its label: every task's) to another experiment whose runs it shares
-    (Table 5's MPOP row is Table 3's MPOP run: computed once, by whichever runs first).
-    ``row(spec, record)`` makes a spec's table row (default :func:`row_of`). With
+    (Table 5's MPOP row is the frontier's MPOP run: computed once, by whichever runs first).
+    ``row(spec, record)`` makes a spec's table row (default :func:`row_of`).
+    ``finish(spec, record, folder) -> record`` completes the record of a run of this experiment once it has
+    run (e.g. OPF's merge check on the saved model), before it is kept. With
     ``keep_records`` each run's record is written to :func:`records_root` as it
     finishes, and a cell whose record is there is not run again (its row is rebuilt from it).
     """
@@ -232,6 +235,8 @@ def run_grid(experiment: str, specs: Sequence[RunSpec], mode: str, data_dir=None
                     continue  # its source is another process's still: after that one, in the waiting pass
                 if index not in found:
                     record = run_one(spec, mode, owner, data_dir, wait=wait, **overrides)
+                    if record is not None and finish is not None and owner == experiment:
+                        record = finish(spec, record, runs_root(owner, mode) / spec.run_name)
                     if record is not None:
                         found[index] = record
                         if keep_records:

@@ -158,15 +158,36 @@ def test_table4_views():
     assert len(table4.findings(results)) == 3 and "constant prediction" in table4.findings(results)[-1]
 
 
+def test_opf_controlled_rows_share_table3_full_and_save_the_merged_models(monkeypatch):
+    from mpo_core.reproduction import frontier
+
+    sizes = {"mpo_full_bond_params": 24.28e6, "dense_params": 22.71e6,
+             "ratios": {label: {str(t): {"compression_ratio": 0.5} for t in frontier.TARGETS["full"]}
+                        for label in frontier.TRUNCATIONS}}
+    monkeypatch.setattr(frontier, "all_sizes", lambda mode: {t: sizes for t in ("sst2", "mrpc")})
+    monkeypatch.setattr(frontier, "task_sizes", lambda task, mode, targets: {**sizes, "ratios": {}})
+    specs, borrowed = opf_comparison.specs("full", RATES)
+    assert len(specs) == 3 * 2 * 3 and set(borrowed.values()) == {"table3"}
+    assert set(borrowed) == {f"full-{t}-seed{s}" for t in ("sst2", "mrpc") for s in (0, 1, 2)}
+    opf = [s for s in specs if s.strategy == "opf"]
+    assert all(s.settings["save_model"] and s.settings["learning_rate"] == 1e-4 for s in opf)
+    assert {s.options["selection"] for s in opf} == {"static", "dynamic"}
+
+
 def test_opf_merge_table_and_findings():
-    results = grid(("full", "opf_static", "opf_dynamic"), ("rte",), "opf")
+    results = seeded({(r, t): v for t in ("sst2", "mrpc") for r, v in
+                      (("full", 0.80), ("opf_static", 0.805), ("opf_dynamic", 0.75))}, name="opf")
     table = results.table
-    table["strategy"] = ["full", "opf", "opf"]
+    table["strategy"] = table["row"].map({"full": "full", "opf_static": "opf", "opf_dynamic": "opf"})
     for column, value in (("original_params", 10), ("merged_params", 10), ("same_shapes", True),
                           ("mpo_layers_left", 0), ("latency_ratio", 1.01)):
-        table[column] = [None, value, value]
-    assert len(opf_comparison.merge_table(results)) == 2
-    assert "2 of 2 runs" in opf_comparison.findings(results)[-1]
+        table[column] = [value if s == "opf" else None for s in table["strategy"]]
+    assert len(opf_comparison.merge_table(results)) == 12
+    lines = opf_comparison.findings(results)
+    assert lines[0].startswith("opf_static is not below plain fine-tuning (paper: OPF improves small PLMs): sst2 ")
+    assert "sst2 does not hold" in lines[1]
+    assert "equal to the original in 12 of 12 runs, no MPO left in 12" in lines[2]
+    assert opf_comparison.side_by_side(results).loc["opf_dynamic", "mrpc"].endswith(" ± 0.0")  # percent, 3 seeds
 
 
 def test_constant_rows_are_the_runs_that_score_like_one_class_for_all(tmp_path):
@@ -209,3 +230,15 @@ def test_table5_small_mode_end_to_end(tmp_path, monkeypatch, single_blas_thread)
     assert table.set_index("row")["pr_millions"].is_monotonic_decreasing  # last_3 trains most, mpop least
     assert (tmp_path / "small" / "records" / "frontier" / "last_1-sst2-seed0.json").is_file()  # borrowed
     assert len(table5.findings(results)) == 4
+
+
+@pytest.mark.slow  # real training: two 2-layer OPF runs of 4 steps, Table 3's small full run, two merge checks
+def test_opf_small_mode_end_to_end(tmp_path, monkeypatch, single_blas_thread):
+    monkeypatch.setenv("MPO_RESULTS_DIR", str(tmp_path))
+    results = opf_comparison.run("small")
+    assert list(results.table["row"]) == ["full", "opf_static", "opf_dynamic"]
+    merged = opf_comparison.merge_table(results)
+    assert (merged["merged_params"] == merged["original_params"]).all() and (merged["mpo_layers_left"] == 0).all()
+    kept = json.loads((tmp_path / "small" / "records" / "opf" / "opf_static-sst2-seed0.json").read_text())
+    assert kept["merge_check"]["same_shapes"] is True  # the check travels with the record
+    assert len(opf_comparison.findings(results)) == 4
