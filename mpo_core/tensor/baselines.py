@@ -84,6 +84,16 @@ class MemoryBudgetError(InfeasibleError, MemoryError):
     """The estimated working memory of the decomposition exceeds ``max_bytes``."""
 
 
+#: CP-ALS attempts, in order: (init, l2_reg). Plain ALS from the SVD is the result wherever it stays finite; a
+#: rank far above the tensor's own (a smooth matrix) makes its normal equations singular, and then a random
+#: start, then a tiny ridge on them, are tried (with a warning naming the one used).
+ALS_ATTEMPTS = (("svd", 0.0), ("random", 0.0), ("svd", 1e-6))
+
+
+class DivergedError(InfeasibleError):
+    """ALS gave non-finite values in every attempt of :data:`ALS_ATTEMPTS`."""
+
+
 @dataclass(frozen=True)
 class Approximation:
     """One compressed approximation of a matrix: its size and its error.
@@ -261,7 +271,8 @@ def cpd_approximation(
     n_iter_max, tol:
         ALS iterations and convergence tolerance (change of relative error).
     random_state:
-        Seed of the SVD initialization's random columns (used when ``R > a_k``).
+        Seed of the SVD initialization's random columns (used when ``R > a_k``), and of the random
+        initialization of the fallback (:data:`ALS_ATTEMPTS`).
     max_bytes:
         Memory budget; see :func:`cpd_memory_bytes`.
 
@@ -276,6 +287,9 @@ def cpd_approximation(
         If ``R < 1``.
     MemoryBudgetError
         If the estimated ALS memory exceeds ``max_bytes`` (nothing is allocated).
+    DivergedError
+        If ALS gives non-finite values in every attempt of :data:`ALS_ATTEMPTS` (a fallback that
+        succeeds is announced with a warning).
     """
     check_matrix(matrix)
     ratio = _check_ratio(compression_ratio)
@@ -287,8 +301,18 @@ def cpd_approximation(
     start = time.perf_counter()
     tensor = tensorize(matrix.detach(), shape)  # (a_1, ..., a_n)
     with _tensorly_torch():
-        cp = parafac(tensor, rank, n_iter_max=n_iter_max, tol=tol, init="svd", random_state=random_state)
-        approx = matricize(tl.cp_to_tensor(cp), shape)  # (out, in)
+        for init, ridge in ALS_ATTEMPTS:  # plain ALS from SVD first; the others only when it diverged
+            cp = parafac(tensor, rank, n_iter_max=n_iter_max, tol=tol, init=init, random_state=random_state,
+                         l2_reg=ridge)
+            approx = matricize(tl.cp_to_tensor(cp), shape)  # (out, in)
+            if torch.isfinite(approx).all():
+                if (init, ridge) != ALS_ATTEMPTS[0]:
+                    warnings.warn(f"cpd: plain ALS of rank {rank} diverged (non-finite values); this point is "
+                                  f"ALS with init={init!r}, l2_reg={ridge:g}.", stacklevel=2)
+                break
+        else:
+            raise DivergedError(f"cpd: ALS of rank {rank} on the {tuple(shape.local_dims)} tensorization gave "
+                                f"non-finite values with every attempt {ALS_ATTEMPTS}.")
     return _result("cpd", shape, ratio, (rank,), rank * sum(shape.local_dims), matrix, approx, start)
 
 

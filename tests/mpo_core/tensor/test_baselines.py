@@ -254,6 +254,35 @@ def test_mpo_beats_cpd_on_a_matrix_with_mpo_structure():
     assert mpo.relative_error <= cpd.relative_error
 
 
+def test_cpd_falls_back_when_als_diverges_and_says_so(monkeypatch):
+    """Plain ALS can go singular near convergence on a rank-deficient tensor (seen on a smooth kernel matrix,
+    where it depends on the BLAS): simulated here by a first attempt that returns NaN."""
+    import mpo_core.tensor.baselines as baselines
+
+    calls, real = [], baselines.parafac
+
+    def flaky(tensor, rank, **options):
+        calls.append((options["init"], options["l2_reg"]))
+        cp = real(tensor, rank, **options)
+        if len(calls) == 1:
+            cp.factors[0] = cp.factors[0] * float("nan")
+        return cp
+
+    monkeypatch.setattr(baselines, "parafac", flaky)
+    matrix = random_matrix(24, 36, seed=6)
+    with pytest.warns(UserWarning, match="plain ALS of rank .* diverged .* init='random', l2_reg=0"):
+        cpd = cpd_approximation(matrix, 3, 0.3, **FAST)
+    assert math.isfinite(cpd.error) and calls == [("svd", 0.0), ("random", 0.0)]
+    monkeypatch.setattr(baselines, "parafac", lambda tensor, rank, **options: _nan_cp(real(tensor, rank, **options)))
+    with pytest.raises(baselines.DivergedError, match="every attempt"):
+        cpd_approximation(matrix, 3, 0.3, **FAST)
+
+
+def _nan_cp(cp):
+    cp.factors[0] = cp.factors[0] * float("nan")
+    return cp
+
+
 @pytest.fixture(scope="module")
 def query_weight():
     """A real 384 x 384 weight of the packaged MiniLM."""
