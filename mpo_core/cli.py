@@ -127,8 +127,14 @@ def main(argv=None) -> int:
     runs.add_argument("--runs-dir", default="runs")
     runs.add_argument("--json", action="store_true", help="print JSON instead of a table")
     reproduce = sub.add_parser("reproduce", help="run a paper table/figure reproduction (see notebooks/README.md)")
-    reproduce.add_argument("name", help="mpo_basics, figure2, table1, table2, table3, table4, table5, opf, frontier, lr_probe or stsb_collapse")
-    reproduce.add_argument("--mode", choices=("small", "full"), default="small")
+    reproduce.add_argument("name", nargs="+",
+                           help="one or more of mpo_basics, figure2, table1, table2, table3, table4, table5, opf, "
+                                "frontier, lr_probe, stsb_collapse (run in the order given)")
+    reproduce.add_argument("--mode", choices=("small", "full", "gpu"), default="small",
+                           help="small: CI-sized; full: the CPU experiment; gpu: the full design at the papers' "
+                                "scale (all data, length 128, 3 epochs)")
+    reproduce.add_argument("--workers", type=int, default=1,
+                           help="processes that share each GLUE grid (their runs are claimed with lock files)")
     reproduce.add_argument("--force", action="store_true", help="run again even if results are stored")
     args = parser.parse_args(argv)
     try:
@@ -138,11 +144,11 @@ def main(argv=None) -> int:
             results = fine_tune(config_from_args(args), resume=args.resume)
             print(json.dumps({k: results[k] for k in RUN_COLUMNS if k in results}, indent=1, default=str))
         elif args.command == "reproduce":
-            from .reproduction import reproduce as run_experiment
+            from .reproduction.parallel import reproduce_all
 
-            results = run_experiment(args.name, args.mode, force=args.force)
-            print(results.table.to_string(index=False))
-            print(results.describe())
+            for results in reproduce_all(args.name, args.mode, args.workers, force=args.force).values():
+                print(results.table.to_string(index=False))
+                print(results.describe())
         else:
             table = runs_table(args.runs_dir)
             print(table.to_json(orient="records", indent=1) if args.json else

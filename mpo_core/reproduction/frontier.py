@@ -36,14 +36,14 @@ from ..tensor.compression import count_params
 from ..tensor.decomposition import decompose
 from ..tensor.mpo import MPO
 from ..tensor.truncation import bond_dims_for_ratio
-from .glue_grid import RunSpec, constant_levels, mode_settings, records_root, run_grid
+from .glue_grid import ByMode, RunSpec, constant_levels, mode_settings, records_root, run_grid
 from .results_store import Results
 from .verdict import HOLDS, Verdict, not_below
 
 NAME = "frontier"
-TASKS = {"small": ("sst2",), "full": ("sst2", "mrpc")}
-TARGETS = {"small": (0.75,), "full": (0.9, 0.75, 0.6)}  # #To as a share of the dense model's
-SEEDS = {"small": (0,), "full": (0, 1, 2)}
+TASKS = ByMode(small=("sst2",), full=("sst2", "mrpc"))
+TARGETS = ByMode(small=(0.75,), full=(0.9, 0.75, 0.6))  # #To as a share of the dense model's
+SEEDS = ByMode(small=(0,), full=(0, 1, 2))
 LAST_K = 1  # last_1 trains 1.9M parameters, about what the MPO rows' LFA trains
 # label -> MPOConfig of the direct truncation (n = 2: a truncated SVD W ~ U V). The SVD rows rebuild the
 # word embedding's table per step (forward_mode="dense", same numbers): its row lookup path loops over every
@@ -57,8 +57,8 @@ WITHIN = 0.01  # "within 1 point of full fine-tuning", in metric units
 # the findings report where each rule stops from the same runs. (A first grid stopped on "drop": on SST-2
 # the first cut's p~ moved 2.3 points on 256 held-out examples, inside their binomial noise of ~3 points, and
 # every target's run ended at the full-bond 1.07x dense model.)
-SQUEEZE = {"small": dict(step_size=0.2, tune_steps=1, delta=0.01, heldout_examples=16),
-           "full": dict(step_size=0.05, tune_steps=8, delta=0.01, heldout_examples=256)}
+SQUEEZE = ByMode(small=dict(step_size=0.2, tune_steps=1, delta=0.01, heldout_examples=16),
+                 full=dict(step_size=0.05, tune_steps=8, delta=0.01, heldout_examples=256))
 SQUEEZE_SLACK = 2  # cuts beyond (start - target) / step_size: a cut may remove less when the target is near
 SIZES_FILE = "sizes.json"
 
@@ -170,12 +170,21 @@ def all_sizes(mode: str) -> dict:
     return fresh
 
 
-def training_steps(mode: str) -> int:
-    """Optimizer steps of a run of the other rows (mpop's LFA phase gets as many)."""
+def training_steps(mode: str, task: str) -> int:
+    """Optimizer steps of a run of the other rows on ``task`` (mpop's LFA phase gets as many).
+
+    ``ceil(N / batch) x ceil(epochs)`` with ``N`` the mode's training examples (the task's whole training
+    file where the mode takes all of it: the gpu mode).
+    """
+    from ..data.glue import default_glue_dir, load_glue_split
+
     settings = mode_settings(mode)
     if settings.get("max_steps", -1) > 0:
         return settings["max_steps"]
-    return math.ceil(settings["max_train_examples"] / settings["batch_size"]) * math.ceil(settings["epochs"])
+    available = len(load_glue_split(task, "train", default_glue_dir()).labels)
+    limit = settings.get("max_train_examples")
+    examples = available if limit is None else min(limit, available)
+    return math.ceil(examples / settings["batch_size"]) * math.ceil(settings["epochs"])
 
 
 def squeeze_budget(start: float, target: float, step_size: float) -> int:
@@ -183,10 +192,11 @@ def squeeze_budget(start: float, target: float, step_size: float) -> int:
     return max(1, math.ceil((start - target) / step_size)) + SQUEEZE_SLACK
 
 
-def mpop_options(mode: str, target: float, start: float) -> dict:
+def mpop_options(mode: str, target: float, start: float, task: str) -> dict:
     squeeze = SQUEEZE[mode]
     return dict(target_size=target, step_unit="model", rank="per_param", bonds="all", stop_on="never",
-                lfa_steps=training_steps(mode), squeeze_steps=squeeze_budget(start, target, squeeze["step_size"]),
+                lfa_steps=training_steps(mode, task),
+                squeeze_steps=squeeze_budget(start, target, squeeze["step_size"]),
                 **squeeze)
 
 
@@ -206,7 +216,7 @@ def cells(task: str, mode: str, sizes: dict, seed: int) -> list[RunSpec]:
     out = [RunSpec("full", task, "full", seed=seed),
            RunSpec(f"last_{LAST_K}", task, "last_k", {"k": LAST_K}, seed=seed)]
     for target in TARGETS[mode]:
-        out.append(RunSpec(label_of("mpop", target), task, "mpop", mpop_options(mode, target, start), seed=seed))
+        out.append(RunSpec(label_of("mpop", target), task, "mpop", mpop_options(mode, target, start, task), seed=seed))
         for label, mpo_config in TRUNCATIONS.items():
             rho = sizes["ratios"][label][str(target)]["compression_ratio"]
             options = {"compression_ratio": rho, "mpo_config": dict(mpo_config)}

@@ -32,7 +32,7 @@ from ..data.glue import default_glue_dir, get_task, load_glue_split
 from ..runs.atomic_write import atomic_write_json
 from ..runs.process_alive import process_alive
 from ..runs.run_folder import CHECKPOINTS, RESULTS_FILE, read_json
-from .results_store import Results, results_dir, save_results
+from .results_store import Results, check_mode, results_dir, save_results
 
 # Shared settings per mode. small: seconds per run, to execute every notebook in CI.
 SMALL = dict(num_hidden_layers=1, max_length=32, max_train_examples=64, max_eval_examples=32, max_steps=4,
@@ -40,6 +40,25 @@ SMALL = dict(num_hidden_layers=1, max_length=32, max_train_examples=64, max_eval
 # full, on a 2-core CPU: documented reductions of the paper's setting (max length 128, all data, more epochs).
 FULL = dict(max_length=64, max_train_examples=1500, max_eval_examples=1000, epochs=2.0, batch_size=32,
             eval_batch_size=128, warmup_steps=20, eval_steps=10_000, save_steps=10_000, logging_steps=20)
+# gpu: the full mode's grids at the papers' scale (MPOP: all training data, max length 128, 3 epochs), for a GPU
+# (device "auto"; bf16 autocast there). Dev sets whole; evaluation batches large.
+GPU = dict(max_length=128, max_train_examples=None, max_eval_examples=None, epochs=3.0, batch_size=32,
+           eval_batch_size=256, warmup_steps=100, eval_steps=10**9, save_steps=10**9, logging_steps=100)
+#: Environment variable with a JSON object of FineTuneConfig fields that override a mode's settings (recorded in
+#: the results), e.g. to try the gpu mode's code path on a CPU in seconds.
+OVERRIDES_ENV = "MPO_REPRO_OVERRIDES"
+
+
+class ByMode(dict):
+    """A design value per mode (tasks, seeds, squeeze options, ...): the ``gpu`` mode runs the ``full`` mode's
+    design at the papers' data scale, so it takes the ``full`` value unless it has its own."""
+
+    def __missing__(self, mode):
+        if mode == "gpu":
+            return self["full"]
+        raise KeyError(mode)
+
+
 # Strategies that train whole weight matrices use 1e-4: at 5e-4 (fine on SST-2, Table 1) full fine-tuning
 # collapsed to the majority class on RTE and MRPC in 2 epochs (MRPC 0.615, majority 0.684), while 1e-4 and
 # 2e-4 reached 0.716 / 0.718. Lightweight fine-tuning (auxiliary tensors + head) needs larger steps: 1e-3
@@ -78,11 +97,29 @@ class RunSpec:
 
 
 def mode_settings(mode: str) -> dict:
-    return dict(SMALL if mode == "small" else FULL)
+    """The shared FineTuneConfig settings of ``mode`` (:data:`SMALL`, :data:`FULL`, :data:`GPU`), with the
+    overrides of ``$MPO_REPRO_OVERRIDES`` (a JSON object of FineTuneConfig fields) on top."""
+    import json
+
+    settings = dict({"small": SMALL, "full": FULL, "gpu": GPU}[check_mode(mode)])
+    text = os.environ.get(OVERRIDES_ENV, "").strip()
+    if text:
+        try:
+            overrides = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"${OVERRIDES_ENV} is not JSON ({exc}); give an object such as "
+                             '\'{"max_train_examples": 64}\'.') from None
+        unknown = sorted(set(overrides) - set(FineTuneConfig.__dataclass_fields__)) if isinstance(overrides, dict) \
+            else ["(not an object)"]
+        if unknown:
+            raise ValueError(f"${OVERRIDES_ENV}: {unknown} are not FineTuneConfig fields.")
+        settings.update(overrides)
+    return settings
 
 
 def squeeze_options(mode: str) -> dict:
-    return dict(SQUEEZE[mode])
+    """The first protocol's squeeze (Table 4); the gpu mode takes the full mode's."""
+    return dict(SQUEEZE["small" if mode == "small" else "full"])
 
 
 def runs_root(experiment: str, mode: str) -> Path:

@@ -23,17 +23,17 @@ from __future__ import annotations
 import pandas as pd
 
 from ..data.glue import get_task
-from .glue_grid import RunSpec, constant_levels, run_grid
+from .glue_grid import ByMode, RunSpec, constant_levels, run_grid
 from .results_store import Results
 
 NAME = "lr_probe"
-TASKS = {"small": ("sst2",), "full": ("sst2", "mrpc", "stsb")}
-FAMILIES = {  # family -> (strategy probed, candidate rates)
-    "small": {"whole": ("full", (1e-4, 5e-4)), "lfa": ("mpo_full_lfa", (1e-3,))},
-    "full": {"whole": ("full", (5e-5, 1e-4, 2e-4)), "mpo": ("mpo_full", (2e-5, 5e-5, 1e-4)),
-             "lfa": ("mpo_full_lfa", (3e-4, 1e-3, 3e-3))},
-}
-HELDOUT = {"small": 16, "full": 256}
+TASKS = ByMode(small=("sst2",), full=("sst2", "mrpc", "stsb"))
+FAMILIES = ByMode(  # family -> (strategy probed, candidate rates)
+    small={"whole": ("full", (1e-4, 5e-4)), "lfa": ("mpo_full_lfa", (1e-3,))},
+    full={"whole": ("full", (5e-5, 1e-4, 2e-4)), "mpo": ("mpo_full", (2e-5, 5e-5, 1e-4)),
+          "lfa": ("mpo_full_lfa", (3e-4, 1e-3, 3e-3))},
+)
+HELDOUT = ByMode(small=16, full=256)
 #: which family's rate each strategy of the controlled grids takes
 FAMILY_OF = {"full": "whole", "last_k": "whole", "opf": "whole", "mpo_full": "mpo",
              "mpo_full_lfa": "lfa", "mpo_lfa": "lfa", "mpop": "lfa", "mpop_dir": "lfa"}

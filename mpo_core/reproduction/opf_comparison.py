@@ -22,15 +22,15 @@ from ..data.glue import get_task
 from ..runs.latency import compare_latency, random_token_batch
 from ..runs.run_models import load_final_model, load_initial_model
 from . import table3
-from .glue_grid import RunSpec, run_grid
+from .glue_grid import ByMode, RunSpec, run_grid
 from .results_store import Results
 from .seed_summary import claim_sentence, score_frame
 
 NAME = "opf"
-TASKS = {"small": ("sst2",), "full": ("sst2", "mrpc")}
+TASKS = ByMode(small=("sst2",), full=("sst2", "mrpc"))
 SEEDS = table3.SEEDS
 REPEATS = 15  # interleaved pairs of the merge check
-OPTIONS = {"small": dict(growth=2.0, top_n=2, fisher_batches=1), "full": dict(growth=4.0, top_n=2, fisher_batches=8)}
+OPTIONS = ByMode(small=dict(growth=2.0, top_n=2, fisher_batches=1), full=dict(growth=4.0, top_n=2, fisher_batches=8))
 SMALL_LAYERS = 2  # the top 2 matrices per group need two layers; the small mode's others load one
 
 

@@ -6,9 +6,10 @@ Every experiment ``name`` writes, per mode::
     results/<mode>/<name>.json    settings, the run records (results.json of each fine-tuning run),
                                   hardware, commit, versions, wall time, the command that regenerates it
 
-Modes: ``small`` (tiny subsets and steps, minutes in all: what CI executes)
-and ``full`` (the real experiment, with the reductions stated in its
-settings). The mode comes from ``$MPO_REPRO_MODE`` (default ``small``); the
+Modes: ``small`` (tiny subsets and steps, minutes in all: what CI executes),
+``full`` (the real experiment, with the CPU reductions stated in its
+settings) and ``gpu`` (the full mode's design at the papers' scale: all
+training data, max length 128, 3 epochs; for the GLUE grids on a GPU). The mode comes from ``$MPO_REPRO_MODE`` (default ``small``); the
 folder from ``$MPO_RESULTS_DIR`` (default ``<repository>/results``). Files are
 written atomically, so an interrupted experiment never leaves a half table.
 """
@@ -29,7 +30,7 @@ from ..tensor.validation import check_choice
 from ..runs.atomic_write import atomic_write_json, atomic_write_text
 from ..runs.run_folder import read_json
 
-MODES = ("small", "full")
+MODES = ("small", "full", "gpu")
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -39,7 +40,7 @@ def current_mode() -> str:
 
 
 def check_mode(mode: str) -> str:
-    return check_choice("mode (set MPO_REPRO_MODE=small or full)", mode, MODES)
+    return check_choice("mode (set MPO_REPRO_MODE=small, full or gpu)", mode, MODES)
 
 
 def results_dir(mode: str | None = None) -> Path:

@@ -26,13 +26,13 @@ import pandas as pd
 
 from ..data.glue import get_task
 from ..model.matrix_groups import ATTENTION_GROUPS, FFN_GROUPS
-from .glue_grid import RunSpec, run_grid
+from .glue_grid import ByMode, RunSpec, run_grid
 from .results_store import Results
 from .seed_summary import claim_sentence, score_frame
 
 NAME = "stsb_collapse"
-TASK = {"small": "stsb", "full": "stsb"}
-SEEDS = {"small": (0,), "full": (0, 1, 2)}
+TASK = ByMode(small="stsb", full="stsb")
+SEEDS = ByMode(small=(0,), full=(0, 1, 2))
 ENCODER = (*ATTENTION_GROUPS, *FFN_GROUPS)
 LOW_RATE = 2e-5
 ROWS = {  # label -> (strategy, strategy options, learning rate)

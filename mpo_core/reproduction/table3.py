@@ -18,8 +18,8 @@ learning rate is the one the learning-rate probe chose on held-out *training*
 examples (:mod:`.lr_probe`; a family the probe found nothing for keeps
 :data:`~mpo_core.reproduction.glue_grid.LEARNING_RATES`, said in the settings);
 three seeds per cell; the dev set only reports. ``full``, ``mpo_full`` and
-``mpo_full_lfa`` on SST-2 and MRPC also evaluate dev every ``CURVE_EVAL_STEPS``
-steps: their learning curves answer "is the LFA gap budget or design?".
+``mpo_full_lfa`` on SST-2 and MRPC also evaluate dev ``CURVE_POINTS`` times during
+training: their learning curves answer "is the LFA gap budget or design?".
 Tasks: SST-2, MRPC and STS-B, where this budget learns (RTE, CoLA and WNLI
 stayed at a constant prediction in the first grid).
 """
@@ -31,28 +31,28 @@ import pandas as pd
 
 from ..data.glue import get_task
 from . import frontier, lr_probe
-from .glue_grid import LEARNING_RATES, RunSpec, constant_levels, records_root, run_grid
+from .glue_grid import LEARNING_RATES, ByMode, RunSpec, constant_levels, records_root, run_grid
 from .paper_numbers import TABLE3, TABLE3_ROW_OF, TABLE3_TASKS, paper_frame
 from .results_store import Results, load_results, results_dir
 from .seed_summary import claim_sentence, score_frame, seed_table
 
 NAME = "table3"
-TASKS = {"small": ("sst2",), "full": ("sst2", "mrpc", "stsb")}
-SEEDS = {"small": (0,), "full": (0, 1, 2)}
+TASKS = ByMode(small=("sst2",), full=("sst2", "mrpc", "stsb"))
+SEEDS = ByMode(small=(0,), full=(0, 1, 2))
 ROWS = ("full", "mpo_full", "mpo_full_lfa", "mpop", "mpop_dir")
-MPOP_TARGET = {"small": 0.75, "full": 0.75}
-CURVE_TASKS = {"small": ("sst2",), "full": ("sst2", "mrpc")}
+MPOP_TARGET = ByMode(small=0.75, full=0.75)
+CURVE_TASKS = ByMode(small=("sst2",), full=("sst2", "mrpc"))
 CURVE_ROWS = ("full", "mpo_full", "mpo_full_lfa")
-CURVE_EVAL_STEPS = {"small": 2, "full": 20}
+CURVE_POINTS = ByMode(small=2, full=5)  # dev evaluations during a curve run (its steps // this apart)
 
 
 def learning_rates(mode: str, probe: Results | None = None) -> dict:
     """``{(strategy, task): (rate, source)}``: the probe's choice, or the fixed rate where it chose none."""
     if probe is None:
         probe = load_results(lr_probe.NAME, mode)
-    if probe is None and mode == "full":
+    if probe is None and mode != "small":
         raise ValueError("Table 3's learning rates come from the probe on training data: run "
-                         "`python -m mpo_core reproduce lr_probe --mode full` first.")
+                         f"`python -m mpo_core reproduce lr_probe --mode {mode}` first.")
     out = {}
     for task in TASKS[mode]:
         for strategy in ("full", "mpo_full", "mpo_full_lfa", "mpop", "mpop_dir"):
@@ -80,7 +80,7 @@ def mpop_spec(task: str, seed: int, mode: str) -> RunSpec:
         sizes = frontier.all_sizes(mode)[task]
         return next(s for s in frontier.cells(task, mode, sizes, seed) if s.label == frontier.label_of("mpop", target))
     start = _full_bond_share(task, mode)
-    return RunSpec(frontier.label_of("mpop", target), task, "mpop", frontier.mpop_options(mode, target, start),
+    return RunSpec(frontier.label_of("mpop", target), task, "mpop", frontier.mpop_options(mode, target, start, task),
                    seed=seed)
 
 
@@ -97,7 +97,7 @@ def specs(mode: str, rates: dict | None = None) -> tuple[list[RunSpec], dict]:
             for row in ("full", "mpo_full", "mpo_full_lfa"):
                 settings = {"learning_rate": rates[(row, task)][0]}
                 if task in CURVE_TASKS[mode] and row in CURVE_ROWS:
-                    settings["eval_steps"] = CURVE_EVAL_STEPS[mode]
+                    settings["eval_steps"] = curve_eval_steps(mode, task)
                 out.append(RunSpec(row, task, row, seed=seed, settings=settings))
             mpop = mpop_spec(task, seed, mode)
             owner = NAME
@@ -111,6 +111,11 @@ def specs(mode: str, rates: dict | None = None) -> tuple[list[RunSpec], dict]:
             out.append(RunSpec("mpop_dir", task, "mpop_dir", {"bond_dims_from": str(source)}, seed=seed,
                                settings={"learning_rate": rates[("mpop_dir", task)][0]}, after=mpop.run_name))
     return out, borrowed
+
+
+def curve_eval_steps(mode: str, task: str) -> int:
+    """Steps between the dev evaluations of a curve run: about :data:`CURVE_POINTS` of them in its run."""
+    return max(1, frontier.training_steps(mode, task) // CURVE_POINTS[mode])
 
 
 def row_name(label: str) -> str:
@@ -134,7 +139,7 @@ def run(mode: str) -> Results:
     run_specs, borrowed = specs(mode, rates)
     extra = {"tasks": TASKS[mode], "seeds": SEEDS[mode], "mpop_target": MPOP_TARGET[mode],
              "learning_rates_used": {f"{s}/{t}": {"rate": r, "source": src} for (s, t), (r, src) in rates.items()},
-             "curve_eval_steps": CURVE_EVAL_STEPS[mode], "squeeze": frontier.SQUEEZE[mode]}
+             "curve_points": CURVE_POINTS[mode], "squeeze": frontier.SQUEEZE[mode]}
     return run_grid(NAME, run_specs, mode, extra_settings=extra, borrowed=borrowed, row=row, keep_records=True)
 
 

@@ -13,13 +13,13 @@ import pandas as pd
 
 from ..data.glue import get_task
 from . import frontier, table3
-from .glue_grid import LEARNING_RATES, RunSpec, run_grid
+from .glue_grid import LEARNING_RATES, ByMode, RunSpec, run_grid
 from .paper_numbers import TABLE5, TABLE5_TASKS, paper_frame
 from .results_store import Results
 from .seed_summary import claim_sentence, score_frame
 
 NAME = "table5"
-TASKS = {"small": ("sst2",), "full": ("sst2", "mrpc")}
+TASKS = ByMode(small=("sst2",), full=("sst2", "mrpc"))
 SEEDS = table3.SEEDS
 LAYERS = (3, 2, 1)
 SMALL_LAYERS = 3  # the small mode loads one layer; its last_2 / last_3 rows load three (scores mean nothing there)

@@ -69,7 +69,7 @@ def test_full_mode_grid_rows_seeds_and_settings():
     assert [o["target_size"] for o in mpop.values()] == [0.9, 0.75, 0.6]
     for options in mpop.values():  # enough cuts to reach the target from the full-bond MPO (1.07x), plus slack
         assert options["squeeze_steps"] * options["step_size"] >= 1.07 - options["target_size"]
-        assert options["stop_on"] == "never" and options["lfa_steps"] == frontier.training_steps("full") == 94
+        assert options["stop_on"] == "never" and options["lfa_steps"] == frontier.training_steps("full", "sst2") == 94
     svd = next(s for s in specs if s.label == "svd_lfa@0.6")
     assert svd.options["mpo_config"]["n"] == 2 and svd.options["compression_ratio"] == pytest.approx(0.59)
     configs = [glue_grid._config(s, "full", glue_grid.runs_root("frontier", "full"), None, {})
