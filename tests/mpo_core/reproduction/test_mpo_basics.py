@@ -81,6 +81,6 @@ def test_uniform_bond_dims_and_modes():
     assert mpo_basics.uniform_dims((12, 192), 0.01) == (1, 2)
     full = mpo_basics.mode_settings("full")
     assert all(rows == 0 for _, rows in full["matrices"])  # full mode: whole matrices
-    with pytest.raises(ValueError, match="small or full"):
+    with pytest.raises(ValueError, match="small, full or gpu"):
         mpo_basics.mode_settings("huge")
     assert math.isclose(max(full["ratios"]), 0.8)

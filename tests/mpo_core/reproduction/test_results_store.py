@@ -11,7 +11,7 @@ def test_mode_comes_from_the_environment(monkeypatch):
     monkeypatch.setenv("MPO_REPRO_MODE", "full")
     assert results_store.current_mode() == "full"
     monkeypatch.setenv("MPO_REPRO_MODE", "huge")
-    with pytest.raises(ValueError, match="small or full"):
+    with pytest.raises(ValueError, match="small, full or gpu"):
         results_store.current_mode()
 
 
