@@ -1,8 +1,9 @@
 """The frontier (issue 13 §4): dev score vs #To on SST-2 and MRPC, mean ± std over seeds, per method.
 
-Rows of one task, all on the packaged MiniLM with one schedule, step count,
-batch size and learning-rate rule (:data:`~mpo_core.reproduction.glue_grid.FULL`,
-:data:`~mpo_core.reproduction.glue_grid.LEARNING_RATES`)::
+Rows of one task, all on the packaged MiniLM with one schedule, step count and
+batch size (:data:`~mpo_core.reproduction.glue_grid.FULL`), each at the learning
+rate the probe chose for its family on held-out training examples
+(:func:`.lr_probe.probed_rates`; a kept record made at another rate is run again)::
 
     full              dense full fine-tuning                              #To = dense
     last_1            only the last encoder layer + head (#Pr ~ mpo_lfa's)  #To = dense
@@ -210,24 +211,41 @@ def parse_label(label: str) -> tuple[str, float | None]:
     return method, float(target) if target else None
 
 
-def cells(task: str, mode: str, sizes: dict, seed: int) -> list[RunSpec]:
-    """One seed's rows of one task."""
+STRATEGIES = ("full", "last_k", "mpop", "mpo_lfa")
+
+
+def learning_rates(mode: str) -> dict:
+    """``{(strategy, task): (rate, source)}`` of the frontier's rows (:func:`.lr_probe.probed_rates`)."""
+    from .lr_probe import probed_rates
+
+    return probed_rates(mode, STRATEGIES, TASKS[mode])
+
+
+def cells(task: str, mode: str, sizes: dict, seed: int, rates: dict) -> list[RunSpec]:
+    """One seed's rows of one task, each at its family's probed learning rate."""
     start = sizes["mpo_full_bond_params"] / sizes["dense_params"]
-    out = [RunSpec("full", task, "full", seed=seed),
-           RunSpec(f"last_{LAST_K}", task, "last_k", {"k": LAST_K}, seed=seed)]
+
+    def rate(strategy):
+        return {"learning_rate": rates[(strategy, task)][0]}
+
+    out = [RunSpec("full", task, "full", seed=seed, settings=rate("full")),
+           RunSpec(f"last_{LAST_K}", task, "last_k", {"k": LAST_K}, seed=seed, settings=rate("last_k"))]
     for target in TARGETS[mode]:
-        out.append(RunSpec(label_of("mpop", target), task, "mpop", mpop_options(mode, target, start, task), seed=seed))
+        out.append(RunSpec(label_of("mpop", target), task, "mpop", mpop_options(mode, target, start, task),
+                           seed=seed, settings=rate("mpop")))
         for label, mpo_config in TRUNCATIONS.items():
             rho = sizes["ratios"][label][str(target)]["compression_ratio"]
             options = {"compression_ratio": rho, "mpo_config": dict(mpo_config)}
-            out.append(RunSpec(label_of(label, target), task, "mpo_lfa", options, seed=seed))
+            out.append(RunSpec(label_of(label, target), task, "mpo_lfa", options, seed=seed,
+                               settings=rate("mpo_lfa")))
     return out
 
 
-def specs(mode: str, sizes: dict | None = None) -> list[RunSpec]:
+def specs(mode: str, sizes: dict | None = None, rates: dict | None = None) -> list[RunSpec]:
     """Every run, seed by seed (an interrupted grid has whole frontiers of the first seeds)."""
-    sizes = sizes or all_sizes(mode)
-    return [spec for seed in SEEDS[mode] for task in TASKS[mode] for spec in cells(task, mode, sizes[task], seed)]
+    sizes, rates = sizes or all_sizes(mode), rates or learning_rates(mode)
+    return [spec for seed in SEEDS[mode] for task in TASKS[mode]
+            for spec in cells(task, mode, sizes[task], seed, rates)]
 
 
 RULES = ("change", "drop")  # the delta rules the findings report for mpop (stop_on="never" records both)
@@ -271,10 +289,14 @@ def _share(total, dense) -> float:
 
 
 def run(mode: str) -> Results:
-    sizes = all_sizes(mode)
+    from .lr_probe import rates_setting
+
+    sizes, rates = all_sizes(mode), learning_rates(mode)
     extra = {"tasks": TASKS[mode], "targets": TARGETS[mode], "seeds": SEEDS[mode], "sizes": sizes,
-             "squeeze": SQUEEZE[mode], "last_k": LAST_K, "truncations": TRUNCATIONS}
-    return run_grid(NAME, specs(mode, sizes), mode, extra_settings=extra, row=row_maker(sizes), keep_records=True)
+             "squeeze": SQUEEZE[mode], "last_k": LAST_K, "truncations": TRUNCATIONS,
+             "learning_rates_used": rates_setting(rates)}
+    return run_grid(NAME, specs(mode, sizes, rates), mode, extra_settings=extra, row=row_maker(sizes),
+                    keep_records=True)
 
 
 def ratio_table(results: Results) -> pd.DataFrame:

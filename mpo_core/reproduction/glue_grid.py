@@ -194,22 +194,46 @@ def run_one(spec: RunSpec, mode: str, experiment: str, data_dir=None, wait: bool
 
     folder = runs_root(experiment, mode) / spec.run_name
     results = folder / RESULTS_FILE
+    config = _config(spec, mode, folder.parent, data_dir or default_glue_dir(), overrides)
     while not claim(folder):
-        if results.is_file():
+        if results.is_file() and matches(read_json(results), config):
             return read_json(results)
         if not wait:
             return None
         time.sleep(POLL_SECONDS)
     try:
-        if results.is_file():
+        if results.is_file() and matches(read_json(results), config):
             return read_json(results)
-        if folder.exists():  # an interrupted run: start it again from scratch, cleanly
+        if folder.exists():  # an interrupted run, or one made with other settings: again, from scratch
             shutil.rmtree(folder)
-        record = fine_tune(_config(spec, mode, folder.parent, data_dir or default_glue_dir(), overrides))
+        record = fine_tune(config)
         shutil.rmtree(folder / CHECKPOINTS, ignore_errors=True)
         return record
     finally:
         _lock_path(folder).unlink(missing_ok=True)
+
+
+#: The config fields a finished run must share with its spec to stand for it (what changes its scores).
+IDENTITY = ("task", "model", "strategy", "strategy_options", "seed", "learning_rate", "num_hidden_layers",
+            "max_length", "max_train_examples", "max_eval_examples", "epochs", "max_steps", "batch_size",
+            "warmup_steps", "lr_scheduler_type", "weight_decay", "heldout_examples")
+
+
+def matches(record: dict, config: FineTuneConfig) -> bool:
+    """Whether a finished run's record was made with ``config``'s settings (:data:`IDENTITY`).
+
+    A field the record's config lacks (written before the field existed) counts as its default.
+    A grid whose rates or settings changed so runs again what no longer matches, instead of reusing it.
+    """
+    recorded, wanted = record.get("config") or {}, config.to_dict()
+    defaults = FineTuneConfig.__dataclass_fields__
+    for key in IDENTITY:
+        value = recorded.get(key, defaults[key].default)
+        if key == "strategy_options":
+            value = {**wanted[key], **(value or {})} if value is not None else value  # options added since
+        if value != wanted[key]:
+            return False
+    return True
 
 
 def records_root(experiment: str, mode: str) -> Path:
@@ -263,7 +287,8 @@ def run_grid(experiment: str, specs: Sequence[RunSpec], mode: str, data_dir=None
     borrowed = borrowed or {}
     owners = [borrowed.get(spec.run_name, borrowed.get(spec.label, experiment)) for spec in specs]
     if keep_records:
-        found = {i: r for i, (s, o) in enumerate(zip(specs, owners)) if (r := stored_record(s, mode, o)) is not None}
+        found = {i: r for i, (s, o) in enumerate(zip(specs, owners)) if (r := stored_record(s, mode, o)) is not None
+                 and matches(r, _config(s, mode, runs_root(o, mode), data_dir or default_glue_dir(), overrides))}
     position = {spec.run_name: index for index, spec in enumerate(specs)}
     with tqdm(total=len(specs), initial=len(found), desc=experiment, unit="run") as bar:
         for wait in (False, True):  # first the runs nobody holds, then wait for those other processes hold

@@ -98,6 +98,35 @@ def rate_of(results: Results, strategy: str, task: str) -> float:
     return float(chosen.at[key, "learning_rate"])
 
 
+def probed_rates(mode: str, strategies, tasks, probe: Results | None = None) -> dict:
+    """``{(strategy, task): (rate, source)}`` for the controlled grids: the probe's choice for the strategy's
+    family (:data:`FAMILY_OF`), or the fixed :data:`~mpo_core.reproduction.glue_grid.LEARNING_RATES` where the
+    probe chose none (every rate predicted one class), said in ``source``.
+
+    The small mode runs without a probe (fixed rates); the others need its results.
+    """
+    from .glue_grid import LEARNING_RATES
+    from .results_store import load_results
+
+    probe = probe if probe is not None else load_results(NAME, mode)
+    if probe is None and mode != "small":
+        raise ValueError("the controlled grids take their learning rates from the probe on training data: run "
+                         f"`python -m mpo_core reproduce lr_probe --mode {mode}` first.")
+    out = {}
+    for task in tasks:
+        for strategy in strategies:
+            try:
+                out[(strategy, task)] = (rate_of(probe, strategy, task), NAME)
+            except (ValueError, AttributeError):  # no probe (small mode), or nothing learned in it
+                out[(strategy, task)] = (LEARNING_RATES[strategy], "fixed (the probe chose none)")
+    return out
+
+
+def rates_setting(rates: dict) -> dict:
+    """The rates as the results' settings record them: ``{"strategy/task": {"rate", "source"}}``."""
+    return {f"{s}/{t}": {"rate": r, "source": source} for (s, t), (r, source) in rates.items()}
+
+
 def findings(results: Results) -> list[str]:
     """The chosen rate per task and family, with the held-out scores it was chosen from."""
     lines = [f"{r.task} / {r.family}: {r.learning_rate:g} (held-out {r.heldout_score:.3f}; probed {r.probed})"

@@ -23,6 +23,7 @@ from ..runs.latency import compare_latency, random_token_batch
 from ..runs.run_models import load_final_model, load_initial_model
 from . import table3
 from .glue_grid import ByMode, RunSpec, run_grid
+from .lr_probe import probed_rates, rates_setting
 from .results_store import Results
 from .seed_summary import claim_sentence, score_frame
 
@@ -36,13 +37,12 @@ SMALL_LAYERS = 2  # the top 2 matrices per group need two layers; the small mode
 
 def specs(mode: str, rates: dict | None = None) -> tuple[list[RunSpec], dict]:
     """Seed by seed, task by task: full (Table 3's run), opf_static, opf_dynamic; and the borrowed runs."""
-    rates = rates or table3.learning_rates(mode)
+    rates = rates or probed_rates(mode, ("full",), TASKS[mode])
     base, out, borrowed = OPTIONS[mode], [], {}
     layers = {"num_hidden_layers": SMALL_LAYERS} if mode == "small" else {}
     for seed in SEEDS[mode]:
         for task in TASKS[mode]:
-            full = next(s for s in table3.specs(mode, rates)[0] if s.seed == seed and s.task == task
-                        and s.strategy == "full")
+            full = table3.full_spec(task, seed, mode, rates)
             borrowed[full.run_name] = table3.NAME
             settings = {"learning_rate": rates[("full", task)][0], "save_model": True, **layers}
             out += [full,
@@ -84,10 +84,10 @@ def row(spec: RunSpec, record: dict) -> dict:
 
 
 def run(mode: str) -> Results:
-    rates = table3.learning_rates(mode)
+    rates = probed_rates(mode, ("full",), TASKS[mode])
     run_specs, borrowed = specs(mode, rates)
     extra = {"tasks": TASKS[mode], "seeds": SEEDS[mode], "opf": OPTIONS[mode],
-             "learning_rates_used": {t: rates[("full", t)] for t in TASKS[mode]},
+             "learning_rates_used": rates_setting(rates),
              "merge_check": f"batch 8 x 64 random tokens, {REPEATS} interleaved pairs, CPU"}
     return run_grid(NAME, run_specs, mode, extra_settings=extra, borrowed=borrowed, row=row, keep_records=True,
                     finish=with_merge_check)

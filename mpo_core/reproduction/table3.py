@@ -15,7 +15,7 @@ ours for the direction of each comparison. Rows (``strategy``)::
 The protocol: every row of a task has the same data (seeded subset), optimizer,
 schedule (linear, 20 warmup steps), steps (94) and batch size; each family's
 learning rate is the one the learning-rate probe chose on held-out *training*
-examples (:mod:`.lr_probe`; a family the probe found nothing for keeps
+examples (:func:`.lr_probe.probed_rates`; a family the probe found nothing for keeps
 :data:`~mpo_core.reproduction.glue_grid.LEARNING_RATES`, said in the settings);
 three seeds per cell; the dev set only reports. ``full``, ``mpo_full`` and
 ``mpo_full_lfa`` on SST-2 and MRPC also evaluate dev ``CURVE_POINTS`` times during
@@ -31,9 +31,9 @@ import pandas as pd
 
 from ..data.glue import get_task
 from . import frontier, lr_probe
-from .glue_grid import LEARNING_RATES, ByMode, RunSpec, constant_levels, records_root, run_grid
+from .glue_grid import ByMode, RunSpec, constant_levels, records_root, run_grid
 from .paper_numbers import TABLE3, TABLE3_ROW_OF, TABLE3_TASKS, paper_frame
-from .results_store import Results, load_results, results_dir
+from .results_store import Results, results_dir
 from .seed_summary import claim_sentence, score_frame, seed_table
 
 NAME = "table3"
@@ -47,20 +47,8 @@ CURVE_POINTS = ByMode(small=2, full=5)  # dev evaluations during a curve run (it
 
 
 def learning_rates(mode: str, probe: Results | None = None) -> dict:
-    """``{(strategy, task): (rate, source)}``: the probe's choice, or the fixed rate where it chose none."""
-    if probe is None:
-        probe = load_results(lr_probe.NAME, mode)
-    if probe is None and mode != "small":
-        raise ValueError("Table 3's learning rates come from the probe on training data: run "
-                         f"`python -m mpo_core reproduce lr_probe --mode {mode}` first.")
-    out = {}
-    for task in TASKS[mode]:
-        for strategy in ("full", "mpo_full", "mpo_full_lfa", "mpop", "mpop_dir"):
-            try:
-                out[(strategy, task)] = (lr_probe.rate_of(probe, strategy, task), "lr_probe")
-            except (ValueError, AttributeError):  # no probe results, or nothing learned in the probe
-                out[(strategy, task)] = (LEARNING_RATES[strategy], "fixed (the probe chose none)")
-    return out
+    """``{(strategy, task): (rate, source)}`` of Table 3's rows (:func:`.lr_probe.probed_rates`)."""
+    return lr_probe.probed_rates(mode, tuple(dict.fromkeys((*ROWS, *frontier.STRATEGIES))), TASKS[mode], probe)
 
 
 @functools.lru_cache(maxsize=None)
@@ -70,47 +58,54 @@ def _full_bond_share(task: str, mode: str) -> float:
     return sizes["mpo_full_bond_params"] / sizes["dense_params"]
 
 
-def mpop_spec(task: str, seed: int, mode: str) -> RunSpec:
-    """The frontier's ``mpop@target`` run of this task and seed (the same spec, so the run can be shared).
+def mpop_spec(task: str, seed: int, mode: str, rates: dict) -> RunSpec:
+    """The frontier's ``mpop@target`` run of this task and seed (the same spec, so the run is shared).
 
     A task the frontier does not run (STS-B) gets the same options, its squeeze budget from its own model's sizes.
     """
     target = MPOP_TARGET[mode]
     if task in frontier.TASKS[mode]:
         sizes = frontier.all_sizes(mode)[task]
-        return next(s for s in frontier.cells(task, mode, sizes, seed) if s.label == frontier.label_of("mpop", target))
+        return next(s for s in frontier.cells(task, mode, sizes, seed, rates)
+                    if s.label == frontier.label_of("mpop", target))
     start = _full_bond_share(task, mode)
     return RunSpec(frontier.label_of("mpop", target), task, "mpop", frontier.mpop_options(mode, target, start, task),
-                   seed=seed)
+                   seed=seed, settings={"learning_rate": rates[("mpop", task)][0]})
 
 
 def specs(mode: str, rates: dict | None = None) -> tuple[list[RunSpec], dict]:
     """Seed by seed, task by task: the rows, and ``{run name: experiment}`` of the runs borrowed from the frontier.
 
-    The frontier's mpop run is borrowed when it trains at the rate chosen here; otherwise Table 3 runs
-    its own with that rate. ``mpop_dir`` reads the bond dims from the mpop run's kept record.
+    The frontier's mpop run (at the same probed rate) is borrowed on the frontier's tasks; ``mpop_dir``
+    reads the bond dims from the mpop run's kept record.
     """
     rates = rates or learning_rates(mode)
     out, borrowed = [], {}
     for seed in SEEDS[mode]:
         for task in TASKS[mode]:
-            for row in ("full", "mpo_full", "mpo_full_lfa"):
-                settings = {"learning_rate": rates[(row, task)][0]}
-                if task in CURVE_TASKS[mode] and row in CURVE_ROWS:
-                    settings["eval_steps"] = curve_eval_steps(mode, task)
-                out.append(RunSpec(row, task, row, seed=seed, settings=settings))
-            mpop = mpop_spec(task, seed, mode)
+            out += [dense_spec(row, task, seed, mode, rates) for row in ("full", "mpo_full", "mpo_full_lfa")]
+            mpop = mpop_spec(task, seed, mode, rates)
             owner = NAME
-            if task in frontier.TASKS[mode] and rates[("mpop", task)][0] == LEARNING_RATES["mpop"]:
+            if task in frontier.TASKS[mode]:
                 owner = borrowed[mpop.run_name] = frontier.NAME
-            else:
-                mpop = RunSpec(mpop.label, task, "mpop", mpop.options, seed=seed,
-                               settings={"learning_rate": rates[("mpop", task)][0]})
             out.append(mpop)
             source = records_root(owner, mode) / f"{mpop.run_name}.json"
             out.append(RunSpec("mpop_dir", task, "mpop_dir", {"bond_dims_from": str(source)}, seed=seed,
                                settings={"learning_rate": rates[("mpop_dir", task)][0]}, after=mpop.run_name))
     return out, borrowed
+
+
+def dense_spec(row: str, task: str, seed: int, mode: str, rates: dict) -> RunSpec:
+    """A run of ``full``, ``mpo_full`` or ``mpo_full_lfa`` (the strategy of that name), with its curve if it has one."""
+    settings = {"learning_rate": rates[(row, task)][0]}
+    if task in CURVE_TASKS[mode] and row in CURVE_ROWS:
+        settings["eval_steps"] = curve_eval_steps(mode, task)
+    return RunSpec(row, task, row, seed=seed, settings=settings)
+
+
+def full_spec(task: str, seed: int, mode: str, rates: dict) -> RunSpec:
+    """Table 3's ``full`` run of this task and seed (OPF's reference, shared)."""
+    return dense_spec("full", task, seed, mode, rates)
 
 
 def curve_eval_steps(mode: str, task: str) -> int:
@@ -138,7 +133,7 @@ def run(mode: str) -> Results:
     rates = learning_rates(mode)
     run_specs, borrowed = specs(mode, rates)
     extra = {"tasks": TASKS[mode], "seeds": SEEDS[mode], "mpop_target": MPOP_TARGET[mode],
-             "learning_rates_used": {f"{s}/{t}": {"rate": r, "source": src} for (s, t), (r, src) in rates.items()},
+             "learning_rates_used": lr_probe.rates_setting(rates),
              "curve_points": CURVE_POINTS[mode], "squeeze": frontier.SQUEEZE[mode]}
     return run_grid(NAME, run_specs, mode, extra_settings=extra, borrowed=borrowed, row=row, keep_records=True)
 

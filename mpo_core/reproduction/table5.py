@@ -5,7 +5,7 @@ same rows are its last 3 / 2 / 1 layers (``last_k``; the classifier head trains
 too). The protocol is Table 3's (:mod:`.table3`): the same data, schedule, steps
 and batch size for every row, the probed learning rate of each family, seeds
 0-2, dev only reported. ``last_1`` and ``mpop`` are the frontier's runs of the
-same seed (``last_1``, ``mpop@0.75``) where they train at the probed rate.
+same seed (``last_1``, ``mpop@0.75``), shared.
 """
 from __future__ import annotations
 
@@ -13,7 +13,8 @@ import pandas as pd
 
 from ..data.glue import get_task
 from . import frontier, table3
-from .glue_grid import LEARNING_RATES, ByMode, RunSpec, run_grid
+from .glue_grid import ByMode, RunSpec, run_grid
+from .lr_probe import probed_rates, rates_setting
 from .paper_numbers import TABLE5, TABLE5_TASKS, paper_frame
 from .results_store import Results
 from .seed_summary import claim_sentence, score_frame
@@ -27,12 +28,8 @@ ROW_OF = {"last_3": "BERT_10-12", "last_2": "BERT_11-12", "last_1": "BERT_12", "
 
 
 def learning_rates(mode: str) -> dict:
-    """``{(strategy, task): (rate, source)}`` from the probe (:func:`.table3.learning_rates`, Table 5's tasks)."""
-    rates = table3.learning_rates(mode)
-    missing = [t for t in TASKS[mode] if ("full", t) not in rates]
-    if missing:
-        raise ValueError(f"Table 5's tasks {missing} have no probed rate (the probe runs Table 3's tasks).")
-    return {**rates, **{("last_k", t): rates[("full", t)] for t in TASKS[mode]}}
+    """``{(strategy, task): (rate, source)}`` of Table 5's rows (:func:`.lr_probe.probed_rates`)."""
+    return probed_rates(mode, frontier.STRATEGIES, TASKS[mode])  # last_k, and the frontier's rows it shares
 
 
 def specs(mode: str, rates: dict | None = None) -> tuple[list[RunSpec], dict]:
@@ -41,23 +38,18 @@ def specs(mode: str, rates: dict | None = None) -> tuple[list[RunSpec], dict]:
     out, borrowed = [], {}
     for seed in SEEDS[mode]:
         for task in TASKS[mode]:
+            shared = {s.label: s for s in frontier.cells(task, mode, frontier.all_sizes(mode)[task], seed, rates)}
             for k in LAYERS:
-                rate = rates[("last_k", task)][0]
-                spec = RunSpec(f"last_{k}", task, "last_k", {"k": k}, seed=seed)
-                if k == frontier.LAST_K and task in frontier.TASKS[mode] and rate == LEARNING_RATES["last_k"]:
-                    borrowed[spec.run_name] = frontier.NAME  # the frontier's own last_1 run: the same spec
+                if k == frontier.LAST_K:
+                    spec = shared[f"last_{k}"]  # the frontier's own last_1 run: the same spec
+                    borrowed[spec.run_name] = frontier.NAME
                 else:
-                    layers = {"num_hidden_layers": SMALL_LAYERS} if mode == "small" and k > 1 else {}
-                    spec = RunSpec(spec.label, task, "last_k", {"k": k}, seed=seed,
-                                   settings={"learning_rate": rate, **layers})
+                    layers = {"num_hidden_layers": SMALL_LAYERS} if mode == "small" else {}
+                    spec = RunSpec(f"last_{k}", task, "last_k", {"k": k}, seed=seed,
+                                   settings={"learning_rate": rates[("last_k", task)][0], **layers})
                 out.append(spec)
-            mpop = table3.mpop_spec(task, seed, mode)
-            if task in frontier.TASKS[mode] and rates[("mpop", task)][0] == LEARNING_RATES["mpop"]:
-                borrowed[mpop.run_name] = frontier.NAME
-            else:  # Table 3 runs this one at the probed rate: share it
-                mpop = RunSpec(mpop.label, task, "mpop", mpop.options, seed=seed,
-                               settings={"learning_rate": rates[("mpop", task)][0]})
-                borrowed[mpop.run_name] = table3.NAME
+            mpop = shared[frontier.label_of("mpop", table3.MPOP_TARGET[mode])]
+            borrowed[mpop.run_name] = frontier.NAME
             out.append(mpop)
     return out, borrowed
 
@@ -76,8 +68,7 @@ def run(mode: str) -> Results:
     rates = learning_rates(mode)
     run_specs, borrowed = specs(mode, rates)
     extra = {"tasks": TASKS[mode], "seeds": SEEDS[mode],
-             "learning_rates_used": {f"{s}/{t}": {"rate": r, "source": src} for (s, t), (r, src) in rates.items()
-                                     if t in TASKS[mode]}}
+             "learning_rates_used": rates_setting(rates)}
     return run_grid(NAME, run_specs, mode, extra_settings=extra, borrowed=borrowed, row=row, keep_records=True)
 
 

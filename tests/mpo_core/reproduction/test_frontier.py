@@ -61,8 +61,12 @@ def fake_sizes(tasks):
     return {task: {"dense_params": 1000, "mpo_full_bond_params": 1070, "ratios": ratios} for task in tasks}
 
 
+PROBED = {(s, t): (5e-5 if s in ("full", "last_k") else 3e-3, "lr_probe")
+          for s in frontier.STRATEGIES for t in ("sst2", "mrpc")}
+
+
 def test_full_mode_grid_rows_seeds_and_settings():
-    specs = frontier.specs("full", fake_sizes(frontier.TASKS["full"]))
+    specs = frontier.specs("full", fake_sizes(frontier.TASKS["full"]), PROBED)
     assert len(specs) == 2 * 3 * (2 + 3 * 3) and len({s.run_name for s in specs}) == len(specs)
     assert {s.seed for s in specs} == {0, 1, 2} and [s.seed for s in specs[:22]] == [0] * 22  # seed by seed
     mpop = {s.label: s.options for s in specs if s.strategy == "mpop" and s.task == "sst2" and s.seed == 0}
@@ -74,10 +78,10 @@ def test_full_mode_grid_rows_seeds_and_settings():
     assert svd.options["mpo_config"]["n"] == 2 and svd.options["compression_ratio"] == pytest.approx(0.59)
     configs = [glue_grid._config(s, "full", glue_grid.runs_root("frontier", "full"), None, {})
                for s in specs if s.task == "mrpc" and s.seed == 1]
-    for config in configs:  # one schedule, step count, batch size; LFA-style rows at the lightweight rate
+    for config in configs:  # one schedule, step count, batch size; each family at its probed rate
         assert (config.epochs, config.batch_size, config.warmup_steps, config.max_train_examples, config.seed) == \
             (2.0, 32, 20, 1500, 1)
-        assert config.learning_rate == (1e-4 if config.strategy in ("full", "last_k") else 1e-3)
+        assert config.learning_rate == (5e-5 if config.strategy in ("full", "last_k") else 3e-3)
 
 
 @pytest.fixture
@@ -111,6 +115,17 @@ def test_kept_records_are_written_per_run_and_rebuild_rows_on_a_fresh_machine(co
     assert len(counted_fine_tune) == 2 and second.table.equals(first.table)
     glue_grid.run_grid("grid", specs[:1], "small")  # without keep_records nothing changes: the run folder again
     assert len(counted_fine_tune) == 3
+
+
+def test_a_record_made_with_other_settings_is_run_again_not_reused(counted_fine_tune):
+    at = lambda rate: [glue_grid.RunSpec("full", "rte", "full", seed=0, settings={"learning_rate": rate})]  # noqa: E731
+    first = glue_grid.run_grid("grid", at(1e-4), "small", keep_records=True)
+    again = glue_grid.run_grid("grid", at(1e-4), "small", keep_records=True)
+    assert len(counted_fine_tune) == 1 and again.table.equals(first.table)
+    glue_grid.run_grid("grid", at(2e-4), "small", keep_records=True)  # the probe chose another rate
+    assert len(counted_fine_tune) == 2
+    kept = json.loads((glue_grid.records_root("grid", "small") / "full-rte-seed0.json").read_text())
+    assert kept["config"]["learning_rate"] == 2e-4  # the record now stands for the new run
 
 
 def synthetic(scores: dict, seeds=(0, 1, 2), constant_run=None) -> Results:

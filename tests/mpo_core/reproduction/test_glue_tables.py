@@ -10,8 +10,8 @@ from mpo_core.reproduction.paper_numbers import TABLE3, TABLE5
 from mpo_core.reproduction.results_store import Results
 
 
-RATES = {(s, t): (1e-4 if s in ("full", "mpo_full") else 1e-3, "lr_probe")
-         for s in table3.ROWS for t in table3.TASKS["full"]}
+RATES = {(s, t): (1e-4 if s in ("full", "mpo_full", "last_k") else 1e-3, "lr_probe")
+         for s in (*table3.ROWS, "last_k", "mpo_lfa") for t in table3.TASKS["full"]}
 
 
 def test_table3_controlled_runs_three_seeds_with_the_probed_rates_and_mpop_from_the_frontier(monkeypatch):
@@ -41,18 +41,11 @@ def test_table3_controlled_runs_three_seeds_with_the_probed_rates_and_mpop_from_
     curve = {(s.label, s.task) for s in specs if "eval_steps" in s.settings}
     assert curve == {(r, t) for r in table3.CURVE_ROWS for t in ("sst2", "mrpc")}
     assert all(s.settings["learning_rate"] == RATES[(s.strategy, s.task)][0] for s in specs if s.settings)
-    # a probed rate the frontier did not train at: Table 3 runs its own mpop at that rate
-    other = {**RATES, ("mpop", "sst2"): (3e-3, "lr_probe")}
-    specs, borrowed = table3.specs("full", other)
-    (mpop,) = [s for s in specs if s.task == "sst2" and s.seed == 0 and s.strategy == "mpop"]
-    assert mpop.settings == {"learning_rate": 3e-3} and mpop.run_name not in borrowed
-    assert "mpop@0.75-mrpc-seed0" in borrowed  # mrpc's rate is the frontier's: still shared
-    (direct,) = [s for s in specs if s.task == "sst2" and s.seed == 0 and s.strategy == "mpop_dir"]
-    assert "records/table3/" in direct.options["bond_dims_from"]
+    assert mpop.settings == {"learning_rate": 1e-3}  # the frontier's runs train at the probed rates too
 
 
 def test_table3_full_mode_needs_the_probe(monkeypatch):
-    monkeypatch.setattr(table3, "load_results", lambda name, mode: None)
+    monkeypatch.setattr("mpo_core.reproduction.results_store.load_results", lambda name, mode: None)
     with pytest.raises(ValueError, match="reproduce lr_probe --mode full"):
         table3.learning_rates("full")
 
@@ -114,17 +107,15 @@ def test_table5_controlled_rows_borrow_last_1_and_mpop_from_the_frontier(monkeyp
              "ratios": {label: {str(t): {"compression_ratio": 0.5} for t in frontier.TARGETS["full"]}
                         for label in frontier.TRUNCATIONS}}
     monkeypatch.setattr(frontier, "all_sizes", lambda mode: {t: sizes for t in ("sst2", "mrpc")})
-    rates = {**RATES, **{("last_k", t): (1e-4, "lr_probe") for t in ("sst2", "mrpc")}}
-    specs, borrowed = table5.specs("full", rates)
+    specs, borrowed = table5.specs("full", RATES)
     assert len(specs) == 3 * 2 * 4 and {s.task for s in specs} == {"sst2", "mrpc"}
     rows = [table3.row_name(s.label) for s in specs if s.task == "mrpc" and s.seed == 2]
     assert rows == ["last_3", "last_2", "last_1", "mpop"]
     assert [s.options["k"] for s in specs if s.task == "sst2" and s.seed == 0 and s.strategy == "last_k"] == [3, 2, 1]
     assert set(borrowed) == {f"{r}-{t}-seed{s}" for r in ("last_1", "mpop@0.75") for t in ("sst2", "mrpc")
                              for s in (0, 1, 2)} and set(borrowed.values()) == {"frontier"}
-    slower = {**rates, ("last_k", "sst2"): (5e-5, "lr_probe"), ("mpop", "sst2"): (3e-4, "lr_probe")}
-    specs, borrowed = table5.specs("full", slower)
-    assert borrowed["mpop@0.75-sst2-seed0"] == "table3" and "last_1-sst2-seed0" not in borrowed
+    (last_2,) = [s for s in specs if s.task == "sst2" and s.seed == 0 and s.label == "last_2"]
+    assert last_2.settings == {"learning_rate": 1e-4}
 
 
 def test_table5_side_by_side_and_verdicts():
