@@ -87,7 +87,8 @@ def config_from_args(args) -> FineTuneConfig:
     if args.groups:
         options["groups"] = tuple(args.groups.split(","))
     options = _method_options(args.strategy, options)
-    fields = {k: v for k, v in vars(args).items() if k in FineTuneConfig.__dataclass_fields__}
+    fields = {k: v for k, v in vars(args).items()  # a strategy's flag (mpop's --heldout-examples) is its option
+              if k in FineTuneConfig.__dataclass_fields__ and k not in STRATEGY_OPTIONS}
     return FineTuneConfig(**fields, strategy_options=options)
 
 

@@ -222,10 +222,13 @@ IDENTITY = ("task", "model", "strategy", "strategy_options", "seed", "learning_r
 def matches(record: dict, config: FineTuneConfig) -> bool:
     """Whether a finished run's record was made with ``config``'s settings (:data:`IDENTITY`).
 
-    A field the record's config lacks (written before the field existed) counts as its default.
-    A grid whose rates or settings changed so runs again what no longer matches, instead of reusing it.
+    A field the record's config lacks (written before the field existed) counts as its default; a record
+    with no config at all cannot be checked and is taken as it is. A grid whose rates or settings changed
+    so runs again what no longer matches, instead of reusing it.
     """
-    recorded, wanted = record.get("config") or {}, config.to_dict()
+    if "config" not in record:
+        return True
+    recorded, wanted = record["config"] or {}, config.to_dict()
     defaults = FineTuneConfig.__dataclass_fields__
     for key in IDENTITY:
         value = recorded.get(key, defaults[key].default)
