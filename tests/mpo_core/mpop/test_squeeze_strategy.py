@@ -227,7 +227,12 @@ def test_p_is_judged_on_held_out_training_examples_and_dev_only_reported(tmp_pat
     before = [r for r in records[:stop] if r["kind"] == "eval"]
     assert before and all("eval_heldout_loss" in r and "eval_loss" not in r for r in before)
     after = [r for r in records[stop:] if r["kind"] == "eval"]
-    assert len(after) == 1 and "eval_loss" in after[0] and results["eval"]["loss"] == after[0]["eval_loss"]
+    dev = [r for r in after if "eval_loss" in r]
+    assert len(dev) == 1 and results["eval"]["loss"] == dev[0]["eval_loss"]
+    # ... and the held-out slice once more for the record (``heldout_score``), never dev before the stop
+    final_heldout = [r for r in after if "eval_heldout_loss" in r]
+    assert len(final_heldout) == 1 and len(after) == 2
+    assert results["heldout_eval"]["loss"] == final_heldout[0]["eval_heldout_loss"]
     baseline = squeeze_events(tmp_path / config.run_name, "baseline")[0]
     assert baseline["judged_on"] == "heldout" and baseline["p"] == before[0]["eval_heldout_loss"]
     assert results["squeeze"]["judged_on"] == "heldout"
