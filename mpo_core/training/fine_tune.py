@@ -124,6 +124,12 @@ def engine_trainer(strategy, **kwargs):
     from transformers import Trainer
 
     class EngineTrainer(Trainer):
+        def __init__(self, **trainer_kwargs):
+            super().__init__(**trainer_kwargs)
+            # GLUE heads return their batch's mean loss and ignore ``num_items_in_batch``; were it passed, the
+            # Trainer would multiply the loss by the number of processes (torchrun: doubled losses, grads, clipping)
+            self.model_accepts_loss_kwargs = False
+
         def create_scheduler(self, num_training_steps, optimizer=None):
             factor = strategy.lr_lambda(self.args) if self.lr_scheduler is None else None
             if factor is not None:
