@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Mapping
@@ -77,6 +78,10 @@ def reset_optimizer_state(optimizer, params) -> None:
         state.pop(p, None)
 
 
+#: mpop's refusal under torchrun / accelerate launch: DDP cannot follow a model whose tensors change shape
+ONE_PROCESS_ONLY = "mpop changes tensor shapes during training; run it on one device (no torchrun/DDP)."
+
+
 @dataclass
 class MPOPStrategy(MPOStrategy, MPOPConfig):
     """MPOP: lightweight fine-tuning, then dimension squeezing (Algorithm 2).
@@ -99,6 +104,8 @@ class MPOPStrategy(MPOStrategy, MPOPConfig):
             self.metric = get_task(config.task).metric
 
     def prepare(self, model, progress=True):
+        if int(os.environ.get("WORLD_SIZE", "1")) > 1:  # refused here, before the run folder is made
+            raise ValueError(ONE_PROCESS_ONLY)
         self.dense_params = count_parameters(model).total
         super().prepare(model, progress)
         self.mpo_params = count_parameters(model).total
@@ -233,7 +240,7 @@ class SqueezeCallback(TrainerCallback):
 
     def on_train_begin(self, args, state, control, model=None, optimizer=None, **kwargs):
         if args.world_size > 1:
-            raise ValueError("mpop changes tensor shapes during training; run it on one device (no torchrun/DDP).")
+            raise ValueError(ONE_PROCESS_ONLY)
         self.first_step = state.global_step
         if self.state.phase == "lfa":
             self.eval_at = self.first_step + self.strategy.lfa_steps
