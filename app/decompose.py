@@ -23,6 +23,7 @@ from __future__ import annotations
 import io
 import math
 import re
+import warnings
 from dataclasses import dataclass, field
 from typing import Sequence
 
@@ -36,12 +37,17 @@ import mpo_core
 from mpo_core import MPO, MPOShape, ParameterSplit
 from mpo_core.tensor.validation import check_choice, check_number, check_positive_int
 
+from .memory_budget import check_decomposition, check_random_matrix
+
 DEFAULT_WEIGHT = "embeddings.word_embeddings.weight"
 DEFAULT_NUM_TENSORS = 5
 MAX_NUM_TENSORS = 9
 SOURCE_KINDS = ("model", "random", "image")
 MAX_RANDOM_SIDE = 4096
 MAX_IMAGE_SIDE = 1024  # uploads are shrunk (aspect kept) to at most this many pixels a side
+# Decoding comes before shrinking: 50 megapixels decode to at most ~250 MB (RGBA plus grayscale).
+# JPEGs decode at a reduced scale first, so only what is decoded counts.
+MAX_IMAGE_PIXELS = 50_000_000
 
 # Figure 1 of the paper: auxiliary tensors in blue, the central tensor in orange.
 AUXILIARY_COLOR = "#4c78a8"
@@ -73,6 +79,8 @@ class MatrixSource:
             if value > MAX_RANDOM_SIDE:
                 raise ValueError(f"random matrix {name} must be at most {MAX_RANDOM_SIDE}, got {value!r}.")
         check_number("spectrum decay (0 = plain Gaussian)", self.decay, minimum=0, strict=False)
+        if self.kind == "random":
+            check_random_matrix(self.rows, self.cols, self.decay)
         if self.kind == "image" and not self.image:
             raise ValueError("no image bytes given; upload a PNG or JPEG file.")
 
@@ -106,11 +114,43 @@ def random_matrix(rows: int, cols: int, seed: int = 0, decay: float = 0.0) -> to
     return ((u * sigma) @ v.T).float()  # (rows, cols)
 
 
-def image_matrix(data: bytes, max_side: int = MAX_IMAGE_SIDE) -> torch.Tensor:
-    """Grayscale float32 matrix in [0, 1] of an image file, shrunk to ``max_side`` pixels."""
+def _open_image(data: bytes, max_side: int = MAX_IMAGE_SIDE) -> Image.Image:
+    """The image in ``data``, its header read and nothing decoded (a JPEG set to decode at reduced scale).
+
+    Pillow's decompression-bomb warning is left to :func:`image_matrix`'s stricter pixel cap.
+    """
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        try:
+            img = Image.open(io.BytesIO(data))
+        except Image.DecompressionBombError as exc:  # over twice Pillow's limit: not even its size is read
+            raise ValueError(f"the image is far too large ({exc}); the dashboard decodes at most "
+                             f"{MAX_IMAGE_PIXELS / 1e6:.0f} megapixels: shrink it before uploading.") from None
+        except OSError as exc:
+            raise ValueError(f"could not read the upload as an image ({exc}); upload a PNG or JPEG file.") from None
+    img.draft("L", (max_side, max_side))  # JPEG: decode at reduced size, much faster
+    return img
+
+
+def image_size(data: bytes) -> tuple[int, int]:
+    """``(width, height)`` of the image in ``data``, from its header (nothing decoded)."""
+    return _open_image(data, max_side=1 << 30).size  # no draft reduction: the upload's own size
+
+
+def image_matrix(data: bytes, max_side: int = MAX_IMAGE_SIDE, max_pixels: int = MAX_IMAGE_PIXELS) -> torch.Tensor:
+    """Grayscale float32 matrix in [0, 1] of an image file, shrunk to ``max_side`` pixels.
+
+    Images that would decode to more than ``max_pixels`` are refused before decoding.
+    """
+    img = _open_image(data, max_side)
+    width, height = img.size  # after draft: what will actually be decoded
+    if width * height > max_pixels:
+        raise ValueError(
+            f"the image is {width}x{height} pixels ({width * height / 1e6:.0f} megapixels); the dashboard decodes "
+            f"at most {max_pixels / 1e6:.0f} megapixels (it shows at most {max_side} pixels a side anyway): "
+            "shrink it before uploading."
+        )
     try:
-        img = Image.open(io.BytesIO(data))
-        img.draft("L", (max_side, max_side))  # JPEG: decode at reduced size, much faster
         gray = img.convert("L")
     except (OSError, Image.DecompressionBombError) as exc:
         raise ValueError(f"could not read the upload as an image ({exc}); upload a PNG or JPEG file.") from None
@@ -150,7 +190,9 @@ def plan(rows: int, cols: int, n: int, out_text: str | None = None, in_text: str
     """The :class:`~mpo_core.MPOShape` of a ``rows x cols`` matrix.
 
     Factors left as ``None`` are planned by :func:`mpo_core.plan_shape`; typed
-    ones are parsed and must number exactly ``n``.
+    ones are parsed and must number exactly ``n``. A shape whose decomposition
+    would exceed the memory budget (:mod:`app.memory_budget`) is refused here,
+    before anything is allocated.
     """
     typed = {}
     for key, text, label in (("out_factors", out_text, "output factors i_k"), ("in_factors", in_text, "input factors j_k")):
@@ -160,7 +202,7 @@ def plan(rows: int, cols: int, n: int, out_text: str | None = None, in_text: str
         if len(factors) != n:
             raise ValueError(f"{len(factors)} {label} given but n = {n} local tensors; give {n} factors or change n.")
         typed[key] = factors
-    return mpo_core.plan_shape(rows, cols, n=n, **typed)
+    return check_decomposition(mpo_core.plan_shape(rows, cols, n=n, **typed))
 
 
 def describe_shape(shape: MPOShape) -> str:
@@ -176,8 +218,10 @@ def describe_shape(shape: MPOShape) -> str:
 
 
 def decompose_matrix(matrix: torch.Tensor, out_factors: Sequence[int], in_factors: Sequence[int]) -> MPO:
-    """Exact MPO of ``matrix`` (Algorithm 1, full bonds, mixed-canonical)."""
-    return mpo_core.decompose(matrix, n=len(out_factors), out_factors=tuple(out_factors), in_factors=tuple(in_factors))
+    """Exact MPO of ``matrix`` (Algorithm 1, full bonds, mixed-canonical); refused above the memory budget."""
+    rows, cols = matrix.shape
+    shape = check_decomposition(mpo_core.plan_shape(rows, cols, out_factors=tuple(out_factors), in_factors=tuple(in_factors)))
+    return mpo_core.decompose(matrix, shape=shape)
 
 
 # --------------------------------------------------------------------------- live numbers

@@ -117,7 +117,11 @@ def method_controls() -> dict:
 
 def settings_controls() -> compare.CompareSettings | None:
     """The figure's settings from the sidebar; ``None`` after showing why they are unusable."""
-    chosen = source_controls()
+    try:
+        chosen = source_controls()  # a random matrix over the memory budget is refused here
+    except USER_ERRORS as exc:
+        st.error(_message(exc))
+        chosen = None
     options = method_controls()
     if chosen is None:
         return None

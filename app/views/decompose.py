@@ -68,7 +68,9 @@ def random_controls() -> decompose.MatrixSource:
 def image_controls() -> decompose.MatrixSource | None:
     upload = st.sidebar.file_uploader(
         "Image (converted to grayscale)", type=["png", "jpg", "jpeg", "bmp", "gif", "webp"], key="image",
-        help=f"Shrunk to at most {decompose.MAX_IMAGE_SIDE} pixels a side; each pixel is one matrix entry in [0, 1].",
+        help=f"Shrunk to at most {decompose.MAX_IMAGE_SIDE} pixels a side; each pixel is one matrix entry in [0, 1]. "
+             f"At most {decompose.MAX_IMAGE_PIXELS // 10**6} megapixels (decoded) and "
+             f"{st.get_option('server.maxUploadSize')} MB.",
     )
     if upload is None:
         st.info("Upload an image in the sidebar to decompose it as a matrix.")
@@ -182,6 +184,13 @@ def show_true_error(slots, exact: decompose.TrueError) -> None:
     slots[1].metric("True error, relative", _percent(exact.relative))
 
 
+def show_image_size(source: decompose.MatrixSource, matrix) -> None:
+    width, height = decompose.image_size(source.image)
+    if (height, width) != tuple(matrix.shape):
+        st.caption(f"The upload is {width}×{height} pixels; it is decomposed shrunk to {matrix.shape[1]}×"
+                   f"{matrix.shape[0]} (at most {decompose.MAX_IMAGE_SIDE} pixels a side).")
+
+
 def show_image(matrix, exact: decompose.TrueError) -> None:
     left, right = st.columns(2)
     left.image(matrix.numpy(), caption="original (grayscale)", clamp=True)
@@ -192,14 +201,16 @@ def main() -> None:
     st.title("Decompose a matrix into an MPO")
     st.caption("Move the bond-dimension sliders in the sidebar over a real BERT weight matrix (MPOP, ACL 2021).")
     open_requested_weight()
-    source = source_controls()
-    if source is None:
-        return
     try:
+        source = source_controls()  # a random matrix over the memory budget is refused here
+        if source is None:
+            return
         matrix = cached_matrix(source)
     except USER_ERRORS as exc:
         st.error(_message(exc))
         return
+    if source.kind == "image":
+        show_image_size(source, matrix)
     try:
         shape = shape_controls(*matrix.shape)
         if shape is None:

@@ -1,6 +1,10 @@
 """Unit tests of app/decompose.py (plain Python, no streamlit)."""
 import io
 import math
+import struct
+import time
+import zlib
+from functools import partial
 
 import numpy as np
 import pytest
@@ -8,7 +12,7 @@ import torch
 from PIL import Image
 
 import mpo_core
-from app import decompose
+from app import decompose, memory_budget
 
 FFN_WEIGHT = "encoder.layer.0.intermediate.dense.weight"  # 1536 x 384
 
@@ -106,6 +110,44 @@ def test_image_matrix_rejects_non_images():
         decompose.image_matrix(b"not an image at all")
 
 
+def _png_header(width: int, height: int) -> bytes:
+    """A PNG that claims ``width x height`` pixels but holds none: only decoding would cost memory."""
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)  # 8-bit RGB
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"")) + chunk(b"IEND", b"")
+
+
+def test_an_absurd_image_is_refused_before_decoding():
+    start = time.perf_counter()
+    with pytest.raises(ValueError, match=r"13000x13000 pixels \(169 megapixels\).*at most 50 megapixels"):
+        decompose.image_matrix(_png_header(13000, 13000))
+    assert time.perf_counter() - start < 1
+    assert decompose.image_size(_png_header(13000, 13000)) == (13000, 13000)
+    with pytest.raises(ValueError, match=r"far too large \(Image size \(182000000 pixels\).* at most 50 megapixels"):
+        decompose.image_matrix(_png_header(13000, 14000))  # beyond Pillow's own bomb limit
+
+
+def test_a_large_jpeg_counts_at_its_reduced_decoding_size():
+    buffer = io.BytesIO()
+    Image.new("L", (4096, 4096), color=128).save(buffer, format="JPEG")
+    data = buffer.getvalue()
+    buffer = io.BytesIO()
+    Image.new("L", (4096, 4096), color=128).save(buffer, format="PNG")
+    png = buffer.getvalue()
+    assert decompose.image_matrix(data, max_pixels=5_000_000).shape == (1024, 1024)  # decoded at 1/4 scale
+    with pytest.raises(ValueError, match="4096x4096 pixels"):
+        decompose.image_matrix(png, max_pixels=5_000_000)  # a PNG decodes in full
+
+
+def test_a_random_matrix_over_the_memory_budget_is_refused(monkeypatch):
+    decompose.MatrixSource(kind="random", rows=decompose.MAX_RANDOM_SIDE, cols=decompose.MAX_RANDOM_SIDE, decay=1.0)
+    monkeypatch.setattr(memory_budget, "MEMORY_CAP_BYTES", 64 << 20)
+    monkeypatch.setattr(decompose, "check_random_matrix", partial(memory_budget.check_random_matrix, cap=64 << 20))
+    with pytest.raises(ValueError, match=r"random 4096x4096 matrix .* would need about 736 MiB .* cap of 64 MiB"):
+        decompose.MatrixSource(kind="random", rows=4096, cols=4096, decay=1.0)
+
+
 # --------------------------------------------------------------------------- shape
 @pytest.mark.parametrize("text", ["6,7,13,8,7", " 6, 7 ,13,8 ,7 ", "6 7 13 8 7", "6x7x13x8x7", "6*7*13*8*7"])
 def test_parse_factors_accepts_common_separators(text):
@@ -140,6 +182,15 @@ def test_plan_rejects_a_wrong_number_of_factors():
 def test_plan_passes_on_mpo_core_messages():
     with pytest.raises(ValueError, match="multiply to"):
         decompose.plan(1536, 384, 5, "2,2,2,2,2", "3,4,4,4,2")
+
+
+def test_oversize_factors_are_refused_before_any_allocation():
+    start = time.perf_counter()
+    with pytest.raises(ValueError, match=r"zero-padded to 3200000x384 .* about 50.5 GiB .* cap of 1 GiB"):
+        decompose.plan(30522, 384, 5, "20,20,20,20,20", "3,4,4,4,2")
+    with pytest.raises(ValueError, match="cap of 1 GiB"):
+        decompose.decompose_matrix(torch.zeros(8, 8), (20,) * 5, (20,) * 5)  # the last gate, before the SVDs
+    assert time.perf_counter() - start < 1
 
 
 def test_describe_shape_mentions_padding_and_centre():

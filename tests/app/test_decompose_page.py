@@ -1,5 +1,6 @@
 """AppTest of the Decompose page, driven through the app's entry file (app/main.py)."""
 import io
+import time
 
 import pytest
 from PIL import Image
@@ -8,6 +9,7 @@ from streamlit.testing.v1 import AppTest
 from app import decompose
 
 from .pages import MAIN
+from .test_decompose import _png_header
 FFN_WEIGHT = "encoder.layer.0.intermediate.dense.weight"  # 1536 x 384, decomposes in ~0.1 s
 TIMEOUT = 60
 
@@ -127,3 +129,48 @@ def test_uploaded_image_is_decomposed_and_reconstructed():
     assert len(_bond_keys(at)) == len(decompose.plan(64, 96, 5).full_bond_dims)
     assert len(at.image) == 2  # original and reconstruction
     assert _metric(at, "True error, relative") < 1e-5
+
+
+def test_oversize_factors_are_a_message_within_a_second(embedding_page):
+    """Output factors 20,20,20,20,20 zero-pad the embedding to 1.2e9 entries (once: 45 s, 5.3 GB, a traceback)."""
+    at = embedding_page
+    at.text_input(key="out_factors").set_value("20,20,20,20,20")
+    start = time.perf_counter()
+    at.run()
+    elapsed = time.perf_counter() - start
+    assert not at.exception, [e.value for e in at.exception]
+    [error] = at.error
+    assert "would need about 50.5 GiB" in error.value and "cap of 1 GiB" in error.value
+    assert not _bond_keys(at) and not at.metric
+    assert elapsed < 1.0, f"{elapsed:.2f} s"
+
+
+@pytest.mark.parametrize("error, shown", [(MemoryError(), "Not enough memory for this request"),
+                                          (RuntimeError("[enforce fail] tried to allocate 5 GB"), "tried to allocate")])
+def test_memory_and_runtime_errors_are_messages(monkeypatch, error, shown):
+    def fail(*args, **kwargs):
+        raise error
+
+    monkeypatch.setattr(decompose, "decompose_matrix", fail)
+    at = _open()
+    at.radio(key="source").set_value("random").run()
+    at.number_input(key="random_seed").set_value(9_000 + len(shown)).run()  # a matrix no cache holds yet
+    assert not at.exception, [e.value for e in at.exception]
+    assert any(shown in e.value for e in at.error), [e.value for e in at.error]
+
+
+def _upload(at: AppTest, name: str, data: bytes) -> AppTest:
+    at.radio(key="source").set_value("image").run()
+    return at.file_uploader(key="image").set_value((name, data, "image/png")).run()
+
+
+def test_an_absurd_image_is_refused_and_a_large_one_shrunk_with_a_note():
+    header = _png_header(13000, 13000)
+    at = _upload(_open(), "huge.png", header)
+    assert not at.exception, [e.value for e in at.exception]
+    assert any("13000x13000 pixels" in e.value and "at most 50 megapixels" in e.value for e in at.error)
+    buffer = io.BytesIO()
+    Image.new("L", (2000, 300), color=90).save(buffer, format="PNG")
+    at = _upload(_open(), "wide.png", buffer.getvalue())
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    assert any("2000×300 pixels" in c.value and "shrunk to 1024×154" in c.value for c in at.caption)
