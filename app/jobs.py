@@ -61,11 +61,6 @@ def _jobs_dir(runs_dir) -> Path:
     return Path(runs_dir) / JOBS_DIR
 
 
-def default_runs_dir() -> str:
-    """``$MPO_RUNS_DIR``, else ``<repository>/runs``."""
-    return os.environ.get("MPO_RUNS_DIR") or str(ROOT / "runs")
-
-
 def _command(config_file: Path) -> list[str]:
     return [sys.executable, "-m", "mpo_core", "finetune", "--config", str(config_file)]
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from app import compare, decompose
+from app import allowed_paths, compare, decompose
 from app.user_errors import USER_ERRORS, message as _message
 
 SOURCE_LABELS = {"model": "Packaged model weight", "random": "Random matrix"}
@@ -244,7 +244,13 @@ def main() -> None:
     st.caption("Reconstruction error against compression ratio ρ (Eq. 5) for the MPO at several n, the "
                "truncated SVD, CPD and Tucker: Figure 2 of MPOP (ACL 2021), on a real weight of the packaged model.")
     st.info(PAPER_NOTE)
-    folder = st.sidebar.text_input("Cache folder", str(compare.cache_dir()), key="cache_dir")
+    roots = allowed_paths.dashboard_roots()
+    typed = st.sidebar.text_input("Cache folder", str(Path(roots.cache) / compare.CACHE_SUBDIR), key="cache_dir")
+    try:
+        folder = roots.check("cache", typed)
+    except ValueError as exc:
+        st.error(_message(exc))
+        return
     settings = settings_controls()
     if settings is None:
         return

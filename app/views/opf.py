@@ -11,14 +11,13 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from app import jobs, opf
+from app import allowed_paths, jobs, opf
 from app.user_errors import USER_ERRORS, message as _message
 from mpo_core.training.fine_tune_config import FineTuneConfig
-from mpo_core.data.glue import GLUE_TASKS, default_glue_dir, get_task
+from mpo_core.data.glue import GLUE_TASKS, get_task
 from mpo_core.opf.strategy import SELECTIONS
+from mpo_core.runs.run_name import check_run_name
 
-DEFAULT_GLUE = default_glue_dir()
-DEFAULT_RUNS = jobs.default_runs_dir()
 ACTIVE = ("running", "starting")
 SOURCES = {"glue": "GLUE training batches (packaged MiniLM)", "run": "step 0 of an OPF run"}
 SELECTION_HELP = {
@@ -170,6 +169,7 @@ def start_form(runs_dir: str, glue_dir: str, preview: dict) -> None:
         submitted = st.form_submit_button("Start", type="primary")
     if submitted:
         try:
+            check_run_name(run_name.strip())  # before anything else: the name becomes a folder
             options = opf.opf_options(growth, selection, top_n, stages, fisher_batches, int(layers))
             config = FineTuneConfig(
                 task=task, data_dir=glue_dir, strategy="opf", strategy_options=options, num_hidden_layers=int(layers),
@@ -181,19 +181,23 @@ def start_form(runs_dir: str, glue_dir: str, preview: dict) -> None:
             st.session_state["opf_run"] = config.run_name
             st.session_state.pop("_new_opf_run_name")  # the next run gets a fresh default name
             st.success(f"started {config.run_name}")
-        except (ValueError, FileExistsError, FileNotFoundError) as exc:
-            st.error(str(exc))
+        except USER_ERRORS as exc:
+            st.error(_message(exc))
 
 
 def live(runs_dir: str, run_name: str, was_active: bool) -> None:
     """Status, curves, selections and #To of one run; refreshed every 2 s while it trains."""
-    status = jobs.run_status(runs_dir, run_name)
+    try:  # its files may have changed since the list was read
+        status = jobs.run_status(runs_dir, run_name)
+        path = Path(runs_dir) / run_name
+        config = jobs.run_config(runs_dir, run_name)  # a starting job has no run folder yet
+        frames = opf.opf_frames(path)
+    except USER_ERRORS as exc:
+        st.error(f"Could not read the run {run_name}: {_message(exc)}")
+        return
     if was_active and status not in ACTIVE:
         st.rerun()  # it just ended: the whole page shows the merge check
-    path = Path(runs_dir) / run_name
-    config = jobs.run_config(runs_dir, run_name)  # a starting job has no run folder yet
     options = config.get("strategy_options", {})
-    frames = opf.opf_frames(path)
     num_stages = options.get("stages", 2) if options.get("selection") == "dynamic" else 1
     summary = opf.opf_summary(frames, num_stages)
     st.caption(f"{run_name}: {config['task']}, {options.get('selection', 'static')} selection, top-N = "
@@ -209,8 +213,8 @@ def live(runs_dir: str, run_name: str, was_active: bool) -> None:
         try:
             jobs.stop_job(runs_dir, run_name)
             st.toast("stop requested: the run ends after its current step, then merges")
-        except FileNotFoundError as exc:
-            st.error(str(exc))
+        except USER_ERRORS as exc:
+            st.error(_message(exc))
     if status == "failed":
         st.error("the run ended without results; its console output:")
         st.code(jobs.log_tail(runs_dir, run_name) or "(no output)")
@@ -234,7 +238,10 @@ def live(runs_dir: str, run_name: str, was_active: bool) -> None:
 def runs_section(runs_dir: str, glue_dir: str, preview: dict) -> tuple[str, str] | None:
     st.subheader("2. A live OPF run")
     start_form(runs_dir, glue_dir, preview)
-    runs = [r for r in jobs.list_runs(runs_dir) if r["strategy"] == "opf"]  # after the form: it may add one
+    listing = jobs.scan_runs(runs_dir)  # after the form: it may add one
+    for problem in listing.problems:
+        st.warning(problem)
+    runs = [r for r in listing.rows if r["strategy"] == "opf"]
     if not runs:
         st.info(f"No OPF runs in {runs_dir} yet: start one above.")
         return None
@@ -306,8 +313,13 @@ def main() -> None:
     st.caption("OPF (Gao et al., ACL 2023) fine-tunes a small PLM with more parameters than it deploys: the matrices "
                "with the largest Fisher scores become lossless MPOs holding growth × their entries while training, "
                "and are contracted back afterwards, so the fine-tuned model keeps its original size and latency.")
-    runs_dir = st.sidebar.text_input("runs folder", DEFAULT_RUNS, key="runs_dir")
-    glue_dir = st.sidebar.text_input("GLUE folder", DEFAULT_GLUE, key="glue_dir")
+    roots = allowed_paths.dashboard_roots()  # the folder fields' defaults, and the only places they may name
+    try:
+        runs_dir = roots.check("runs", st.sidebar.text_input("runs folder", roots.runs, key="runs_dir"))
+        glue_dir = roots.check("glue", st.sidebar.text_input("GLUE folder", roots.glue, key="glue_dir"))
+    except ValueError as exc:
+        st.error(_message(exc))
+        return
     runs = [r for r in jobs.list_runs(runs_dir) if r["strategy"] == "opf"]
     preview = scores_and_preview(runs_dir, glue_dir, runs) or {}
     selected = runs_section(runs_dir, glue_dir, preview)

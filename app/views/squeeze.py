@@ -4,12 +4,13 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from app import jobs, squeeze
+from app import allowed_paths, jobs, squeeze
+from app.user_errors import USER_ERRORS, message as _message
 from mpo_core.training.fine_tune_config import FineTuneConfig
-from mpo_core.data.glue import GLUE_TASKS, default_glue_dir
+from mpo_core.data.glue import GLUE_TASKS
+from mpo_core.runs.run_name import check_run_name
 
-DEFAULT_GLUE = default_glue_dir()
-DEFAULT_RUNS = jobs.default_runs_dir()
+ROOTS = allowed_paths.dashboard_roots()  # the folder fields' defaults, and the only places they may name
 
 st.title("Squeeze training (MPOP Algorithm 2)")
 st.caption("Lightweight fine-tuning of the auxiliary tensors, then dimension squeezing: each step makes the cut "
@@ -17,8 +18,12 @@ st.caption("Lightweight fine-tuning of the auxiliary tensors, then dimension squ
            "keeps it while |p − p̃| ≤ Δ, p measured on held-out training examples. Runs are background jobs "
            "writing to their run folder: reload or close the page freely.")
 
-runs_dir = st.sidebar.text_input("runs folder", DEFAULT_RUNS, key="runs_dir")
-glue_dir = st.sidebar.text_input("GLUE folder", DEFAULT_GLUE, key="glue_dir")
+try:
+    runs_dir = ROOTS.check("runs", st.sidebar.text_input("runs folder", ROOTS.runs, key="runs_dir"))
+    glue_dir = ROOTS.check("glue", st.sidebar.text_input("GLUE folder", ROOTS.glue, key="glue_dir"))
+except ValueError as exc:
+    st.error(_message(exc))
+    st.stop()
 
 with st.expander("Start a new squeeze run", expanded=False):
     with st.form("new_run"):
@@ -43,6 +48,7 @@ with st.expander("Start a new squeeze run", expanded=False):
         submitted = st.form_submit_button("Start", type="primary")
     if submitted:
         try:
+            check_run_name(run_name.strip())  # before anything else: the name becomes a folder
             config = FineTuneConfig(
                 task=task, data_dir=glue_dir, strategy="mpop", num_hidden_layers=int(layers), max_length=64,
                 max_train_examples=int(train_examples), max_eval_examples=int(eval_examples), batch_size=16,
@@ -55,10 +61,13 @@ with st.expander("Start a new squeeze run", expanded=False):
             st.session_state["squeeze_run"] = config.run_name
             st.session_state.pop("_new_run_name")  # the next run gets a fresh default name
             st.success(f"started {config.run_name}")
-        except (ValueError, FileExistsError, FileNotFoundError) as exc:
-            st.error(str(exc))
+        except USER_ERRORS as exc:
+            st.error(_message(exc))
 
-runs = [r for r in jobs.list_runs(runs_dir) if r["strategy"] == "mpop"]
+listing = jobs.scan_runs(runs_dir)
+for problem in listing.problems:
+    st.warning(problem)
+runs = [r for r in listing.rows if r["strategy"] == "mpop"]
 if not runs:
     st.info(f"No squeeze runs in {runs_dir} yet: start one above.")
     st.stop()
@@ -69,7 +78,8 @@ if not runs:
 def runs_table() -> None:
     """Statuses change while jobs run: the table refreshes itself."""
     rows = [r for r in jobs.list_runs(runs_dir) if r["strategy"] == "mpop"]
-    st.dataframe(pd.DataFrame(rows).drop(columns="modified"), hide_index=True, width="stretch")
+    if rows:
+        st.dataframe(pd.DataFrame(rows).drop(columns="modified"), hide_index=True, width="stretch")
 
 
 runs_table()
@@ -81,11 +91,15 @@ st.session_state["squeeze_run"] = selected
 
 @st.fragment(run_every=2.0)
 def live(run_name: str) -> None:
-    status = jobs.run_status(runs_dir, run_name)
-    path = Path(runs_dir) / run_name
-    frames = squeeze.squeeze_frames(path)
-    summary = squeeze.squeeze_summary(frames)
-    delta = jobs.run_config(runs_dir, run_name)["strategy_options"].get("delta")
+    try:  # its files may have changed since the list was read
+        status = jobs.run_status(runs_dir, run_name)
+        path = Path(runs_dir) / run_name
+        frames = squeeze.squeeze_frames(path)
+        summary = squeeze.squeeze_summary(frames)
+        delta = jobs.run_config(runs_dir, run_name)["strategy_options"].get("delta")
+    except USER_ERRORS as exc:
+        st.error(f"Could not read the run {run_name}: {_message(exc)}")
+        return
     cols = st.columns(6)
     cols[0].metric("status", status)
     cols[1].metric("p (before squeezing)", "–" if summary["p"] is None else f"{summary['p']:.4f}")
@@ -99,8 +113,8 @@ def live(run_name: str) -> None:
         try:
             jobs.stop_job(runs_dir, run_name)
             st.toast("stop requested: the run ends after its current step")
-        except FileNotFoundError as exc:
-            st.error(str(exc))
+        except USER_ERRORS as exc:
+            st.error(_message(exc))
     if status == "failed":
         st.error("the run ended without results; its console output:")
         st.code(jobs.log_tail(runs_dir, run_name) or "(no output)")

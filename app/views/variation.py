@@ -10,13 +10,11 @@ from pathlib import Path
 
 import streamlit as st
 
-from app import jobs, variation
-from app.user_errors import USER_ERRORS
-from mpo_core.data.glue import default_glue_dir
+from app import allowed_paths, jobs, variation
+from app.user_errors import USER_ERRORS, message as _message
 from mpo_core.runs.run_folder import FINAL_MODEL
 
-DEFAULT_RUNS = jobs.default_runs_dir()
-DEFAULT_GLUE = default_glue_dir()
+ROOTS = allowed_paths.dashboard_roots()  # the runs field's default, and the only place it may name
 NO_COMPARISON = "(none)"
 HOW_TO_RUN = ("python -m mpo_core finetune --task sst2 --strategy full --data-dir {glue_dir} "
               "--num-hidden-layers 2 --max-train-examples 2000 --max-steps 200 --runs-dir {runs_dir}")
@@ -50,11 +48,17 @@ st.caption("How far fine-tuning moves each weight: |Δw| = |w_after − w_before
            "w_before is the run's pre-trained model, w_after its saved final model; MPO layers are compared through "
            "their rebuilt matrices, so for truncated strategies (mpo_lfa, mpop) |Δw| includes the truncation error.")
 
-runs_dir = st.sidebar.text_input("runs folder", DEFAULT_RUNS, key="runs_dir")
+try:
+    runs_dir = ROOTS.check("runs", st.sidebar.text_input("runs folder", ROOTS.runs, key="runs_dir"))
+except ValueError as exc:
+    st.error(_message(exc))
+    st.stop()
+for problem in jobs.scan_runs(runs_dir).problems:
+    st.warning(problem)
 runs = variation.finished_runs(runs_dir)
 if not runs:
     st.info(f"No finished runs in {runs_dir}. Fine-tune a model first, e.g.\n\n"
-            f"`{HOW_TO_RUN.format(glue_dir=DEFAULT_GLUE, runs_dir=runs_dir)}`\n\n"
+            f"`{HOW_TO_RUN.format(glue_dir=ROOTS.glue, runs_dir=runs_dir)}`\n\n"
             "(add `--strategy mpo_full_lfa` for lightweight MPO fine-tuning), or start one on the "
             "Squeeze training page; finished runs save their final model and appear here.")
     st.stop()
@@ -74,7 +78,7 @@ chosen = [selected] + ([] if other == NO_COMPARISON else [other])
 try:
     stats = {name: load(runs_dir, name) for name in chosen}
 except USER_ERRORS as exc:
-    st.error(f"Could not compare the weights: {exc}")
+    st.error(f"Could not compare the weights: {_message(exc)}")
     st.stop()
 
 keyed = {"ours": stats[selected]} if len(stats) == 1 else stats

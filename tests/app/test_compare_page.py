@@ -54,6 +54,17 @@ def test_opens_on_the_word_embedding_and_offers_to_compute(tmp_path, monkeypatch
     assert at.text_input(key="cache_dir").value == str(tmp_path / "compare")
 
 
+@pytest.mark.parametrize("typed", ["/tmp", "{root}/../elsewhere", "{root}/compare/../.."])
+def test_a_cache_folder_outside_the_root_is_refused(tmp_path, monkeypatch, typed):
+    root = tmp_path / "cache"
+    at = open_page(root, monkeypatch)
+    at.text_input(key="cache_dir").set_value(typed.format(root=root)).run()
+    assert not at.exception, [e.value for e in at.exception]
+    [error] = at.error
+    assert "is outside" in error.value and "MPO_CACHE_DIR" in error.value
+    assert not at.get("plotly_chart") and sorted(p.name for p in tmp_path.iterdir()) == []
+
+
 def test_small_matrix_is_live_and_traces_follow_the_methods(tmp_path, monkeypatch):
     at = small_random(open_page(tmp_path, monkeypatch))
     assert not at.error and "compute" not in [b.key for b in at.button]

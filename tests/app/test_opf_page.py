@@ -12,8 +12,8 @@ from .test_jobs import wait_for
 from .test_opf import tiny_opf
 
 
-def open_page(runs_dir, monkeypatch) -> AppTest:
-    return pages.open_page("opf", monkeypatch, MPO_RUNS_DIR=runs_dir)
+def open_page(runs_dir, monkeypatch, **env) -> AppTest:
+    return pages.open_page("opf", monkeypatch, MPO_RUNS_DIR=runs_dir, **env)
 
 
 metric = pages.metric
@@ -98,14 +98,39 @@ def test_the_runs_own_scores_can_be_the_source(finished, monkeypatch):
 
 
 def test_missing_glue_data_is_a_message(tmp_path, monkeypatch):
-    at = open_page(tmp_path, monkeypatch)
-    at.text_input(key="glue_dir").set_value(str(tmp_path / "nowhere")).run()
+    at = open_page(tmp_path, monkeypatch, GLUE_DIR=tmp_path / "glue")
+    at.text_input(key="glue_dir").set_value(str(tmp_path / "glue" / "nowhere")).run()  # inside the root, absent
     assert not at.exception
     assert any("does not exist" in e.value for e in at.error) and any("GLUE folder" in i.value for i in at.info)
     assert any("No OPF runs" in i.value for i in at.info)
     [start] = [b for b in at.button if b.label == "Start"]
     start.click().run()
     assert not at.exception and sum("does not exist" in e.value for e in at.error) == 2
+
+
+@pytest.mark.parametrize("field, typed", [("runs_dir", "/etc"), ("runs_dir", "{root}/runs/.."),
+                                          ("glue_dir", "/"), ("glue_dir", "{root}/glue/../runs")])
+def test_a_folder_outside_its_root_is_refused(tmp_path, monkeypatch, field, typed):
+    (tmp_path / "runs").mkdir()
+    at = open_page(tmp_path / "runs", monkeypatch, GLUE_DIR=tmp_path / "glue")
+    at.text_input(key=field).set_value(typed.format(root=tmp_path)).run()
+    assert not at.exception, [e.value for e in at.exception]
+    [error] = at.error
+    assert "is outside" in error.value
+    assert not at.button and sorted(p.name for p in tmp_path.iterdir()) == ["runs"]
+
+
+@pytest.mark.parametrize("name", ["../../x", "{root}/abs/path"])
+def test_a_hostile_run_name_is_refused_and_nothing_is_written(tmp_path, monkeypatch, name):
+    runs = tmp_path / "deep" / "runs"
+    runs.mkdir(parents=True)
+    at = open_page(runs, monkeypatch, GLUE_DIR=tmp_path / "deep" / "glue")  # no data: no Fisher scores either
+    at.text_input(key="run_name").set_value(name.format(root=tmp_path))
+    [start] = [b for b in at.button if b.label == "Start"]
+    start.click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert any("is not allowed" in e.value for e in at.error), [e.value for e in at.error]
+    assert [p for p in tmp_path.rglob("*")] == [tmp_path / "deep", runs]
 
 
 @pytest.mark.slow  # a real background training job

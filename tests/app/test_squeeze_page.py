@@ -5,11 +5,11 @@ from streamlit.testing.v1 import AppTest
 from mpo_core.training.fine_tune import fine_tune
 
 from . import pages
-from .test_jobs import tiny_squeeze, wait_for
+from .test_jobs import GLUE, tiny_squeeze, wait_for
 
 
-def open_page(runs_dir, monkeypatch) -> AppTest:
-    return pages.open_page("squeeze", monkeypatch, MPO_RUNS_DIR=runs_dir)
+def open_page(runs_dir, monkeypatch, **env) -> AppTest:
+    return pages.open_page("squeeze", monkeypatch, MPO_RUNS_DIR=runs_dir, **env)
 
 
 @pytest.fixture(scope="module")
@@ -62,7 +62,46 @@ def test_starting_a_run_from_the_form(tmp_path, monkeypatch):
 
 
 def test_missing_glue_data_is_a_message(tmp_path, monkeypatch):
-    at = open_page(tmp_path, monkeypatch)
-    at.text_input(key="glue_dir").set_value(str(tmp_path / "nowhere")).run()
+    at = open_page(tmp_path, monkeypatch, GLUE_DIR=tmp_path / "glue")
+    at.text_input(key="glue_dir").set_value(str(tmp_path / "glue" / "nowhere")).run()  # inside the root, absent
     at.button[0].click().run()
     assert any("does not exist" in e.value for e in at.error)
+
+
+@pytest.mark.parametrize("field, typed", [
+    ("runs_dir", "/etc"), ("runs_dir", "{root}/runs/../elsewhere"), ("runs_dir", "{root}/runs/link-out"),
+    ("glue_dir", "/etc"), ("glue_dir", "{root}/runs"),
+])
+def test_a_folder_outside_its_root_is_refused(tmp_path, monkeypatch, field, typed):
+    (tmp_path / "runs").mkdir()
+    (tmp_path / "runs" / "link-out").symlink_to(tmp_path)  # inside by name, outside once resolved
+    at = open_page(tmp_path / "runs", monkeypatch, GLUE_DIR=tmp_path / "glue")
+    at.text_input(key=field).set_value(typed.format(root=tmp_path)).run()
+    assert not at.exception, [e.value for e in at.exception]
+    [error] = at.error
+    assert "is outside" in error.value and ("--runs-dir" in error.value or "--glue-dir" in error.value)
+    assert not at.button  # no form, no run list: nothing can be started there
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["runs"]
+
+
+@pytest.mark.parametrize("name", ["../../x", "{root}/abs/path", "a/b", ".."])
+def test_a_hostile_run_name_is_refused_and_nothing_is_written(tmp_path, monkeypatch, name):
+    runs = tmp_path / "deep" / "runs"
+    runs.mkdir(parents=True)
+    at = open_page(runs, monkeypatch, GLUE_DIR=GLUE)
+    [run_name] = [t for t in at.text_input if t.label == "run name"]
+    run_name.set_value(name.format(root=tmp_path))
+    at.button[0].click().run()  # the form's Start button
+    assert not at.exception, [e.value for e in at.exception]
+    assert any("is not allowed" in e.value for e in at.error), [e.value for e in at.error]
+    assert [p for p in tmp_path.rglob("*")] == [tmp_path / "deep", runs]  # nothing written anywhere
+
+
+def test_a_run_with_a_torn_file_is_named_not_fatal(tmp_path, monkeypatch):
+    (tmp_path / "torn").mkdir()
+    (tmp_path / "torn" / "config.json").write_text('{"task": "rte", "strat')
+    at = open_page(tmp_path, monkeypatch)
+    assert not at.exception, [e.value for e in at.exception]
+    [warning] = at.warning
+    assert str(tmp_path / "torn" / "config.json") in warning.value and "not listed" in warning.value
+    assert any("No squeeze runs" in i.value for i in at.info)

@@ -81,3 +81,13 @@ def test_a_run_without_its_model_is_a_message(runs, tmp_path, monkeypatch):
     assert "no saved final model" in warning.value and "save_model=False" in warning.value
     assert metric(at, "strategy") == "full"  # its results are still shown
     assert not at.dataframe
+
+
+@pytest.mark.parametrize("typed", ["/etc", "{runs}/..", "~"])
+def test_a_runs_folder_outside_the_root_is_refused(tmp_path, monkeypatch, typed):
+    at = open_page(tmp_path / "runs", monkeypatch)
+    at.text_input(key="runs_dir").set_value(typed.format(runs=tmp_path / "runs")).run()
+    assert not at.exception, [e.value for e in at.exception]
+    [error] = at.error
+    assert "is outside" in error.value and "MPO_RUNS_DIR" in error.value
+    assert not at.info and not at.selectbox  # nothing listed from there
