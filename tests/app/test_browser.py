@@ -1,4 +1,8 @@
-"""The dashboard in a real browser: ``streamlit run`` on a loopback port, driven by headless Chromium.
+"""The dashboard in a real browser: ``streamlit run app/main.py`` as the README says, driven by headless Chromium.
+
+The server is started from the repository root with the shipped
+``.streamlit/config.toml`` (only the port is a flag), and must listen on
+loopback only.
 
 Opens every page, moves a bond slider on "Decompose" and watches the ratio
 change, starts a tiny squeeze run from the form and watches its curve get
@@ -14,14 +18,14 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 
 import pytest
+
+from .test_server_config import assert_listens_on_loopback_only, free_port, streamlit_env, wait_healthy
 
 pytestmark = pytest.mark.slow  # a real browser against a real server
 
@@ -60,45 +64,25 @@ def _browser_or_skip():
         pytest.skip(message)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _wait_healthy(url: str, process: subprocess.Popen, timeout: float = 120) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"streamlit exited with {process.returncode}")
-        try:
-            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as reply:
-                if reply.status == 200:
-                    return
-        except OSError:
-            time.sleep(0.5)
-    raise TimeoutError(f"streamlit did not become healthy at {url} in {timeout} s")
-
-
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     _browser_or_skip()
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     runs, cache = tmp_path_factory.mktemp("runs"), tmp_path_factory.mktemp("cache")
-    port = _free_port()
-    env = {**os.environ, "MPO_RUNS_DIR": str(runs), "MPO_CACHE_DIR": str(cache), "GLUE_DIR": str(GLUE),
-           "OMP_NUM_THREADS": "1"}
+    port = free_port()
+    env = streamlit_env(MPO_RUNS_DIR=str(runs), MPO_CACHE_DIR=str(cache), GLUE_DIR=str(GLUE), OMP_NUM_THREADS="1")
     log = open(ARTIFACTS / "streamlit.log", "wb")
+    # The README's command from the repository root: address, headless mode and usage statistics come from the
+    # shipped .streamlit/config.toml, not from flags (only the port, and no file watcher, are the test's own).
     process = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", str(ROOT / "app" / "main.py"), "--server.headless", "true",
-         "--server.address", "127.0.0.1", "--server.port", str(port), "--browser.gatherUsageStats", "false",
+        [sys.executable, "-m", "streamlit", "run", "app/main.py", "--server.port", str(port),
          "--server.fileWatcherType", "none"],
         cwd=str(ROOT), env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
     )
     url = f"http://127.0.0.1:{port}"
     try:
-        _wait_healthy(url, process)
-        yield url, runs
+        wait_healthy(url, process)
+        yield url, runs, process.pid, port
     finally:
         process.terminate()
         try:
@@ -155,9 +139,15 @@ def curve_points(page) -> list[int]:
     )
 
 
+def test_the_server_listens_on_loopback_only(server):
+    """Started as the README says, the shipped config keeps it off every other interface (it has no login)."""
+    _, _, pid, port = server
+    assert_listens_on_loopback_only(pid, port)
+
+
 @pytest.mark.parametrize("path", list(PAGES))
 def test_every_page_opens_without_an_error(server, page, path):
-    url, _ = server
+    url, *_ = server
     page.goto(f"{url}/{path}")
     settle(page)
     page.locator("h1", has_text=PAGES[path]).first.wait_for()  # the page's own title, not the menu entry
@@ -165,7 +155,7 @@ def test_every_page_opens_without_an_error(server, page, path):
 
 
 def test_a_bond_slider_changes_the_ratio(server, page):
-    url, _ = server
+    url, *_ = server
     page.goto(url)
     settle(page)
     page.get_by_text(RATIO).first.wait_for()
@@ -185,7 +175,7 @@ def test_a_bond_slider_changes_the_ratio(server, page):
 
 
 def test_a_tiny_squeeze_run_draws_its_curve(server, page):
-    url, runs = server
+    url, runs, *_ = server
     page.goto(f"{url}/squeeze")
     settle(page)
     page.get_by_text("Start a new squeeze run").click()
