@@ -28,12 +28,13 @@ import threading
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import BinaryIO
 
 from mpo_core.training.fine_tune_config import FineTuneConfig
 from mpo_core.data.glue import glue_file
 from mpo_core.runs.process_alive import process_alive
 from mpo_core.runs.atomic_write import atomic_write_json
-from mpo_core.runs.run_folder import CONFIG_FILE, RESULTS_FILE, read_json, read_run_results, request_stop
+from mpo_core.runs.run_folder import CONFIG_FILE, RESULTS_FILE, read_json, request_stop
 from mpo_core.runs.run_name import RUN_NAME_PATTERN, check_run_name
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -65,7 +66,7 @@ def _command(config_file: Path) -> list[str]:
     return [sys.executable, "-m", "mpo_core", "finetune", "--config", str(config_file)]
 
 
-def _claim(log_file: Path, name: str, runs_dir) -> object:
+def _claim(log_file: Path, name: str, runs_dir) -> BinaryIO:
     """The job's log, created exclusively: the atomic claim on the name (never truncates an existing log)."""
     try:
         return open(log_file, "xb")
