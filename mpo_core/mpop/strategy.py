@@ -50,7 +50,10 @@ from .config import MPOPConfig, MPOPDirConfig
 from .schedule import phased_factor, scheduler_factor
 from .squeeze import all_moves, apply_move, best_move
 
-STATE_FILE, WEIGHTS_FILE = "squeeze_state.json", "squeeze_accepted.safetensors"
+#: the last accepted model, its squeeze state in the file's metadata: one file, committed by one rename
+ACCEPTED_FILE = "squeeze_accepted.safetensors"
+STATE_FILE = "squeeze_state.json"  # older versions kept the state beside the weights; still read
+WEIGHTS_FILE = ACCEPTED_FILE
 
 
 @dataclass
@@ -163,16 +166,23 @@ class MPOPStrategy(MPOStrategy, MPOPConfig):
     def callbacks(self, run=None) -> list:
         return [SqueezeCallback(self, run)]
 
-    def restore(self, model: nn.Module, run) -> None:
-        """Resume from the last accepted step saved in ``run`` (or from the start if none was)."""
-        path = Path(run.path)
-        if not (path / STATE_FILE).is_file():
-            return
-        state = SqueezeState(**json.loads((path / STATE_FILE).read_text()))
+    def restore(self, model: nn.Module, run) -> int:
+        """Resume from the last accepted step saved in ``run`` (or from the start if none was).
+
+        Returns how many metrics lines the run had then (what comes after is done
+        again); the run's records number their steps on from that step.
+        """
+        saved = read_accepted_state(run.path)
+        if saved is None:
+            return 0
+        state, lines, step = saved["state"], saved["metrics_lines"], saved["step"]
+        state = SqueezeState(**state)
         if state.phase == "done":
-            raise ValueError(f"the squeeze in {path} already finished ({state.stop_reason}); see its metrics stream.")
-        load_parameters(model, path / WEIGHTS_FILE)
+            raise ValueError(f"the squeeze in {run.path} already finished ({state.stop_reason}); see its metrics stream.")
+        load_parameters(model, Path(run.path) / ACCEPTED_FILE)
         self.state = state
+        run.step_offset = step
+        return lines if lines is not None else run.metrics_lines()
 
     def results(self) -> dict:
         s = self.state
@@ -184,6 +194,25 @@ class MPOPStrategy(MPOStrategy, MPOPConfig):
             "dense_params": self.dense_params, "target_params": self.target_params, "mpo_params": self.mpo_params,
             "schedule": self.schedule, "history": s.history,
         }}
+
+
+def read_accepted_state(run_path: str | Path) -> dict | None:
+    """What an mpop run saved at its last accepted step: ``{"state", "step", "metrics_lines"}``, or ``None``.
+
+    ``metrics_lines`` is ``None`` for a run of an older version (state in its own JSON file).
+    """
+    path = Path(run_path) / ACCEPTED_FILE
+    if not path.is_file():
+        return None
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="pt") as file:
+        saved = file.metadata() or {}
+    if "squeeze_state" in saved:
+        return {"state": json.loads(saved["squeeze_state"]), "step": int(saved["step"]),
+                "metrics_lines": int(saved["metrics_lines"])}
+    legacy = Path(run_path) / STATE_FILE
+    return {"state": json.loads(legacy.read_text()), "step": 0, "metrics_lines": None} if legacy.is_file() else None
 
 
 def snapshot(model: nn.Module) -> dict[str, torch.Tensor]:
@@ -218,6 +247,12 @@ class SqueezeCallback(TrainerCallback):
         self.first_step = 0
         self.eval_at: int | None = None
         self.pending = None
+        self.global_step = 0  # the Trainer's, at the last step end
+
+    @property
+    def step(self) -> int:
+        """The run's step now (the Trainer's, numbered on after a resume)."""
+        return self.global_step + (self.run.step_offset if self.run is not None else 0)
 
     @property
     def state(self) -> SqueezeState:
@@ -234,14 +269,15 @@ class SqueezeCallback(TrainerCallback):
             return
         from safetensors.torch import save
 
-        weights = save({k: v.contiguous().cpu() for k, v in self.accepted.items()})
-        atomic_write_bytes(Path(self.run.path) / WEIGHTS_FILE, weights)
-        self.run.write_json(STATE_FILE, asdict(self.state))
+        metadata = {"squeeze_state": json.dumps(asdict(self.state), default=float), "step": str(self.step),
+                    "metrics_lines": str(self.run.metrics_lines())}
+        weights = save({k: v.contiguous().cpu() for k, v in self.accepted.items()}, metadata=metadata)
+        atomic_write_bytes(Path(self.run.path) / ACCEPTED_FILE, weights)  # weights and state in one rename
 
     def on_train_begin(self, args, state, control, model=None, optimizer=None, **kwargs):
         if args.world_size > 1:
             raise ValueError(ONE_PROCESS_ONLY)
-        self.first_step = state.global_step
+        self.first_step = self.global_step = state.global_step
         if self.state.phase == "lfa":
             self.eval_at = self.first_step + self.strategy.lfa_steps
         else:  # resumed after an accepted step: the model is that step's, cut again
@@ -250,6 +286,7 @@ class SqueezeCallback(TrainerCallback):
         return control
 
     def on_step_end(self, args, state, control, **kwargs):
+        self.global_step = state.global_step
         if self.eval_at is not None and state.global_step >= self.eval_at:
             control.should_evaluate = True
         return control
@@ -265,7 +302,7 @@ class SqueezeCallback(TrainerCallback):
         if self.state.phase == "lfa":
             self.state.baseline = self.state.last_accepted = value
             self.state.phase = "tune"
-            self._log("baseline", model, step=state.global_step, metric=self.strategy.metric, p=value,
+            self._log("baseline", model, step=self.step, metric=self.strategy.metric, p=value,
                       judged_on=self._judged_on)
             self._save(model)
             self._cut(model, optimizer, state, control)
@@ -310,7 +347,7 @@ class SqueezeCallback(TrainerCallback):
     def _judge(self, value, model, optimizer, state, control) -> None:
         move, s = self.pending, self.state
         accepted = self._within(value)
-        record = {"squeeze_step": s.steps_accepted + 1, "step": state.global_step, **move,
+        record = {"squeeze_step": s.steps_accepted + 1, "step": self.step, **move,
                   "metric": self.strategy.metric, "judged_on": self._judged_on, "p": s.baseline,
                   "p_tilde": value, **self._rules(value), "accepted": accepted}
         if accepted:
@@ -352,7 +389,7 @@ class SqueezeCallback(TrainerCallback):
         move_record = move.to_dict()
         self.pending = {"matrix": move_record.pop("name"), **move_record, "error_bound": truncation.error_bound,
                         "params_to_remove": need}
-        self._log("cut", model, step=state.global_step, **self.pending)
+        self._log("cut", model, step=self.step, **self.pending)
         self.eval_at = state.global_step + strategy.tune_steps
 
     def _stop(self, model, control, reason: str) -> None:

@@ -8,6 +8,7 @@
         results.json      final record (written last)
         final_model/      the trained model (save_mpo_model: safetensors + mpo_layers.json) and tokenizer
         checkpoints/      Trainer checkpoints (safetensors), for resuming
+            checkpoint-N/complete.json   written after everything else of the checkpoint: it is whole
         STOP              present = please stop (a dashboard's stop button); training ends cleanly
 
 The stream is appended line by line and fsynced, so a dashboard can draw
@@ -15,17 +16,27 @@ live curves and a crash loses nothing already written. JSON files are written
 atomically (:mod:`~mpo_core.runs.atomic_write`); the readers here
 (:func:`read_config`, :func:`read_run_results`, :func:`read_metrics`,
 :func:`read_results`) are the one way to read them back.
+
+Crash safety: the folder is created exclusively (``mkdir``), so two starts
+with one name cannot both run. A checkpoint counts only once its
+``complete.json`` exists; it records how many lines the metrics stream had,
+and a resumed run cuts the stream back to that many (:meth:`RunFolder.rewind_metrics`)
+before it appends a ``resume`` record, so however often a run is killed and
+resumed, readers see every step once.
 """
 from __future__ import annotations
 
 import json
+import math
 import os
+import re
 import time
 from pathlib import Path
 
-from .atomic_write import atomic_write_json
+from .atomic_write import atomic_write_bytes, atomic_write_json
 
 CONFIG_FILE, METRICS_FILE, RESULTS_FILE, CHECKPOINTS = "config.json", "metrics.jsonl", "results.json", "checkpoints"
+COMPLETE_FILE = "complete.json"  # inside a checkpoint folder, written last
 STOP_FILE = "STOP"
 FINAL_MODEL = "final_model"
 
@@ -43,40 +54,149 @@ class RunFolder:
         self.writer = is_main_process()
         if self.writer:
             self.check(self.path, resume)
-            self.path.mkdir(parents=True, exist_ok=True)
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            try:  # exclusive: of two starts with one name, one gets the folder, the other this error
+                self.path.mkdir(exist_ok=resume)
+            except FileExistsError:
+                raise FileExistsError(self._exists_message(self.path)) from None
+
+    @staticmethod
+    def _exists_message(path: Path) -> str:
+        return f"run folder {path} exists; choose another run_name, delete it, or resume it (--resume)."
 
     @staticmethod
     def check(path: Path, resume: bool) -> None:
-        """Refuse to overwrite a run, or to resume one that does not exist."""
+        """Refuse to overwrite a run, to resume one that does not exist, or one that has finished."""
         if path.exists() and not resume:
-            raise FileExistsError(f"run folder {path} exists; choose another run_name, delete it, or resume it (--resume).")
+            raise FileExistsError(RunFolder._exists_message(path))
         if resume and not (path / CONFIG_FILE).is_file():
             raise FileNotFoundError(f"cannot resume: {path / CONFIG_FILE} does not exist.")
+        if resume and (path / RESULTS_FILE).is_file():
+            raise FileExistsError(f"cannot resume {path}: it has finished ({RESULTS_FILE} exists); "
+                                  "start a new run under another run_name.")
+
+    #: Steps done before the Trainer's count began: a run resumed without a Trainer checkpoint
+    #: (``mpop``'s own state) restarts the Trainer at step 0, and its records number on from here.
+    step_offset: int = 0
+
+    def step(self, global_step: int) -> int:
+        """The run's step number of the Trainer's ``global_step`` (what records carry)."""
+        return global_step + self.step_offset
 
     @property
     def checkpoints(self) -> Path:
         return self.path / CHECKPOINTS
 
     def has_checkpoint(self) -> bool:
-        return self.checkpoints.is_dir() and any(self.checkpoints.glob("checkpoint-*"))
+        return self.last_checkpoint() is not None
+
+    def last_checkpoint(self) -> Path | None:
+        """The newest *complete* Trainer checkpoint, or ``None`` (:func:`checkpoint_complete`)."""
+        complete = [p for p in _checkpoint_folders(self.checkpoints) if checkpoint_complete(p)]
+        return complete[-1] if complete else None
+
+    def discard_incomplete_checkpoints(self) -> list[Path]:
+        """Delete checkpoints a crash left half-written; the ones deleted."""
+        import shutil
+
+        incomplete = [p for p in _checkpoint_folders(self.checkpoints) if not checkpoint_complete(p)]
+        if self.writer:
+            for folder in incomplete:
+                shutil.rmtree(folder, ignore_errors=True)
+        return incomplete
+
+    def mark_checkpoint_complete(self, folder: str | Path, step: int) -> None:
+        """Declare ``folder`` whole, with the metrics stream's length now (the Trainer has written the rest)."""
+        if self.writer:
+            atomic_write_json(Path(folder) / COMPLETE_FILE, {"step": step, "metrics_lines": self.metrics_lines()})
+
+    def metrics_lines(self) -> int:
+        """Complete lines in the metrics stream (a torn last line does not count)."""
+        file = self.path / METRICS_FILE
+        return file.read_bytes().count(b"\n") if file.is_file() else 0
+
+    def resume_point(self, checkpoint: Path | None) -> int:
+        """How many metrics lines were written when ``checkpoint`` was saved (0 without one).
+
+        From its ``complete.json``; a checkpoint of an older version has none, and
+        then the records up to its step are kept.
+        """
+        if checkpoint is None:
+            return 0
+        marker = checkpoint / COMPLETE_FILE
+        if marker.is_file():
+            return int(read_json(marker)["metrics_lines"])
+        step = int(checkpoint.name.split("-")[1])
+        records = read_metrics(self.path)
+        after = next((i for i, r in enumerate(records) if isinstance(r.get("step"), int) and r["step"] > step),
+                     len(records))
+        return after
+
+    def rewind_metrics(self, lines: int) -> None:
+        """Keep only the first ``lines`` records of the metrics stream (what a resumed run restarts from)."""
+        file = self.path / METRICS_FILE
+        if not self.writer or not file.is_file():
+            return
+        kept = file.read_bytes().split(b"\n")[:lines]
+        atomic_write_bytes(file, b"".join(line + b"\n" for line in kept))
 
     def stop_requested(self) -> bool:
         return (self.path / STOP_FILE).exists()
 
     def write_json(self, name: str, data: dict) -> None:
-        """Write atomically: a half-written file never replaces a good one."""
+        """Write atomically: a half-written file never replaces a good one (non-finite numbers as ``null``)."""
         if not self.writer:
             return
-        atomic_write_json(self.path / name, data, indent=1, default=str)
+        atomic_write_json(self.path / name, finite_json(data), indent=1, default=str)
 
     def append_metrics(self, record: dict) -> None:
         if not self.writer:
             return
-        line = json.dumps({"time": time.time(), **record}, default=float)
+        line = json.dumps(finite_json({"time": time.time(), **record}), default=float, allow_nan=False)
         with open(self.path / METRICS_FILE, "a") as stream:
             stream.write(line + "\n")
             stream.flush()
             os.fsync(stream.fileno())
+
+
+def _checkpoint_folders(folder: Path) -> list[Path]:
+    """``checkpoint-N`` folders in ``folder``, oldest step first."""
+    if not folder.is_dir():
+        return []
+    found = [p for p in folder.iterdir() if p.is_dir() and re.fullmatch(r"checkpoint-\d+", p.name)]
+    return sorted(found, key=lambda p: int(p.name.split("-")[1]))
+
+
+def checkpoint_complete(folder: Path) -> bool:
+    """Whether a Trainer checkpoint folder is whole.
+
+    ``complete.json`` is written after the Trainer's last file; checkpoints of
+    older versions count when their ``trainer_state.json`` (the Trainer's last
+    file) reads as JSON.
+    """
+    if (folder / COMPLETE_FILE).is_file():
+        return True
+    try:
+        json.loads((folder / "trainer_state.json").read_text())
+    except (OSError, ValueError):
+        return False
+    return not any(folder.parent.glob(f"*/{COMPLETE_FILE}"))  # a run of this version marks all of its own
+
+
+def finite_json(value):
+    """``value`` with every NaN/infinite float (numpy and torch scalars included) as ``None``.
+
+    JSON has no NaN or Infinity; writing them makes files other tools reject.
+    """
+    if isinstance(value, dict):
+        return {k: finite_json(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [finite_json(v) for v in value]
+    if hasattr(value, "item") and getattr(value, "ndim", None) == 0:  # a numpy or torch scalar
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
 
 
 def request_stop(path: str | Path) -> None:
@@ -122,6 +242,16 @@ def read_run_results(run_path: str | Path) -> dict | None:
     return read_json(file) if file.is_file() else None
 
 
-def read_results(runs_dir: str | Path) -> list[dict]:
-    """The ``results.json`` of every finished run under ``runs_dir``."""
-    return [read_json(f) for f in sorted(Path(runs_dir).glob(f"*/{RESULTS_FILE}"))]
+def read_results(runs_dir: str | Path, problems: list | None = None) -> list[dict]:
+    """The ``results.json`` of every finished run under ``runs_dir``.
+
+    A torn or invalid file is skipped; its message (naming it) goes to ``problems`` when given.
+    """
+    out = []
+    for file in sorted(Path(runs_dir).glob(f"*/{RESULTS_FILE}")):
+        try:
+            out.append(read_json(file))
+        except ValueError as exc:
+            if problems is not None:
+                problems.append(str(exc))
+    return out

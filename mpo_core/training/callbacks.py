@@ -1,7 +1,10 @@
 """Trainer callbacks of the training engine (no forks of the loop)."""
 from __future__ import annotations
 
+from pathlib import Path
+
 from transformers import TrainerCallback
+from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
 from ..model.parameter_count import parameter_summary
 from ..runs.run_folder import RunFolder
@@ -17,7 +20,7 @@ class MetricsStreamCallback(TrainerCallback):
     def on_log(self, args, state, control, logs=None, **kwargs):
         if logs and state.is_world_process_zero:
             kind = "eval" if any(k.startswith("eval_") for k in logs) else "train"
-            self.run.append_metrics({"kind": kind, "step": state.global_step, "epoch": state.epoch, **logs, **parameter_summary(self.model)})
+            self.run.append_metrics({"kind": kind, "step": self.run.step(state.global_step), "epoch": state.epoch, **logs, **parameter_summary(self.model)})
 
 
 class StopFileCallback(TrainerCallback):
@@ -34,5 +37,23 @@ class StopFileCallback(TrainerCallback):
         if self.run.stop_requested() and not control.should_training_stop:
             control.should_training_stop = True
             if state.is_world_process_zero:
-                self.run.append_metrics({"kind": "stop_requested", "step": state.global_step})
+                self.run.append_metrics({"kind": "stop_requested", "step": self.run.step(state.global_step)})
+        return control
+
+
+class CompleteCheckpointCallback(TrainerCallback):
+    """Mark each Trainer checkpoint whole once the Trainer has written all of it (``complete.json``).
+
+    ``on_save`` runs after the Trainer's last checkpoint file, so a run killed
+    while saving leaves a checkpoint without the mark, which resuming skips.
+    """
+
+    def __init__(self, run: RunFolder):
+        self.run = run
+
+    def on_save(self, args, state, control, **kwargs):
+        if state.is_world_process_zero:
+            folder = Path(args.output_dir) / f"{PREFIX_CHECKPOINT_DIR}-{state.global_step}"
+            if folder.is_dir():
+                self.run.mark_checkpoint_complete(folder, state.global_step)
         return control

@@ -14,6 +14,7 @@ for the report. A strategy may also set the learning rate per step
 """
 from __future__ import annotations
 
+import json
 import platform
 import time
 from dataclasses import dataclass
@@ -29,11 +30,11 @@ from ..model.parameter_variation import matrix_snapshot, relative_change
 from ..model.parameter_count import count_parameters, parameter_summary
 from ..model.sequence_classifier import load_sequence_classifier
 from ..model.checkpoint import save_mpo_model
-from ..runs.run_folder import CHECKPOINTS, FINAL_MODEL, STOP_FILE, RunFolder, is_main_process
+from ..runs.run_folder import CHECKPOINTS, FINAL_MODEL, STOP_FILE, RunFolder, is_main_process, read_config
 from .strategies import get_strategy
 from .strategy import HELDOUT
 from ..model.surgery import mpo_modules
-from .callbacks import MetricsStreamCallback, StopFileCallback
+from .callbacks import CompleteCheckpointCallback, MetricsStreamCallback, StopFileCallback
 
 
 def resolve_device(device: str) -> str:
@@ -169,6 +170,8 @@ def fine_tune(config: FineTuneConfig, resume: bool = False, callbacks=()) -> dic
     run_path = Path(config.runs_dir) / config.run_name
     if is_main_process():
         RunFolder.check(run_path, resume)
+    if resume:
+        check_resume_config(config, run_path)
     device = resolve_device(config.device)
     precision = resolve_precision(config.precision, device)
     torch.manual_seed(config.seed)
@@ -179,10 +182,12 @@ def fine_tune(config: FineTuneConfig, resume: bool = False, callbacks=()) -> dic
     pretrained = matrix_snapshot(model)  # before the surgery: how far training moves each group, at the end
     strategy.prepare(model)
     run = RunFolder(run_path, resume=resume)
+    checkpoint = None
     if not resume:
         run.write_json("config.json", config.to_dict())
-    elif not strategy.uses_trainer_checkpoints:
-        strategy.restore(model, run)
+    else:
+        checkpoint, rewind = _resume_point(strategy, model, run)
+        run.rewind_metrics(rewind)  # what came after the resume point is done again: logged once
     if run.writer:  # a resumed run was asked to stop before, not now
         (run.path / STOP_FILE).unlink(missing_ok=True)
     trainer = engine_trainer(
@@ -190,13 +195,15 @@ def fine_tune(config: FineTuneConfig, resume: bool = False, callbacks=()) -> dic
         train_dataset=data.train, eval_dataset={HELDOUT: data.heldout} if data.heldout is not None else data.dev,
         processing_class=tokenizer, data_collator=DataCollatorWithPadding(tokenizer),
         compute_metrics=_metrics_function(config.task),
-        callbacks=[MetricsStreamCallback(run, model), StopFileCallback(run), *strategy.callbacks(run), *callbacks],
+        callbacks=[MetricsStreamCallback(run, model), StopFileCallback(run), CompleteCheckpointCallback(run),
+                   *strategy.callbacks(run), *callbacks],
     )
-    run.append_metrics({"kind": "start", "device": device, "precision": precision, **data.sizes(),
-                        **parameter_summary(model)})
+    resumed = resume and run.metrics_lines() > 0  # else nothing was kept: the run starts over
+    run.append_metrics({"kind": "resume" if resumed else "start", "device": device, "precision": precision,
+                        **({"checkpoint": checkpoint.name if checkpoint else None} if resumed else {}),
+                        **data.sizes(), **parameter_summary(model)})
     start = time.perf_counter()
-    from_checkpoint = resume and strategy.uses_trainer_checkpoints and run.has_checkpoint()
-    trainer.train(resume_from_checkpoint=True if from_checkpoint else None)
+    trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint is not None else None)
     strategy.finish(trainer.model, run)
     seconds = time.perf_counter() - start
     history = list(trainer.state.log_history)  # the evaluations during training, before the final ones
@@ -213,6 +220,40 @@ def fine_tune(config: FineTuneConfig, resume: bool = False, callbacks=()) -> dic
     run.write_json("results.json", results)
     run.append_metrics({"kind": "end", **{k: v for k, v in results.items() if np.isscalar(v)}})
     return results
+
+
+#: options a resumed run may change: where it runs, not what it computes
+RESUME_MAY_DIFFER = ("device", "runs_dir")
+
+
+def check_resume_config(config: FineTuneConfig, run_path: Path) -> None:
+    """A resumed run continues with the run's own ``config.json``; a differing option is an error naming it."""
+    stored = FineTuneConfig.from_dict(read_config(run_path)).to_dict()
+    given = config.to_dict()
+    differ = [f"{key} (the run has {stored.get(key)!r}, given {given.get(key)!r})"
+              for key in sorted(set(stored) | set(given))
+              if key not in RESUME_MAY_DIFFER and _normal(stored.get(key)) != _normal(given.get(key))]
+    if differ:
+        raise ValueError(f"cannot resume {run_path} with other options: {'; '.join(differ)}. "
+                         "Resume with the run's own config.json (--resume --run-name NAME, nothing else).")
+
+
+def _normal(value):
+    return json.loads(json.dumps(value, default=str))
+
+
+def _resume_point(strategy, model, run: RunFolder):
+    """Where a resumed run continues: ``(Trainer checkpoint or None, metrics lines to keep)``.
+
+    Half-written checkpoints (a kill while saving) are deleted first; a
+    strategy that keeps its own state (``mpop``) restores it and says how many
+    metrics lines it had.
+    """
+    run.discard_incomplete_checkpoints()
+    if not strategy.uses_trainer_checkpoints:
+        return None, strategy.restore(model, run) or 0
+    checkpoint = run.last_checkpoint()
+    return checkpoint, run.resume_point(checkpoint)
 
 
 def _heldout_results(config, heldout: dict | None) -> dict:

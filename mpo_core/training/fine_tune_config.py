@@ -6,6 +6,7 @@ from typing import Any, Mapping
 
 from ..data.glue import get_task
 from ..tensor.validation import check_choice, check_number, check_positive_int
+from ..runs.run_name import check_run_name
 from .method_config import MethodConfig
 from .strategies import method_config
 
@@ -95,6 +96,7 @@ class FineTuneConfig:
         check_choice("precision", self.precision, PRECISIONS)
         if self.run_name is None:
             self.run_name = f"{self.task}-{self.strategy}-seed{self.seed}"
+        check_run_name(self.run_name)
 
     def to_dict(self) -> dict:
         """JSON-ready; ``strategy_options`` as the dict of every option of the strategy."""

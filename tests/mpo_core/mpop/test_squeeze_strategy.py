@@ -1,5 +1,4 @@
 """``mpop`` and ``mpop_dir`` on the one training engine: the packaged model, a small real GLUE subset."""
-import json
 import math
 from pathlib import Path
 
@@ -12,7 +11,7 @@ from mpo_core.training.fine_tune import fine_tune, load_model_and_tokenizer, loa
 from mpo_core.training.fine_tune_config import FineTuneConfig
 from mpo_core.model.mpo_config import MPOConfig
 from mpo_core.runs.run_folder import read_metrics
-from mpo_core.mpop.strategy import STATE_FILE, make_mpop, make_mpop_dir
+from mpo_core.mpop.strategy import make_mpop, make_mpop_dir, read_accepted_state
 from mpo_core.training.strategies import get_strategy
 
 GLUE = Path(__file__).resolve().parents[4] / "shared" / "glue"
@@ -106,16 +105,20 @@ def test_interrupted_squeeze_resumes_from_its_last_accepted_step(tmp_path):
     with pytest.raises(KeyboardInterrupt):  # lfa 3 steps, cut 1 accepted at step 5, interrupted in cut 2
         fine_tune(config, callbacks=[Interrupt(6)])
     run = tmp_path / config.run_name
-    saved = json.loads((run / STATE_FILE).read_text())
-    assert saved["steps_accepted"] == 1 and saved["phase"] == "tune"
+    saved = read_accepted_state(run)  # weights and state in one file, committed by one rename
+    assert saved["state"]["steps_accepted"] == 1 and saved["state"]["phase"] == "tune" and saved["step"] == 5
     accepted_total = squeeze_events(run, "step")[0]["total_params"]
+    assert len(squeeze_events(run, "cut")) == 2  # cut 2 had started when the run was interrupted
     results = fine_tune(config, resume=True)
     assert results["squeeze"]["steps_accepted"] == 3
-    cuts = squeeze_events(run, "cut")  # cut 2 was interrupted before its evaluation, and redone
-    assert len(cuts) == 4 and cuts[2]["total_params"] == cuts[1]["total_params"] < accepted_total
+    cuts = squeeze_events(run, "cut")  # cut 2's records were rewound with its steps, and it was done again
+    assert len(cuts) == 3 and cuts[1]["total_params"] < accepted_total
     assert [s["squeeze_step"] for s in squeeze_events(run, "step")] == [1, 2, 3]
     records = read_metrics(run)
-    resumed = records[max(i for i, r in enumerate(records) if r["kind"] == "start"):]
+    assert [r["kind"] for r in records].count("start") == 1
+    steps = [r["step"] for r in records if r["kind"] == "train" and "loss" in r]
+    assert steps == sorted(set(steps)) and steps[-1] > 5  # every step once, numbered on after the resume
+    resumed = records[next(i for i, r in enumerate(records) if r["kind"] == "resume"):]
     rates = [r["learning_rate"] for r in resumed if "learning_rate" in r]
     assert rates and rates == pytest.approx([1e-4] * len(rates))  # the resumed squeeze keeps its constant rate
 

@@ -23,9 +23,19 @@ def test_a_torn_file_is_a_value_error_that_names_it(tmp_path):
     run = tmp_path / "torn"
     run.mkdir()
     (run / RESULTS_FILE).write_text('{"score": 0.5, "eval": {')  # a writer that died half way
-    for read in (lambda: read_run_results(run), lambda: read_results(tmp_path), lambda: read_json(run / RESULTS_FILE)):
+    for read in (lambda: read_run_results(run), lambda: read_json(run / RESULTS_FILE)):
         with pytest.raises(ValueError, match=f"{run / RESULTS_FILE}.*not valid JSON"):
             read()
+
+
+def test_a_listing_skips_a_torn_file_and_names_it(tmp_path):
+    (tmp_path / "torn").mkdir()
+    (tmp_path / "torn" / RESULTS_FILE).write_text('{"score": 0.5, "eval": {')
+    (tmp_path / "good").mkdir()
+    (tmp_path / "good" / RESULTS_FILE).write_text('{"score": 0.7}')
+    problems = []
+    assert read_results(tmp_path, problems) == [{"score": 0.7}]
+    assert len(problems) == 1 and str(tmp_path / "torn" / RESULTS_FILE) in problems[0]
 
 
 def test_a_missing_config_says_it_is_not_a_run_folder(tmp_path):
