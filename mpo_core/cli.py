@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 
 from .training.fine_tune_config import FineTuneConfig
@@ -13,10 +14,11 @@ RUN_COLUMNS = ("run_name", "task", "strategy", "metric", "score", "trainable_mil
 
 
 def _finetune_parser(sub) -> None:
-    p = sub.add_parser("finetune", help="fine-tune a model on a GLUE task with a strategy")
+    p = sub.add_parser("finetune", help="fine-tune a model on a GLUE task with a strategy", allow_abbrev=False)
     defaults = FineTuneConfig()
     p.add_argument("--task", help="cola, sst2, mrpc, stsb, qqp, mnli, qnli, rte or wnli (required without --config)")
-    p.add_argument("--config", help="a FineTuneConfig as JSON (e.g. a run's config.json); other options are ignored")
+    p.add_argument("--config", help="a FineTuneConfig as JSON (e.g. a run's config.json); takes no other options "
+                                    "but --resume")
     p.add_argument("--model", help="local model folder or hub name (default: the packaged MiniLM)")
     p.add_argument("--data-dir", help="local GLUE folder (default: $GLUE_DIR)")
     p.add_argument("--hub-data", action="store_true", help="load GLUE from the hub (needs network)")
@@ -59,7 +61,9 @@ def _finetune_parser(sub) -> None:
     p.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16", "fp16"))
     p.add_argument("--runs-dir", default=defaults.runs_dir)
     p.add_argument("--run-name")
-    p.add_argument("--resume", action="store_true", help="continue an interrupted run from its last checkpoint")
+    p.add_argument("--resume", action="store_true",
+                   help="continue an interrupted run (--run-name, --runs-dir) from its last complete checkpoint, "
+                        "with its own config.json; an option that differs from it is an error")
     p.add_argument("--no-save-model", dest="save_model", action="store_false",
                    help="do not save the final model to <run>/final_model")
 
@@ -76,20 +80,76 @@ def _step_size(text: str) -> int | float:
     return int(value) if value.is_integer() else value
 
 
-def config_from_args(args) -> FineTuneConfig:
-    if getattr(args, "config", None):
-        from pathlib import Path
+def config_from_args(args, given: set[str] | None = None) -> FineTuneConfig:
+    """The run's config from the parsed options.
 
-        return FineTuneConfig.from_dict(json.loads(Path(args.config).read_text()))
+    ``given``: the option names typed on the command line (``None``: all count as given). With
+    ``--config`` nothing else but ``--resume`` may be given; with ``--resume`` the run's own
+    ``config.json`` is the start and only the options given are laid over it (a difference is
+    then an error of :func:`~mpo_core.training.fine_tune.fine_tune`, naming it).
+    """
+    if getattr(args, "config", None):
+        extra = sorted((given or set()) - {"config", "resume"})
+        if extra:
+            raise ValueError(f"--config takes no other options (the file holds the whole run); "
+                             f"drop {', '.join(_flag(n) for n in extra)}.")
+        from .runs.run_folder import read_json
+
+        return FineTuneConfig.from_dict(read_json(args.config))
+    if getattr(args, "resume", False) and not args.task:
+        return _resumed_config(args, set(vars(args)) if given is None else given)
     if not args.task:
-        raise ValueError("give --task (or --config with a saved FineTuneConfig).")
-    options = {name: getattr(args, name) for name in STRATEGY_OPTIONS if getattr(args, name, None) is not None}
-    if args.groups:
+        raise ValueError("give --task (or --config with a saved FineTuneConfig, or --resume --run-name NAME).")
+    return FineTuneConfig(**_fields(args), strategy_options=_options(args))
+
+
+def _options(args, given=None) -> dict:
+    """The strategy flags (of those ``given``, default all) as the options of ``args.strategy``'s config."""
+    given = {*STRATEGY_OPTIONS, "groups"} if given is None else given
+    options = {name: getattr(args, name) for name in STRATEGY_OPTIONS
+               if name in given and getattr(args, name, None) is not None}
+    if "groups" in given and getattr(args, "groups", None):
         options["groups"] = tuple(args.groups.split(","))
-    options = _method_options(args.strategy, options)
-    fields = {k: v for k, v in vars(args).items()  # a strategy's flag (mpop's --heldout-examples) is its option
-              if k in FineTuneConfig.__dataclass_fields__ and k not in STRATEGY_OPTIONS}
-    return FineTuneConfig(**fields, strategy_options=options)
+    return _method_options(args.strategy, options)
+
+
+def _fields(args, names=None) -> dict:
+    """``FineTuneConfig`` fields from ``args`` (a strategy's flag, e.g. mpop's --heldout-examples, is its option)."""
+    names = FineTuneConfig.__dataclass_fields__ if names is None else names
+    return {k: v for k, v in vars(args).items()
+            if k in FineTuneConfig.__dataclass_fields__ and k in names and k not in STRATEGY_OPTIONS}
+
+
+def _resumed_config(args, given: set[str]) -> FineTuneConfig:
+    """``--resume --run-name NAME``: the run's ``config.json``, with the options given laid over it."""
+    from pathlib import Path
+
+    from .runs.run_folder import read_config
+    from .runs.run_name import check_run_name
+
+    if not args.run_name:
+        raise ValueError("--resume needs --run-name (and --runs-dir if the run is not under runs/).")
+    stored = read_config(Path(args.runs_dir) / check_run_name(args.run_name))
+    stored.update(_fields(args, given))
+    if "strategy" in given and args.strategy != stored.get("strategy"):
+        stored["strategy_options"] = _options(args, given)  # a differing strategy: the check names it
+    elif given & {*STRATEGY_OPTIONS, "groups"}:
+        args.strategy = stored.get("strategy")
+        options = stored.get("strategy_options", {})
+        for name, value in _options(args, given).items():  # mpo_config: only the groups given change
+            options[name] = {**options.get(name, {}), **value} if isinstance(value, dict) else value
+        stored["strategy_options"] = options
+    return FineTuneConfig.from_dict(stored)
+
+
+def _flag(name: str) -> str:
+    return FLAGS.get(name, "--" + name.replace("_", "-"))
+
+
+def given_options(parser: argparse.ArgumentParser, argv: list[str]) -> set[str]:
+    """The ``dest`` of every option typed in ``argv`` (abbreviations are off, so a flag is spelled out)."""
+    flags = {flag: action.dest for action in parser._actions for flag in action.option_strings}
+    return {flags[arg.split("=", 1)[0]] for arg in argv if arg.split("=", 1)[0] in flags}
 
 
 def _method_options(strategy: str, options: dict) -> dict:
@@ -110,13 +170,13 @@ def _method_options(strategy: str, options: dict) -> dict:
     return options
 
 
-def runs_table(runs_dir: str):
-    """Finished runs as a pandas table (one row per ``results.json``)."""
+def runs_table(runs_dir: str, problems: list | None = None):
+    """Finished runs as a pandas table (one row per ``results.json``; a torn one is skipped, named in ``problems``)."""
     import pandas as pd
 
     from .runs.run_folder import read_results
 
-    rows = [{c: r.get(c) for c in RUN_COLUMNS} for r in read_results(runs_dir)]
+    rows = [{c: r.get(c) for c in RUN_COLUMNS} for r in read_results(runs_dir, problems) if isinstance(r, dict)]
     return pd.DataFrame(rows, columns=list(RUN_COLUMNS))
 
 
@@ -137,13 +197,21 @@ def main(argv=None) -> int:
     reproduce.add_argument("--workers", type=int, default=1,
                            help="processes that share each GLUE grid (their runs are claimed with lock files)")
     reproduce.add_argument("--force", action="store_true", help="run again even if results are stored")
+    argv = sys.argv[1:] if argv is None else list(argv)
     args = parser.parse_args(argv)
     try:
         if args.command == "finetune":
+            from .runs.run_folder import is_main_process
             from .training.fine_tune import fine_tune
 
-            results = fine_tune(config_from_args(args), resume=args.resume)
-            print(json.dumps({k: results[k] for k in RUN_COLUMNS if k in results}, indent=1, default=str))
+            finetune = sub.choices["finetune"]
+            results = fine_tune(config_from_args(args, given_options(finetune, argv)), resume=args.resume)
+            if is_main_process():
+                print(json.dumps({k: results[k] for k in RUN_COLUMNS if k in results}, indent=1, default=str))
+            if results.get("diverged") is not None:
+                print(f"error: training diverged: the loss was not finite at step {results['diverged']}; "
+                      "the run stopped there (lower --learning-rate).", file=sys.stderr)
+                return 1
         elif args.command == "reproduce":
             from .reproduction.parallel import reproduce_all
 
@@ -151,10 +219,27 @@ def main(argv=None) -> int:
                 print(results.table.to_string(index=False))
                 print(results.describe())
         else:
-            table = runs_table(args.runs_dir)
+            problems = []
+            table = runs_table(args.runs_dir, problems)
+            for problem in problems:
+                print(f"warning: skipped {problem}", file=sys.stderr)
             print(table.to_json(orient="records", indent=1) if args.json else
                   (table.to_string(index=False) if len(table) else f"no finished runs in {args.runs_dir}"))
-    except (ValueError, FileNotFoundError, FileExistsError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+    except USER_ERRORS as exc:
+        if os.environ.get("MPO_TRACEBACK"):
+            raise
+        print(f"error: {_one_line(exc)}", file=sys.stderr)
         return 2
     return 0
+
+
+#: what a user's input can cause: bad values or types, files missing/unreadable/torn, memory for a size asked
+USER_ERRORS = (ValueError, TypeError, KeyError, OSError, MemoryError)
+
+
+def _one_line(exc: BaseException) -> str:
+    """The message of ``exc`` on one line (``MPO_TRACEBACK=1`` shows the traceback instead)."""
+    text = str(exc.args[0]) if isinstance(exc, KeyError) and exc.args else str(exc)
+    if isinstance(exc, MemoryError):
+        text = f"out of memory{': ' + text if text else ''}; ask for less (fewer examples, a smaller batch)"
+    return " ".join(text.split()) or type(exc).__name__

@@ -32,6 +32,7 @@ contacted when asked for with ``hub=True``.
 """
 from __future__ import annotations
 
+import math
 import os
 import re
 import warnings
@@ -426,7 +427,11 @@ def _read_columns(path: Path, wanted: Sequence[str], headerless: Sequence[str] |
     rows, skipped, positions, width = [], [], None, 0
     with open(path, "rb") as file:
         for line_no, raw in enumerate(file, start=1):
-            line = raw.decode("utf-8-sig").rstrip("\r\n")
+            try:
+                line = raw.decode("utf-8-sig").rstrip("\r\n")
+            except UnicodeDecodeError as exc:
+                raise ValueError(f"{path}:{line_no}: not UTF-8 text (byte {raw[exc.start]:#04x} at column "
+                                 f"{exc.start + 1}); GLUE files are UTF-8: re-save this file as UTF-8.") from None
             if not line:
                 continue
             fields = line.split("\t")
@@ -458,7 +463,7 @@ def _header(fields: list[str], wanted: Sequence[str], headerless: Sequence[str] 
 def _parse_label(task: GlueTask, raw: str, where: str):
     """Class id from a class name or id, or the float STS-B score."""
     try:
-        if task.is_regression:
+        if task.is_regression and math.isfinite(float(raw)):
             return float(raw)
         if raw in task.label2id:
             return task.label2id[raw]

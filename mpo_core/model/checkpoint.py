@@ -43,7 +43,16 @@ def _describe(module: MPOLinear | MPOEmbedding) -> dict:
 
 
 def save_mpo_model(model: nn.Module, path: str | Path) -> Path:
-    """``model.save_pretrained(path)`` (safetensors) plus ``mpo_layers.json``."""
+    """``model.save_pretrained(path)`` (safetensors) plus ``mpo_layers.json``.
+
+    Raises
+    ------
+    TypeError
+        For a module without ``save_pretrained`` (a bare layer: save its ``state_dict`` with safetensors).
+    """
+    if not callable(getattr(model, "save_pretrained", None)):
+        raise TypeError(f"save_mpo_model saves a transformers model (with save_pretrained), got a "
+                        f"{type(model).__name__}; save a bare layer's state_dict with safetensors.torch.save_file.")
     path = Path(path)
     model.save_pretrained(path, safe_serialization=True)
     layers = {name: _describe(m) for name, m in mpo_modules(model).items()}

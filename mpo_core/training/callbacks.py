@@ -1,6 +1,7 @@
 """Trainer callbacks of the training engine (no forks of the loop)."""
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 from transformers import TrainerCallback
@@ -56,4 +57,25 @@ class CompleteCheckpointCallback(TrainerCallback):
             folder = Path(args.output_dir) / f"{PREFIX_CHECKPOINT_DIR}-{state.global_step}"
             if folder.is_dir():
                 self.run.mark_checkpoint_complete(folder, state.global_step)
+        return control
+
+
+class DivergenceCallback(TrainerCallback):
+    """Stop training once the training loss is not finite (NaN/Inf: e.g. a learning rate far too high).
+
+    ``step`` is then the step it was seen at; the run still writes its results
+    (with ``diverged`` set), and the command line exits with an error.
+    """
+
+    def __init__(self, run: RunFolder):
+        self.run = run
+        self.step: int | None = None
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        loss = (logs or {}).get("loss")
+        if loss is not None and not math.isfinite(loss) and self.step is None:
+            self.step = self.run.step(state.global_step)
+            control.should_training_stop = True
+            if state.is_world_process_zero:
+                self.run.append_metrics({"kind": "diverged", "step": self.step})
         return control

@@ -34,7 +34,7 @@ from ..runs.run_folder import CHECKPOINTS, FINAL_MODEL, STOP_FILE, RunFolder, is
 from .strategies import get_strategy
 from .strategy import HELDOUT
 from ..model.surgery import mpo_modules
-from .callbacks import CompleteCheckpointCallback, MetricsStreamCallback, StopFileCallback
+from .callbacks import CompleteCheckpointCallback, DivergenceCallback, MetricsStreamCallback, StopFileCallback
 
 
 def resolve_device(device: str) -> str:
@@ -114,6 +114,7 @@ def training_arguments(config: FineTuneConfig, run: RunFolder, device: str, prec
         seed=config.seed, data_seed=config.seed, report_to="none",
         use_cpu=device == "cpu", bf16=precision == "bf16", fp16=precision == "fp16",
         dataloader_num_workers=0, lr_scheduler_type=config.lr_scheduler_type,
+        logging_nan_inf_filter=False,  # a NaN loss is logged as NaN: DivergenceCallback stops the run
     )
     arguments.update(overrides or {})
     return TrainingArguments(**arguments)
@@ -190,13 +191,14 @@ def fine_tune(config: FineTuneConfig, resume: bool = False, callbacks=()) -> dic
         run.rewind_metrics(rewind)  # what came after the resume point is done again: logged once
     if run.writer:  # a resumed run was asked to stop before, not now
         (run.path / STOP_FILE).unlink(missing_ok=True)
+    divergence = DivergenceCallback(run)
     trainer = engine_trainer(
         strategy, model=model, args=training_arguments(config, run, device, precision, strategy.training_overrides()),
         train_dataset=data.train, eval_dataset={HELDOUT: data.heldout} if data.heldout is not None else data.dev,
         processing_class=tokenizer, data_collator=DataCollatorWithPadding(tokenizer),
         compute_metrics=_metrics_function(config.task),
         callbacks=[MetricsStreamCallback(run, model), StopFileCallback(run), CompleteCheckpointCallback(run),
-                   *strategy.callbacks(run), *callbacks],
+                   divergence, *strategy.callbacks(run), *callbacks],
     )
     resumed = resume and run.metrics_lines() > 0  # else nothing was kept: the run starts over
     run.append_metrics({"kind": "resume" if resumed else "start", "device": device, "precision": precision,
@@ -215,7 +217,7 @@ def fine_tune(config: FineTuneConfig, resume: bool = False, callbacks=()) -> dic
         tokenizer.save_pretrained(run.path / FINAL_MODEL)
     results = _results(config, trainer.model, final, seconds, device, precision, data)
     results.update(_heldout_results(config, heldout), curve=learning_curve(history, config.task),
-                   global_step=trainer.state.global_step, weight_change=relative_change(pretrained, trainer.model))
+                   global_step=trainer.state.global_step, diverged=divergence.step, weight_change=relative_change(pretrained, trainer.model))
     results.update(strategy.results())
     run.write_json("results.json", results)
     run.append_metrics({"kind": "end", **{k: v for k, v in results.items() if np.isscalar(v)}})

@@ -87,8 +87,21 @@ class FineTuneConfig:
                 check_positive_int(name, getattr(self, name))
         self.heldout_examples = check_positive_int("heldout_examples", self.heldout_examples, minimum=0)
         self.learning_rate = check_number("learning_rate", self.learning_rate, minimum=0)
+        self.weight_decay = check_number("weight_decay", self.weight_decay, minimum=0, strict=False)
+        self.epochs = check_number("epochs", self.epochs, minimum=0, strict=False)
+        self.max_steps = check_positive_int("max_steps", self.max_steps, minimum=-1)
+        self.warmup_steps = check_positive_int("warmup_steps", self.warmup_steps, minimum=0)
+        self.seed = check_positive_int("seed", self.seed, minimum=0)
         if self.max_steps <= 0 and not self.epochs > 0:
             raise ValueError("give epochs > 0 or max_steps > 0.")
+        for name in ("hub_data", "save_model"):
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(f"{name} must be true or false, got {getattr(self, name)!r}.")
+        for name in ("model", "data_dir", "runs_dir", "run_name"):
+            value = getattr(self, name)
+            if not (value is None or isinstance(value, str)) or (name == "runs_dir" and not value):
+                raise ValueError(f"{name} must be a {'non-empty ' if name == 'runs_dir' else ''}string"
+                                 f"{'' if name == 'runs_dir' else ' or null'}, got {value!r}.")
         from transformers import SchedulerType
 
         check_choice("lr_scheduler_type", self.lr_scheduler_type, [t.value for t in SchedulerType])
@@ -107,6 +120,8 @@ class FineTuneConfig:
     @classmethod
     def from_dict(cls, data: dict) -> "FineTuneConfig":
         """The inverse of :meth:`to_dict` (e.g. a run's ``config.json``); unknown keys are an error."""
+        if not isinstance(data, Mapping):
+            raise ValueError(f"a FineTuneConfig must be a JSON object of its fields, got {type(data).__name__}.")
         unknown = sorted(set(data) - set(cls.__dataclass_fields__))
         if unknown:
             raise ValueError(f"unknown FineTuneConfig fields {unknown}.")

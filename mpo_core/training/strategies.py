@@ -75,6 +75,9 @@ def method_config(name: str, options: MethodConfig | Mapping[str, Any] | None = 
         if type(options) is not config_class:
             raise ValueError(f"strategy {name!r} takes a {config_class.__name__}, got a {type(options).__name__}.")
         return options
+    if options is not None and not isinstance(options, Mapping):
+        raise ValueError(f"the options of strategy {name!r} must be a JSON object / dict of "
+                         f"{config_class.__name__} fields, got {type(options).__name__}.")
     return config_class.from_dict(options)
 
 
