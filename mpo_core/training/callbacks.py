@@ -28,14 +28,30 @@ class StopFileCallback(TrainerCallback):
     """End training cleanly once the run folder holds a ``STOP`` file (e.g. from a dashboard's stop button).
 
     The Trainer then finishes as after its last step: strategies' end-of-training
-    hooks run, the final evaluation and ``results.json`` are written.
+    hooks run, the final evaluation and ``results.json`` are written. Under
+    torchrun every rank stops at the same step: rank 0 looks at the file and
+    the others learn its answer (one tiny ``all_reduce`` per step), else a rank
+    that saw the file a step earlier would leave the others waiting in a collective.
     """
 
     def __init__(self, run: RunFolder):
         self.run = run
 
+    def _requested(self, args) -> bool:
+        requested = self.run.stop_requested() if self.run.writer else False
+        if args.world_size <= 1:
+            return requested
+        import torch
+        import torch.distributed as dist
+
+        if not (dist.is_available() and dist.is_initialized()):
+            return requested
+        flag = torch.tensor([1.0 if requested else 0.0], device=args.device)
+        dist.all_reduce(flag, op=dist.ReduceOp.MAX)
+        return bool(flag.item())
+
     def on_step_end(self, args, state, control, **kwargs):
-        if self.run.stop_requested() and not control.should_training_stop:
+        if self._requested(args) and not control.should_training_stop:
             control.should_training_stop = True
             if state.is_world_process_zero:
                 self.run.append_metrics({"kind": "stop_requested", "step": self.run.step(state.global_step)})
