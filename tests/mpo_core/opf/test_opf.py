@@ -198,6 +198,9 @@ def test_static_fine_tuning_trains_the_grown_tensors_and_merges_back(tmp_path):
     assert results["total_params"] == opf["total_params_after_merge"] == opf["total_params_before"]
     assert results["bond_dims"] == {} and results["score"] is not None
     assert set(opf["matrix_growth"].values()) == {4.0}
+    with pytest.raises(FileExistsError, match="has finished"):
+        fine_tune(config, resume=True)
+    (tmp_path / config.run_name / "results.json").unlink()  # as if it had been killed before the end
     with pytest.raises(ValueError, match="cannot be resumed"):
         fine_tune(config, resume=True)
 
