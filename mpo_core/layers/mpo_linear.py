@@ -5,18 +5,21 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from ..tensor.chain_plan import ChainPlan, plan_flops, sweep_matmul
 from ..tensor.compress import compress_matrix
-from ..tensor.contraction import chain_flops, chain_matmul, reconstruction_flops
 from ..tensor.mpo import MPO
 from .mpo_module import MPOModule
+from .path_choice import PathChoice, choose_plan
 
 
 class MPOLinear(MPOModule):
     """``y = x W^T + b`` with ``W`` held as local tensors ``T_k[d_{k-1}, i_k, j_k, d_k]``.
 
-    Two forward paths give the same result: rebuild ``W`` then one dense
-    matmul (``"dense"``), or push ``x`` through the chain (``"chain"``);
-    ``"auto"`` picks the one with fewer flops for the batch at hand.
+    Every contraction plan (:mod:`~mpo_core.tensor.chain_plan`) gives the same
+    result: rebuild ``W`` then one dense matmul (``"dense"``), push ``x``
+    through the unmerged chain (``"chain"``), or merge some neighbouring
+    tensors first; ``"auto"`` picks the fastest for the batch at hand on this
+    machine (:mod:`~mpo_core.layers.path_choice`).
     """
 
     def __init__(self, mpo: MPO, bias: torch.Tensor | None = None, forward_mode: str = "auto"):
@@ -65,19 +68,27 @@ class MPOLinear(MPOModule):
                 linear.bias.copy_(self.bias)
         return linear
 
+    def path_for(self, tokens: int) -> PathChoice:
+        """The contraction plan a forward of ``tokens`` rows runs now (the grad mode counts)."""
+        n = self.shape.n
+        if self.forward_mode == "dense":
+            return PathChoice(ChainPlan.dense(n), "forward_mode")
+        if self.forward_mode == "chain":
+            plans = (ChainPlan.chain(n), ChainPlan.chain(n, reverse=True))
+            return PathChoice(min(plans, key=lambda p: plan_flops(tokens, self.shape, self.bond_dims, p)), "forward_mode")
+        training = torch.is_grad_enabled() and any(t.requires_grad for t in self.tensors)
+        kept = not torch.is_grad_enabled() and self.inference_memory == "fast"
+        return choose_plan(list(self.tensors), self.shape, self.center, tokens, training, kept)
+
     def uses_chain(self, batch: int) -> bool:
-        """Whether the chain path is cheaper than rebuild-then-dense for ``batch`` rows."""
-        if self.forward_mode != "auto":
-            return self.forward_mode == "chain"
-        dims = self.bond_dims
-        dense = reconstruction_flops(self.shape, dims, self.center) + 2 * batch * self.in_features * self.out_features
-        return chain_flops(batch, self.shape, dims) < dense
+        """Whether a forward of ``batch`` rows goes through the chain rather than the rebuilt matrix."""
+        return not self.path_for(batch).plan.is_dense
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.shape[-1] != self.in_features:
             raise ValueError(f"expected input with last dim {self.in_features}, got {tuple(x.shape)}.")
-        tensors = list(self.tensors)
-        if self.uses_chain(x.numel() // self.in_features):
-            y = chain_matmul(x, tensors, self.shape)
-            return y if self.bias is None else y + self.bias
-        return F.linear(x, self.dense_weight(), self.bias)
+        plan = self.path_for(x.numel() // self.in_features).plan
+        if plan.is_dense:
+            return F.linear(x, self.dense_weight(), self.bias)
+        y = sweep_matmul(x, self.merged_tensors(plan), self.shape, plan)  # (..., out_features)
+        return y if self.bias is None else y + self.bias

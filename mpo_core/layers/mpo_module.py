@@ -5,11 +5,16 @@ import torch
 from torch import nn
 
 from ..tensor.canonical import canonicalize
+from ..tensor.chain_plan import ChainPlan, merge_plan
 from ..tensor.contraction import contract_to_matrix
 from ..tensor.mpo import MPO
 from ..tensor.truncation import Truncation, truncate
 
 FORWARD_MODES = ("auto", "dense", "chain")
+# Without autograd (evaluation, inference): "fast" keeps what a forward rebuilt (the dense matrix, a plan's
+# merged tensors) until the tensors change; "compact" keeps nothing larger than the MPO's own tensors, so a
+# compressed model holds its compressed size (the dense path then rebuilds its matrix per call).
+INFERENCE_MEMORY = ("fast", "compact")
 
 
 class MPOModule(nn.Module):
@@ -23,7 +28,9 @@ class MPOModule(nn.Module):
         self.center = mpo.center
         self.forward_mode = forward_mode
         self.tensors = nn.ParameterList(nn.Parameter(t.detach().clone()) for t in mpo.tensors)
+        self.inference_memory = "fast"
         self._cached_weight: tuple[tuple, torch.Tensor] | None = None
+        self._cached_merged: tuple[ChainPlan, tuple, list[torch.Tensor]] | None = None
 
     @property
     def central_tensor(self) -> nn.Parameter:
@@ -56,12 +63,40 @@ class MPOModule(nn.Module):
         cache key holds each tensor's identity and in-place version counter,
         so an optimizer step (or any edit) invalidates it.
         """
-        if torch.is_grad_enabled():
+        if torch.is_grad_enabled() or self.inference_memory != "fast":
             self._cached_weight = None
             return self.weight
         if not self.has_cached_weight():
             self._cached_weight = (self._cache_key(), self.weight)
         return self._cached_weight[1]
+
+    def merged_tensors(self, plan: ChainPlan) -> list[torch.Tensor]:
+        """The plan's merged tensors (:func:`~mpo_core.tensor.chain_plan.merge_plan`); kept like :meth:`dense_weight`.
+
+        With ``inference_memory="compact"`` they are kept only when no larger than the MPO's own tensors.
+        """
+        if torch.is_grad_enabled():
+            self._cached_merged = None
+            return merge_plan(list(self.tensors), plan)
+        key = self._cache_key()
+        if self._cached_merged is not None and self._cached_merged[:2] == (plan, key):
+            return self._cached_merged[2]
+        merged = merge_plan(list(self.tensors), plan)
+        small = sum(t.numel() for t in merged) <= sum(t.numel() for t in self.tensors)
+        self._cached_merged = (plan, key, merged) if self.inference_memory == "fast" or small else None
+        return merged
+
+    def set_inference_memory(self, mode: str) -> "MPOModule":
+        """``"fast"`` or ``"compact"`` (see :data:`INFERENCE_MEMORY`); dropping what compact would not keep."""
+        if mode not in INFERENCE_MEMORY:
+            raise ValueError(f"inference_memory must be one of {INFERENCE_MEMORY}, got {mode!r}.")
+        self.inference_memory = mode
+        if mode == "compact":
+            self._cached_weight = None
+            if self._cached_merged is not None and sum(t.numel() for t in self._cached_merged[2]) > sum(
+                    t.numel() for t in self.tensors):
+                self._cached_merged = None
+        return self
 
     def _cache_key(self) -> tuple:
         return tuple((t.data_ptr(), t._version, t.device, t.dtype) for t in self.tensors)
@@ -88,6 +123,7 @@ class MPOModule(nn.Module):
         for param, value in zip(self.tensors, tensors):
             param.data = value.detach().to(device=param.device, dtype=param.dtype).clone()
         self._cached_weight = None
+        self._cached_merged = None
         return self
 
     def truncate_(self, bond_dims) -> Truncation:

@@ -11,6 +11,7 @@ from typing import Sequence
 
 import torch
 
+from .chain_plan import ChainPlan, plan_flops, plan_matmul
 from .shape import MPOShape
 
 Tensors = Sequence[torch.Tensor]
@@ -90,35 +91,25 @@ def reconstruction_flops(shape: MPOShape, bond_dims: Sequence[int], center: int 
 def chain_matmul(x: torch.Tensor, tensors: Tensors, shape: MPOShape) -> torch.Tensor:
     """``x @ W.T`` for ``x`` of shape ``(..., in_features)`` without building ``W``.
 
-    The input is pushed through the chain from the last tensor to the first;
-    the state carries ``(B * J_<k, j_k, I_>k, d_k)``.
+    The unmerged chain, swept from whichever end costs fewer flops
+    (:func:`~mpo_core.tensor.chain_plan.sweep_matmul`: one product and one
+    permute per local tensor, tokens in cache-sized chunks).
     """
-    lead = x.shape[:-1]
-    x = x.reshape(-1, x.shape[-1])
-    padded_in = shape.padded_shape[1]
-    if padded_in != shape.in_features:
-        x = torch.nn.functional.pad(x, (0, padded_in - shape.in_features))
-    batch, n = x.shape[0], shape.n
-    j_last = shape.in_factors[-1]
-    state = x.reshape(-1, j_last, 1, 1)  # (B J_<n-1, j_{n-1}, I_>n-1 = 1, d_{n-1} = 1)
-    for k in range(n - 1, -1, -1):
-        out = torch.einsum("mjrd,pijd->mirp", state, tensors[k])  # (B J_<k, i_k, I_>k, d_{k-1})
-        m, i, r, p = out.shape
-        j_prev = shape.in_factors[k - 1] if k > 0 else 1
-        state = out.reshape(m // j_prev, j_prev, i * r, p)  # (B J_<k-1, j_{k-1}, I_>=k, d_{k-1})
-    y = state.reshape(batch, shape.padded_shape[0])[:, : shape.out_features]
-    return y.reshape(*lead, shape.out_features)
+    return plan_matmul(x, tensors, shape, cheaper_chain(shape, _bonds(tensors)[1:-1], x.numel() // x.shape[-1]))
+
+
+def cheaper_chain(shape: MPOShape, bond_dims: Sequence[int], batch: int) -> ChainPlan:
+    """The unmerged chain's plan from the end that costs fewer flops for ``batch`` rows."""
+    plans = (ChainPlan.chain(shape.n), ChainPlan.chain(shape.n, reverse=True))
+    return min(plans, key=lambda p: plan_flops(max(batch, 1), shape, bond_dims, p))
 
 
 def chain_flops(batch: int, shape: MPOShape, bond_dims: Sequence[int]) -> int:
-    """Multiply-add count (x2) of :func:`chain_matmul` for ``batch`` input rows."""
-    d = (1, *bond_dims, 1)
-    flops = 0
-    for k in range(shape.n):
-        j_before = math.prod(shape.in_factors[:k])
-        i_after = math.prod(shape.out_factors[k + 1 :])
-        flops += 2 * batch * j_before * shape.in_factors[k] * i_after * d[k + 1] * shape.out_factors[k] * d[k]
-    return flops
+    """Multiply-add count (x2) of :func:`chain_matmul` for ``batch`` input rows.
+
+    From the cheaper end; from the last tensor it is ``sum_k 2 B J_<=k I_>=k d_{k-1} d_k``.
+    """
+    return plan_flops(batch, shape, bond_dims, cheaper_chain(shape, bond_dims, batch))
 
 
 def row_digits(rows: torch.Tensor, out_factors: Sequence[int]) -> list[torch.Tensor]:

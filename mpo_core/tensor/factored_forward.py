@@ -40,7 +40,8 @@ from typing import Sequence
 
 import torch
 
-from .contraction import chain_flops, chain_matmul
+from .chain_plan import peak_state
+from .contraction import chain_flops, chain_matmul, cheaper_chain
 from .shape import MPOShape
 
 Tensors = Sequence[torch.Tensor]
@@ -97,10 +98,8 @@ def mpo_flops(batch: int, shape: MPOShape, bond_dims: Sequence[int]) -> int:
 
 
 def mpo_peak_elements(shape: MPOShape, bond_dims: Sequence[int]) -> int:
-    """Largest state of :func:`mpo_matmul` per token: ``max_k J_<k I_>=k d_{k-1}`` (or the padded input)."""
-    d = (1, *bond_dims, 1)
-    return max(math.prod(shape.padded_shape[1:]),
-               *(math.prod(shape.in_factors[:k]) * math.prod(shape.out_factors[k:]) * d[k] for k in range(shape.n)))
+    """Largest state of :func:`mpo_matmul` per token (the padded input included)."""
+    return peak_state(shape, bond_dims, cheaper_chain(shape, bond_dims, 1))
 
 
 # --------------------------------------------------------------------------- shared

@@ -115,9 +115,11 @@ def test_flop_counts_follow_the_closed_forms():
     assert tucker_flops(1, shape, (1, 1, 1)) == 2 * (shape.local_dims[0] + per_token)
     assert svd_flops(10, 48, 40, 3) == 2 * 10 * 3 * 88
     assert dense_flops(10, 48, 40) == 2 * 10 * 48 * 40
-    # the chain runs right to left: J_<=k I_>=k d_{k-1} d_k per step
-    chain = j[0] * i[0] * i[1] * i[2] * 2 + j[0] * j[1] * i[1] * i[2] * 6 + j[0] * j[1] * j[2] * i[2] * 3
-    assert mpo_flops(10, shape, (2, 3)) == 2 * 10 * chain
+    # the chain runs from its cheaper end: J_<=k I_>=k d_{k-1} d_k per step from the right, J_>=k I_<=k from the left
+    from_right = j[0] * i[0] * i[1] * i[2] * 2 + j[0] * j[1] * i[1] * i[2] * 6 + j[0] * j[1] * j[2] * i[2] * 3
+    from_left = j[0] * j[1] * j[2] * i[0] * 2 + j[1] * j[2] * i[0] * i[1] * 6 + j[2] * i[0] * i[1] * i[2] * 3
+    assert from_left != from_right
+    assert mpo_flops(10, shape, (2, 3)) == 2 * 10 * min(from_left, from_right)
     assert cp_peak_elements(shape, 2) == 2 * max(i[0] * j[1] * j[2], i[0] * i[1] * j[2], math.prod(i))
     assert tucker_peak_elements(shape, (2, 3, 4)) == max(i[0] * j[1] * j[2] * 12, i[0] * i[1] * j[2] * 4, math.prod(i))
 
