@@ -37,6 +37,8 @@ from .tensor.contraction import chain_matmul, contract_to_matrix, gather_rows
 from .tensor.decomposition import decompose, sequential_svd
 from .tensor.entropy import entanglement_entropy, entropy_of_spectrum
 from .layers import MPOEmbedding, MPOLinear
+from .layers.mpo_module import set_inference_memory
+from .tensor.chain_plan import ChainPlan, plan_matmul
 from .opf.growth import growth_of, plan_growth_factors
 from .data.glue import GLUE_TASKS, GlueSplit, GlueTask, get_task, glue_file, load_glue_split, subset_indices, tokenize_split
 from .tensor.mpo import MPO
@@ -85,7 +87,7 @@ __all__ = [
     "local_truncation_errors", "truncation_error_bound", "frobenius_error",
     "compression_ratio", "num_params", "parameter_split", "clip_bond_dims",
     "entanglement_entropy", "entropy_of_spectrum",
-    "contract_to_matrix", "chain_matmul", "gather_rows",
+    "contract_to_matrix", "chain_matmul", "gather_rows", "ChainPlan", "plan_matmul", "set_inference_memory",
     "default_model_path", "list_weight_matrices", "load_weight_matrix",
     "MPOConfig", "apply_mpo", "merge_mpo", "mpo_modules", "Replacement",
     "count_parameters", "ParameterCount", "save_mpo_model", "load_mpo_model",

@@ -19,6 +19,8 @@ CPU = ("--device", "cpu")
     ("bench_methods.py", CPU, ("1. mpop (LFA + dimension squeezing)", "2. opf (", "3. opf merged model")),
     ("bench_dashboard.py", (), ("1. Slider on Decompose", "2. First load of every page")),
     ("bench_allocation.py", (), ("1. Word embedding", "2. Every other 2-D weight", "3. Time per allocation")),
+    ("bench_contraction.py", CPU, ("1. Big matrix", "2. MiniLM layer-0 matrices", "3. forward_mode='auto'")),
+    ("bench_inference.py", (), ("1. Compressed MiniLM",)),
 ])
 def test_benchmark_quick_mode_runs(script, options, headings):
     result = subprocess.run(

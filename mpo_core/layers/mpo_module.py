@@ -143,3 +143,11 @@ class MPOModule(nn.Module):
             f"{s.out_features}x{s.in_features}, out_factors={s.out_factors}, in_factors={s.in_factors}, "
             f"bond_dims={self.bond_dims}, center={self.center}, forward_mode={self.forward_mode!r}"
         )
+
+
+def set_inference_memory(model: nn.Module, mode: str) -> int:
+    """Set ``inference_memory`` (``"fast"`` / ``"compact"``) on every MPO layer of ``model``; how many there are."""
+    layers = [m for m in model.modules() if isinstance(m, MPOModule)]
+    for layer in layers:
+        layer.set_inference_memory(mode)
+    return len(layers)

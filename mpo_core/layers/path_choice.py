@@ -124,25 +124,31 @@ def _choose(tensors, shape: MPOShape, center: int, key: PathKey, tokens: int) ->
     dense_flops = 2 * tokens * shape.out_features * shape.in_features
     if len(plans) == 1 or dense_flops < TIMING_MIN_FLOPS or os.environ.get("MPO_PATH_CHOICE") == "flops":
         return PathChoice(plans[0], "flops")
-    seconds = tuple((str(p), _time_plan(tensors, shape, center, p, tokens, key)) for p in plans)
-    best = min(range(len(plans)), key=lambda i: seconds[i][1])
-    return PathChoice(plans[best], "timed", seconds)
+    times = _time_plans(tensors, shape, center, plans, tokens, key)
+    best = min(range(len(plans)), key=times.__getitem__)
+    return PathChoice(plans[best], "timed", tuple((str(p), t) for p, t in zip(plans, times)))
 
 
-def _time_plan(tensors, shape: MPOShape, center: int, plan: ChainPlan, tokens: int, key: PathKey) -> float:
-    """Fastest of :data:`REPEATS` runs (after a warm-up) of ``plan`` on random input, in the key's mode."""
+def _time_plans(tensors, shape: MPOShape, center: int, plans, tokens: int, key: PathKey) -> list[float]:
+    """Per plan, its fastest of :data:`REPEATS` runs on random input in the key's mode.
+
+    Rounds interleave the plans (one run of each per round, after a warm-up round), so a change in the
+    machine's load during the measurement reaches every candidate alike.
+    """
     like = tensors[0]
     x = torch.randn(tokens, shape.in_features, device=like.device, dtype=like.dtype, requires_grad=key.training)
     params = [t.detach().clone().requires_grad_(t.requires_grad and key.training) for t in tensors]
-    run = _runner(x, params, shape, center, plan, key)
-    run()
-    best = math.inf
-    for _ in range(REPEATS):
-        _sync(like)
-        start = time.perf_counter()
+    runs = [_runner(x, params, shape, center, plan, key) for plan in plans]
+    for run in runs:
         run()
-        _sync(like)
-        best = min(best, time.perf_counter() - start)
+    best = [math.inf] * len(runs)
+    for _ in range(REPEATS):
+        for i, run in enumerate(runs):
+            _sync(like)
+            start = time.perf_counter()
+            run()
+            _sync(like)
+            best[i] = min(best[i], time.perf_counter() - start)
     return best
 
 
