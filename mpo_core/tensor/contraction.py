@@ -11,7 +11,7 @@ from typing import Sequence
 
 import torch
 
-from .chain_plan import ChainPlan, plan_flops, plan_matmul
+from .chain_plan import ChainPlan, merge_group, plan_flops, plan_matmul
 from .shape import MPOShape
 
 Tensors = Sequence[torch.Tensor]
@@ -58,13 +58,29 @@ def contract_to_tensor(tensors: Tensors, center: int) -> torch.Tensor:
 
 
 def contract_to_matrix(tensors: Tensors, shape: MPOShape, center: int | None = None) -> torch.Tensor:
-    """Rebuild the ``(out_features, in_features)`` matrix of an MPO (Eq. (1))."""
+    """Rebuild the ``(out_features, in_features)`` matrix of an MPO (Eq. (1)).
+
+    Each side of the central tensor is merged with its output and input
+    digits kept apart (``L[I_L, J_L, d]``, ``R[d', I_R, J_R]``: small blocks),
+    then two products with the central tensor give ``(I_L, J_L, i_c, j_c,
+    I_R, J_R)`` and one 6-way permute orders the matrix, instead of a
+    2n-way permute of interleaved digits (about 10x slower for n = 5).
+    """
     center = shape.center if center is None else center
-    flat = contract_to_tensor(tensors, center)
-    n = shape.n
-    pairs = [f for k in range(n) for f in (shape.out_factors[k], shape.in_factors[k])]
-    order = list(range(0, 2 * n, 2)) + list(range(1, 2 * n, 2))
-    matrix = flat.reshape(pairs).permute(order).reshape(shape.padded_shape)
+    core = tensors[center]
+    d_left, i_c, j_c, d_right = core.shape
+    i_l, j_l, i_r, j_r = 1, 1, 1, 1
+    core = core.reshape(d_left, i_c * j_c * d_right)
+    if center > 0:
+        left = merge_group(tensors[:center])  # (1, I_L, J_L, d_{c-1})
+        i_l, j_l = left.shape[1:3]
+        core = left.reshape(i_l * j_l, d_left) @ core  # (I_L J_L, i_c j_c d_c)
+    core = core.reshape(-1, d_right)
+    if center < len(tensors) - 1:
+        right = merge_group(tensors[center + 1:])  # (d_c, I_R, J_R, 1)
+        i_r, j_r = right.shape[1:3]
+        core = core @ right.reshape(d_right, i_r * j_r)  # (I_L J_L i_c j_c, I_R J_R)
+    matrix = core.reshape(i_l, j_l, i_c, j_c, i_r, j_r).permute(0, 2, 4, 1, 3, 5).reshape(shape.padded_shape)
     return matrix[: shape.out_features, : shape.in_features]
 
 
