@@ -1,4 +1,4 @@
-"""Command line: ``python -m mpo_core finetune ...`` and ``python -m mpo_core runs``."""
+"""Command line: ``python -m mpo_core finetune ...``, ``predict``, ``runs`` and ``reproduce``."""
 from __future__ import annotations
 
 import argparse
@@ -66,6 +66,21 @@ def _finetune_parser(sub) -> None:
                         "with its own config.json; an option that differs from it is an error")
     p.add_argument("--no-save-model", dest="save_model", action="store_false",
                    help="do not save the final model to <run>/final_model")
+    p.add_argument("--save-adapter", action="store_true",
+                   help="also save what trained as a task adapter to <run>/adapter (a few MB for LFA; "
+                        "evaluate it with: python -m mpo_core predict --adapter DIR)")
+
+
+def _predict_parser(sub) -> None:
+    p = sub.add_parser("predict", help="score a task adapter on its base model, on the task's dev set",
+                       allow_abbrev=False)
+    p.add_argument("--adapter", required=True, help="an adapter folder (a run's adapter/)")
+    p.add_argument("--task", help="the task (default: the adapter's; another is an error)")
+    p.add_argument("--data-dir", help="local GLUE folder (default: $GLUE_DIR)")
+    p.add_argument("--base", help="the base model folder or hub name (default: the one the adapter records)")
+    p.add_argument("--max-eval-examples", type=int, help="a seeded subset of the dev set")
+    p.add_argument("--max-length", type=int, default=128)
+    p.add_argument("--batch-size", type=int, default=128)
 
 
 STRATEGY_OPTIONS = ("k", "compression_ratio", "delta", "squeeze_steps", "step_size", "step_unit", "target_size",
@@ -184,6 +199,7 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m mpo_core", description="MPO compression and fine-tuning")
     sub = parser.add_subparsers(dest="command", required=True)
     _finetune_parser(sub)
+    _predict_parser(sub)
     runs = sub.add_parser("runs", help="list finished runs as a table")
     runs.add_argument("--runs-dir", default="runs")
     runs.add_argument("--json", action="store_true", help="print JSON instead of a table")
@@ -212,6 +228,17 @@ def main(argv=None) -> int:
                 print(f"error: training diverged: the loss was not finite at step {results['diverged']}; "
                       "the run stopped there (lower --learning-rate).", file=sys.stderr)
                 return 1
+        elif args.command == "predict":
+            from .runs.adapter import evaluate_adapter
+            from .tensor.validation import check_positive_int
+
+            for name in ("max_eval_examples", "max_length", "batch_size"):
+                if getattr(args, name) is not None:
+                    check_positive_int(name, getattr(args, name))
+            scores = evaluate_adapter(args.adapter, args.data_dir, task=args.task, base=args.base,
+                                      max_eval_examples=args.max_eval_examples, max_length=args.max_length,
+                                      batch_size=args.batch_size)
+            print(json.dumps(scores, indent=1, default=str))
         elif args.command == "reproduce":
             from .reproduction.parallel import reproduce_all
 

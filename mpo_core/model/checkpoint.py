@@ -25,7 +25,7 @@ from .surgery import replace_module, mpo_modules
 LAYERS_FILE = "mpo_layers.json"
 
 
-def _describe(module: MPOLinear | MPOEmbedding) -> dict:
+def describe_layer(module: MPOLinear | MPOEmbedding) -> dict:
     s = module.shape
     entry = {
         "kind": "embedding" if isinstance(module, MPOEmbedding) else "linear",
@@ -55,7 +55,7 @@ def save_mpo_model(model: nn.Module, path: str | Path) -> Path:
                         f"{type(model).__name__}; save a bare layer's state_dict with safetensors.torch.save_file.")
     path = Path(path)
     model.save_pretrained(path, safe_serialization=True)
-    layers = {name: _describe(m) for name, m in mpo_modules(model).items()}
+    layers = {name: describe_layer(m) for name, m in mpo_modules(model).items()}
     (path / LAYERS_FILE).write_text(json.dumps(layers, indent=1))  # after the weights: it marks a complete save
     return path
 

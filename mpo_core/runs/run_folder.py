@@ -39,6 +39,7 @@ CONFIG_FILE, METRICS_FILE, RESULTS_FILE, CHECKPOINTS = "config.json", "metrics.j
 COMPLETE_FILE = "complete.json"  # inside a checkpoint folder, written last
 STOP_FILE = "STOP"
 FINAL_MODEL = "final_model"
+ADAPTER = "adapter"  # <run>/adapter: the trained tensors as a task adapter (save_adapter)
 
 
 def is_main_process() -> bool:

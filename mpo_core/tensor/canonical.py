@@ -12,11 +12,19 @@ import torch
 from .linalg import gram, top_eigh
 
 
+def _positive_qr(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """QR with ``diag(R) >= 0``: unique for a full-rank ``x``, whatever sign convention the library has."""
+    q, r = torch.linalg.qr(x)
+    signs = torch.sign(torch.diagonal(r))
+    signs = torch.where(signs == 0, torch.ones_like(signs), signs)
+    return q * signs, signs[:, None] * r
+
+
 def _left_orthonormalize(tensors: list[torch.Tensor], center: int) -> None:
     """QR sweep ``0 -> center``: every tensor left of the center becomes an isometry."""
     for k in range(center):
         d_prev, i, j, d = tensors[k].shape
-        q, r = torch.linalg.qr(tensors[k].reshape(d_prev * i * j, d))
+        q, r = _positive_qr(tensors[k].reshape(d_prev * i * j, d))
         tensors[k] = q.reshape(d_prev, i, j, -1)
         nxt = tensors[k + 1]
         tensors[k + 1] = (r @ nxt.reshape(d, -1)).reshape(r.shape[0], *nxt.shape[1:])
@@ -26,7 +34,7 @@ def _right_orthonormalize(tensors: list[torch.Tensor], center: int) -> None:
     """QR sweep ``n-1 -> center``: every tensor right of the center becomes a co-isometry."""
     for k in range(len(tensors) - 1, center, -1):
         d_prev, i, j, d = tensors[k].shape
-        q, r = torch.linalg.qr(tensors[k].reshape(d_prev, i * j * d).T)
+        q, r = _positive_qr(tensors[k].reshape(d_prev, i * j * d).T)
         tensors[k] = q.T.reshape(-1, i, j, d)
         prev = tensors[k - 1]
         tensors[k - 1] = (prev.reshape(-1, d_prev) @ r.T).reshape(*prev.shape[:-1], r.shape[0])

@@ -17,7 +17,7 @@ from typing import Sequence
 
 import torch
 
-from .linalg import wide_svd
+from .linalg import sign_fixed, wide_svd
 from .mpo import MPO
 from .shape import MPOShape, plan_shape, tensorize
 from .validation import check_matrix
@@ -40,7 +40,8 @@ def _split_left(rest: torch.Tensor, rows: int):
     if rest.shape[0] <= rest.shape[1]:
         return wide_svd(rest)
     u, s, vh = torch.linalg.svd(rest, full_matrices=False)
-    return u, s.double(), s.to(rest.dtype)[:, None] * vh
+    u, signs = sign_fixed(u)
+    return u, s.double(), (s * signs).to(rest.dtype)[:, None] * vh
 
 
 def decompose(

@@ -4,10 +4,26 @@ Float32 inputs get their spectra from a float64 Gram matrix: faster than a
 float32 SVD on the wide unfoldings of Algorithm 1, and more accurate
 (singular values to about 1e-8 of the largest instead of 1e-7). Float64
 inputs use LAPACK's SVD directly.
+
+Singular and eigenvectors come with a fixed sign (:func:`sign_fixed`): the
+entry of largest magnitude of each is positive. LAPACK, cuSOLVER and other
+builds otherwise pick signs as they like, so the same matrix would give
+differently signed local tensors on another machine; with the convention a
+decomposition is reproducible up to rounding (a task adapter relies on it).
 """
 from __future__ import annotations
 
 import torch
+
+
+def sign_fixed(vectors: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(vectors * signs, signs)``: each column flipped so its largest-magnitude entry is positive."""
+    if vectors.numel() == 0:
+        return vectors, vectors.new_ones(vectors.shape[-1])
+    rows = vectors.abs().argmax(dim=0)  # (columns,)
+    signs = torch.sign(vectors.gather(0, rows[None]).squeeze(0))
+    signs = torch.where(signs == 0, torch.ones_like(signs), signs)
+    return vectors * signs, signs
 
 
 def wide_svd(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -22,11 +38,12 @@ def wide_svd(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]
         raise ValueError(f"wide_svd needs rows <= cols, got {tuple(x.shape)}")
     if x.dtype == torch.float64:
         u, s, vh = torch.linalg.svd(x, full_matrices=False)
-        return u, s, s[:, None] * vh
+        u, signs = sign_fixed(u)
+        return u, s, (s * signs)[:, None] * vh
     x64 = x.double()
     eigvals, eigvecs = torch.linalg.eigh(x64 @ x64.T)
     s = eigvals.flip(0).clamp_min(0).sqrt()
-    u = eigvecs.flip(1).to(x.dtype)
+    u = sign_fixed(eigvecs.flip(1))[0].to(x.dtype)
     return u, s, u.T @ x
 
 
@@ -35,15 +52,15 @@ def left_singular_vectors(y: torch.Tensor, rank: int) -> torch.Tensor:
     y64 = y.double()
     if y.shape[0] <= y.shape[1]:
         eigvals, eigvecs = torch.linalg.eigh(y64 @ y64.T)
-        return eigvecs.flip(1)[:, :rank].to(y.dtype)
+        return sign_fixed(eigvecs.flip(1)[:, :rank])[0].to(y.dtype)
     u, _, _ = torch.linalg.svd(y64, full_matrices=False)
-    return u[:, :rank].to(y.dtype)
+    return sign_fixed(u[:, :rank])[0].to(y.dtype)
 
 
 def top_eigh(gram: torch.Tensor, rank: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Largest ``rank`` eigenpairs of a symmetric PSD matrix, descending; values clamped at 0."""
     eigvals, eigvecs = torch.linalg.eigh(gram)
-    return eigvals.flip(0)[:rank].clamp_min(0), eigvecs.flip(1)[:, :rank]
+    return eigvals.flip(0)[:rank].clamp_min(0), sign_fixed(eigvecs.flip(1)[:, :rank])[0]
 
 
 def gram(x: torch.Tensor, side: str) -> torch.Tensor:

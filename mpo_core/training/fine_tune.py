@@ -30,7 +30,8 @@ from ..model.parameter_variation import matrix_snapshot, relative_change
 from ..model.parameter_count import count_parameters, parameter_summary
 from ..model.sequence_classifier import load_sequence_classifier
 from ..model.checkpoint import save_mpo_model
-from ..runs.run_folder import CHECKPOINTS, FINAL_MODEL, STOP_FILE, RunFolder, is_main_process, read_config
+from ..runs.adapter import save_adapter
+from ..runs.run_folder import ADAPTER, CHECKPOINTS, FINAL_MODEL, STOP_FILE, RunFolder, is_main_process, read_config
 from .strategies import get_strategy
 from .strategy import HELDOUT
 from ..model.surgery import mpo_modules
@@ -215,6 +216,9 @@ def fine_tune(config: FineTuneConfig, resume: bool = False, callbacks=()) -> dic
     if config.save_model and run.writer:
         save_mpo_model(trainer.model, run.path / FINAL_MODEL)
         tokenizer.save_pretrained(run.path / FINAL_MODEL)
+    if config.save_adapter and run.writer:
+        save_adapter(trainer.model, run.path / ADAPTER, base_model=config.model, task=config.task,
+                     num_hidden_layers=config.num_hidden_layers, strategy=config.strategy)
     results = _results(config, trainer.model, final, seconds, device, precision, data)
     results.update(_heldout_results(config, heldout), curve=learning_curve(history, config.task),
                    global_step=trainer.state.global_step, diverged=divergence.step, weight_change=relative_change(pretrained, trainer.model))

@@ -46,6 +46,8 @@ class FineTuneConfig:
     run_name: This run's folder name (default: task-strategy-seed).
     save_model: Save the final model (after the strategy's ``finish``, e.g. merged) and its
         tokenizer to ``<run>/final_model`` (safetensors; MPO layers kept via ``mpo_layers.json``).
+    save_adapter: Also save what trained as a task adapter to ``<run>/adapter``
+        (:mod:`mpo_core.runs.adapter`; not for ``mpop``/``opf``, whose frozen tensors change).
     """
 
     task: str = "sst2"
@@ -76,6 +78,7 @@ class FineTuneConfig:
     runs_dir: str = "runs"
     run_name: str | None = None
     save_model: bool = True
+    save_adapter: bool = False
 
     def __post_init__(self):
         self.task = get_task(self.task).name
@@ -94,7 +97,7 @@ class FineTuneConfig:
         self.seed = check_positive_int("seed", self.seed, minimum=0)
         if self.max_steps <= 0 and not self.epochs > 0:
             raise ValueError("give epochs > 0 or max_steps > 0.")
-        for name in ("hub_data", "save_model"):
+        for name in ("hub_data", "save_model", "save_adapter"):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"{name} must be true or false, got {getattr(self, name)!r}.")
         for name in ("model", "data_dir", "runs_dir", "run_name"):
@@ -107,6 +110,9 @@ class FineTuneConfig:
         check_choice("lr_scheduler_type", self.lr_scheduler_type, [t.value for t in SchedulerType])
         check_choice("device", self.device, DEVICES)
         check_choice("precision", self.precision, PRECISIONS)
+        if self.save_adapter and self.strategy in ("mpop", "opf"):
+            raise ValueError(f"save_adapter: {self.strategy} runs cannot be saved as adapters (their frozen tensors "
+                             "do not stay the base model's); keep save_model.")
         if self.run_name is None:
             self.run_name = f"{self.task}-{self.strategy}-seed{self.seed}"
         check_run_name(self.run_name)
