@@ -21,6 +21,7 @@ CPU = ("--device", "cpu")
     ("bench_allocation.py", (), ("1. Word embedding", "2. Every other 2-D weight", "3. Time per allocation")),
     ("bench_contraction.py", CPU, ("1. Big matrix", "2. MiniLM layer-0 matrices", "3. forward_mode='auto'")),
     ("bench_inference.py", (), ("1. Compressed MiniLM",)),
+    ("bench_training.py", (), ("1. mpo_full_lfa vs full", "2. mpop vs mpo_full_lfa", "3. The LFA run's task adapter")),
 ])
 def test_benchmark_quick_mode_runs(script, options, headings):
     result = subprocess.run(
