@@ -38,7 +38,7 @@ from ..tensor.shape import MPOShape
 AMBIGUOUS = 3.0  # plans within this factor of the cheapest by flops are timed
 MAX_TIMED = 4  # at most this many candidates are timed
 TIMING_MIN_FLOPS = 2e7  # below this a call takes well under a millisecond: timing would measure overheads
-REPEATS = 3  # timed runs per candidate after one warm-up; the fastest counts
+REPEATS = 5  # timed rounds after one warm-up round; each candidate's fastest counts
 SWEEP_EFFICIENCY = 0.5  # share of the dense matmul's throughput a sweep reaches, for the flop ranking only
 
 
