@@ -75,7 +75,8 @@ class MPOLinear(MPOModule):
             return PathChoice(ChainPlan.dense(n), "forward_mode")
         if self.forward_mode == "chain":
             plans = (ChainPlan.chain(n), ChainPlan.chain(n, reverse=True))
-            return PathChoice(min(plans, key=lambda p: plan_flops(tokens, self.shape, self.bond_dims, p)), "forward_mode")
+            cheaper = min(plans, key=lambda p: plan_flops(tokens, self.shape, self.bond_dims, p))
+            return PathChoice(cheaper, "forward_mode")
         training = torch.is_grad_enabled() and any(t.requires_grad for t in self.tensors)
         kept = not torch.is_grad_enabled() and self.inference_memory == "fast"
         return choose_plan(list(self.tensors), self.shape, self.center, tokens, training, kept)

@@ -38,6 +38,7 @@ from torch import nn
 from ..layers import MPOEmbedding, MPOLinear
 from ..layers.mpo_module import MPOModule
 from ..model.checkpoint import describe_layer
+from ..model.pretrained import default_model_path
 from ..model.sequence_classifier import load_sequence_classifier
 from ..model.surgery import mpo_modules, replace_module
 from .atomic_write import atomic_write_bytes, atomic_write_json
@@ -213,7 +214,7 @@ def evaluate_adapter(directory: str | Path, data_dir: str | Path | None = None, 
     ``task`` must agree with the adapter's (``None``: the adapter's). Returns the metrics, the number of
     dev examples, the adapter's size in bytes and its trained parameter count.
     """
-    from transformers import DataCollatorWithPadding
+    from transformers import AutoTokenizer, DataCollatorWithPadding
 
     from ..data.glue import load_glue_split, tokenize_split
     from ..data.metrics import compute_glue_metrics
@@ -222,8 +223,8 @@ def evaluate_adapter(directory: str | Path, data_dir: str | Path | None = None, 
     if task is not None and task != config["task"]:
         raise ValueError(f"the adapter was trained on {config['task']!r}, not {task!r}.")
     model = load_adapter(directory, base)
-    _, tokenizer = load_sequence_classifier(config["task"], base if base is not None else
-                                            config.get("base_model_name_or_path"), config.get("num_hidden_layers"))
+    source = base if base is not None else config.get("base_model_name_or_path")
+    tokenizer = AutoTokenizer.from_pretrained(str(source or default_model_path()))
     split = load_glue_split(config["task"], "dev", data_dir, max_examples=max_eval_examples, seed=seed)
     dataset = tokenize_split(split, tokenizer, max_length)
     collate = DataCollatorWithPadding(tokenizer)
