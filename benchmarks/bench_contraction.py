@@ -25,13 +25,15 @@ import argparse
 import json
 import math
 import sys
-import time
 from pathlib import Path
 
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from bench_engine import timed  # noqa: E402  (best of a few runs after a warm-up, synchronized on a GPU)
 
 from mpo_core import decompose, load_weight_matrix, truncate  # noqa: E402
 from mpo_core.layers import MPOLinear  # noqa: E402
@@ -50,23 +52,6 @@ MINILM = {"query 384x384": "encoder.layer.0.attention.self.query.weight",
 TIMED_PLANS = 6  # besides dense and the cheaper unmerged chain, the plans with fewest flops are timed
 MAX_STATE_BYTES = 2 << 30  # nor plans whose states (all kept for the backward) could exceed 2 GiB
 MAX_FLOPS_RATIO = 40  # plans needing more flops than this x dense are not timed (minutes, and memory, per run)
-
-
-def sync(device):
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-
-
-def timed(fn, device, repeat):
-    fn()
-    sync(device)
-    best = math.inf
-    for _ in range(repeat):
-        start = time.perf_counter()
-        fn()
-        sync(device)
-        best = min(best, time.perf_counter() - start)
-    return best
 
 
 def plan_runner(x, tensors, shape, center, plan, training):
