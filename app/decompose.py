@@ -25,6 +25,7 @@ import math
 import re
 import warnings
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Sequence
 
 import numpy as np
@@ -41,6 +42,14 @@ from .memory_budget import check_decomposition, check_random_matrix
 
 DEFAULT_WEIGHT = "embeddings.word_embeddings.weight"
 DEFAULT_NUM_TENSORS = 5
+# The page opens at the bonds of least Eq. (4) error for this ratio (exact DP allocator): compressed enough
+# to show what a cut costs, exact enough to keep the matrix recognisable.
+PRESET_RATIO = 0.3
+# The offline sample picture: a photo scikit-learn ships (CC BY 2.0, danielbuechele on Flickr).
+SAMPLE_IMAGE = "china.jpg"
+SAMPLE_CREDIT = "“china.jpg”, shipped with scikit-learn (CC BY 2.0, danielbuechele on Flickr)"
+# A relative error below this is float32 rounding of the contraction, not a cut: shown as ≈ 0.
+FLOAT_NOISE = 1e-5
 MAX_NUM_TENSORS = 9
 SOURCE_KINDS = ("model", "random", "image")
 MAX_RANDOM_SIDE = 4096
@@ -53,6 +62,8 @@ MAX_IMAGE_PIXELS = 50_000_000
 AUXILIARY_COLOR = "#4c78a8"
 CENTRAL_COLOR = "#f58518"
 FULL_COLOR = "#9d9d9d"
+# Log axes labelled at decades only, as powers of ten (plotly's default also labels 2, 3, 5 between them).
+LOG_AXIS = {"type": "log", "dtick": 1, "exponentformat": "power"}
 BOND_COLORS = ("#4c78a8", "#f58518", "#54a24b", "#e45756", "#72b7b2", "#b279a2", "#ff9da6", "#9d755d")
 
 
@@ -158,6 +169,20 @@ def image_matrix(data: bytes, max_side: int = MAX_IMAGE_SIDE, max_pixels: int = 
     return torch.from_numpy(np.asarray(gray, dtype=np.float32) / 255.0)  # (height, width)
 
 
+def sample_image() -> bytes:
+    """The bytes of the offline sample picture (found on disk without importing scikit-learn)."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("sklearn")
+    if spec is None or not spec.submodule_search_locations:
+        raise FileNotFoundError("the sample picture comes with scikit-learn, which is not installed.")
+    return (Path(spec.submodule_search_locations[0]) / "datasets" / "images" / SAMPLE_IMAGE).read_bytes()
+
+
+def sample_source() -> MatrixSource:
+    return MatrixSource(kind="image", name=f"{SAMPLE_IMAGE} (sample)", image=sample_image())
+
+
 def load_matrix(source: MatrixSource) -> torch.Tensor:
     """The float32 matrix a :class:`MatrixSource` names."""
     if source.kind == "model":
@@ -250,14 +275,15 @@ def live_summary(mpo: MPO, bond_dims: Sequence[int]) -> LiveSummary:
     dims = tuple(int(d) for d in bond_dims)
     shape = mpo.shape
     bound = mpo_core.truncation_error_bound(mpo, dims)
+    effective = mpo_core.clip_bond_dims(shape, dims)
     return LiveSummary(
         bond_dims=dims,
-        effective_bond_dims=mpo_core.clip_bond_dims(shape, dims),
+        effective_bond_dims=effective,
         compression_ratio=mpo_core.compression_ratio(shape, dims),
         local_errors=mpo_core.local_truncation_errors(mpo, dims),
         error_bound=bound,
         relative_error_bound=_relative(bound, mpo.norm),
-        entropies=mpo_core.entanglement_entropy(mpo, dims),
+        entropies=mpo_core.entanglement_entropy(mpo, effective),  # what a truncation keeps (<= ln d'_k)
         full_entropies=mpo_core.entanglement_entropy(mpo),
         split=mpo_core.parameter_split(shape, dims, mpo.center),
         full_split=mpo_core.parameter_split(shape, mpo.full_bond_dims, mpo.center),
@@ -287,6 +313,67 @@ def true_error(matrix: torch.Tensor, mpo: MPO, bond_dims: Sequence[int], keep_re
         entropies=mpo_core.entanglement_entropy(truncated),
         reconstruction=approx.float().numpy().copy() if keep_reconstruction else None,
     )
+
+
+def preset_bond_dims(mpo: MPO, ratio: float = PRESET_RATIO) -> tuple[int, ...]:
+    """The bonds the page opens at: least Eq. (4) bound with ρ <= ``ratio`` (full bonds if those are smaller)."""
+    if mpo_core.compression_ratio(mpo.shape, mpo.full_bond_dims) <= ratio:
+        return tuple(mpo.full_bond_dims)
+    return mpo_core.bond_dims_for_ratio(mpo, ratio)
+
+
+def _percent(x: float) -> str:
+    return f"{100 * x:.3g} %"
+
+
+BOUND_HELP = (
+    "√(Σ ε_k²) ≥ ‖M − M′‖_F, from the cached spectra. The bound adds the bonds' errors as if each were cut "
+    "from the exact matrix, so at hard cuts it can exceed ‖M‖ (over 100 %), while the true error of a "
+    "truncation stays below it."
+)
+
+
+def metric_rows(summary: LiveSummary, exact: TrueError | None = None) -> list[tuple[str, str, str]]:
+    """The page's numbers as ``(label, value, help)`` rows: five error figures, then the parameter split.
+
+    Without ``exact`` the true error shows as "…" (it fills in once computed). A true error below
+    :data:`FLOAT_NOISE` of ‖M‖ is float32 rounding of the contraction and shows as "≈ 0".
+    """
+    if exact is None:
+        true_abs = true_rel = "…"
+        true_help = "Recomputed: truncate, contract, compare (fills in once computed)."
+    elif exact.relative < FLOAT_NOISE:
+        true_abs = true_rel = "≈ 0"
+        true_help = (f"{exact.absolute:.2g} ({_percent(exact.relative)}): float32 rounding of the contraction; "
+                     "nothing was cut.")
+    else:
+        true_abs, true_rel = f"{exact.absolute:.4g}", _percent(exact.relative)
+        true_help = "Recomputed: truncate, contract, compare."
+    split = summary.split
+    rows = [
+        ("Ratio ρ (Eq. 5)", f"{summary.compression_ratio:.4f}",
+         "MPO parameters / matrix entries; ρ > 1 means the MPO is larger than the matrix."),
+        ("Error bound (Eq. 4)", f"{summary.error_bound:.4g}", BOUND_HELP),
+        ("Bound, relative", _percent(summary.relative_error_bound), "Eq. (4) bound / ‖M‖_F. " + BOUND_HELP),
+        ("True error ‖M − M′‖", true_abs, true_help),
+        ("True error, relative", true_rel, "‖M − M′‖_F / ‖M‖_F. " + true_help),
+        ("Params, central tensor", f"{split.central:,}", "The middle tensor C: frozen in MPOP's fine-tuning."),
+        ("Params, auxiliary", f"{split.auxiliary:,}",
+         f"{_percent(split.auxiliary_share)} of the MPO: the outer tensors MPOP fine-tunes."),
+        ("Params, MPO total", f"{split.total:,}", ""),
+        ("Params, dense matrix", f"{split.matrix:,}", ""),
+    ]
+    if summary.effective_bond_dims != summary.bond_dims:
+        rows.append(("Effective d′ₖ", ",".join(map(str, summary.effective_bond_dims)),
+                     "A bond can be no larger than the product of the legs on either side: these were clipped."))
+    return rows
+
+
+def error_image(matrix: torch.Tensor, reconstruction: np.ndarray) -> np.ndarray:
+    """|M − M′| scaled to [0, 1] by its largest entry (all zeros stay black)."""
+    diff = np.abs(matrix.float().numpy() - reconstruction)
+    top = float(diff.max()) if diff.size else 0.0
+    return diff / top if top > 0 else diff
 
 
 def bond_table(mpo: MPO, summary: LiveSummary, exact: TrueError | None = None) -> pd.DataFrame:
@@ -361,8 +448,8 @@ def spectra_figure(mpo: MPO, bond_dims: Sequence[int]) -> go.Figure:
         )
     fig.update_layout(
         title="Singular-value spectra per bond, Eq. (3): dashed at d'<sub>k</sub>, values right of it are cut",
-        xaxis={"title": "index i (log scale)", "type": "log"},
-        yaxis={"title": "Schmidt values λ<sub>k,i</sub> (log scale)", "type": "log"},
+        xaxis={"title": "index i (log scale)", **LOG_AXIS},
+        yaxis={"title": "Schmidt values λ<sub>k,i</sub> (log scale)", **LOG_AXIS},
     )
     return fig
 
@@ -379,7 +466,7 @@ def parameter_figure(summary: LiveSummary) -> go.Figure:
     fig.update_layout(
         title=f"Parameters: central vs auxiliary (Eq. (5): ρ = {chosen.compression_ratio:.4f})",
         barmode="group",
-        yaxis={"title": "parameters (count, log scale)", "type": "log"},
+        yaxis={"title": "parameters (count, log scale)", **LOG_AXIS},
         legend={"orientation": "h", "y": -0.2},
     )
     return fig

@@ -1,4 +1,9 @@
-"""Decompose page: a weight matrix into an MPO, with one live slider per bond.
+"""Decompose page: a weight matrix (or a picture) into an MPO, with one live slider per bond.
+
+Opens with a plain explanation of what an MPO is and at the bonds of least
+Eq. (4) error for ρ = 0.3. A first visit paints the shipped snapshot of
+exactly that view (``app/snapshots/decompose.json``) before the engine is
+imported, then replaces it with the live page.
 
 Heavy work is cached: the matrix and its decomposition by (source, factors),
 so a slider move never redoes the Algorithm 1 SVDs; the true error by the
@@ -9,10 +14,46 @@ from __future__ import annotations
 
 import streamlit as st
 
-from app import decompose
-from app.user_errors import USER_ERRORS, message as _message
+from app import snapshot
 
-SOURCE_LABELS = {"model": "Packaged model weight", "random": "Random matrix", "image": "Uploaded image"}
+EXPLANATION = r"""
+A **Matrix Product Operator (MPO)** writes one big matrix $M$ ($I \times J$) as a chain of $n$ small
+tensors. Split the row index into digits $i_1 \dots i_n$ and the column index into $j_1 \dots j_n$
+($I = \prod i_k$, $J = \prod j_k$); then every entry is a product of small matrices (Eq. 1):
+
+$$M[i_1 \dots i_n,\; j_1 \dots j_n] = T_1[i_1, j_1]\; T_2[i_2, j_2] \cdots T_n[i_n, j_n]$$
+
+where $T_k[i_k, j_k]$ is a $d_{k-1} \times d_k$ matrix. The $d_k$ are the **bond dimensions**, the links
+of the chain drawn below; at their full size (Eq. 2) the chain is exact. The middle tensor, the
+**central tensor** (orange), holds almost all the parameters: MPOP keeps it frozen as the model's core
+knowledge. The small outer **auxiliary tensors** (blue) are what MPOP fine-tunes.
+**Cutting a bond** from $d_k$ to $d'_k$ keeps its $d'_k$ largest singular values: the parameter count
+drops (ratio ρ, Eq. 5), and the energy of the values thrown away is that bond's error (Eq. 3); the
+bonds' errors add up to a bound on the whole error (Eq. 4). The page opens at the cut of least error
+for ρ = 0.3; move the sliders in the sidebar to see what each bond costs, or pick the sample picture
+to *see* it.
+"""
+
+
+def first_visit() -> bool:
+    """No widget of this page exists in the session yet, and no other page asked for a weight."""
+    return "source" not in st.session_state and "open_weight" not in st.session_state
+
+
+st.title("Decompose a matrix into a Matrix Product Operator (MPO)")
+with st.expander("What you are looking at", expanded=first_visit()):
+    st.markdown(EXPLANATION)
+AREA = st.empty()  # the snapshot, then the live page
+if first_visit() and (SNAPSHOT := snapshot.load("decompose")) is not None:
+    with AREA.container():
+        snapshot.show(SNAPSHOT)
+
+# The engine (torch, ~2.5 s cold) is imported only after the first paint.
+from app import decompose  # noqa: E402
+from app.user_errors import USER_ERRORS, message as _message  # noqa: E402
+
+SOURCE_LABELS = {"model": "Packaged model weight", "sample": "Sample picture (offline)",
+                 "random": "Random matrix", "image": "Uploaded image"}
 
 
 # --------------------------------------------------------------------------- caches
@@ -31,8 +72,33 @@ def cached_mpo(source: decompose.MatrixSource, out_factors: tuple[int, ...], in_
     return decompose.decompose_matrix(cached_matrix(source), out_factors, in_factors)
 
 
+def shipped_view(source: decompose.MatrixSource, out_factors, in_factors) -> dict | None:
+    """The snapshot's numbers when this is the default view it was built for (checked by the snapshot test)."""
+    shipped = snapshot.load("decompose")
+    if shipped is None or source != decompose.MatrixSource():
+        return None
+    state = shipped["state"]
+    if state["out_factors"] != list(out_factors) or state["in_factors"] != list(in_factors):
+        return None
+    return state
+
+
+@st.cache_data(show_spinner=False, max_entries=32)
+def cached_preset(source, out_factors, in_factors, ratio: float) -> tuple[int, ...]:
+    """The optimal bonds for ``ratio``; for the default view the snapshot's (the allocator takes ~2 s there)."""
+    view = shipped_view(source, out_factors, in_factors)
+    if view is not None and view["preset_ratio"] == ratio:
+        return tuple(view["bond_dims"])
+    return decompose.preset_bond_dims(cached_mpo(source, out_factors, in_factors), ratio)
+
+
 @st.cache_data(show_spinner=False, max_entries=32)
 def cached_true_error(source, out_factors, in_factors, bond_dims: tuple[int, ...]) -> decompose.TrueError:
+    view = shipped_view(source, out_factors, in_factors)
+    if view is not None and list(bond_dims) == view["bond_dims"]:
+        exact = view["true_error"]
+        return decompose.TrueError(tuple(exact["bond_dims"]), exact["absolute"], exact["relative"],
+                                   tuple(exact["entropies"]))
     mpo = cached_mpo(source, out_factors, in_factors)
     return decompose.true_error(cached_matrix(source), mpo, bond_dims, keep_reconstruction=source.kind == "image")
 
@@ -90,6 +156,9 @@ def source_controls() -> decompose.MatrixSource | None:
     kind = st.sidebar.radio("Source", list(SOURCE_LABELS), format_func=SOURCE_LABELS.get, key="source")
     if kind == "model":
         return model_controls()
+    if kind == "sample":
+        st.sidebar.caption(decompose.SAMPLE_CREDIT + "; each pixel is one matrix entry.")
+        return decompose.sample_source()
     if kind == "random":
         return random_controls()
     return image_controls()
@@ -128,120 +197,118 @@ def shape_controls(rows: int, cols: int):
         return None
 
 
-def _reset_bonds() -> None:
-    for key in [k for k in st.session_state if str(k).startswith("bond_")]:
-        del st.session_state[key]
+def _set_bonds(dims: tuple[int, ...]) -> None:
+    for k, d in enumerate(dims):
+        st.session_state[f"bond_{k}"] = int(d)
 
 
-def bond_sliders(full_dims: tuple[int, ...]) -> tuple[int, ...]:
-    """One slider per bond, 1..d_k (Eq. (2)), default full; reset when the full dims change."""
+def bond_sliders(box, mpo, preset: tuple[int, ...]) -> tuple[int, ...]:
+    """One slider per bond, 1..d_k (Eq. (2)), opening at ``preset``; back to it when the full dims change."""
+    full_dims = tuple(mpo.full_bond_dims)
     if st.session_state.get("_bonds_for") != full_dims:
-        _reset_bonds()
+        _set_bonds(preset)
         st.session_state["_bonds_for"] = full_dims
-    st.sidebar.header("Bond dimensions d′ₖ")
-    st.sidebar.button("Reset to full bonds", key="reset_bonds", on_click=_reset_bonds)
+    for k, d in enumerate(preset):  # a slider not drawn in the last run (another page) lost its state
+        st.session_state.setdefault(f"bond_{k}", int(d))
+    box.header("Bond dimensions d′ₖ")
+    ratio = st.session_state.get("preset_ratio", decompose.PRESET_RATIO)
+    left, right = box.columns(2)
+    left.button(f"ρ={ratio:g} best", key="preset_bonds", on_click=_set_bonds, args=(preset,),
+                help=f"The bonds of least Eq. (4) error with ρ <= {ratio:g} (exact allocator; the target is "
+                     "set below the sliders).")
+    right.button("Full (exact)", key="reset_bonds", on_click=_set_bonds, args=(full_dims,),
+                 help="Every bond at its full d_k (Eq. 2): the MPO equals the matrix.")
     dims = []
     for k, full in enumerate(full_dims):
-        label = f"$d'_{{{k + 1}}}$, bond $T_{{{k + 1}}}$–$T_{{{k + 2}}}$ (full $d_{{{k + 1}}} = {full}$)"
+        label = f"$d'_{{{k + 1}}}$: $T_{{{k + 1}}}$–$T_{{{k + 2}}}$ (full {full})"
         if full == 1:  # a slider needs min < max; nothing to cut here
-            st.sidebar.caption(f"{label}: fixed at 1")
+            box.caption(f"{label}: fixed at 1")
             dims.append(1)
         else:
-            dims.append(st.sidebar.slider(label, 1, full, full, key=f"bond_{k}"))
+            dims.append(box.slider(label, 1, full, key=f"bond_{k}"))
+    box.number_input("Target ρ of the optimal bonds", 0.001, 1.0, decompose.PRESET_RATIO, 0.05, format="%.3f",
+                     key="preset_ratio", help="Then press the button above to apply it.")
     return tuple(dims)
 
 
 # --------------------------------------------------------------------------- display
-def _percent(x: float) -> str:
-    return f"{100 * x:.3g} %"
-
-
-def show_fast_metrics(summary: decompose.LiveSummary):
-    """Metrics from the cached spectra; returns the two empty slots for the true error."""
-    cols = st.columns(5)
-    cols[0].metric(
-        "Compression ratio ρ (Eq. 5)", f"{summary.compression_ratio:.4f}",
-        help="MPO parameters / matrix entries; ρ > 1 means the MPO is larger than the matrix.",
-    )
-    cols[1].metric("Error bound (Eq. 4)", f"{summary.error_bound:.4g}", help="√(Σ ε_k²) ≥ ‖M − M′‖_F, from the cached spectra.")
-    cols[2].metric("Error bound, relative", _percent(summary.relative_error_bound), help="Eq. (4) bound / ‖M‖_F.")
-    slots = cols[3].empty(), cols[4].empty()
-    slots[0].metric("True error ‖M − M′‖_F", "…")
-    slots[1].metric("True error, relative", "…")
-    split = summary.split
-    cols = st.columns(5)
-    cols[0].metric("Params, central tensor", f"{split.central:,}")
-    cols[1].metric("Params, auxiliary tensors", f"{split.auxiliary:,}", help=f"{_percent(split.auxiliary_share)} of the MPO.")
-    cols[2].metric("Params, MPO total", f"{split.total:,}")
-    cols[3].metric("Params, dense matrix", f"{split.matrix:,}")
-    if summary.effective_bond_dims != summary.bond_dims:
-        cols[4].metric("Effective d′ₖ", ",".join(map(str, summary.effective_bond_dims)), help="Bonds clipped by their neighbours.")
-    return slots
-
-
-def show_true_error(slots, exact: decompose.TrueError) -> None:
-    slots[0].metric("True error ‖M − M′‖_F", f"{exact.absolute:.4g}", help="Recomputed: truncate, contract, compare.")
-    slots[1].metric("True error, relative", _percent(exact.relative))
+def show_metrics(rows) -> None:
+    for start in range(0, len(rows), 5):
+        cols = st.columns(5)
+        for col, (label, value, help_text) in zip(cols, rows[start:start + 5]):
+            col.metric(label, value, help=help_text or None)
 
 
 def show_image_size(source: decompose.MatrixSource, matrix) -> None:
     width, height = decompose.image_size(source.image)
     if (height, width) != tuple(matrix.shape):
-        st.caption(f"The upload is {width}×{height} pixels; it is decomposed shrunk to {matrix.shape[1]}×"
+        st.caption(f"The picture is {width}×{height} pixels; it is decomposed shrunk to {matrix.shape[1]}×"
                    f"{matrix.shape[0]} (at most {decompose.MAX_IMAGE_SIDE} pixels a side).")
 
 
 def show_image(matrix, exact: decompose.TrueError) -> None:
-    left, right = st.columns(2)
-    left.image(matrix.numpy(), caption="original (grayscale)", clamp=True)
-    right.image(exact.reconstruction, caption="MPO reconstruction at d′ₖ", clamp=True)
+    cols = st.columns(3)
+    cols[0].image(matrix.numpy(), caption="original (grayscale)", clamp=True)
+    cols[1].image(exact.reconstruction, caption=f"MPO at d′ = {','.join(map(str, exact.bond_dims))}", clamp=True)
+    cols[2].image(decompose.error_image(matrix, exact.reconstruction),
+                  caption="|original − MPO|, brightest = largest error", clamp=True)
 
 
-def main() -> None:
-    st.title("Decompose a matrix into an MPO")
-    st.caption("Move the bond-dimension sliders in the sidebar over a real BERT weight matrix (MPOP, ACL 2021).")
+def live_page() -> None:
     open_requested_weight()
     try:
         source = source_controls()  # a random matrix over the memory budget is refused here
         if source is None:
+            AREA.empty()
             return
         matrix = cached_matrix(source)
     except USER_ERRORS as exc:
-        st.error(_message(exc))
+        AREA.error(_message(exc))
         return
-    if source.kind == "image":
-        show_image_size(source, matrix)
+    bonds_box = st.sidebar.container()  # right under the source: the sliders are what a visitor moves
     try:
         shape = shape_controls(*matrix.shape)
         if shape is None:
+            AREA.empty()
             return
         mpo = cached_mpo(source, shape.out_factors, shape.in_factors)
-        dims = bond_sliders(mpo.full_bond_dims)
+        ratio = float(st.session_state.get("preset_ratio", decompose.PRESET_RATIO))
+        preset = cached_preset(source, shape.out_factors, shape.in_factors, ratio)
+        dims = bond_sliders(bonds_box, mpo, preset)
         summary = decompose.live_summary(mpo, dims)
     except USER_ERRORS as exc:
-        st.error(_message(exc))
+        AREA.error(_message(exc))
         return
-    st.caption(f"**{source.label}**: {decompose.describe_shape(shape)}")
-    slots = show_fast_metrics(summary)
-    st.plotly_chart(decompose.chain_figure(mpo, dims), key="chain")
-    spectra, entropy, params = st.tabs(["Spectra (Eq. 3)", "Entropy (Eq. 6)", "Parameters (Eq. 5)"])
-    spectra.plotly_chart(decompose.spectra_figure(mpo, dims), key="spectra")
-    entropy_slot = entropy.empty()
-    entropy_slot.plotly_chart(decompose.entropy_figure(summary), key="entropy_fast")
-    params.plotly_chart(decompose.parameter_figure(summary), key="params")
-    table_slot = st.empty()
-    table_slot.dataframe(decompose.bond_table(mpo, summary))
-    try:
-        with st.spinner("Truncating and contracting for the true error…"):
-            exact = cached_true_error(source, shape.out_factors, shape.in_factors, dims)
-    except USER_ERRORS as exc:
-        st.error(_message(exc))
-        return
-    show_true_error(slots, exact)
-    entropy_slot.plotly_chart(decompose.entropy_figure(summary, exact.entropies), key="entropy_exact")
-    table_slot.dataframe(decompose.bond_table(mpo, summary, exact))
-    if exact.reconstruction is not None:
-        show_image(matrix, exact)
+    AREA.empty()  # the snapshot goes; the live page takes its place
+    with st.container():
+        st.caption(f"**{source.label}**: {decompose.describe_shape(shape)}")
+        if source.kind == "image":
+            show_image_size(source, matrix)
+        metrics_slot = st.empty()
+        with metrics_slot.container():
+            show_metrics(decompose.metric_rows(summary))
+        image_slot = st.empty()
+        st.plotly_chart(decompose.chain_figure(mpo, dims), key="chain")
+        spectra, entropy, params = st.tabs(["Spectra (Eq. 3)", "Entropy (Eq. 6)", "Parameters (Eq. 5)"])
+        spectra.plotly_chart(decompose.spectra_figure(mpo, dims), key="spectra")
+        entropy_slot = entropy.empty()
+        entropy_slot.plotly_chart(decompose.entropy_figure(summary), key="entropy_fast")
+        params.plotly_chart(decompose.parameter_figure(summary), key="params")
+        table_slot = st.empty()
+        table_slot.dataframe(decompose.bond_table(mpo, summary))
+        try:
+            with st.spinner("Truncating and contracting for the true error…"):
+                exact = cached_true_error(source, shape.out_factors, shape.in_factors, dims)
+        except USER_ERRORS as exc:
+            st.error(_message(exc))
+            return
+        with metrics_slot.container():
+            show_metrics(decompose.metric_rows(summary, exact))
+        entropy_slot.plotly_chart(decompose.entropy_figure(summary, exact.entropies), key="entropy_exact")
+        table_slot.dataframe(decompose.bond_table(mpo, summary, exact))
+        if exact.reconstruction is not None:
+            with image_slot.container():
+                show_image(matrix, exact)
 
 
-main()
+live_page()

@@ -92,7 +92,7 @@ def test_open_in_decompose_switches_page_with_the_weight(page):
     at.selectbox(key="atlas_weight").set_value(FFN_OUT_4).run()
     at.button(key="open_in_decompose").click().run()
     _ok(at)
-    assert at.title[0].value == "Decompose a matrix into an MPO"
+    assert at.title[0].value == "Decompose a matrix into a Matrix Product Operator (MPO)"
     assert at.radio(key="source").value == "model"
     assert at.selectbox(key="weight").value == FFN_OUT_4
     assert "open_weight" not in at.session_state

@@ -38,7 +38,7 @@ CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run
 ARTIFACTS = Path(os.environ.get("MPO_TEST_ARTIFACTS") or ROOT / "test-artifacts") / "browser"
 # url path -> the start of the page's title (its h1) once it has rendered
 PAGES = {
-    "": "Decompose a matrix into an MPO",
+    "": "Decompose a matrix into a Matrix Product Operator",
     "compare": "Compare methods",
     "atlas": "Entropy atlas",
     "variation": "Parameter variation",
@@ -46,7 +46,7 @@ PAGES = {
     "opf": "Over-parameterized",
     "compress": "Compress a model",
 }
-RATIO = "Compression ratio ρ (Eq. 5)"
+RATIO = "Ratio ρ (Eq. 5)"
 
 
 def _browser_or_skip():

@@ -222,7 +222,9 @@ def test_live_summary_agrees_with_mpo_core(mpo):
     assert s.error_bound == pytest.approx(mpo_core.truncation_error_bound(mpo, dims))
     assert s.relative_error_bound == pytest.approx(s.error_bound / mpo.norm)
     assert s.error_bound == pytest.approx(math.sqrt(sum(e * e for e in s.local_errors)))
-    assert s.entropies == mpo_core.entanglement_entropy(mpo, dims)
+    assert s.effective_bond_dims != dims  # this cut clips a bond: the kept entropy is that of the clipped bond
+    assert s.entropies == mpo_core.entanglement_entropy(mpo, s.effective_bond_dims)
+    assert all(e <= math.log(d) + 1e-9 for e, d in zip(s.entropies, s.effective_bond_dims))  # under its ln d' marker
     assert s.split == mpo_core.parameter_split(mpo.shape, dims, mpo.center)
     assert 0 < s.error_bound and s.compression_ratio < s.full_split.compression_ratio
 

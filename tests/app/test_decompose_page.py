@@ -12,6 +12,15 @@ from .pages import MAIN
 from .test_decompose import _png_header
 FFN_WEIGHT = "encoder.layer.0.intermediate.dense.weight"  # 1536 x 384, decomposes in ~0.1 s
 TIMEOUT = 60
+RATIO, TRUE_ERROR = "Ratio ρ (Eq. 5)", "True error ‖M − M′‖"
+
+
+def _preset(rows: int, cols: int, n: int, matrix=None) -> list[int]:
+    shape = decompose.plan(rows, cols, n)
+    if matrix is None:
+        matrix = decompose.load_matrix(decompose.MatrixSource())
+    mpo = decompose.decompose_matrix(matrix, shape.out_factors, shape.in_factors)
+    return list(decompose.preset_bond_dims(mpo))
 
 
 def _open() -> AppTest:
@@ -23,6 +32,8 @@ def _open() -> AppTest:
 def _metric(at: AppTest, label: str) -> float:
     """A metric's displayed value as a number (percentages as fractions)."""
     (value,) = [m.value for m in at.metric if m.label == label]
+    if value == "≈ 0":  # float32 rounding of the contraction
+        return 0.0
     number = float(value.replace(",", "").replace("%", "").strip())
     return number / 100 if value.endswith("%") else number
 
@@ -33,37 +44,54 @@ def _bond_keys(at: AppTest) -> list[str]:
 
 @pytest.fixture
 def embedding_page() -> AppTest:
-    """The page as it opens: the packaged word embedding, n = 5, full bonds (cached after the first)."""
+    """The page as it opens: the packaged word embedding, n = 5, optimal bonds for ρ = 0.3."""
     return _open()
 
 
-def test_opens_on_the_word_embedding_at_full_bonds(embedding_page):
+def test_opens_explained_on_the_word_embedding_at_optimal_bonds_for_a_third(embedding_page):
     at = embedding_page
+    [explanation] = [e for e in at.expander if e.label == "What you are looking at"]
+    text = " ".join(m.value for m in explanation.markdown)
+    for words in ("Matrix Product Operator", "central tensor", "auxiliary tensors", "bond dimensions", "Eq. 4"):
+        assert words in text
     assert at.radio(key="source").value == "model"
     assert at.selectbox(key="weight").value == decompose.DEFAULT_WEIGHT
     assert at.number_input(key="n").value == 5
     assert at.text_input(key="out_factors").value == "6,7,13,8,7"
     assert at.text_input(key="in_factors").value == "3,4,4,4,2"
     assert _bond_keys(at) == ["bond_0", "bond_1", "bond_2", "bond_3"]
-    assert [at.slider(key=k).value for k in _bond_keys(at)] == [18, 504, 448, 14]
     assert [at.slider(key=k).max for k in _bond_keys(at)] == [18, 504, 448, 14]
-    assert _metric(at, "Error bound (Eq. 4)") == 0
-    assert _metric(at, "True error, relative") < 1e-5
-    assert _metric(at, "Compression ratio ρ (Eq. 5)") > 1  # full bonds: the MPO is larger than the matrix
+    dims = [at.slider(key=k).value for k in _bond_keys(at)]
+    assert dims == _preset(30522, 384, 5) == [18, 225, 280, 14]
+    assert 0.29 < _metric(at, RATIO) <= 0.3
+    assert 0 < _metric(at, TRUE_ERROR) <= _metric(at, "Error bound (Eq. 4)")
     assert not at.error
     assert len(at.tabs) == 3
 
 
+def test_full_bonds_are_exact_and_float_noise_shows_as_zero(embedding_page):
+    at = embedding_page
+    at.button(key="reset_bonds").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert [at.slider(key=k).value for k in _bond_keys(at)] == [18, 504, 448, 14]
+    assert _metric(at, "Error bound (Eq. 4)") == 0
+    assert [m.value for m in at.metric if m.label == "True error, relative"] == ["≈ 0"]
+    assert _metric(at, RATIO) > 1  # full bonds: the MPO is larger than the matrix
+    at.button(key="preset_bonds").click().run()  # and back to the optimal cut
+    assert [at.slider(key=k).value for k in _bond_keys(at)] == [18, 225, 280, 14]
+
+
 def test_cutting_the_central_bond_compresses_and_costs_error(embedding_page):
     at = embedding_page
-    ratio, bound = _metric(at, "Compression ratio ρ (Eq. 5)"), _metric(at, "Error bound (Eq. 4)")
+    at.button(key="reset_bonds").click().run()
+    ratio, bound = _metric(at, RATIO), _metric(at, "Error bound (Eq. 4)")
     at.slider(key="bond_2").set_value(8).run()  # the central tensor T_3's right bond
     assert not at.exception, [e.value for e in at.exception]
-    assert _metric(at, "Compression ratio ρ (Eq. 5)") < ratio / 10
+    assert _metric(at, RATIO) < ratio / 10
     new_bound = _metric(at, "Error bound (Eq. 4)")
-    true_abs = _metric(at, "True error ‖M − M′‖_F")
+    true_abs = _metric(at, TRUE_ERROR)
     assert new_bound > bound == 0
-    assert 0.5 < _metric(at, "Error bound, relative") <= 1
+    assert 0.5 < _metric(at, "Bound, relative") <= 1
     assert 0 < true_abs <= new_bound * 1.001  # Eq. (4); one cut bond: equal up to padding
     assert _metric(at, "True error, relative") > 0.5
     assert [at.slider(key=k).value for k in _bond_keys(at)] == [18, 504, 8, 14]
@@ -78,15 +106,16 @@ def test_switching_matrix_and_n_rebuilds_the_sliders():
     planned = decompose.plan(1536, 384, 5)
     assert at.text_input(key="out_factors").value == decompose.format_factors(planned.out_factors)
     assert [at.slider(key=k).max for k in _bond_keys(at)] == list(planned.full_bond_dims)
-    assert [at.slider(key=k).value for k in _bond_keys(at)] == list(planned.full_bond_dims)
+    ffn = decompose.load_matrix(decompose.MatrixSource(name=FFN_WEIGHT))
+    assert [at.slider(key=k).value for k in _bond_keys(at)] == _preset(1536, 384, 5, ffn)
 
     at.number_input(key="n").set_value(4).run()
     assert not at.exception, [e.value for e in at.exception]
     planned = decompose.plan(1536, 384, 4)
     assert _bond_keys(at) == ["bond_0", "bond_1", "bond_2"]
-    assert [at.slider(key=k).value for k in _bond_keys(at)] == list(planned.full_bond_dims)
+    assert [at.slider(key=k).value for k in _bond_keys(at)] == _preset(1536, 384, 4, ffn)
     assert at.text_input(key="in_factors").value == decompose.format_factors(planned.in_factors)
-    assert _metric(at, "True error, relative") < 1e-5
+    assert 0 < _metric(at, TRUE_ERROR) <= _metric(at, "Error bound (Eq. 4)") * 1.001
 
 
 def test_random_matrix_source():
@@ -100,7 +129,7 @@ def test_random_matrix_source():
     assert len(_bond_keys(at)) == 2
     assert "random 64x48" in " ".join(c.value for c in at.caption)
     at.slider(key="bond_0").set_value(1).run()
-    assert 0 < _metric(at, "True error ‖M − M′‖_F") <= _metric(at, "Error bound (Eq. 4)") * 1.001
+    assert 0 < _metric(at, TRUE_ERROR) <= _metric(at, "Error bound (Eq. 4)") * 1.001
 
 
 @pytest.mark.parametrize(
@@ -127,8 +156,20 @@ def test_uploaded_image_is_decomposed_and_reconstructed():
     at.file_uploader(key="image").set_value(("gradient.png", buffer.getvalue(), "image/png")).run()
     assert not at.exception, [e.value for e in at.exception]
     assert len(_bond_keys(at)) == len(decompose.plan(64, 96, 5).full_bond_dims)
-    assert len(at.image) == 2  # original and reconstruction
+    assert len(at.image) == 3  # original, reconstruction, error
+    assert _metric(at, RATIO) <= 0.3
+    at.button(key="reset_bonds").click().run()
     assert _metric(at, "True error, relative") < 1e-5
+
+
+def test_the_sample_picture_is_one_click_away():
+    at = _open()
+    at.radio(key="source").set_value("sample").run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert not at.error and len(at.image) == 3
+    assert any("scikit-learn" in c.value for c in at.caption)
+    assert any("427x640" in c.value or "427×640" in c.value for c in at.caption)  # rows x cols of the photo
+    assert 0 < _metric(at, TRUE_ERROR) and _metric(at, RATIO) <= 0.3
 
 
 def test_oversize_factors_are_a_message_within_a_second(embedding_page):

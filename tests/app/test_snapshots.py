@@ -1,0 +1,48 @@
+"""The pages' first-paint snapshots: light to paint, and equal to what the code computes today."""
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from app import build_snapshots, snapshot
+
+from .pages import MAIN
+
+ROOT = Path(MAIN).parents[1]
+
+
+def test_painting_a_snapshot_imports_no_engine():
+    code = ("import sys; import app.snapshot as s; assert s.load('decompose') is not None; "
+            "heavy = [m for m in ('torch', 'pandas', 'mpo_core', 'transformers') if m in sys.modules]; "
+            "assert not heavy, heavy")
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+
+
+@pytest.mark.parametrize("page", list(build_snapshots.BUILDERS))
+def test_the_shipped_snapshot_is_what_the_code_computes(page):
+    shipped = snapshot.load(page)
+    assert shipped is not None, f"app/snapshots/{page}.json is missing: run python -m app.build_snapshots"
+    fresh = build_snapshots.BUILDERS[page]()
+    assert shipped["state"] == fresh["state"]
+    assert shipped["caption"] == fresh["caption"]
+    assert shipped["metrics"] == fresh["metrics"], "a default view changed: run python -m app.build_snapshots"
+    assert shipped["figures"] == fresh["figures"]
+    prov = shipped["provenance"]
+    assert prov["command"] == build_snapshots.COMMAND and prov["built"] and prov["versions"]["torch"]
+
+
+def test_a_missing_or_foreign_snapshot_is_none(tmp_path, monkeypatch):
+    monkeypatch.setattr(snapshot, "FOLDER", tmp_path)
+    assert snapshot.load("decompose") is None
+    (tmp_path / "decompose.json").write_text('{"page": "compare"}')
+    assert snapshot.load("decompose") is None
+    (tmp_path / "decompose.json").write_text("{torn")
+    assert snapshot.load("decompose") is None
+
+
+def test_the_provenance_line_names_command_and_commit():
+    line = snapshot.describe({"provenance": {"built": "2026-12-03", "commit": "0123456789abcdef",
+                                             "command": "python -m app.build_snapshots"}})
+    assert "2026-12-03" in line and "commit 01234567" in line and "python -m app.build_snapshots" in line
