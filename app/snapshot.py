@@ -14,7 +14,7 @@ This module is deliberately light: ``json`` and ``streamlit`` only (no torch,
 no pandas, no plotly import of its own), so painting costs milliseconds.
 Files: ``app/snapshots/<page>.json`` with keys ``page``, ``provenance``,
 ``caption``, ``metrics`` (rows of ``[label, value, help]``), ``figures``
-(plotly figure dicts) and ``state`` (page-specific values, e.g. the bond dims
+(plotly figure dicts), ``markdown`` (text written from the numbers) and ``state`` (page-specific values, e.g. the bond dims
 the numbers are for).
 """
 from __future__ import annotations
@@ -48,8 +48,11 @@ def describe(snap: dict) -> str:
     return "Precomputed for the default settings (" + ", ".join(p for p in parts if p) + "); live numbers follow."
 
 
-def show(snap: dict) -> None:
-    """Paint ``snap``: its caption, metrics and figures (call inside a placeholder the live page replaces)."""
+def show(snap: dict, live: bool = True) -> None:
+    """Paint ``snap``: caption, metrics, text and figures.
+
+    ``live``: the page replaces it with live numbers (call it inside a placeholder); otherwise it stays.
+    """
     import streamlit as st
 
     if snap.get("caption"):
@@ -59,6 +62,16 @@ def show(snap: dict) -> None:
         cols = st.columns(METRICS_PER_ROW)
         for col, (label, value, help_text) in zip(cols, metrics[start:start + METRICS_PER_ROW]):
             col.metric(label, value, help=help_text or None)
-    for index, figure in enumerate(snap.get("figures", [])):
-        st.plotly_chart(figure, key=f"snapshot_{snap['page']}_{index}")
-    st.caption(describe(snap))
+    if snap.get("markdown"):
+        st.markdown(snap["markdown"])
+    figures = snap.get("figures", [])
+    for col, (index, figure) in zip(st.columns(len(figures)) if len(figures) > 1 else [st], enumerate(figures)):
+        col.plotly_chart(figure, key=f"snapshot_{snap['page']}_{index}")
+    st.caption(describe(snap) if live else stored(snap))
+
+
+def stored(snap: dict) -> str:
+    """One line for a snapshot that *is* the content (a stored run), not a stand-in for live numbers."""
+    prov = snap.get("provenance", {})
+    return (f"Drawn from those stored results by `{prov.get('command', '?')}` on {prov.get('built', '?')} "
+            f"(code at commit {str(prov.get('commit'))[:8]}).")

@@ -42,13 +42,14 @@ CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run
 # a data frame, or a metric whose value is not the "…" placeholder.
 CONTENT_JS = """() => {
   const main = document.querySelector('[data-testid=stMain]') || document;
+  const shown = el => el.getClientRects().length > 0;  // not inside a collapsed expander or a hidden tab
   if (!main.querySelector('h1')) return false;
-  const points = Array.from(main.querySelectorAll('.js-plotly-plot')).some(el =>
+  const points = Array.from(main.querySelectorAll('.js-plotly-plot')).some(el => shown(el) &&
       (el._fullData || []).some(t => ((t.x || t.y || t.z || t.values || []).length || 0) > 0));
-  const images = main.querySelectorAll('[data-testid=stImage] img').length > 0;
-  const tables = main.querySelectorAll('[data-testid=stDataFrame], [data-testid=stTable]').length > 0;
+  const images = Array.from(main.querySelectorAll('[data-testid=stImage] img')).some(shown);
+  const tables = Array.from(main.querySelectorAll('[data-testid=stDataFrame], [data-testid=stTable]')).some(shown);
   const metrics = Array.from(main.querySelectorAll('[data-testid=stMetricValue]'))
-      .some(m => m.innerText.trim() && m.innerText.trim() !== '…');
+      .some(m => shown(m) && m.innerText.trim() && m.innerText.trim() !== '…');
   return points || images || tables || metrics;
 }"""
 RUNNING_JS = "() => document.querySelectorAll('[data-testid=stStatusWidget]').length > 0"
@@ -92,7 +93,7 @@ def stop(process: subprocess.Popen) -> None:
         process.kill()
 
 
-def visit(browser, url: str, shot: Path, timeout: float = 300) -> tuple[float, float]:
+def visit(browser, url: str, shot: Path, timeout: float = 120) -> tuple[float, float]:
     """(seconds to content, seconds to settled) of one cold visit."""
     tab = browser.new_page(viewport={"width": 1400, "height": 1000})
     start = time.perf_counter()

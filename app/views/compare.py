@@ -1,28 +1,21 @@
 """Compare methods page: MPOP Figure 2, reconstruction error vs compression ratio.
 
-Every curve (one per method and n) is read from the disk cache when it is
-there, computed in the page run when it is cheap (kept in memory), and
-otherwise offered behind a "Compute" button that runs it in a background
+The page opens on the stored full run of Figure 2 (``results/full/figure2``,
+painted from its snapshot ``app/snapshots/compare.json`` before the engine is
+imported), with the paper's two claims checked on its numbers. Below it, your
+own curves: every curve (one per method and n) is read from the disk cache
+when it is there, computed in the page run when it is cheap (kept in memory),
+and otherwise offered behind a "Compute" button that runs it in a background
 thread, with a progress bar; finished curves are written to the cache one by
 one and drawn as they arrive. The numbers come from
 :func:`mpo_core.tensor.baselines.error_vs_ratio` through :mod:`app.compare`.
 """
 from __future__ import annotations
 
-import time
-from pathlib import Path
-
-import pandas as pd
 import streamlit as st
 
-from app import allowed_paths, compare, decompose
-from app.user_errors import USER_ERRORS, message as _message
+from app import snapshot
 
-SOURCE_LABELS = {"model": "Packaged model weight", "random": "Random matrix"}
-VALUE_LABELS = {
-    "relative_error": "relative: ‖M − M′‖ / ‖M‖ (Frobenius)",
-    "error": "absolute: ‖M − M′‖ (Frobenius)",
-}
 PAPER_NOTE = (
     "**What the paper reports** (MPOP, ACL 2021, Figure 2): on the word embedding of bert-base-uncased, "
     "(a) the MPO reaches a smaller reconstruction error than CPD at every compression ratio, and "
@@ -31,6 +24,32 @@ PAPER_NOTE = (
     "tensorization (local dims aₖ = iₖ·jₖ) of a matrix of the packaged MiniLM, and the error is measured "
     "on the matrix itself."
 )
+
+st.title("Compare methods: MPO vs SVD, CPD and Tucker")
+st.caption("Reconstruction error against compression ratio ρ (Eq. 5) for the MPO at several n, the "
+           "truncated SVD, CPD and Tucker: Figure 2 of MPOP (ACL 2021), on a real weight of the packaged model.")
+st.info(PAPER_NOTE)
+if (STORED := snapshot.load("compare")) is not None:
+    st.subheader("The stored run")
+    snapshot.show(STORED, live=False)
+st.subheader("Your own curves")
+st.caption("Pick a matrix, methods and ratios in the sidebar. MPO and SVD curves are computed at once; CPD and "
+           "Tucker wait for a click (their cost is estimated below).")
+
+# The engine (torch, ~2.5 s cold) is imported only after the stored run is on screen.
+import time  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import pandas as pd  # noqa: E402
+
+from app import allowed_paths, compare, decompose  # noqa: E402
+from app.user_errors import USER_ERRORS, message as _message  # noqa: E402
+
+SOURCE_LABELS = {"model": "Packaged model weight", "random": "Random matrix"}
+VALUE_LABELS = {
+    "relative_error": "relative: ‖M − M′‖ / ‖M‖ (Frobenius)",
+    "error": "absolute: ‖M − M′‖ (Frobenius)",
+}
 
 
 # --------------------------------------------------------------------------- caches
@@ -86,7 +105,7 @@ def source_controls() -> tuple[decompose.MatrixSource, int] | None:
         )
         source = decompose.MatrixSource(kind="model", name=name)
     max_rows = st.sidebar.number_input(
-        "Keep the first rows only (0 = all)", 0, 10**6, 0, step=256, key="cmp_max_rows",
+        "Keep the first rows only (0 = all)", 0, 10**6, compare.DEFAULT_MAX_ROWS, step=256, key="cmp_max_rows",
         help="CPD of all 30522 rows of the word embedding takes hours on a CPU; "
              "its first few thousand rows (tokens) give the same comparison in minutes.",
     )
@@ -231,7 +250,7 @@ def show_results(frame: pd.DataFrame, settings: compare.CompareSettings, key: st
     for n, wins, count in compare.mpo_vs_cpd(frame):
         st.caption(f"Our numbers, n = {n}: the MPO error is below the CPD error at {wins} of {count} target ratios.")
     st.subheader("Error at the chosen ratios")
-    st.dataframe(compare.ratio_table(frame, value).round(4))
+    st.dataframe(compare.ratio_table(frame, value).style.format("{:.4f}", na_rep="— (skipped)"))
     show_skipped(frame)
     with st.expander("Every point"):
         st.dataframe(frame, hide_index=True)
@@ -240,10 +259,6 @@ def show_results(frame: pd.DataFrame, settings: compare.CompareSettings, key: st
 
 
 def main() -> None:
-    st.title("Compare methods: MPO vs SVD, CPD and Tucker")
-    st.caption("Reconstruction error against compression ratio ρ (Eq. 5) for the MPO at several n, the "
-               "truncated SVD, CPD and Tucker: Figure 2 of MPOP (ACL 2021), on a real weight of the packaged model.")
-    st.info(PAPER_NOTE)
     roots = allowed_paths.dashboard_roots()
     typed = st.sidebar.text_input("Cache folder", str(Path(roots.cache) / compare.CACHE_SUBDIR), key="cache_dir")
     try:
