@@ -6,6 +6,8 @@ job (app.jobs) watched by a fragment, latency on a button (JSON in the run).
 """
 from __future__ import annotations
 
+from collections import Counter
+
 from pathlib import Path
 
 import pandas as pd
@@ -86,11 +88,17 @@ def run_scores(runs_dir: str, runs: list[dict]) -> opf.FisherScores | None:
 
 
 def preview_controls(fisher: opf.FisherScores) -> dict:
+    # Defaults valid in both modes: top-N 2 with 2 stages (dynamic adds at least one matrix per group and
+    # stage), fewer where the scored model has fewer layers; a kept value above them is lowered to fit.
+    layers = max(1, min(Counter(fisher.groups.values()).values(), default=1))
+    for key in ("top_n", "stages"):
+        if st.session_state.get(key, 0) > layers:
+            st.session_state[key] = layers
     cols = st.columns(5)
     selection = cols[0].radio("selection", SELECTIONS, key="selection", horizontal=True)
-    top_n = cols[1].number_input("top-N per group", 1, opf.MAX_LAYERS, 1, key="top_n",
+    top_n = cols[1].number_input("top-N per group", 1, layers, min(2, layers), key="top_n",
                                  help="Matrices grown per group (query, key, value, attn. output, FFN in, FFN out).")
-    stages = cols[2].number_input("stages s (dynamic)", 1, opf.MAX_LAYERS, 2, key="stages",
+    stages = cols[2].number_input("stages s (dynamic)", 1, layers, min(2, layers), key="stages",
                                   disabled=selection == "static")
     growth = cols[3].number_input("growth (× parameters per matrix)", 1.0, 30.0, 4.0, step=0.5, key="growth")
     steps = cols[4].number_input("training steps T", 1, 100000, 100, key="preview_steps",
@@ -137,30 +145,40 @@ def scores_and_preview(runs_dir: str, glue_dir: str, runs: list[dict]) -> dict |
     st.caption(f"Scores: {fisher.source}.")
     options = preview_controls(fisher)
     show_preview(fisher, options)
-    return {**options, "task": st.session_state.get("fisher_task", "sst2")}
+    return {**options, "task": st.session_state.get("fisher_task", "sst2"),
+            "layers": int(st.session_state.get("fisher_layers", opf.MAX_LAYERS))}
 
 
 # --------------------------------------------------------------------------- 2. a run
+def follow_preview(preview: dict) -> None:
+    """Set the form's preview-linked fields to the preview's values whenever the preview changes.
+
+    The fields are then created without a default of their own (Streamlit would warn about both).
+    """
+    follow = {"run_task": preview.get("task", "sst2"), "run_selection": preview.get("selection", "static"),
+              "run_layers": max(preview.get("layers", opf.MAX_LAYERS), preview.get("top_n", 1)),
+              "run_top_n": preview.get("top_n", 2), "run_stages": preview.get("stages", 2),
+              "run_growth": float(preview.get("growth", 4.0)), "run_steps": min(preview.get("max_steps", 100), 100000)}
+    if st.session_state.get("_form_follows") != follow:
+        st.session_state.update(follow)
+        st.session_state["_form_follows"] = follow
+
+
 def start_form(runs_dir: str, glue_dir: str, preview: dict) -> None:
     tasks = list(GLUE_TASKS)
+    follow_preview(preview)
     with st.expander("Start a new OPF run", expanded=False), st.form("new_opf_run"):
-        st.caption("Defaults follow the preview above.")
+        st.caption("Task, layers, selection, top-N, stages, growth and steps follow the preview above.")
         left, middle, right = st.columns(3)
-        task = left.selectbox("task", tasks, index=tasks.index(preview.get("task", "sst2")), key="run_task")
-        layers = left.number_input("encoder layers to load", 1, opf.MAX_LAYERS,
-                                   max(2, preview.get("top_n", 1), preview.get("stages", 1)), key="run_layers")
+        task = left.selectbox("task", tasks, key="run_task")
+        layers = left.number_input("encoder layers to load", 1, opf.MAX_LAYERS, key="run_layers")
         train_examples = left.number_input("training examples", 16, 100000, 512, step=64, key="run_train")
         eval_examples = left.number_input("dev examples", 16, 100000, 200, step=50, key="run_eval")
-        selection = middle.selectbox("selection", SELECTIONS, key="run_selection",
-                                     index=SELECTIONS.index(preview.get("selection", "static")))
-        top_n = middle.number_input("top-N per group", 1, opf.MAX_LAYERS, preview.get("top_n", 1),
-                                    key="run_top_n")
-        stages = middle.number_input("stages (dynamic)", 1, opf.MAX_LAYERS, preview.get("stages", 2),
-                                     key="run_stages")
-        growth = middle.number_input("growth (× parameters)", 1.0, 30.0, preview.get("growth", 4.0), step=0.5,
-                                     key="run_growth")
-        steps = right.number_input("training steps", 1, 100000, min(preview.get("max_steps", 100), 100000),
-                                   key="run_steps")
+        selection = middle.selectbox("selection", SELECTIONS, key="run_selection")
+        top_n = middle.number_input("top-N per group", 1, opf.MAX_LAYERS, key="run_top_n")
+        stages = middle.number_input("stages (dynamic)", 1, opf.MAX_LAYERS, key="run_stages")
+        growth = middle.number_input("growth (× parameters)", 1.0, 30.0, step=0.5, key="run_growth")
+        steps = right.number_input("training steps", 1, 100000, key="run_steps")
         learning_rate = right.number_input("learning rate", 1e-6, 1e-1, 1e-4, format="%.1e", key="run_lr")
         fisher_batches = right.number_input("Fisher batches per selection", 1, 256, 4, key="run_fisher_batches")
         # A default fixed per session: one that changed every rerun would drop the name typed on submit.

@@ -42,7 +42,10 @@ def finished(tmp_path_factory):
 def test_opens_with_scores_and_a_preview_that_follows_top_n(finished, monkeypatch):
     at = open_page(finished[0], monkeypatch)
     assert not at.error, [e.value for e in at.error]
-    assert at.get("plotly_chart") and metric(at, "matrices to grow") == "6"  # default top-N = 1, six groups
+    assert at.number_input(key="top_n").value == 2 and at.number_input(key="stages").value == 2
+    assert metric(at, "matrices to grow") == "12"  # default top-N = 2, six groups
+    at.number_input(key="top_n").set_value(1).run()
+    assert at.get("plotly_chart") and metric(at, "matrices to grow") == "6"
     peak = millions(at, "#To while training (peak)")
     assert peak > millions(at, "#To original")
     preview = table(at, "rank in group")
@@ -136,7 +139,7 @@ def test_a_hostile_run_name_is_refused_and_nothing_is_written(tmp_path, monkeypa
 @pytest.mark.slow  # a real background training job
 def test_a_run_started_from_the_form_can_be_stopped_and_still_merges(tmp_path, monkeypatch):
     at = open_page(tmp_path, monkeypatch)
-    values = {"run_task": "rte", "run_layers": 1, "run_train": 32, "run_eval": 16, "run_steps": 5000,
+    values = {"run_task": "rte", "run_layers": 1, "run_top_n": 1, "run_train": 32, "run_eval": 16, "run_steps": 5000,
               "run_fisher_batches": 1, "run_growth": 2.0, "run_name": "from-the-page"}
     for key, value in values.items():
         (at.selectbox if key == "run_task" else at.text_input if key == "run_name" else at.number_input)(
@@ -160,3 +163,14 @@ def test_a_run_started_from_the_form_can_be_stopped_and_still_merges(tmp_path, m
     assert metric(at, "after merge = original") == "yes"  # a stopped run merges back all the same
     results = json.loads((tmp_path / "from-the-page" / "results.json").read_text())
     assert results["opf"]["total_params_after_merge"] == results["opf"]["total_params_before"]
+
+
+@pytest.mark.parametrize("selection", ["static", "dynamic"])
+def test_the_defaults_are_valid_in_both_modes_and_the_form_follows_the_preview(finished, monkeypatch, selection):
+    at = open_page(finished[0], monkeypatch)
+    at.radio(key="selection").set_value(selection).run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    assert metric(at, "matrices to grow") == "12"
+    assert at.number_input(key="run_layers").value == at.number_input(key="fisher_layers").value == 6
+    assert at.selectbox(key="run_selection").value == selection
+    assert at.number_input(key="run_top_n").value == 2 and at.number_input(key="run_stages").value == 2
