@@ -168,6 +168,9 @@ def test_compare_shows_curves_without_a_click(server, page):
     url, *_ = server
     page.goto(f"{url}/compare")
     settle(page)
+    page.wait_for_function(  # plotly.js is a lazily loaded chunk: the charts may draw after the script run
+        "() => Array.from(document.querySelectorAll('.js-plotly-plot')).filter(el => el._fullData).length >= 2",
+        timeout=60_000)
     points = curve_points(page)
     assert len(points) >= 2 and all(p > 0 for p in points[:2]), points  # the stored run's two panels
     assert page.get_by_text("Paper claim (a)").first.is_visible()
