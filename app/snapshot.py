@@ -48,10 +48,11 @@ def describe(snap: dict) -> str:
     return "Precomputed for the default settings (" + ", ".join(p for p in parts if p) + "); live numbers follow."
 
 
-def show(snap: dict, live: bool = True) -> None:
+def show(snap: dict, live: bool = True, key: str = "") -> None:
     """Paint ``snap``: caption, metrics, text and figures.
 
     ``live``: the page replaces it with live numbers (call it inside a placeholder); otherwise it stays.
+    ``key``: tells the charts apart when one run of a page paints the snapshot twice.
     """
     import streamlit as st
 
@@ -66,8 +67,22 @@ def show(snap: dict, live: bool = True) -> None:
         st.markdown(snap["markdown"])
     figures = snap.get("figures", [])
     for col, (index, figure) in zip(st.columns(len(figures)) if len(figures) > 1 else [st], enumerate(figures)):
-        col.plotly_chart(figure, key=f"snapshot_{snap['page']}_{index}")
+        col.plotly_chart(figure, key=f"snapshot_{snap['page']}_{key}{index}")
     st.caption(describe(snap) if live else stored(snap))
+
+
+def first_paint(page: str, session_key: str):
+    """A placeholder here holding ``page``'s snapshot on a first visit (``session_key`` not in the session yet).
+
+    The page imports the engine after this call and empties the placeholder once its live content is ready.
+    """
+    import streamlit as st
+
+    area = st.empty()
+    if session_key not in st.session_state and (snap := load(page)) is not None:
+        with area.container():
+            show(snap)
+    return area
 
 
 def stored(snap: dict) -> str:

@@ -1,22 +1,36 @@
-"""Squeeze training: start an ``mpop`` run in the background, watch Algorithm 2 live, stop, compare."""
-from pathlib import Path
+"""Squeeze training: start an ``mpop`` run in the background, watch Algorithm 2 live, stop, compare.
 
-import pandas as pd
+Opens on a finished example (a stored squeeze run of the frontier experiment,
+painted from ``app/snapshots/squeeze.json`` before the engine is imported);
+once you have runs of your own it moves to a closed section at the end.
+"""
 import streamlit as st
 
-from app import allowed_paths, jobs, squeeze
-from app.user_errors import USER_ERRORS, message as _message
-from mpo_core.training.fine_tune_config import FineTuneConfig
-from mpo_core.data.glue import GLUE_TASKS
-from mpo_core.runs.run_name import check_run_name
-
-ROOTS = allowed_paths.dashboard_roots()  # the folder fields' defaults, and the only places they may name
+from app import snapshot
 
 st.title("Squeeze training (MPOP Algorithm 2)")
 st.caption("Lightweight fine-tuning of the auxiliary tensors, then dimension squeezing: each step makes the cut "
            "that adds the least error (Eq. 3) per parameter removed, repairs it with a few training steps and "
            "keeps it while |p − p̃| ≤ Δ, p measured on held-out training examples. Runs are background jobs "
            "writing to their run folder: reload or close the page freely.")
+EXAMPLE = snapshot.load("squeeze")
+AREA = st.empty()
+if EXAMPLE is not None:
+    with AREA.container():
+        st.subheader("A finished example")
+        snapshot.show(EXAMPLE, live=False)
+
+from pathlib import Path  # noqa: E402
+
+import pandas as pd  # noqa: E402
+
+from app import allowed_paths, jobs, squeeze  # noqa: E402
+from app.user_errors import USER_ERRORS, message as _message  # noqa: E402
+from mpo_core.training.fine_tune_config import FineTuneConfig  # noqa: E402
+from mpo_core.data.glue import GLUE_TASKS  # noqa: E402
+from mpo_core.runs.run_name import check_run_name  # noqa: E402
+
+ROOTS = allowed_paths.dashboard_roots()  # the folder fields' defaults, and the only places they may name
 
 try:
     runs_dir = ROOTS.check("runs", st.sidebar.text_input("runs folder", ROOTS.runs, key="runs_dir"))
@@ -69,8 +83,9 @@ for problem in listing.problems:
     st.warning(problem)
 runs = [r for r in listing.rows if r["strategy"] == "mpop"]
 if not runs:
-    st.info(f"No squeeze runs in {runs_dir} yet: start one above.")
+    st.info(f"No squeeze runs of your own in {runs_dir} yet: start one above.")
     st.stop()
+AREA.empty()  # your runs come first; the example moves to the end
 
 
 
@@ -136,3 +151,7 @@ if len(pair) == 2:
         col.plotly_chart(squeeze.metric_figure(frames, name=f"({name})"), key=f"cmp_metric_{name}")
         col.plotly_chart(squeeze.size_figure(frames), key=f"cmp_size_{name}")
         col.dataframe(pd.DataFrame([squeeze.squeeze_summary(frames)]), hide_index=True)
+
+if EXAMPLE is not None:
+    with st.expander("A finished example (stored squeeze run of the frontier experiment)"):
+        snapshot.show(EXAMPLE, live=False, key="closed")

@@ -23,9 +23,15 @@ def two_runs(tmp_path_factory):
 metric = pages.metric
 
 
-def test_no_runs_yet_is_a_message(tmp_path, monkeypatch):
+def test_no_runs_yet_shows_a_finished_example(tmp_path, monkeypatch):
     at = open_page(tmp_path, monkeypatch)
-    assert any("No squeeze runs" in i.value for i in at.info)
+    assert any("No squeeze runs of your own" in i.value for i in at.info)
+    assert [h.value for h in at.subheader] == ["A finished example"]
+    assert len(at.get("plotly_chart")) == 1  # p~ as #To falls
+    before, after = metric(at, "#To").split(" → ")
+    assert float(after.rstrip("M")) < float(before.rstrip("M"))
+    held_before, held_after = (float(v) for v in metric(at, "held-out p → p̃").split(" → "))
+    assert held_after > 0.7 and held_before - held_after < 0.05  # the example learned, and squeezing kept it
 
 
 def test_a_finished_run_shows_its_squeeze(two_runs, monkeypatch):
