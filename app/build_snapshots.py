@@ -218,14 +218,16 @@ def squeeze_snapshot() -> dict:
     fig.update_layout(title="Squeezing: accuracy on held-out training examples as #To falls",
                       xaxis={"title": "#To, all parameters (millions)", "autorange": "reversed"},
                       yaxis={"title": "held-out accuracy p̃"}, height=380, showlegend=False)
-    rows = [
-        ["#To", f"{sq['mpo_params'] / 1e6:.2f}M → {record['total_params'] / 1e6:.2f}M",
-         f"Dense MiniLM: {dense:.2f}M; the target was {sq['target_size']:g}× of it."],
-        ["held-out p → p̃", f"{sq['baseline']:.3f} → {sq['final']:.3f}",
-         f"Accuracy on {record['num_heldout_examples']} held-out training examples, before and after squeezing."],
-        ["dev accuracy, squeezed", f"{record['score']:.3f}", f"{record['num_eval_examples']} SST-2 dev examples."],
-        ["dev accuracy, full fine-tuning", f"{full['score']:.3f}", "The same budget, dense model, same seed."],
+    rows = [  # short labels and values: five side by side must not be cut off
+        ["#To before cuts", f"{sq['mpo_params'] / 1e6:.2f}M", f"Full-bond MPO model; the dense MiniLM has {dense:.2f}M."],
+        ["#To after", f"{record['total_params'] / 1e6:.2f}M",
+         f"{record['total_params'] / sq['dense_params']:.2f}× the dense model (target {sq['target_size']:g}×)."],
+        ["held-out p", f"{sq['baseline']:.3f}",
+         f"Accuracy on {record['num_heldout_examples']} held-out training examples after lightweight fine-tuning."],
+        ["held-out p̃, last cut", f"{sq['final']:.3f}", "The same examples after the last accepted cut."],
         ["cuts accepted", str(sq["steps_accepted"]), sq["stop_reason"]],
+        ["dev acc., squeezed", f"{record['score']:.3f}", f"{record['num_eval_examples']} SST-2 dev examples."],
+        ["dev acc., dense FT", f"{full['score']:.3f}", "Full fine-tuning of the dense model: same budget, same seed."],
     ]
     schedule = ", ".join(f"{ph['phase']} {ph['steps']} steps" for ph in sq["schedule"])
     return {

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from app import snapshot
+from app.views import first_paint
 
 st.title("Entropy atlas")
 st.caption(
@@ -17,7 +17,7 @@ st.caption(
     "(Eq. 6), full vs chosen bond dims at a target ratio (Eq. 2, 5), and where the central tensor's share "
     "of parameters sits (MPOP, ACL 2021)."
 )
-AREA = snapshot.first_paint("atlas", "atlas_n")  # the default view, before the engine is imported
+AREA = first_paint.first_paint("atlas", "atlas_n")  # the default view, before the engine is imported
 
 import pandas as pd  # noqa: E402
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from app import snapshot
+from app.views import first_paint
 
 st.title("Compress a model")
 st.caption(
@@ -17,7 +17,7 @@ st.caption(
     "matrix becomes an MPO cut to the bond dims d′ₖ with the least error within the ratio. Read the plan, then "
     "download the compressed model (MPO layers) or its merged dense copy (MPOP, ACL 2021)."
 )
-AREA = snapshot.first_paint("compress", "compress_groups")  # the default plan, before the engine is imported
+AREA = first_paint.first_paint("compress", "compress_groups")  # the default plan, before the engine is imported
 
 import pandas as pd  # noqa: E402
 

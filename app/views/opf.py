@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import streamlit as st
 
-from app import snapshot
+from app.views import first_paint
 
 st.title("Over-parameterized fine-tuning (OPF)")
 st.caption("OPF (Gao et al., ACL 2023) fine-tunes a small PLM with more parameters than it deploys: the matrices "
            "with the largest Fisher scores become lossless MPOs holding growth × their entries while training, "
            "and are contracted back afterwards, so the fine-tuned model keeps its original size and latency.")
-AREA = snapshot.first_paint("opf", "fisher_source")  # the default preview, before the engine is imported
+AREA = first_paint.first_paint("opf", "fisher_source")  # the default preview, before the engine is imported
 
 from collections import Counter  # noqa: E402
 from pathlib import Path  # noqa: E402

@@ -9,6 +9,7 @@ from __future__ import annotations
 import streamlit as st
 
 from app import snapshot
+from app.views import first_paint
 
 st.title("Parameter variation after fine-tuning (MPOP Table 1)")
 st.caption("How far fine-tuning moves each weight: |Δw| = |w_after − w_before| for the word embedding, the "
@@ -20,7 +21,7 @@ AREA = st.empty()  # the stored Table 1 run, painted before the engine is import
 if STORED is not None:
     with AREA.container():
         st.subheader("The stored run: full fine-tuning of MiniLM on SST-2")
-        snapshot.show(STORED, live=False)
+        first_paint.show(STORED, live=False)
 
 from pathlib import Path  # noqa: E402
 
@@ -62,7 +63,7 @@ def stored_closed() -> None:
     AREA.empty()
     if STORED is not None:
         with st.expander("The stored run: full fine-tuning of MiniLM on SST-2 (results/full/table1)"):
-            snapshot.show(STORED, live=False, key="closed")
+            first_paint.show(STORED, live=False, key="closed")
 
 
 try:

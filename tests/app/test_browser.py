@@ -202,7 +202,8 @@ def test_a_tiny_squeeze_run_draws_its_curve(server, page):
     page.goto(f"{url}/squeeze")
     settle(page)
     page.get_by_text("Start a new squeeze run").click()
-    values = {"encoder layers to load": "1", "training examples": "32", "dev examples (reported only; p is judged on held-out training examples)": "16",
+    values = {"encoder layers to load": "1", "training examples": "32", "of them held out for p": "8",
+              "dev examples (reported only; p is judged on held-out training examples)": "16",
               "squeeze steps (budget)": "2", "lightweight fine-tuning steps first": "2",
               "repair steps after each cut": "1"}
     for label, value in values.items():

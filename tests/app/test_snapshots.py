@@ -13,7 +13,7 @@ ROOT = Path(MAIN).parents[1]
 
 
 def test_painting_a_snapshot_imports_no_engine():
-    code = ("import sys; import app.snapshot as s; assert s.load('decompose') is not None; "
+    code = ("import sys; import app.snapshot as s, app.views.first_paint; assert s.load('decompose') is not None; "
             "heavy = [m for m in ('torch', 'pandas', 'mpo_core', 'transformers') if m in sys.modules]; "
             "assert not heavy, heavy")
     done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
