@@ -256,6 +256,22 @@ def layered(table: pd.DataFrame) -> pd.DataFrame:
     return table[table["layer"].notna() & table["group"].isin(ENCODER_GROUPS)]
 
 
+def overview_rows(atlas: Atlas, table: pd.DataFrame) -> list[tuple[str, str, str]]:
+    """The page's four headline numbers as ``(label, value, help)``."""
+    dense, central, auxiliary = (int(table[c].sum()) for c in ("dense params", "central params at d'",
+                                                               "auxiliary params at d'"))
+    return [
+        ("Weight matrices", str(len(table)), ""),
+        (TIME_LABEL, f"{atlas.seconds:.1f} s", "All matrices, full bonds; cached per n."),
+        ("All matrices: ρ at d′ (Eq. 5)", f"{(central + auxiliary) / dense:.4f}",
+         "Σ MPO parameters at the chosen d′ₖ / Σ matrix entries."),
+        ("Central tensors' share at d′", f"{100 * central / (central + auxiliary):.1f} %", ""),
+    ]
+
+
+TIME_LABEL = "Decomposition time (CPU)"  # machine-dependent: not part of the page's snapshot
+
+
 def ordered_names(table: pd.DataFrame) -> list[str]:
     """Weights layer by layer (query, key, value, attention output, FFN in, FFN out), then the others."""
     rows = layered(table)

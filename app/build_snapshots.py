@@ -11,6 +11,10 @@ shipped snapshot differs from what the code computes.
   page (true error included).
 - ``compare``: the stored Figure 2 run (``results/full/figure2``), both
   panels, the paper's two claims checked on its numbers.
+- ``atlas`` / ``compress``: the default view's headline numbers and figure.
+- ``variation``: the stored Table 1 run (``results/full/table1``).
+- ``squeeze``: a finished squeeze run of the frontier experiment.
+- ``opf``: the default preview (Fisher scores on SST-2 batches, top-2 per group).
 """
 from __future__ import annotations
 
@@ -135,7 +139,130 @@ def compare_snapshot() -> dict:
     }
 
 
-BUILDERS = {"decompose": decompose_snapshot, "compare": compare_snapshot}
+def atlas_snapshot() -> dict:
+    """Every matrix at the page's defaults (n = 5, ρ = 0.2): headline numbers and the heatmap."""
+    from app import atlas
+
+    book = atlas.build_atlas(atlas.DEFAULT_NUM_TENSORS)
+    table = atlas.atlas_table(book, atlas.DEFAULT_RATIO)
+    quantity = next(iter(atlas.QUANTITIES))
+    rows = [list(r) for r in atlas.overview_rows(book, table) if r[0] != atlas.TIME_LABEL]
+    heatmap = atlas.heatmap_figure(table, quantity, highlight=atlas.ordered_names(table)[0])
+    return {"page": "atlas", "caption": "", "metrics": rows, "figures": [figure_dict(heatmap)],
+            "state": {"n": atlas.DEFAULT_NUM_TENSORS, "ratio": atlas.DEFAULT_RATIO, "quantity": quantity}}
+
+
+def compress_snapshot() -> dict:
+    """The default plan (default groups, every layer, ρ = 0.3, n = 5): totals and the per-group figure."""
+    from app import compress as mc
+
+    model = mc.load_base_model()
+    groups = tuple(g for g in mc.available_groups(model) if g in mc.DEFAULT_GROUPS)
+    request = mc.CompressionRequest(groups=groups, ratio=mc.DEFAULT_RATIO, n=5, layers=None)
+    table = mc.plan_table(model, mc.matrix_spectra(model, request.n), request)
+    rows = [list(r) for r in mc.totals_rows(mc.size_totals(model, table), table)]
+    return {"page": "compress", "caption": "", "metrics": rows, "figures": [figure_dict(mc.group_figure(table))],
+            "state": {"groups": list(groups), "ratio": mc.DEFAULT_RATIO, "n": request.n}}
+
+
+def variation_snapshot() -> dict:
+    """The stored Table 1 run (``results/full/table1``): our |Δw| shares beside the paper's."""
+    from mpo_core.reproduction import results_store, table1
+
+    results = results_store.load_results("table1", "full")
+    meta = results.meta
+    frame = table1.side_by_side(results)
+    rows = []
+    for group, part in frame.groupby("group", sort=False):
+        top = part.loc[part["ours"].idxmax()]
+        rows.append([f"{group}: most |Δw| in", str(top["bin |dw|"]),
+                     f"{100 * top['ours']:.0f} % of its weights (paper's largest bin: "
+                     f"{part.loc[part['paper (BERT-base)'].idxmax(), 'bin |dw|']})."])
+    return {
+        "page": "variation",
+        "caption": (f"The stored run (`{meta['command']}`, commit {meta['commit'][:8]}, finished {meta['finished']}): "
+                    + table1.run_summary(results)),
+        "metrics": rows,
+        "markdown": table1.comparison_sentence(results),
+        "figures": [figure_dict(table1.figure(results))],
+        "state": {"results": "results/full/table1", "commit": meta["commit"]},
+    }
+
+
+EXAMPLE_SQUEEZE = ROOT / "results" / "full" / "records" / "frontier" / "mpop@0.75-sst2-seed0.json"
+EXAMPLE_FULL = ROOT / "results" / "full" / "records" / "frontier" / "full-sst2-seed0.json"
+
+
+def squeeze_snapshot() -> dict:
+    """A finished squeeze run of the frontier experiment (MiniLM, SST-2, to 0.75 of the dense size)."""
+    import plotly.graph_objects as go
+
+    record = json.loads(EXAMPLE_SQUEEZE.read_text())
+    full = json.loads(EXAMPLE_FULL.read_text())
+    sq = record["squeeze"]
+    history = sq["history"]
+    sizes = [sq["mpo_params"] / 1e6] + [h["total_params"] / 1e6 for h in history]
+    scores = [sq["baseline"]] + [h["p_tilde"] for h in history]
+    dense = sq["dense_params"] / 1e6
+    fig = go.Figure()
+    fig.add_scatter(x=sizes, y=scores, mode="lines+markers", name="held-out accuracy p̃ after each cut",
+                    text=["after lightweight fine-tuning"] + [f"cut {h['matrix'].removeprefix('bert.')} bond "
+                                                            f"{h['bond']}: {h['before']}→{h['after']}" for h in history],
+                    hovertemplate="#To %{x:.2f}M<br>p̃ %{y:.3f}<br>%{text}<extra></extra>")
+    fig.add_vline(x=dense, line_dash="dash", annotation_text="dense model", line_color="#777")
+    fig.add_vline(x=sq["target_params"] / 1e6, line_dash="dot", annotation_text=f"target {sq['target_size']:g}×",
+                  line_color="#f58518")
+    majority = record.get("heldout_eval", {}).get("majority_share")
+    if majority:
+        fig.add_hline(y=majority, line_dash="dot", annotation_text="majority class", line_color="#999")
+    fig.update_layout(title="Squeezing: accuracy on held-out training examples as #To falls",
+                      xaxis={"title": "#To, all parameters (millions)", "autorange": "reversed"},
+                      yaxis={"title": "held-out accuracy p̃"}, height=380, showlegend=False)
+    rows = [  # short labels and values: five side by side must not be cut off
+        ["#To before cuts", f"{sq['mpo_params'] / 1e6:.2f}M", f"Full-bond MPO model; the dense MiniLM has {dense:.2f}M."],
+        ["#To after", f"{record['total_params'] / 1e6:.2f}M",
+         f"{record['total_params'] / sq['dense_params']:.2f}× the dense model (target {sq['target_size']:g}×)."],
+        ["held-out p", f"{sq['baseline']:.3f}",
+         f"Accuracy on {record['num_heldout_examples']} held-out training examples after lightweight fine-tuning."],
+        ["held-out p̃, last cut", f"{sq['final']:.3f}", "The same examples after the last accepted cut."],
+        ["cuts accepted", str(sq["steps_accepted"]), sq["stop_reason"]],
+        ["dev acc., squeezed", f"{record['score']:.3f}", f"{record['num_eval_examples']} SST-2 dev examples."],
+        ["dev acc., dense FT", f"{full['score']:.3f}", "Full fine-tuning of the dense model: same budget, same seed."],
+    ]
+    schedule = ", ".join(f"{ph['phase']} {ph['steps']} steps" for ph in sq["schedule"])
+    return {
+        "page": "squeeze",
+        "caption": (f"An example: the stored run `{record['run_name']}` of the frontier experiment (all 6 layers, "
+                    f"{record['num_train_examples']} SST-2 training examples, {schedule}, "
+                    f"{record['wall_seconds'] / 60:.0f} min on a 2-core CPU; `results/full/records/frontier/`)."),
+        "metrics": rows,
+        "figures": [figure_dict(fig)],
+        "state": {"record": str(EXAMPLE_SQUEEZE.relative_to(ROOT))},
+    }
+
+
+def opf_snapshot() -> dict:
+    """The default preview: Fisher scores on 4 SST-2 batches of 16, all 6 layers, static top-2, growth 4."""
+    import os
+
+    from app import opf
+
+    glue = os.environ.get("GLUE_DIR") or str(ROOT.parent / "shared" / "glue")
+    request = opf.FisherRequest(task="sst2", data_dir=glue, num_hidden_layers=opf.MAX_LAYERS, num_batches=4,
+                                batch_size=16, max_length=64)
+    fisher = opf.compute_fisher(request)
+    options = {"selection": "static", "top_n": 2, "stages": 2, "growth": 4.0, "max_steps": 100}
+    stages = opf.selection_preview(fisher, **options)
+    rows = [list(r) for r in opf.preview_rows(opf.preview_sizes(fisher, stages))]
+    figures = [opf.fisher_heatmap(fisher, stages), opf.preview_size_figure(fisher, stages, options["max_steps"])]
+    return {"page": "opf", "caption": "Fisher scores of the packaged MiniLM on SST-2 training batches; static "
+                                      "selection of the top-2 matrices per group, growth 4×.",
+            "metrics": rows, "figures": [figure_dict(f) for f in figures],
+            "state": {"request": {k: v for k, v in vars(request).items() if k != "data_dir"}, **options}}
+
+
+BUILDERS = {"decompose": decompose_snapshot, "compare": compare_snapshot, "atlas": atlas_snapshot,
+            "compress": compress_snapshot, "variation": variation_snapshot, "squeeze": squeeze_snapshot, "opf": opf_snapshot}
 
 
 def build(page: str) -> dict:

@@ -196,6 +196,19 @@ def size_totals(model: nn.Module, table: pd.DataFrame) -> SizeTotals:
     return SizeTotals(before, before - dense + mpo, dense, mpo)
 
 
+def totals_rows(totals: SizeTotals, table: pd.DataFrame) -> list[tuple[str, str, str]]:
+    """The page's five headline numbers as ``(label, value, help)``."""
+    return [
+        ("#To before", f"{totals.before / 1e6:.2f}M", "All parameters of the dense model."),
+        ("#To after", f"{totals.after / 1e6:.2f}M", "With the chosen matrices as MPOs."),
+        ("Model size ratio", f"{totals.model_ratio:.4f}", "#To after / #To before."),
+        ("ρ, chosen matrices (Eq. 5)", f"{totals.matrices_ratio:.4f}",
+         f"{len(table)} matrices: Σ MPO parameters / Σ matrix entries."),
+        ("Max. error bound (Eq. 4)", f"{100 * table['relative error bound (Eq. 4)'].max():.1f} %",
+         "Largest √(Σ ε_k²) / ‖W‖_F over the chosen matrices; a bound summed over bonds, so it may pass 100 %."),
+    ]
+
+
 def group_figure(table: pd.DataFrame) -> go.Figure:
     """Dense vs MPO parameters (central and auxiliary) per matrix group, in millions."""
     sums = table.groupby("group", sort=False)[["dense params", "central params", "auxiliary params"]].sum() / 1e6

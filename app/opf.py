@@ -148,6 +148,16 @@ def selection_preview(fisher: FisherScores, top_n: int, selection: str = "static
                           strategy.num_stages, strategy.growth, max_steps)
 
 
+def preview_rows(sizes: dict) -> list[tuple[str, str, str]]:
+    """The preview's four headline numbers as ``(label, value, help)`` (from :func:`preview_sizes`)."""
+    return [
+        ("#To original", f"{sizes['original'] / 1e6:.3f}M", "All parameters of the model as loaded."),
+        ("#To while training (peak)", f"{sizes['peak'] / 1e6:.3f}M", "With every grown matrix an over-sized MPO."),
+        ("peak / original", f"{sizes['factor']:.3f}×", ""),
+        ("matrices to grow", str(sizes["grown"]), "Over all six groups."),
+    ]
+
+
 def run_stages(run_path) -> list[SelectionStage]:
     """The selections an opf run made (actual, not estimates)."""
     return [SelectionStage(r["stage"], r["step"], tuple(r["chosen"]), r["params_after"]["total_params"], False)

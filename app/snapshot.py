@@ -10,8 +10,9 @@ paints it before importing the engine and replaces it with the live content
 as soon as that is ready; tests check that the shipped snapshot still equals
 what the code computes.
 
-This module is deliberately light: ``json`` and ``streamlit`` only (no torch,
-no pandas, no plotly import of its own), so painting costs milliseconds.
+This module is the data side (``json`` only, no streamlit, as every back end
+under ``app/``); :mod:`app.views.first_paint` paints a snapshot. Neither
+imports torch, pandas or plotly of its own, so painting costs milliseconds.
 Files: ``app/snapshots/<page>.json`` with keys ``page``, ``provenance``,
 ``caption``, ``metrics`` (rows of ``[label, value, help]``), ``figures``
 (plotly figure dicts), ``markdown`` (text written from the numbers) and ``state`` (page-specific values, e.g. the bond dims
@@ -23,7 +24,6 @@ import json
 from pathlib import Path
 
 FOLDER = Path(__file__).resolve().parent / "snapshots"
-METRICS_PER_ROW = 5
 
 
 def path(page: str) -> Path:
@@ -46,28 +46,6 @@ def describe(snap: dict) -> str:
     parts = [f"built {prov['built']}" if prov.get("built") else "", f"commit {commit}" if commit else "",
              f"`{prov['command']}`" if prov.get("command") else ""]
     return "Precomputed for the default settings (" + ", ".join(p for p in parts if p) + "); live numbers follow."
-
-
-def show(snap: dict, live: bool = True) -> None:
-    """Paint ``snap``: caption, metrics, text and figures.
-
-    ``live``: the page replaces it with live numbers (call it inside a placeholder); otherwise it stays.
-    """
-    import streamlit as st
-
-    if snap.get("caption"):
-        st.caption(snap["caption"])
-    metrics = snap.get("metrics", [])
-    for start in range(0, len(metrics), METRICS_PER_ROW):
-        cols = st.columns(METRICS_PER_ROW)
-        for col, (label, value, help_text) in zip(cols, metrics[start:start + METRICS_PER_ROW]):
-            col.metric(label, value, help=help_text or None)
-    if snap.get("markdown"):
-        st.markdown(snap["markdown"])
-    figures = snap.get("figures", [])
-    for col, (index, figure) in zip(st.columns(len(figures)) if len(figures) > 1 else [st], enumerate(figures)):
-        col.plotly_chart(figure, key=f"snapshot_{snap['page']}_{index}")
-    st.caption(describe(snap) if live else stored(snap))
 
 
 def stored(snap: dict) -> str:

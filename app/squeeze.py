@@ -118,4 +118,17 @@ def squeeze_summary(frames: dict) -> dict:
         "trainable_params": int(last["trainable_params"]) if last is not None else None,
         "total_params": int(last["total_params"]) if last is not None else None,
         "stop_reason": stop["reason"].iloc[-1] if not stop.empty else None,
+        # classes the model predicted on the examples p was measured on; 1: it has not learned (constant output)
+        "predicted_classes": (int(baseline["predicted_classes"].iloc[0])
+                              if not baseline.empty and "predicted_classes" in baseline
+                              and pd.notna(baseline["predicted_classes"].iloc[0]) else None),
     }
+
+
+def not_learned_message(summary: dict) -> str | None:
+    """A warning when the run's p comes from a constant prediction (squeezing it shows nothing)."""
+    if summary.get("predicted_classes") != 1:
+        return None
+    return (f"This run has not learned: after lightweight fine-tuning it predicts one class for every held-out "
+            f"example, so p = {summary['p']:.4f} is the majority-class share and cuts cannot lower it. "
+            "Train longer, with more layers or another learning rate before squeezing.")

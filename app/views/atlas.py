@@ -7,12 +7,23 @@ Everything else is drawn from the table on each rerun.
 """
 from __future__ import annotations
 
-import pandas as pd
 import streamlit as st
 
-import mpo_core
-from app import atlas
-from app.user_errors import USER_ERRORS, message as _message
+from app.views import first_paint
+
+st.title("Entropy atlas")
+st.caption(
+    "Every weight matrix of the packaged MiniLM (a 6-layer BERT) as an MPO: entanglement entropy per bond "
+    "(Eq. 6), full vs chosen bond dims at a target ratio (Eq. 2, 5), and where the central tensor's share "
+    "of parameters sits (MPOP, ACL 2021)."
+)
+AREA = first_paint.first_paint("atlas", "atlas_n")  # the default view, before the engine is imported
+
+import pandas as pd  # noqa: E402
+
+import mpo_core  # noqa: E402
+from app import atlas  # noqa: E402
+from app.user_errors import USER_ERRORS, message as _message  # noqa: E402
 
 TABLE_FORMATS = {
     "S at C (nats)": st.column_config.NumberColumn(format="%.3f"),
@@ -83,13 +94,9 @@ def follow_click(table: pd.DataFrame) -> None:
 
 # --------------------------------------------------------------------------- display
 def show_overview(book: atlas.Atlas, table: pd.DataFrame) -> None:
-    dense, central, auxiliary = (int(table[c].sum()) for c in ("dense params", "central params at d'", "auxiliary params at d'"))
-    cols = st.columns(4)
-    cols[0].metric("Weight matrices", len(table))
-    cols[1].metric("Decomposition time (CPU)", f"{book.seconds:.1f} s", help="All matrices, full bonds; cached per n.")
-    cols[2].metric("All matrices: ρ at d′ (Eq. 5)", f"{(central + auxiliary) / dense:.4f}",
-                   help="Σ MPO parameters at the chosen d′ₖ / Σ matrix entries.")
-    cols[3].metric("Central tensors' share at d′", f"{100 * central / (central + auxiliary):.1f} %")
+    rows = atlas.overview_rows(book, table)
+    for col, (label, value, help_text) in zip(st.columns(len(rows)), rows):
+        col.metric(label, value, help=help_text or None)
 
 
 def show_selected(book: atlas.Atlas, table: pd.DataFrame, names: list[str]) -> None:
@@ -118,19 +125,15 @@ def show_selected(book: atlas.Atlas, table: pd.DataFrame, names: list[str]) -> N
 
 
 def main() -> None:
-    st.title("Entropy atlas")
-    st.caption(
-        "Every weight matrix of the packaged MiniLM (a 6-layer BERT) as an MPO: entanglement entropy per bond "
-        "(Eq. 6), full vs chosen bond dims at a target ratio (Eq. 2, 5), and where the central tensor's share "
-        "of parameters sits (MPOP, ACL 2021)."
-    )
     n, ratio, quantity = controls()
     try:
         book = load_atlas(n)
         table = cached_table(str(mpo_core.default_model_path()), n, ratio, book)
     except USER_ERRORS as exc:
+        AREA.empty()
         st.error(_message(exc))
         return
+    AREA.empty()
     show_overview(book, table)
     names = atlas.ordered_names(table)
     follow_click(table)

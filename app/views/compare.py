@@ -15,6 +15,7 @@ from __future__ import annotations
 import streamlit as st
 
 from app import snapshot
+from app.views import first_paint
 
 PAPER_NOTE = (
     "**What the paper reports** (MPOP, ACL 2021, Figure 2): on the word embedding of bert-base-uncased, "
@@ -31,7 +32,7 @@ st.caption("Reconstruction error against compression ratio ρ (Eq. 5) for the MP
 st.info(PAPER_NOTE)
 if (STORED := snapshot.load("compare")) is not None:
     st.subheader("The stored run")
-    snapshot.show(STORED, live=False)
+    first_paint.show(STORED, live=False)
 st.subheader("Your own curves")
 st.caption("Pick a matrix, methods and ratios in the sidebar. MPO and SVD curves are computed at once; CPD and "
            "Tucker wait for a click (their cost is estimated below).")

@@ -7,13 +7,24 @@ happens only on "Prepare download".
 """
 from __future__ import annotations
 
-import pandas as pd
 import streamlit as st
 
-import mpo_core
-from app import compress as mc
-from app.atlas import GROUP_LABELS, NUM_TENSOR_CHOICES
-from app.user_errors import USER_ERRORS, message as _message
+from app.views import first_paint
+
+st.title("Compress a model")
+st.caption(
+    "Choose matrix groups, layers and a target compression ratio (Eq. 5) for the packaged MiniLM: each chosen "
+    "matrix becomes an MPO cut to the bond dims d′ₖ with the least error within the ratio. Read the plan, then "
+    "download the compressed model (MPO layers) or its merged dense copy (MPOP, ACL 2021)."
+)
+AREA = first_paint.first_paint("compress", "compress_groups")  # the default plan, before the engine is imported
+
+import pandas as pd  # noqa: E402
+
+import mpo_core  # noqa: E402
+from app import compress as mc  # noqa: E402
+from app.atlas import GROUP_LABELS, NUM_TENSOR_CHOICES  # noqa: E402
+from app.user_errors import USER_ERRORS, message as _message  # noqa: E402
 
 TABLE_FORMATS = {
     "ρ (Eq. 5)": st.column_config.NumberColumn(format="%.4f"),
@@ -84,16 +95,9 @@ def controls(model) -> mc.CompressionRequest | None:
 
 # --------------------------------------------------------------------------- display
 def show_totals(totals: mc.SizeTotals, table: pd.DataFrame) -> None:
-    cols = st.columns(5)
-    cols[0].metric("#To before", f"{totals.before / 1e6:.2f}M", help="All parameters of the dense model.")
-    cols[1].metric("#To after", f"{totals.after / 1e6:.2f}M", help="With the chosen matrices as MPOs.")
-    cols[2].metric("Model size ratio", f"{totals.model_ratio:.4f}", help="#To after / #To before.")
-    cols[3].metric("ρ, chosen matrices (Eq. 5)", f"{totals.matrices_ratio:.4f}",
-                   help=f"{len(table)} matrices: Σ MPO parameters / Σ matrix entries.")
-    cols[4].metric(
-        "Max. error bound (Eq. 4)", f"{100 * table['relative error bound (Eq. 4)'].max():.1f} %",
-        help="Largest √(Σ ε_k²) / ‖W‖_F over the chosen matrices; a bound summed over bonds, so it may pass 100 %.",
-    )
+    rows = mc.totals_rows(totals, table)
+    for col, (label, value, help_text) in zip(st.columns(len(rows)), rows):
+        col.metric(label, value, help=help_text or None)
 
 
 def prepare_download(request: mc.CompressionRequest, merged: bool, table: pd.DataFrame) -> None:
@@ -143,21 +147,18 @@ def show_download(request: mc.CompressionRequest, table: pd.DataFrame) -> None:
 
 
 def main() -> None:
-    st.title("Compress a model")
-    st.caption(
-        "Choose matrix groups, layers and a target compression ratio (Eq. 5) for the packaged MiniLM: each chosen "
-        "matrix becomes an MPO cut to the bond dims d′ₖ with the least error within the ratio. Read the plan, then download the compressed model "
-        "(MPO layers) or its merged dense copy (MPOP, ACL 2021)."
-    )
     try:
         model = base_model()
         request = controls(model)
         if request is None:
+            AREA.empty()
             return
         table = cached_plan(request, load_spectra(request.n))
     except USER_ERRORS as exc:
+        AREA.empty()
         st.error(_message(exc))
         return
+    AREA.empty()
     show_totals(mc.size_totals(model, table), table)
     st.plotly_chart(mc.group_figure(table), key="compress_groups_figure")
     st.dataframe(table, column_config=TABLE_FORMATS)

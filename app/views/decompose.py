@@ -15,6 +15,7 @@ from __future__ import annotations
 import streamlit as st
 
 from app import snapshot
+from app.views import first_paint
 
 EXPLANATION = r"""
 A **Matrix Product Operator (MPO)** writes one big matrix $M$ ($I \times J$) as a chain of $n$ small
@@ -46,7 +47,7 @@ with st.expander("What you are looking at", expanded=first_visit()):
 AREA = st.empty()  # the snapshot, then the live page
 if first_visit() and (SNAPSHOT := snapshot.load("decompose")) is not None:
     with AREA.container():
-        snapshot.show(SNAPSHOT)
+        first_paint.show(SNAPSHOT)
 
 # The engine (torch, ~2.5 s cold) is imported only after the first paint.
 from app import decompose  # noqa: E402

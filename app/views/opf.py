@@ -6,19 +6,27 @@ job (app.jobs) watched by a fragment, latency on a button (JSON in the run).
 """
 from __future__ import annotations
 
-from collections import Counter
-
-from pathlib import Path
-
-import pandas as pd
 import streamlit as st
 
-from app import allowed_paths, jobs, opf
-from app.user_errors import USER_ERRORS, message as _message
-from mpo_core.training.fine_tune_config import FineTuneConfig
-from mpo_core.data.glue import GLUE_TASKS, get_task
-from mpo_core.opf.strategy import SELECTIONS
-from mpo_core.runs.run_name import check_run_name
+from app.views import first_paint
+
+st.title("Over-parameterized fine-tuning (OPF)")
+st.caption("OPF (Gao et al., ACL 2023) fine-tunes a small PLM with more parameters than it deploys: the matrices "
+           "with the largest Fisher scores become lossless MPOs holding growth × their entries while training, "
+           "and are contracted back afterwards, so the fine-tuned model keeps its original size and latency.")
+AREA = first_paint.first_paint("opf", "fisher_source")  # the default preview, before the engine is imported
+
+from collections import Counter  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import pandas as pd  # noqa: E402
+
+from app import allowed_paths, jobs, opf  # noqa: E402
+from app.user_errors import USER_ERRORS, message as _message  # noqa: E402
+from mpo_core.training.fine_tune_config import FineTuneConfig  # noqa: E402
+from mpo_core.data.glue import GLUE_TASKS, get_task  # noqa: E402
+from mpo_core.opf.strategy import SELECTIONS  # noqa: E402
+from mpo_core.runs.run_name import check_run_name  # noqa: E402
 
 ACTIVE = ("running", "starting")
 SOURCES = {"glue": "GLUE training batches (packaged MiniLM)", "run": "step 0 of an OPF run"}
@@ -115,11 +123,8 @@ def show_preview(fisher: opf.FisherScores, options: dict) -> None:
         st.plotly_chart(opf.fisher_heatmap(fisher), key="fisher_heatmap")
         return
     sizes = opf.preview_sizes(fisher, stages)
-    cols = st.columns(4)
-    cols[0].metric("#To original", _millions(sizes["original"]))
-    cols[1].metric("#To while training (peak)", _millions(sizes["peak"]))
-    cols[2].metric("peak / original", f"{sizes['factor']:.3f}×")
-    cols[3].metric("matrices to grow", sizes["grown"])
+    for col, (label, value, help_text) in zip(st.columns(4), opf.preview_rows(sizes)):
+        col.metric(label, value, help=help_text or None)
     st.caption(SELECTION_HELP[options["selection"]] + " After training every MPO is contracted back: #To returns "
                "to the original.")
     if any(s.estimate for s in stages):
@@ -327,19 +332,17 @@ def merge_check(runs_dir: str, run_name: str, status: str) -> None:
 
 
 def main() -> None:
-    st.title("Over-parameterized fine-tuning (OPF)")
-    st.caption("OPF (Gao et al., ACL 2023) fine-tunes a small PLM with more parameters than it deploys: the matrices "
-               "with the largest Fisher scores become lossless MPOs holding growth × their entries while training, "
-               "and are contracted back afterwards, so the fine-tuned model keeps its original size and latency.")
     roots = allowed_paths.dashboard_roots()  # the folder fields' defaults, and the only places they may name
     try:
         runs_dir = roots.check("runs", st.sidebar.text_input("runs folder", roots.runs, key="runs_dir"))
         glue_dir = roots.check("glue", st.sidebar.text_input("GLUE folder", roots.glue, key="glue_dir"))
     except ValueError as exc:
+        AREA.empty()
         st.error(_message(exc))
         return
     runs = [r for r in jobs.list_runs(runs_dir) if r["strategy"] == "opf"]
     preview = scores_and_preview(runs_dir, glue_dir, runs) or {}
+    AREA.empty()  # the live preview is drawn: the snapshot above it goes
     selected = runs_section(runs_dir, glue_dir, preview)
     if selected is not None:
         merge_check(runs_dir, *selected)

@@ -6,13 +6,28 @@ so reopening a run is instant. Optionally overlay a second run.
 """
 from __future__ import annotations
 
-from pathlib import Path
-
 import streamlit as st
 
-from app import allowed_paths, jobs, variation
-from app.user_errors import USER_ERRORS, message as _message
-from mpo_core.runs.run_folder import FINAL_MODEL
+from app import snapshot
+from app.views import first_paint
+
+st.title("Parameter variation after fine-tuning (MPOP Table 1)")
+st.caption("How far fine-tuning moves each weight: |Δw| = |w_after − w_before| for the word embedding, the "
+           "feed-forward and the self-attention matrices, binned as in the paper's Table 1 (BERT-base on SST-2). "
+           "w_before is the run's pre-trained model, w_after its saved final model; MPO layers are compared through "
+           "their rebuilt matrices, so for truncated strategies (mpo_lfa, mpop) |Δw| includes the truncation error.")
+STORED = snapshot.load("variation")
+AREA = st.empty()  # the stored Table 1 run, painted before the engine is imported
+if STORED is not None:
+    with AREA.container():
+        st.subheader("The stored run: full fine-tuning of MiniLM on SST-2")
+        first_paint.show(STORED, live=False)
+
+from pathlib import Path  # noqa: E402
+
+from app import allowed_paths, jobs, variation  # noqa: E402
+from app.user_errors import USER_ERRORS, message as _message  # noqa: E402
+from mpo_core.runs.run_folder import FINAL_MODEL  # noqa: E402
 
 ROOTS = allowed_paths.dashboard_roots()  # the runs field's default, and the only place it may name
 NO_COMPARISON = "(none)"
@@ -42,11 +57,14 @@ def show_summary(runs_dir: str, name: str) -> None:
     cols[3].metric("#Pr / #To", "–" if not total else f"{trainable / 1e6:.2f}M / {total / 1e6:.2f}M")
 
 
-st.title("Parameter variation after fine-tuning (MPOP Table 1)")
-st.caption("How far fine-tuning moves each weight: |Δw| = |w_after − w_before| for the word embedding, the "
-           "feed-forward and the self-attention matrices, binned as in the paper's Table 1 (BERT-base on SST-2). "
-           "w_before is the run's pre-trained model, w_after its saved final model; MPO layers are compared through "
-           "their rebuilt matrices, so for truncated strategies (mpo_lfa, mpop) |Δw| includes the truncation error.")
+
+def stored_closed() -> None:
+    """Once there are runs of your own, the stored run shrinks to a closed section above them."""
+    AREA.empty()
+    if STORED is not None:
+        with st.expander("The stored run: full fine-tuning of MiniLM on SST-2 (results/full/table1)"):
+            first_paint.show(STORED, live=False, key="closed")
+
 
 try:
     runs_dir = ROOTS.check("runs", st.sidebar.text_input("runs folder", ROOTS.runs, key="runs_dir"))
@@ -57,12 +75,14 @@ for problem in jobs.scan_runs(runs_dir).problems:
     st.warning(problem)
 runs = variation.finished_runs(runs_dir)
 if not runs:
-    st.info(f"No finished runs in {runs_dir}. Fine-tune a model first, e.g.\n\n"
+    st.info(f"No finished runs of your own in {runs_dir} yet (above: the stored one). Fine-tune a model, e.g.\n\n"
             f"`{HOW_TO_RUN.format(glue_dir=ROOTS.glue, runs_dir=runs_dir)}`\n\n"
             "(add `--strategy mpo_full_lfa` for lightweight MPO fine-tuning), or start one on the "
             "Squeeze training page; finished runs save their final model and appear here.")
     st.stop()
 
+stored_closed()
+st.subheader("Your runs")
 labels = {r["run"]: variation.run_label(r) for r in runs}
 selected = st.selectbox("run", list(labels), format_func=labels.get, key="variation_run")
 has_model = {r["run"]: r["has_model"] for r in runs}

@@ -299,11 +299,13 @@ class SqueezeCallback(TrainerCallback):
         if key not in metrics:
             raise ValueError(f"squeezing watches {key!r}, but the evaluation gave {sorted(metrics)}.")
         value = float(metrics[key])
+        # 1 = the same class for every example: a model that has learned nothing (a fact the page flags)
+        classes = next((int(v) for k, v in metrics.items() if k.endswith("predicted_classes")), None)
         if self.state.phase == "lfa":
             self.state.baseline = self.state.last_accepted = value
             self.state.phase = "tune"
             self._log("baseline", model, step=self.step, metric=self.strategy.metric, p=value,
-                      judged_on=self._judged_on)
+                      judged_on=self._judged_on, **({} if classes is None else {"predicted_classes": classes}))
             self._save(model)
             self._cut(model, optimizer, state, control)
         else:

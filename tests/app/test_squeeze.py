@@ -29,10 +29,25 @@ def test_records_become_curves(tmp_path):
     frames = squeeze.squeeze_frames(run.path)
     summary = squeeze.squeeze_summary(frames)
     assert summary == {"p": 0.8, "p_tilde": 0.79, "accepted": 1, "trainable_params": 9, "total_params": 90,
-                       "stop_reason": "delta"}  # the stop undid the rejected cut: sizes from the stop record
+                       "stop_reason": "delta", "predicted_classes": None}  # the stop undid the rejected cut
+    assert squeeze.not_learned_message(summary) is None
     metric = squeeze.metric_figure(frames, 0.05)
     assert list(metric.data[0].y) == [0.79, 0.7] and list(metric.data[0].marker.color) == [
         squeeze.ACCEPTED_COLOR, squeeze.REJECTED_COLOR]
     bonds = squeeze.bond_figure(frames)
     assert list(bonds.data[0].y) == [8, 6, 4]
     assert list(squeeze.size_figure(frames).data[0].y) == [100e-6, 90e-6, 80e-6]
+
+
+def test_a_run_that_predicts_one_class_is_flagged(tmp_path):
+    run = RunFolder(tmp_path / "r")
+    for classes in (1, 2):
+        run.append_metrics({"kind": "squeeze", "event": "baseline", "step": 2, "metric": "accuracy", "p": 0.5092,
+                            "predicted_classes": classes, "trainable_params": 10, "total_params": 100})
+        summary = squeeze.squeeze_summary(squeeze.squeeze_frames(run.path))
+        message = squeeze.not_learned_message(summary)
+        if classes == 1:
+            assert "has not learned" in message and "0.5092" in message
+        else:
+            assert message is None
+        (run.path / "metrics.jsonl").unlink()

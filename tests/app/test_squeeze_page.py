@@ -4,6 +4,8 @@ from streamlit.testing.v1 import AppTest
 
 from mpo_core.training.fine_tune import fine_tune
 
+from app import squeeze
+
 from . import pages
 from .test_jobs import GLUE, tiny_squeeze, wait_for
 
@@ -23,9 +25,14 @@ def two_runs(tmp_path_factory):
 metric = pages.metric
 
 
-def test_no_runs_yet_is_a_message(tmp_path, monkeypatch):
+def test_no_runs_yet_shows_a_finished_example(tmp_path, monkeypatch):
     at = open_page(tmp_path, monkeypatch)
-    assert any("No squeeze runs" in i.value for i in at.info)
+    assert any("No squeeze runs of your own" in i.value for i in at.info)
+    assert [h.value for h in at.subheader] == ["A finished example"]
+    assert len(at.get("plotly_chart")) == 1  # p~ as #To falls
+    assert float(metric(at, "#To after").rstrip("M")) < float(metric(at, "#To before cuts").rstrip("M"))
+    held_before, held_after = float(metric(at, "held-out p")), float(metric(at, "held-out p̃, last cut"))
+    assert held_after > 0.7 and held_before - held_after < 0.05  # the example learned, and squeezing kept it
 
 
 def test_a_finished_run_shows_its_squeeze(two_runs, monkeypatch):
@@ -50,6 +57,8 @@ def test_starting_a_run_from_the_form(tmp_path, monkeypatch):
             n.set_value(1)
         if n.label == "training examples":
             n.set_value(32)
+        if n.label == "of them held out for p":
+            n.set_value(8)
         if n.label == "dev examples (reported only; p is judged on held-out training examples)":
             n.set_value(16)
         if n.label == "squeeze steps (budget)":
@@ -59,6 +68,24 @@ def test_starting_a_run_from_the_form(tmp_path, monkeypatch):
     at.button[0].click().run()  # the form's Start button
     assert not at.exception and not at.error, [e.value for e in at.error]
     assert wait_for(tmp_path, "from-the-page", {"finished", "failed"}, timeout=300) == "finished"
+
+
+@pytest.mark.slow  # the default demo run: real training of all 6 layers, about 1.5 minutes
+def test_the_default_run_learns_then_squeezes(tmp_path, monkeypatch):
+    """Started with the form's defaults: p (held-out) well above the majority share, #To falls with p held."""
+    at = open_page(tmp_path, monkeypatch)
+    [name] = [t for t in at.text_input if t.label == "run name"]
+    name.set_value("demo")
+    at.button[0].click().run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    assert wait_for(tmp_path, "demo", {"finished", "failed"}, timeout=900) == "finished"
+    frames = squeeze.squeeze_frames(tmp_path / "demo")
+    summary = squeeze.squeeze_summary(frames)
+    assert summary["predicted_classes"] == 2 and squeeze.not_learned_message(summary) is None
+    assert summary["p"] > 0.7  # SST-2's majority share is 0.56
+    assert summary["accepted"] >= 1 and summary["total_params"] < frames["baseline"]["total_params"].iloc[0]
+    assert abs(summary["p"] - summary["p_tilde"]) <= 0.1 + 1e-9  # every accepted cut kept p within delta
+    assert summary["total_params"] <= 0.9 * 22_713_986  # squeezed below the dense model, to the target
 
 
 def test_missing_glue_data_is_a_message(tmp_path, monkeypatch):

@@ -27,15 +27,18 @@ def table(at):
 
 
 def traces(at) -> list[dict]:
-    (chart,) = at.get("plotly_chart")
+    chart = at.get("plotly_chart")[-1]  # the runs' histogram (the stored run's chart comes first)
     return json.loads(chart.proto.spec)["data"]
 
 
-def test_no_runs_yet_is_a_message(tmp_path, monkeypatch):
+def test_no_runs_yet_shows_the_stored_run_and_how_to_make_one(tmp_path, monkeypatch):
     at = open_page(tmp_path, monkeypatch)
     (info,) = at.info
-    assert "No finished runs" in info.value and "python -m mpo_core finetune" in info.value
-    assert not at.dataframe and not at.get("plotly_chart")
+    assert "No finished runs of your own" in info.value and "python -m mpo_core finetune" in info.value
+    # a fresh install is not empty: the stored Table 1 run, its figure and the paper comparison
+    assert [h.value for h in at.subheader] == ["The stored run: full fine-tuning of MiniLM on SST-2"]
+    assert len(at.get("plotly_chart")) == 1 and any("word embedding changes least" in m.value for m in at.markdown)
+    assert any(m.label.startswith("Word embedding") for m in at.metric)
 
 
 def test_the_run_selectbox_switches_runs(runs, monkeypatch):
