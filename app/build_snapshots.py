@@ -175,8 +175,8 @@ def variation_snapshot() -> dict:
     rows = []
     for group, part in frame.groupby("group", sort=False):
         top = part.loc[part["ours"].idxmax()]
-        rows.append([f"{group}: most |Δw| in", str(top["bin |dw|"]),
-                     f"{100 * top['ours']:.0f} % of its weights (paper's largest bin: "
+        rows.append([group, str(top["bin |dw|"]),  # short: three labels side by side must not be cut off
+                     f"The |Δw| bin holding most of its weights: {100 * top['ours']:.0f} % (paper's largest bin: "
                      f"{part.loc[part['paper (BERT-base)'].idxmax(), 'bin |dw|']})."])
     return {
         "page": "variation",
