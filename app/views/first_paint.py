@@ -44,3 +44,25 @@ def first_paint(page: str, session_key: str):
         with area.container():
             show(snap)
     return area
+
+
+class StoredSection:
+    """A stored run shown open on a page without runs of the user's own, folded away once there are some.
+
+    ``StoredSection(page, title)`` paints the snapshot under ``title`` at once (before the engine is
+    imported); :meth:`fold` empties that spot and draws it again, closed, where it is called.
+    """
+
+    def __init__(self, page: str, title: str):
+        self.snap, self.title = load(page), title
+        self.area = st.empty()
+        if self.snap is not None:
+            with self.area.container():
+                st.subheader(title)
+                show(self.snap, live=False)
+
+    def fold(self) -> None:
+        self.area.empty()
+        if self.snap is not None:
+            with st.expander(self.title):
+                show(self.snap, live=False, key="folded")

@@ -6,7 +6,6 @@ once you have runs of your own it moves to a closed section at the end.
 """
 import streamlit as st
 
-from app import snapshot
 from app.views import first_paint
 
 st.title("Squeeze training (MPOP Algorithm 2)")
@@ -14,12 +13,7 @@ st.caption("Lightweight fine-tuning of the auxiliary tensors, then dimension squ
            "that adds the least error (Eq. 3) per parameter removed, repairs it with a few training steps and "
            "keeps it while |p − p̃| ≤ Δ, p measured on held-out training examples. Runs are background jobs "
            "writing to their run folder: reload or close the page freely.")
-EXAMPLE = snapshot.load("squeeze")
-AREA = st.empty()
-if EXAMPLE is not None:
-    with AREA.container():
-        st.subheader("A finished example")
-        first_paint.show(EXAMPLE, live=False)
+EXAMPLE = first_paint.StoredSection("squeeze", "A finished example")
 
 from pathlib import Path  # noqa: E402
 
@@ -102,7 +96,6 @@ runs = [r for r in listing.rows if r["strategy"] == "mpop"]
 if not runs:
     st.info(f"No squeeze runs of your own in {runs_dir} yet: start one above.")
     st.stop()
-AREA.empty()  # your runs come first; the example moves to the end
 
 
 
@@ -171,6 +164,4 @@ if len(pair) == 2:
         col.plotly_chart(squeeze.size_figure(frames), key=f"cmp_size_{name}")
         col.dataframe(pd.DataFrame([squeeze.squeeze_summary(frames)]), hide_index=True)
 
-if EXAMPLE is not None:
-    with st.expander("A finished example (stored squeeze run of the frontier experiment)"):
-        first_paint.show(EXAMPLE, live=False, key="closed")
+EXAMPLE.fold()  # runs of your own come first; the example is folded away at the end

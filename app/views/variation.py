@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import streamlit as st
 
-from app import snapshot
 from app.views import first_paint
 
 st.title("Parameter variation after fine-tuning (MPOP Table 1)")
@@ -16,12 +15,7 @@ st.caption("How far fine-tuning moves each weight: |Δw| = |w_after − w_before
            "feed-forward and the self-attention matrices, binned as in the paper's Table 1 (BERT-base on SST-2). "
            "w_before is the run's pre-trained model, w_after its saved final model; MPO layers are compared through "
            "their rebuilt matrices, so for truncated strategies (mpo_lfa, mpop) |Δw| includes the truncation error.")
-STORED = snapshot.load("variation")
-AREA = st.empty()  # the stored Table 1 run, painted before the engine is imported
-if STORED is not None:
-    with AREA.container():
-        st.subheader("The stored run: full fine-tuning of MiniLM on SST-2")
-        first_paint.show(STORED, live=False)
+STORED = first_paint.StoredSection("variation", "The stored run: full fine-tuning of MiniLM on SST-2")
 
 from pathlib import Path  # noqa: E402
 
@@ -58,14 +52,6 @@ def show_summary(runs_dir: str, name: str) -> None:
 
 
 
-def stored_closed() -> None:
-    """Once there are runs of your own, the stored run shrinks to a closed section above them."""
-    AREA.empty()
-    if STORED is not None:
-        with st.expander("The stored run: full fine-tuning of MiniLM on SST-2 (results/full/table1)"):
-            first_paint.show(STORED, live=False, key="closed")
-
-
 try:
     runs_dir = ROOTS.check("runs", st.sidebar.text_input("runs folder", ROOTS.runs, key="runs_dir"))
 except ValueError as exc:
@@ -81,7 +67,7 @@ if not runs:
             "Squeeze training page; finished runs save their final model and appear here.")
     st.stop()
 
-stored_closed()
+STORED.fold()  # runs of your own: the stored run shrinks to a closed section above them
 st.subheader("Your runs")
 labels = {r["run"]: variation.run_label(r) for r in runs}
 selected = st.selectbox("run", list(labels), format_func=labels.get, key="variation_run")
