@@ -61,9 +61,12 @@ MATRIX_KINDS = ("model", "random")  # an upload has no stable name to show besid
 # A page run computes missing curves itself only while their estimate stays under this;
 # read at call time (not bound as a default), so tests and deployments can change it.
 LIVE_SECONDS = 3.0
-# Work units per second of one busy CPU core, for the rough estimates of plan_curves;
-# calibrated on the packaged MiniLM weights (2-core box, one BLAS thread).
-WORK_PER_SECOND = 5e9
+# Work units (~flops, see _work) per second, per (method, n), for the estimates of plan_curves: measured by
+# benchmarks/bench_compare_estimates.py on the packaged embedding (2-core CPU, torch's default threads;
+# results/bench/compare_estimates_cpu.json). Curves this machine has computed replace them (measured_speeds).
+WORK_PER_SECOND = {("svd", 2): 1.1e10, ("mpo", 3): 1.3e10, ("mpo", 5): 5.4e09, ("mpo", 7): 1.1e09,
+                   ("tucker", 3): 1.9e09, ("tucker", 5): 1.8e09, ("tucker", 7): 1.7e09, ("cpd", 3): 4.7e10,
+                   ("cpd", 5): 2e10}
 
 Progress = Callable[[int, int, str], None]
 
@@ -307,12 +310,13 @@ def compute_curve(
     return tidy(frame)
 
 
-def _meta(settings: CompareSettings, curve: Curve, matrix_fingerprint: str, seconds: float) -> dict:
+def _meta(settings: CompareSettings, curve: Curve, matrix_fingerprint: str, seconds: float,
+          matrix_shape: tuple[int, int]) -> dict:
     return {
         **curve_settings(settings, curve, matrix_fingerprint),
         "label": curve.label, "matrix_label": settings.label,
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"), "compute_seconds": round(seconds, 3),
-        "torch": torch.__version__,
+        "work": _work(curve, plan_shape(*matrix_shape, n=curve.n), settings), "torch": torch.__version__,
     }
 
 
@@ -363,7 +367,8 @@ def compute_or_load(
             start = time.perf_counter()
             inner = None if progress is None else (lambda d, _t, label, o=offset: progress(o + d, total, label))
             frame = compute_curve(matrix, settings, curve, inner)
-            save_curve(folder, key, frame, _meta(settings, curve, matrix_print, time.perf_counter() - start))
+            save_curve(folder, key, frame, _meta(settings, curve, matrix_print, time.perf_counter() - start,
+                                                        tuple(matrix.shape)))
             computed.append(curve)
         else:
             loaded.append(curve)
@@ -380,10 +385,12 @@ def _work(curve: Curve, shape, settings: CompareSettings) -> float:
     if curve.method in ("mpo", "svd"):  # one decomposition (sequential SVDs), then a contraction per ratio
         return (2 + len(settings.ratios)) * rows * cols * min(rows, cols)
     size = math.prod(shape.local_dims)
-    if curve.method == "cpd":  # ALS: per mode a Khatri-Rao product and an MTTKRP with the tensor
-        ranks = [cpd_rank(shape, r) for r in settings.ratios]
+    if curve.method == "cpd":  # ALS, every iteration (tol rarely stops it early on real weights), per mode:
+        ranks = [cpd_rank(shape, r) for r in settings.ratios]  # MTTKRP, Khatri-Rao product, Gram matrices, solve
         ranks = [r for r in ranks if r >= 1 and cpd_memory_bytes(shape.local_dims, r) <= settings.max_bytes]
-        return settings.n_iter_max * shape.n * (2 * size + size / min(shape.local_dims)) * sum(ranks)
+        dims = shape.local_dims
+        return settings.n_iter_max * sum(
+            2 * size * r + size / d * r + r * r * sum(dims) + r ** 3 for r in ranks for d in dims)
     # Tucker (HOOI): SVD initialization of every unfolding, then per mode a contraction and an SVD;
     # it converges in few sweeps, so at most 10 are counted.
     sweeps, total = min(settings.n_iter_max, 10), 0.0
@@ -394,10 +401,45 @@ def _work(curve: Curve, shape, settings: CompareSettings) -> float:
     return total
 
 
-def estimate_seconds(settings: CompareSettings, curve: Curve, matrix_shape: tuple[int, int]) -> float:
-    """Rough seconds one curve takes on one CPU core (the order of magnitude is what counts)."""
+def speed(curve: Curve, measured: dict | None = None) -> tuple[float, str]:
+    """Work units per second for ``curve`` and where the figure comes from.
+
+    The first that exists: a curve of the same method and n computed on this machine
+    (``measured``, see :func:`measured_speeds`), the benchmark's figure for the method and n,
+    the benchmark's median for the method.
+    """
+    key = (curve.method, curve.n)
+    if measured and key in measured:
+        return measured[key], "measured on this machine"
+    if key in WORK_PER_SECOND:
+        return WORK_PER_SECOND[key], "benchmark, 2-core CPU"
+    same = sorted(v for (method, _n), v in WORK_PER_SECOND.items() if method == curve.method)
+    return same[len(same) // 2], "benchmark, 2-core CPU, other n"
+
+
+def estimate_seconds(settings: CompareSettings, curve: Curve, matrix_shape: tuple[int, int],
+                     measured: dict | None = None) -> float:
+    """Seconds one curve is expected to take: its work units over the measured speed (see :func:`speed`)."""
     shape = plan_shape(*matrix_shape, n=curve.n)
-    return _work(curve, shape, settings) / WORK_PER_SECOND
+    return _work(curve, shape, settings) / speed(curve, measured)[0]
+
+
+def measured_speeds(folder, min_seconds: float = 1.0) -> dict[tuple[str, int], float]:
+    """``{(method, n): work units per second}`` of the curves computed on this machine (median per key).
+
+    Read from the cache's JSON files (each finished curve records its work units and
+    seconds); curves under ``min_seconds`` are left out (their time is mostly overhead).
+    """
+    found: dict[tuple[str, int], list[float]] = {}
+    for path in sorted(Path(folder).glob("*.json")) if Path(folder).is_dir() else ():
+        try:
+            meta = json.loads(path.read_text(encoding="utf-8"))
+            work, seconds, key = float(meta["work"]), float(meta["compute_seconds"]), (meta["method"], int(meta["n"]))
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+        if seconds >= min_seconds and work > 0:
+            found.setdefault(key, []).append(work / seconds)
+    return {key: sorted(v)[len(v) // 2] for key, v in found.items()}
 
 
 @dataclass(frozen=True)
@@ -407,7 +449,8 @@ class CurvePlan:
     curve: Curve
     key: str
     meta: dict | None  # the cached curve's settings JSON; None when not (readably) on disk
-    seconds: float  # rough estimate of computing it (see estimate_seconds)
+    seconds: float  # estimate of computing it (see estimate_seconds)
+    basis: str = ""  # where the estimate's speed comes from (see speed)
     live: bool = False  # not cached and cheap: computed in the page run
     frame: pd.DataFrame | None = field(default=None, repr=False, compare=False)  # the cached rows
 
@@ -426,12 +469,14 @@ def plan_curves(settings: CompareSettings, matrix_shape, matrix_fingerprint: str
     """
     budget = LIVE_SECONDS if live_seconds is None else live_seconds
     rows, cols = matrix_shape
+    measured = measured_speeds(folder)
     plans = []
     for curve in curves(settings):
         key = curve_key(settings, curve, matrix_fingerprint)
         frame = load_curve(folder, key)
         meta = load_meta(folder, key) if frame is not None else None
-        plans.append(CurvePlan(curve, key, meta, estimate_seconds(settings, curve, (rows, cols)), frame=frame))
+        seconds = estimate_seconds(settings, curve, (rows, cols), measured)
+        plans.append(CurvePlan(curve, key, meta, seconds, speed(curve, measured)[1], frame=frame))
     spent = 0.0
     for plan in sorted((p for p in plans if not p.cached), key=lambda p: p.seconds):
         if spent + plan.seconds > budget:
@@ -494,6 +539,7 @@ class ComputeTask:
     error: str | None = None
     started: float = field(default_factory=time.time)
     finished: float | None = None
+    estimates: tuple[float, ...] = ()  # estimated seconds of each curve of ``only`` (see estimate_seconds)
     _cancel: threading.Event = field(default_factory=threading.Event, repr=False)
     _thread: threading.Thread | None = field(default=None, repr=False)
 
@@ -540,6 +586,20 @@ class ComputeTask:
     @property
     def fraction(self) -> float:
         return min(self.done / self.total, 1.0) if self.total else 0.0
+
+    def remaining_seconds(self, now: float | None = None) -> float | None:
+        """Seconds still to go: the estimates of the unfinished work, scaled by the pace measured so far.
+
+        ``None`` without estimates. Before a few seconds of work the estimates are used as they are.
+        """
+        if len(self.estimates) != len(self.only) or not self.total:
+            return None
+        per_curve = self.total / len(self.only)
+        current = min(int(self.done // per_curve), len(self.only) - 1)
+        estimated_done = sum(self.estimates[:current]) + (self.done / per_curve - current) * self.estimates[current]
+        spent = (time.time() if now is None else now) - self.started
+        pace = spent / estimated_done if estimated_done > 0 and spent >= 2.0 else 1.0
+        return max(sum(self.estimates) - estimated_done, 0.0) * pace
 
     def join(self, timeout: float | None = None) -> None:
         if self._thread is not None:
@@ -625,7 +685,7 @@ def ratio_table(frame: pd.DataFrame, value: str = "relative_error") -> pd.DataFr
     labels = [Curve(m, int(n)).label for m, n in zip(frame["method"], frame["n"])]
     table = frame.assign(curve=labels, value=frame[value].where(frame["skipped_reason"] == ""))
     table = table.pivot_table(index="target_ratio", columns="curve", values="value", aggfunc="first", dropna=False)
-    table = table.reindex(columns=order)
+    table = table.reindex(columns=order).astype(float)  # a curve skipped at every ratio: NaN, not None
     table.index.name = "target ρ"
     table.columns.name = None
     return table

@@ -20,6 +20,7 @@ CPU = ("--device", "cpu")
     ("bench_dashboard.py", (), ("1. Slider on Decompose", "2. First load of every page")),
     ("bench_allocation.py", (), ("1. Word embedding", "2. Every other 2-D weight", "3. Time per allocation")),
     ("bench_contraction.py", CPU, ("1. Big matrix", "2. MiniLM layer-0 matrices", "3. forward_mode='auto'")),
+    ("bench_compare_estimates.py", (), ("1. Calibration curves", "2. Speed per (method, n)", "3. Other sizes")),
     ("bench_inference.py", (), ("1. Compressed MiniLM",)),
     ("bench_training.py", (), ("1. mpo_full_lfa vs full", "2. mpop vs mpo_full_lfa", "3. The LFA run's task adapter")),
 ])

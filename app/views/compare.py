@@ -176,8 +176,11 @@ def task_progress(task_key: str, curves_seen: int) -> None:
     if not task.running or task.curves_done > curves_seen:
         st.rerun(scope="app")
     elapsed = compare.format_seconds(time.time() - task.started)
+    remaining = task.remaining_seconds()
+    left = "" if remaining is None else f", about {compare.format_seconds(remaining)} left at the pace so far"
     st.progress(task.fraction, text=f"Computing in the background: {task.done} of {task.total} points, "
-                                    f"{task.curves_done} of {len(task.only)} curves ({task.label}; {elapsed} so far)")
+                                    f"{task.curves_done} of {len(task.only)} curves ({task.label}; "
+                                    f"{elapsed} so far{left})")
     if task.cancelled:
         st.caption("Stopping after the point being computed…")
     elif st.button("Stop", key="stop_compute", help="Curves already finished stay in the cache."):
@@ -198,17 +201,19 @@ def on_demand(waiting, matrix, settings, folder: str, task_key: str) -> None:
         )
     total = sum(p.seconds for p in waiting)
     costs = ", ".join(f"{p.curve.label} (~{compare.format_seconds(p.seconds)})" for p in waiting)
+    bases = "; ".join(dict.fromkeys(p.basis for p in waiting))
     st.info(
-        f"{len(waiting)} curve(s) are not in the cache yet: {costs}. Rough estimate on one CPU core: "
-        f"{compare.format_seconds(total)}. They run in the background (the page stays usable) and are "
-        f"saved to {folder}, one curve at a time."
+        f"{len(waiting)} curve(s) are not in the cache yet: {costs}. Estimate: "
+        f"{compare.format_seconds(total)} (each method's speed {bases}; within ~2.5x on other matrix sizes). "
+        f"They run in the background (the page stays usable) and are saved to {folder}, one curve at a time."
     )
     if total > 600:
         st.caption("To make it faster: keep only the first rows of the matrix, lower the CPD iterations, "
                    "or drop the largest n or ratios.")
     if st.button("Compute", key="compute", type="primary"):
-        order = tuple(p.curve for p in sorted(waiting, key=lambda p: p.seconds))  # quick curves show up first
-        tasks.start(task_key, compare.ComputeTask(settings, matrix, Path(folder), order))
+        order = sorted(waiting, key=lambda p: p.seconds)  # quick curves show up first
+        tasks.start(task_key, compare.ComputeTask(settings, matrix, Path(folder), tuple(p.curve for p in order),
+                                                  estimates=tuple(p.seconds for p in order)))
         st.rerun()
 
 

@@ -13,6 +13,7 @@ import torch
 
 from app import compare, decompose
 from mpo_core.tensor.baselines import COLUMNS, error_vs_ratio
+from mpo_core.tensor.shape import plan_shape
 
 ROOT = Path(__file__).resolve().parents[2]
 QUERY = "encoder.layer.0.attention.self.query.weight"  # 384 x 384
@@ -270,7 +271,7 @@ def test_estimates_order_the_methods_like_their_cost():
     embedding = (30522, 384)
     estimate = {c.method: compare.estimate_seconds(s, c, embedding) for c in compare.curves(s)}
     assert estimate["mpo"] < 60 and estimate["svd"] < 60  # seconds on one core
-    assert estimate["cpd"] > 1800 > estimate["tucker"] > estimate["mpo"]  # CPD of the whole embedding: ~an hour
+    assert estimate["cpd"] > 300 > estimate["tucker"] > estimate["mpo"]  # CPD of the whole embedding: minutes
     small = compare.estimate_seconds(s, compare.Curve("cpd", 3), (384, 384))
     assert small < estimate["cpd"] / 100
     fewer = compare.CompareSettings(ratios=(0.05, 0.1), n_values=(3,), n_iter_max=10, max_bytes=64 * 2**30)
@@ -384,6 +385,10 @@ def test_ratio_table_and_skipped_points():
     assert table.loc[0.3, "SVD"] == 0.3 and math.isnan(table.loc[0.1, "SVD"])
     assert [t.name for t in compare.error_figure(frame).data] == ["MPO n=3", "SVD"]
     assert len(compare.error_figure(frame).data[1].x) == 1  # the skipped point is not drawn
+    never = pd.concat([frame, _fake("cpd", 7, [0.5, 0.4], skipped=(0.1, 0.3))], ignore_index=True)
+    table = compare.ratio_table(never)  # a curve skipped at every ratio: NaN, shown as "— (skipped)", not None
+    assert table["CPD n=7"].dtype == float and table["CPD n=7"].isna().all()
+    assert "None" not in table.style.format("{:.4f}", na_rep="— (skipped)").to_html()
 
 
 def test_mpo_vs_cpd_counts_the_ratios_where_mpo_is_better():
@@ -393,3 +398,34 @@ def test_mpo_vs_cpd_counts_the_ratios_where_mpo_is_better():
 
 def test_format_seconds():
     assert [compare.format_seconds(s) for s in (0.2, 5, 125, 3 * 3600)] == ["< 1 s", "5 s", "2 min", "3.0 h"]
+
+
+def test_estimates_use_this_machines_measured_speed_first(matrix, tmp_path):
+    s = settings(methods=("mpo",), n_values=(3,))
+    curve = compare.Curve("mpo", 3)
+    assert compare.speed(curve) == (compare.WORK_PER_SECOND[("mpo", 3)], "benchmark, 2-core CPU")
+    other_n = compare.speed(compare.Curve("mpo", 4))  # not benchmarked: the method's median
+    assert other_n[0] in {v for (m, _), v in compare.WORK_PER_SECOND.items() if m == "mpo"}
+    assert other_n[1].endswith("other n")
+    compare.compute_or_load(s, matrix=matrix, folder=tmp_path)
+    meta = json.loads(next(tmp_path.glob("*.json")).read_text())
+    assert meta["work"] == pytest.approx(compare._work(curve, plan_shape(*matrix.shape, n=3), s))
+    assert compare.measured_speeds(tmp_path) == {}  # under a second: overhead, not speed
+    measured = compare.measured_speeds(tmp_path, min_seconds=0)
+    assert measured[("mpo", 3)] == pytest.approx(meta["work"] / meta["compute_seconds"])
+    assert compare.speed(curve, measured) == (measured[("mpo", 3)], "measured on this machine")
+    assert compare.estimate_seconds(s, curve, matrix.shape, measured) == pytest.approx(meta["compute_seconds"])
+    (tmp_path / "broken.json").write_text("{not json")  # a damaged file is passed over
+    assert compare.measured_speeds(tmp_path, min_seconds=0) == measured
+
+
+def test_remaining_seconds_scale_the_estimates_by_the_pace_so_far(matrix, tmp_path):
+    s = settings(methods=("mpo",), n_values=(3, 5))  # two ratios per curve
+    task = compare.ComputeTask(s, matrix, tmp_path, compare.curves(s), estimates=(10.0, 30.0), started=100.0)
+    task.total = 4
+    assert task.remaining_seconds(now=101.0) == 40.0  # too early to judge the pace: the estimates
+    task.done = 1  # half of the first curve (5 s of estimate) in 10 s: twice as slow as estimated
+    assert task.remaining_seconds(now=110.0) == pytest.approx((40 - 5) * 2)
+    task.done = 3  # the first curve and half the second: 25 s of estimate in 25 s
+    assert task.remaining_seconds(now=125.0) == pytest.approx(15.0)
+    assert compare.ComputeTask(s, matrix, tmp_path, compare.curves(s)).remaining_seconds() is None
