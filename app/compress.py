@@ -5,8 +5,13 @@ very different cost, cached separately by the page::
 
     matrix_spectra(model, n)        one SVD chain per matrix (~2 s)    -> st.cache_resource, once per n
     plan_table(entries, request)    allocated d'_k per matrix (~0.5 s) -> st.cache_data, per slider move
-    build_compressed_model(...)     MPOConfig + apply_mpo (~3 s)       -> only on "Prepare download"
-    export_zip(model, merged)       save_mpo_model / merge_mpo + save  -> only on "Prepare download"
+    build_compressed_model(...)     MPOConfig + apply_mpo (~4 s)       -> on "Build and measure"
+    model_effect(...)               embed 200 STS-B pairs (~3 s)       -> on "Build and measure"
+    export_zip(model, merged)       save_mpo_model / merge_mpo + save  -> after a build (0.2-1 s)
+
+:func:`model_effect` is what the compression does to the model, beside the
+bound: the compressed encoder's sentence embeddings against the original's and
+zero-shot STS-B (see :mod:`mpo_core.model.embedding_agreement`).
 
 The plan reads the same decomposition and the same allocator
 (:func:`mpo_core.bond_dims_for_ratio`) that :func:`mpo_core.apply_mpo` runs,
@@ -29,6 +34,8 @@ from torch import nn
 
 import mpo_core
 from mpo_core import MPOConfig, Replacement
+from mpo_core.data.glue import load_glue_split
+from mpo_core.model.embedding_agreement import Agreement, embedding_agreement, pair_embeddings
 from mpo_core.model.matrix_groups import DEFAULT_GROUPS, GROUPS, find_matrices, layer_index
 from mpo_core.tensor.validation import check_num_tensors, check_number
 
@@ -40,6 +47,7 @@ EXPORT_FORMATS = {
     "merged": "Merged dense model (plain transformers, safetensors; original size)",
 }
 PLAN_FILE = "compression.json"  # written into the zip beside the model
+STS_PAIRS = 200  # STS-B dev pairs the model's effect is measured on (~3 s per model on a 2-core CPU)
 
 ProgressFn = Callable[[int, int, str], None]  # (done, total, module name)
 
@@ -280,3 +288,46 @@ def export_zip(model: nn.Module, merged: bool, request: CompressionRequest, toke
 def zip_file_name(request: CompressionRequest, merged: bool) -> str:
     kind = "merged" if merged else "mpo"
     return f"minilm-{kind}-rho{request.ratio:.2f}-n{request.n}.zip"
+
+
+# --------------------------------------------------------------------------- effect on the model
+@dataclass(frozen=True)
+class EffectSample:
+    """Sentence pairs with gold similarity scores, and the original model's embeddings of them."""
+
+    pairs: tuple[tuple[str, str], ...]
+    scores: tuple[float, ...]
+    source: str  # the file they came from
+    reference: object  # torch.Tensor (2 * pairs, hidden): the original's embeddings (see pair_embeddings)
+
+
+def effect_sample(base: nn.Module, tokenizer, data_dir, size: int = STS_PAIRS, seed: int = 0) -> EffectSample:
+    """A seeded sample of ``size`` STS-B dev pairs from ``data_dir``, embedded by the original ``base``.
+
+    Raises ``FileNotFoundError`` / ``ValueError`` (with the path) when the GLUE folder has no STS-B dev file.
+    """
+    split = load_glue_split("stsb", "dev", data_dir, max_examples=size, seed=seed)
+    pairs = tuple(zip(split.texts_a, split.texts_b))
+    return EffectSample(pairs, tuple(float(v) for v in split.labels), split.source,
+                        pair_embeddings(base, tokenizer, pairs))
+
+
+def model_effect(model: nn.Module, tokenizer, sample: EffectSample) -> Agreement:
+    """How the compressed ``model``'s sentence embeddings and zero-shot STS-B compare with the original's."""
+    return embedding_agreement(sample.reference, model, tokenizer, sample.pairs, sample.scores)
+
+
+def effect_rows(effect: Agreement) -> list[tuple[str, str, str]]:
+    """Three numbers for the page, ``(label, value, help)``: agreement, STS-B original, STS-B compressed."""
+    return [
+        ("Embedding agreement (cos)", f"{effect.cosine_mean:.3f}",
+         f"Mean cosine between the original's and the compressed model's sentence embedding (mean pooling, "
+         f"as the packaged MiniLM was trained) over {effect.sentences} STS-B sentences; the worst sentence: "
+         f"{effect.cosine_min:.3f}. 1 = the same direction, 0 = unrelated."),
+        ("STS-B Spearman, original", f"{effect.spearman_original:.3f}",
+         "Zero-shot STS-B on the sample: Spearman correlation between the gold similarity scores and the cosine "
+         "of each pair's two embeddings, for the original model (no fine-tuning)."),
+        ("STS-B Spearman, compressed", f"{effect.spearman_compressed:.3f}",
+         "The same for the compressed model, before any fine-tuning: what the error bound costs on a task. "
+         "MPOP recovers it by fine-tuning the auxiliary tensors (Squeeze training page)."),
+    ]

@@ -2,8 +2,9 @@
 
 The packaged model and its per-matrix spectra are cached resources (the
 spectra once per n, with a progress bar the first time); the plan per slider
-move is cached data. Building the model (MPOConfig + apply_mpo) and its zip
-happens only on "Prepare download".
+move is cached data. Building the model (MPOConfig + apply_mpo) and measuring
+what it does (sentence embeddings and zero-shot STS-B against the original)
+happen on "Build the model and measure"; the zip of the built model follows.
 """
 from __future__ import annotations
 
@@ -22,7 +23,8 @@ AREA = first_paint.first_paint("compress", "compress_groups")  # the default pla
 import pandas as pd  # noqa: E402
 
 import mpo_core  # noqa: E402
-from app import compress as mc  # noqa: E402
+from mpo_core.model.embedding_agreement import Agreement  # noqa: E402
+from app import allowed_paths, compress as mc, snapshot  # noqa: E402
 from app.atlas import GROUP_LABELS, NUM_TENSOR_CHOICES  # noqa: E402
 from app.user_errors import USER_ERRORS, message as _message  # noqa: E402
 
@@ -100,44 +102,96 @@ def show_totals(totals: mc.SizeTotals, table: pd.DataFrame) -> None:
         col.metric(label, value, help=help_text or None)
 
 
-def prepare_download(request: mc.CompressionRequest, merged: bool, table: pd.DataFrame) -> None:
-    """Build the compressed model (apply_mpo), zip it, and keep the zip for this session."""
+@st.cache_resource(show_spinner=False)
+def tokenizer():
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(str(mpo_core.default_model_path()))
+
+
+@st.cache_resource(show_spinner="Embedding 200 STS-B pairs with the original model…", max_entries=4)
+def effect_sample(glue_dir: str) -> mc.EffectSample:
+    return mc.effect_sample(base_model(), tokenizer(), glue_dir)
+
+
+def build_and_measure(request: mc.CompressionRequest, table: pd.DataFrame, glue_dir: str) -> None:
+    """Build the compressed model (apply_mpo), measure its effect, keep both for this session."""
     bar = st.progress(0.0, text="Building the compressed model (MPOConfig + apply_mpo)…")
 
     def progress(done: int, total: int, name: str) -> None:
-        bar.progress(0.9 * done / total, text=f"apply_mpo {done}/{total}: {name}")
+        bar.progress(0.8 * done / total, text=f"apply_mpo {done}/{total}: {name}")
 
     model, report = mc.build_compressed_model(base_model(), request, progress=progress)
-    bar.progress(0.95, text="Saving and zipping…")
-    data = mc.export_zip(model, merged, request, tokenizer_path=mpo_core.default_model_path())
+    built = {"request": request, "model": model, "total_params": mpo_core.count_parameters(model).total,
+             "matches_plan": mc.report_matches_plan(report, table), "effect": None, "effect_error": None}
+    bar.progress(0.85, text="Embedding the STS-B sample with both models…")
+    try:
+        built["effect"] = mc.model_effect(model, tokenizer(), effect_sample(glue_dir))
+    except (OSError, ValueError) as exc:  # no STS-B data: the model is still built and can be downloaded
+        built["effect_error"] = str(exc)
     bar.empty()
-    st.session_state["compress_zip"] = {
-        "key": (request, merged), "data": data, "file_name": mc.zip_file_name(request, merged),
-        "total_params": mpo_core.count_parameters(model).total, "matches_plan": mc.report_matches_plan(report, table),
-    }
+    st.session_state["compress_built"] = built
+    st.session_state.pop("compress_zip", None)
 
 
-def show_download(request: mc.CompressionRequest, table: pd.DataFrame) -> None:
-    st.subheader("Download")
-    fmt = st.radio("Format", list(mc.EXPORT_FORMATS), format_func=mc.EXPORT_FORMATS.get, key="compress_format")
-    merged = fmt == "merged"
-    if st.button("Prepare download", key="compress_prepare", type="primary"):
+def show_rows(rows) -> None:
+    for col, (label, value, help_text) in zip(st.columns(len(rows)), rows):
+        col.metric(label, value, help=help_text or None)
+
+
+def show_effect(request: mc.CompressionRequest, table: pd.DataFrame, glue_dir: str) -> dict | None:
+    """What the compression does to the model; returns the built model's record when it is for ``request``."""
+    st.subheader("What it does to the model")
+    st.caption(
+        "The error bound says how far each matrix moves; this says what the model does with it. The compressed "
+        f"encoder and the original embed {mc.STS_PAIRS} sentence pairs of the STS-B dev set (mean pooling, as "
+        "MiniLM was trained): how well their embeddings agree, and how well each ranks the pairs by similarity "
+        "without any fine-tuning (zero-shot Spearman with the gold scores)."
+    )
+    if st.button("Build the model and measure", key="compress_build", type="primary",
+                 help="apply_mpo on a copy of the model (a few seconds), then both models embed the sample."):
         try:
-            prepare_download(request, merged, table)
+            build_and_measure(request, table, glue_dir)
         except USER_ERRORS as exc:
             st.error(_message(exc))
-            return
+            return None
+    built = st.session_state.get("compress_built")
+    if built is not None and built["request"] == request:
+        if built["effect"] is not None:
+            show_rows(mc.effect_rows(built["effect"]))
+        else:
+            st.warning(f"The model is built, but its effect was not measured: {built['effect_error']}")
+        return built
+    snap = snapshot.load("compress")
+    stored = (snap or {}).get("state", {})
+    if stored.get("effect") and stored.get("request") == [list(request.groups), request.ratio, request.n,
+                                                          request.layers]:
+        show_rows(mc.effect_rows(Agreement(**stored["effect"])))
+        st.caption(f"{snapshot.stored(snap)} Press the button to build the model and measure it again.")
+    elif built is not None:
+        st.info("The settings changed since the model was built: press “Build the model and measure” again.")
+    else:
+        st.caption("Press the button to build the model: the download follows.")
+    return None
+
+
+def show_download(request: mc.CompressionRequest, built: dict | None) -> None:
+    st.subheader("Download")
+    if built is None:
+        st.caption("Build the model above first (moving the sliders stays fast: nothing is built until you ask).")
+        return
+    fmt = st.radio("Format", list(mc.EXPORT_FORMATS), format_func=mc.EXPORT_FORMATS.get, key="compress_format")
+    merged = fmt == "merged"
     ready = st.session_state.get("compress_zip")
-    if ready is None:
-        st.caption("The model is built and zipped only when you ask: moving the sliders stays fast.")
-        return
-    if ready["key"] != (request, merged):
-        st.info("The settings changed since the zip was prepared: press “Prepare download” again.")
-        return
+    if ready is None or ready["key"] != (request, merged):
+        with st.spinner("Saving and zipping…"):
+            data = mc.export_zip(built["model"], merged, request, tokenizer_path=mpo_core.default_model_path())
+        ready = {"key": (request, merged), "data": data, "file_name": mc.zip_file_name(request, merged)}
+        st.session_state["compress_zip"] = ready
     cols = st.columns(3)
-    cols[0].metric("#To of the built model", f"{ready['total_params'] / 1e6:.2f}M",
+    cols[0].metric("#To of the built model", f"{built['total_params'] / 1e6:.2f}M",
                    help="Counted on the model apply_mpo built (mpo_core.count_parameters).")
-    cols[1].metric("Built model matches the plan", "yes" if ready["matches_plan"] else "no",
+    cols[1].metric("Built model matches the plan", "yes" if built["matches_plan"] else "no",
                    help="Same matrices, bond dims and MPO sizes as the table.")
     cols[2].metric("Zip size", f"{len(ready['data']) / 1e6:.1f} MB")
     st.download_button(
@@ -162,7 +216,8 @@ def main() -> None:
     show_totals(mc.size_totals(model, table), table)
     st.plotly_chart(mc.group_figure(table), key="compress_groups_figure")
     st.dataframe(table, column_config=TABLE_FORMATS)
-    show_download(request, table)
+    built = show_effect(request, table, allowed_paths.dashboard_roots().glue)  # the server's GLUE folder
+    show_download(request, built)
 
 
 main()

@@ -62,20 +62,47 @@ def test_groups_and_layers_choose_the_matrices(page):
     assert not at.exception and any("at least one matrix group" in i.value for i in at.info)
 
 
-def test_prepare_download_builds_the_planned_model(page):
+def test_the_default_shows_what_compression_does_to_the_model(page):
+    at = page  # measured ahead (app/snapshots/compress.json) for the default settings, shown without a build
+    original, compressed = float(_metric(at, "STS-B Spearman, original")), float(_metric(at, "STS-B Spearman, compressed"))
+    assert original > 0.75 and compressed < original  # the packaged sentence encoder, then cut to rho = 0.3
+    assert 0 <= float(_metric(at, "Embedding agreement (cos)")) < 0.5
+    assert any("Press the button to build" in c.value for c in at.caption)
+    at.slider(key="compress_ratio").set_value(0.5).run()  # other settings: nothing stored to show
+    assert not [m for m in _ok(at).metric if m.label.startswith("STS-B")]
+
+
+def test_build_measures_the_model_and_offers_the_download(page):
     at = page
     at.multiselect(key="compress_groups").set_value(["query", "key"]).run()
     at.multiselect(key="compress_layers").set_value([1]).run()
-    at.radio(key="compress_format").set_value("merged").run()
     planned = _millions(_ok(at), "#To after")
-    at.button(key="compress_prepare").click().run()
+    assert not at.get("download_button")
+    at.button(key="compress_build").click().run()
     _ok(at)
     assert _metric(at, "Built model matches the plan") == "yes"
     assert _millions(at, "#To of the built model") == planned
+    agreement = float(_metric(at, "Embedding agreement (cos)"))
+    assert 0.5 < agreement < 1.0  # two matrices of one layer at rho = 0.3: changed, but still close
+    assert abs(float(_metric(at, "STS-B Spearman, compressed")) - float(_metric(at, "STS-B Spearman, original"))) < 0.1
     (button,) = at.get("download_button")
+    assert "minilm-mpo-rho0.30-n5.zip" in button.proto.label
+    at.radio(key="compress_format").set_value("merged").run()
+    (button,) = _ok(at).get("download_button")
     assert "minilm-merged-rho0.30-n5.zip" in button.proto.label
-    at.slider(key="compress_ratio").set_value(0.5).run()  # a stale zip is not offered
+    at.slider(key="compress_ratio").set_value(0.5).run()  # a stale model is not offered
     assert not at.get("download_button") and any("settings changed" in i.value for i in _ok(at).info)
+
+
+def test_without_sts_b_data_the_model_is_still_built(page, tmp_path, monkeypatch):
+    monkeypatch.setenv("GLUE_DIR", str(tmp_path))  # an empty GLUE folder
+    at = page
+    at.multiselect(key="compress_groups").set_value(["query"]).run()
+    at.multiselect(key="compress_layers").set_value([0]).run()
+    at.button(key="compress_build").click().run()
+    assert not at.exception
+    assert any("not measured" in w.value for w in at.warning)
+    assert len(at.get("download_button")) == 1
 
 
 def test_n_changes_the_bond_dims(page):

@@ -25,7 +25,7 @@ def test_the_shipped_snapshot_is_what_the_code_computes(page):
     shipped = snapshot.load(page)
     assert shipped is not None, f"app/snapshots/{page}.json is missing: run python -m app.build_snapshots"
     fresh = build_snapshots.BUILDERS[page]()
-    assert shipped["state"] == fresh["state"]
+    assert close(shipped["state"], fresh["state"])  # measured numbers (Compress: embedding cosines) to 1e-4
     assert shipped["caption"] == fresh["caption"]
     assert shipped["metrics"] == fresh["metrics"], "a default view changed: run python -m app.build_snapshots"
     assert close(shipped["figures"], fresh["figures"])  # Fisher scores (OPF) are sums whose order may vary

@@ -1,0 +1,101 @@
+"""What compressing an encoder does to its output: sentence-embedding agreement and a zero-shot task.
+
+The packaged MiniLM is a sentence encoder (mean pooling of the last hidden
+states over the tokens). A compressed copy is judged against the original on
+sentence pairs with human similarity scores (STS-B):
+
+- **agreement**: cosine similarity between the original's and the compressed
+  model's embedding of the same sentence (1 = unchanged direction);
+- **zero-shot STS-B**: Spearman correlation between the gold scores and the
+  cosine similarity of each pair's two embeddings, for both models, so a user
+  sees what an error bound costs on a task without any fine-tuning.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Sequence
+
+import torch
+from scipy.stats import spearmanr
+from torch import nn
+
+
+@torch.inference_mode()
+def sentence_embeddings(model: nn.Module, tokenizer, sentences: Sequence[str], *, max_length: int = 128,
+                        batch_size: int = 64) -> torch.Tensor:
+    """Mean-pooled last hidden states ``(len(sentences), hidden)`` (float32, padding left out).
+
+    ``model`` is an encoder returning ``last_hidden_state`` (e.g. ``AutoModel``); it is
+    run in eval mode and left in the mode it was in.
+    """
+    if not sentences:
+        raise ValueError("no sentences to embed.")
+    was_training = model.training
+    model.eval()
+    device = next(model.parameters()).device
+    parts = []
+    try:
+        for start in range(0, len(sentences), batch_size):
+            batch = tokenizer(list(sentences[start:start + batch_size]), padding=True, truncation=True,
+                              max_length=max_length, return_tensors="pt").to(device)
+            hidden = model(**batch).last_hidden_state.float()  # (batch, tokens, hidden)
+            mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)  # (batch, tokens, 1)
+            parts.append((hidden * mask).sum(1) / mask.sum(1).clamp_min(1.0))
+    finally:
+        model.train(was_training)
+    return torch.cat(parts).cpu()
+
+
+@dataclass(frozen=True)
+class Agreement:
+    """How the compressed model's sentence embeddings compare with the original's."""
+
+    sentences: int  # sentences embedded by both models
+    cosine_mean: float  # mean cosine(original, compressed) over the sentences
+    cosine_min: float  # the worst sentence
+    spearman_original: float | None  # zero-shot STS: Spearman(gold, cos(pair)) of the original; None without scores
+    spearman_compressed: float | None  # the same for the compressed model
+
+
+def _pair_spearman(embeddings: torch.Tensor, scores: Sequence[float]) -> float:
+    half = embeddings.shape[0] // 2
+    similarity = torch.nn.functional.cosine_similarity(embeddings[:half], embeddings[half:], dim=1)
+    value = spearmanr(similarity.numpy(), list(scores)).statistic
+    return float(value) if math.isfinite(value) else float("nan")
+
+
+def embedding_agreement(original: nn.Module | torch.Tensor, compressed: nn.Module, tokenizer,
+                        pairs: Sequence[tuple[str, str]], scores: Sequence[float] | None = None,
+                        *, max_length: int = 128) -> Agreement:
+    """Agreement of ``compressed`` with ``original`` on the sentences of ``pairs`` (and zero-shot STS with ``scores``).
+
+    ``original`` may be the original model or its embeddings of the sentences, as returned
+    by :func:`pair_embeddings` (computed once, reused for every compressed model).
+    """
+    if scores is not None and len(scores) != len(pairs):
+        raise ValueError(f"{len(pairs)} pairs but {len(scores)} scores.")
+    reference = original if isinstance(original, torch.Tensor) else pair_embeddings(original, tokenizer, pairs,
+                                                                                    max_length=max_length)
+    ours = pair_embeddings(compressed, tokenizer, pairs, max_length=max_length)
+    if reference.shape != ours.shape:
+        raise ValueError(f"the original's embeddings have shape {tuple(reference.shape)}, the compressed "
+                         f"model's {tuple(ours.shape)}: not the same sentences or hidden size.")
+    cosine = torch.nn.functional.cosine_similarity(reference, ours, dim=1)
+    return Agreement(
+        sentences=int(cosine.numel()), cosine_mean=float(cosine.mean()), cosine_min=float(cosine.min()),
+        spearman_original=None if scores is None else _pair_spearman(reference, scores),
+        spearman_compressed=None if scores is None else _pair_spearman(ours, scores),
+    )
+
+
+def pair_embeddings(model: nn.Module, tokenizer, pairs: Sequence[tuple[str, str]], *,
+                    max_length: int = 128) -> torch.Tensor:
+    """Embeddings of every first sentence, then every second sentence: ``(2 * len(pairs), hidden)``."""
+    if not pairs:
+        raise ValueError("no sentence pairs given.")
+    sentences = [a for a, _ in pairs] + [b for _, b in pairs]
+    return sentence_embeddings(model, tokenizer, sentences, max_length=max_length)
+
+
+__all__ = ["Agreement", "embedding_agreement", "pair_embeddings", "sentence_embeddings"]
