@@ -116,8 +116,8 @@ def show_selected(book: atlas.Atlas, table: pd.DataFrame, names: list[str]) -> N
     cols[0].metric("full dₖ (Eq. 2)", row["full d_k (Eq. 2)"])
     cols[1].metric("chosen d′ₖ", row["chosen d'_k"])
     cols[2].metric("S at C (nats, Eq. 6)", f"{row['S at C (nats)']:.3f}", help="Mean entropy of the central tensor's bonds.")
-    cols[3].metric("Relative error bound (Eq. 4)", f"{100 * row['relative error bound (Eq. 4)']:.1f} %",
-                   help="√(Σ ε_k²) / ‖M‖_F at d′ₖ; a bound summed over bonds, so it may pass 100 %.")
+    cols[3].metric("Error bound (Eq. 4)", f"{100 * row['relative error bound (Eq. 4)']:.1f} %",
+                   help="Relative: √(Σ ε_k²) / ‖M‖_F at d′ₖ; a bound summed over bonds, so it may pass 100 %.")
     share = row["central share at d'"]
     cols[4].metric("Central share at d′", f"{100 * share:.1f} %",
                    help=f"At full bonds: {100 * row['central share, full d']:.1f} %.")
