@@ -47,6 +47,8 @@ def metric_figure(frames: dict, delta: float | None = None, name: str = "") -> g
         return _empty(title, "waiting for lightweight fine-tuning to finish (p is measured then)")
     p = float(baseline["p"].iloc[0])
     metric = baseline["metric"].iloc[0]
+    judged_on = baseline["judged_on"].iloc[0] if "judged_on" in baseline else "dev"  # older runs judged on dev
+    judged_on = {"heldout": "held-out"}.get(judged_on, judged_on)
     fig = go.Figure()
     if not steps.empty:
         colors = [ACCEPTED_COLOR if a else REJECTED_COLOR for a in steps["accepted"]]
@@ -58,7 +60,7 @@ def metric_figure(frames: dict, delta: float | None = None, name: str = "") -> g
     fig.add_hline(y=p, line_dash="dash", line_color=BASELINE_COLOR, annotation_text="p (before squeezing)")
     if delta:
         fig.add_hrect(y0=p - delta, y1=p + delta, fillcolor=BASELINE_COLOR, opacity=0.15, line_width=0)
-    fig.update_layout(title=title, xaxis_title="squeeze step", yaxis_title=f"dev {metric} (p~)", height=320,
+    fig.update_layout(title=title, xaxis_title="squeeze step", yaxis_title=f"{judged_on} {metric} (p~)", height=320,
                       margin={"t": 50, "b": 40})
     return fig
 

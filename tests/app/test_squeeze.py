@@ -34,6 +34,9 @@ def test_records_become_curves(tmp_path):
     metric = squeeze.metric_figure(frames, 0.05)
     assert list(metric.data[0].y) == [0.79, 0.7] and list(metric.data[0].marker.color) == [
         squeeze.ACCEPTED_COLOR, squeeze.REJECTED_COLOR]
+    assert metric.layout.yaxis.title.text == "dev accuracy (p~)"  # a run without judged_on: judged on dev
+    frames["baseline"]["judged_on"] = "heldout"
+    assert squeeze.metric_figure(frames).layout.yaxis.title.text == "held-out accuracy (p~)"
     bonds = squeeze.bond_figure(frames)
     assert list(bonds.data[0].y) == [8, 6, 4]
     assert list(squeeze.size_figure(frames).data[0].y) == [100e-6, 90e-6, 80e-6]

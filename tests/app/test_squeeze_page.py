@@ -70,24 +70,6 @@ def test_starting_a_run_from_the_form(tmp_path, monkeypatch):
     assert wait_for(tmp_path, "from-the-page", {"finished", "failed"}, timeout=300) == "finished"
 
 
-@pytest.mark.slow  # the default demo run: real training of all 6 layers, about 1.5 minutes
-def test_the_default_run_learns_then_squeezes(tmp_path, monkeypatch):
-    """Started with the form's defaults: p (held-out) well above the majority share, #To falls with p held."""
-    at = open_page(tmp_path, monkeypatch)
-    [name] = [t for t in at.text_input if t.label == "run name"]
-    name.set_value("demo")
-    at.button[0].click().run()
-    assert not at.exception and not at.error, [e.value for e in at.error]
-    assert wait_for(tmp_path, "demo", {"finished", "failed"}, timeout=900) == "finished"
-    frames = squeeze.squeeze_frames(tmp_path / "demo")
-    summary = squeeze.squeeze_summary(frames)
-    assert summary["predicted_classes"] == 2 and squeeze.not_learned_message(summary) is None
-    assert summary["p"] > 0.7  # SST-2's majority share is 0.56
-    assert summary["accepted"] >= 1 and summary["total_params"] < frames["baseline"]["total_params"].iloc[0]
-    assert abs(summary["p"] - summary["p_tilde"]) <= 0.1 + 1e-9  # every accepted cut kept p within delta
-    assert summary["total_params"] <= 0.9 * 22_713_986  # squeezed below the dense model, to the target
-
-
 def test_missing_glue_data_is_a_message(tmp_path, monkeypatch):
     at = open_page(tmp_path, monkeypatch, GLUE_DIR=tmp_path / "glue")
     at.text_input(key="glue_dir").set_value(str(tmp_path / "glue" / "nowhere")).run()  # inside the root, absent
