@@ -89,41 +89,58 @@ def compare_snapshot() -> dict:
     import pandas as pd
 
     from app import compare
+    from mpo_core.reproduction import figure2
 
     meta = json.loads(FIGURE2.with_suffix(".json").read_text())
     frame = pd.read_csv(FIGURE2.with_suffix(".csv"), keep_default_na=False)
     frame["skipped_reason"] = frame["skipped_reason"].astype(str)
-    panels = {name: compare.tidy(part.drop(columns=["panel", "rows", "cols"], errors="ignore"))
-              for name, part in frame.groupby("panel")}
-    a, b = panels["a"], panels.get("b")
-    rows_a = int(frame.loc[frame["panel"] == "a", "rows"].iloc[0])
+    kinds = frame["matrix"] if "matrix" in frame else pd.Series("embedding", index=frame.index)
+
+    def part(panel: str, kind: str = "embedding") -> pd.DataFrame:
+        rows = frame[(frame["panel"] == panel) & (kinds == kind)]
+        return compare.tidy(rows.drop(columns=["panel", "rows", "cols", "matrix"], errors="ignore"))
+
+    a, b = part("a"), part("b")
+    rows_a = int(frame.loc[(frame["panel"] == "a") & (kinds == "embedding"), "rows"].iloc[0])
+    settings = meta["settings"]
+    which = (f"{rows_a} random rows (seed {settings['row_seed']})" if "row_seed" in settings
+             else f"the first {rows_a} rows")  # results from before the rows were drawn at random
     table = compare.ratio_table(a)
     ratio = 0.1 if 0.1 in table.index else float(table.index[len(table.index) // 2])
     metrics, sentences = [], []
     for column in table.columns:
         metrics.append([f"{column}, ρ = {ratio:g}", f"{table.loc[ratio, column]:.3f}",
-                        f"Relative error ‖M − M′‖/‖M‖ on the first {rows_a} rows of the word embedding."])
+                        f"Relative error ‖M − M′‖/‖M‖ on {which} of the word embedding."])
     for n, wins, count in compare.mpo_vs_cpd(a):
         metrics.append([f"MPO below CPD (n = {n})", f"{wins} of {count}", "Target ratios where the MPO error is lower."])
         verdict = "holds" if wins == count else "does not hold" if wins == 0 else "holds at some ratios only"
         sentences.append(f"**Paper claim (a), MPO below CPD at every ratio: {verdict} here** (MPO lower at {wins} of "
-                         f"{count} target ratios, n = {n}, first {rows_a} rows).")
-    if b is not None and len(b):
+                         f"{count} target ratios, n = {n}, {which}).")
+    if len(b):
         spread = compare.ratio_table(b).agg(lambda r: r.max() - r.min(), axis=1)
         metrics.append(["MPO spread over n (b)", f"{spread.max():.3f}",
                         "Largest difference of the relative error between n = 3, 5, 7 at one ratio, all rows."])
         sentences.append(f"**Paper claim (b), the n = 3, 5, 7 curves lie close: holds** (at most {spread.max():.3f} "
                          "apart in relative error at any ratio, all 30522 rows).")
-    sentences.append(
-        "Why CPD can beat the MPO here: at equal parameters a CPD spends its budget on one large rank shared by all "
-        "modes, while the MPO splits it over bonds between digit groups of the row and column indices, which pays "
-        "only where the matrix is correlated across those groups. To tell a lack of such structure in the embedding "
-        "apart from a weakness of the method, notebook `02_figure2_error_vs_ratio` runs the same comparison on two "
-        "controls of equal shape and norm: an iid Gaussian matrix (no structure for any method) and a smooth kernel "
-        "matrix (correlated across scales, the structure tensor networks are built for)."
-    )
-    figures = [compare.error_figure(a, title=f"(a) first {rows_a} rows: MPO vs CPD")]
-    if b is not None and len(b):
+    why = ("Why CPD can beat the MPO here: at equal parameters a CPD spends its budget on one large rank shared by "
+           "all modes, while the MPO splits it over bonds between digit groups of the row and column indices, which "
+           "pays only where the matrix is correlated across those groups.")
+    controls = [k for k in settings.get("controls", ()) if len(part("a", k))]
+    if controls:
+        found = []
+        for kind in controls:
+            for n, wins, count in compare.mpo_vs_cpd(part("a", kind)):
+                metrics.append([f"MPO below CPD, {kind}", f"{wins} of {count}",
+                                f"The same comparison on {figure2.CONTROL_NAMES[kind]} of the same shape and norm."])
+                found.append(f"{figure2.CONTROL_NAMES[kind]}: MPO lower at {wins} of {count}")
+        sentences.append(why + " The same run on two controls of the same shape and norm tells which: "
+                         + "; ".join(found) + ". Notebook `02_figure2_error_vs_ratio` shows them side by side.")
+    else:
+        sentences.append(why + " Notebook `02_figure2_error_vs_ratio` runs the same comparison on two controls of "
+                         "equal shape and norm: an iid Gaussian matrix (no structure for any method) and a smooth "
+                         "kernel matrix (correlated across scales, the structure tensor networks are built for).")
+    figures = [compare.error_figure(a, title=f"(a) {which}: MPO vs CPD")]
+    if len(b):
         figures.append(compare.error_figure(b, title="(b) all rows: MPO with n = 3, 5, 7"))
     for fig in figures:
         fig.update_layout(height=380, margin={"t": 50, "b": 10}, legend={"orientation": "h", "y": -0.25})
@@ -131,7 +148,7 @@ def compare_snapshot() -> dict:
         "page": "compare",
         "caption": (f"The stored full run (`{meta['command']}`, commit {meta['commit'][:8]}, finished {meta['finished']}, "
                     f"{meta['wall_seconds'] / 60:.0f} min on a {meta['hardware']['cpu_count']}-core CPU): "
-                    f"{meta['settings']['matrix']} of the {meta['settings']['model']}."),
+                    f"{settings['matrix']} of the {settings['model']}."),
         "metrics": metrics,
         "markdown": "\n\n".join(sentences),
         "figures": [figure_dict(fig) for fig in figures],
