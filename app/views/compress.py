@@ -96,12 +96,6 @@ def controls(model) -> mc.CompressionRequest | None:
 
 
 # --------------------------------------------------------------------------- display
-def show_totals(totals: mc.SizeTotals, table: pd.DataFrame) -> None:
-    rows = mc.totals_rows(totals, table)
-    for col, (label, value, help_text) in zip(st.columns(len(rows)), rows):
-        col.metric(label, value, help=help_text or None)
-
-
 @st.cache_resource(show_spinner=False)
 def tokenizer():
     from transformers import AutoTokenizer
@@ -109,7 +103,7 @@ def tokenizer():
     return AutoTokenizer.from_pretrained(str(mpo_core.default_model_path()))
 
 
-@st.cache_resource(show_spinner="Embedding 200 STS-B pairs with the original model…", max_entries=4)
+@st.cache_resource(show_spinner=f"Embedding {mc.STS_PAIRS} STS-B pairs with the original model…", max_entries=4)
 def effect_sample(glue_dir: str) -> mc.EffectSample:
     return mc.effect_sample(base_model(), tokenizer(), glue_dir)
 
@@ -135,6 +129,7 @@ def build_and_measure(request: mc.CompressionRequest, table: pd.DataFrame, glue_
 
 
 def show_rows(rows) -> None:
+    """``(label, value, help)`` rows as metrics side by side."""
     for col, (label, value, help_text) in zip(st.columns(len(rows)), rows):
         col.metric(label, value, help=help_text or None)
 
@@ -213,7 +208,7 @@ def main() -> None:
         st.error(_message(exc))
         return
     AREA.empty()
-    show_totals(mc.size_totals(model, table), table)
+    show_rows(mc.totals_rows(mc.size_totals(model, table), table))
     st.plotly_chart(mc.group_figure(table), key="compress_groups_figure")
     st.dataframe(table, column_config=TABLE_FORMATS)
     built = show_effect(request, table, allowed_paths.dashboard_roots().glue)  # the server's GLUE folder
