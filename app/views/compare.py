@@ -204,7 +204,8 @@ def on_demand(waiting, matrix, settings, folder: str, task_key: str) -> None:
     bases = "; ".join(dict.fromkeys(p.basis for p in waiting))
     st.info(
         f"{len(waiting)} curve(s) are not in the cache yet: {costs}. Estimate: "
-        f"{compare.format_seconds(total)} (each method's speed {bases}; within ~2.5x on other matrix sizes). "
+        f"{compare.format_seconds(total)} (speed per method and n from: {bases}; within ~2.5x on other matrix "
+        "sizes). "
         f"They run in the background (the page stays usable) and are saved to {folder}, one curve at a time."
     )
     if total > 600:
