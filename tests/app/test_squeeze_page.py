@@ -47,29 +47,6 @@ def test_a_finished_run_shows_its_squeeze(two_runs, monkeypatch):
     assert len(at.get("plotly_chart")) >= 4 + 4  # live view + side-by-side comparison
 
 
-@pytest.mark.slow  # a real background training job
-def test_starting_a_run_from_the_form(tmp_path, monkeypatch):
-    at = open_page(tmp_path, monkeypatch)
-    form_inputs = {t.label: t for t in at.text_input}
-    form_inputs["run name"].set_value("from-the-page")
-    for n in at.number_input:
-        if n.label == "encoder layers to load":
-            n.set_value(1)
-        if n.label == "training examples":
-            n.set_value(32)
-        if n.label == "of them held out for p":
-            n.set_value(8)
-        if n.label == "dev examples (reported only; p is judged on held-out training examples)":
-            n.set_value(16)
-        if n.label == "squeeze steps (budget)":
-            n.set_value(1)
-        if n.label == "lightweight fine-tuning steps first":
-            n.set_value(1)
-    at.button[0].click().run()  # the form's Start button
-    assert not at.exception and not at.error, [e.value for e in at.error]
-    assert wait_for(tmp_path, "from-the-page", {"finished", "failed"}, timeout=300) == "finished"
-
-
 def test_missing_glue_data_is_a_message(tmp_path, monkeypatch):
     at = open_page(tmp_path, monkeypatch, GLUE_DIR=tmp_path / "glue")
     at.text_input(key="glue_dir").set_value(str(tmp_path / "glue" / "nowhere")).run()  # inside the root, absent

@@ -120,3 +120,31 @@ def test_full_mode_cpd_points_fit_the_memory_budget():
         assert rank >= 1 and cpd_memory_bytes(shape.local_dims, rank) <= full["max_bytes"]
     assert isinstance(figure2.REDUCTIONS["full"], str) and "2048 random rows" in figure2.REDUCTIONS["full"]
     assert pd.Series(full["ratios_b"]).is_monotonic_increasing
+
+
+def test_an_interrupted_run_keeps_its_finished_matrices(results, tmp_path, monkeypatch, single_blas_thread):
+    """A run that stops mid-way (the full run once died on a singular CP-ALS system after 45 min) loses only
+    the matrix it was on: the next run reads the finished ones back and ends with the same table."""
+    monkeypatch.setenv("MPO_RESULTS_DIR", str(tmp_path))
+    real, calls = figure2.panel_rows, []
+
+    def dies_on_the_third(matrix, panel, settings, kind="embedding"):
+        calls.append((panel, kind))
+        if len(calls) == 3:
+            raise RuntimeError("stopped")
+        return real(matrix, panel, settings, kind)
+
+    monkeypatch.setattr(figure2, "panel_rows", dies_on_the_third)
+    with pytest.raises(RuntimeError, match="stopped"):
+        figure2.run("small")
+    parts = tmp_path / "small" / "figure2.parts"
+    assert sorted(p.name for p in parts.glob("*.json")) == ["a-embedding.json", "a-gaussian.json"]
+    calls.clear()
+    monkeypatch.setattr(figure2, "panel_rows", lambda *a, **k: (calls.append(a[1:]), real(*a, **k))[1])
+    figure2.run("small")
+    resumed = results_store.load_results("figure2", "small")  # as a reader gets it, from the saved files
+    assert [c[0] for c in calls] == ["a", "b"]  # only the smooth control and panel (b) were computed again
+    assert not parts.exists()
+    columns = [c for c in results.table.columns if c != "seconds"]
+    pd.testing.assert_frame_equal(resumed.table[columns], results.table[columns], check_dtype=False)
+    assert [r["matrix"] for r in resumed.meta["records"]] == [r["matrix"] for r in results.meta["records"]]

@@ -278,6 +278,33 @@ def test_cpd_falls_back_when_als_diverges_and_says_so(monkeypatch):
         cpd_approximation(matrix, 3, 0.3, **FAST)
 
 
+def test_cpd_falls_back_when_the_als_solver_raises_on_a_singular_system(monkeypatch):
+    """torch's solver raises on singular normal equations (numpy returns nan): seen on the full Figure 2 run.
+    That attempt counts as failed; the next one is used, and an error in every attempt is a skipped point."""
+    import mpo_core.tensor.baselines as baselines
+
+    calls, real = [], baselines.parafac
+
+    def singular_first(tensor, rank, **options):
+        calls.append((options["init"], options["l2_reg"]))
+        if len(calls) == 1:
+            raise torch.linalg.LinAlgError("torch.linalg.solve: The solver failed because the input matrix is singular.")
+        return real(tensor, rank, **options)
+
+    monkeypatch.setattr(baselines, "parafac", singular_first)
+    matrix = random_matrix(24, 36, seed=6)
+    with pytest.warns(UserWarning, match="plain ALS of rank .* diverged .* init='random', l2_reg=0"):
+        cpd = cpd_approximation(matrix, 3, 0.3, **FAST)
+    assert math.isfinite(cpd.error) and calls == [("svd", 0.0), ("random", 0.0)]
+
+    def always(tensor, rank, **options):
+        raise torch.linalg.LinAlgError("singular")
+
+    monkeypatch.setattr(baselines, "parafac", always)
+    table = error_vs_ratio(matrix, (0.3,), methods=("cpd",), n_values=(3,), **FAST)
+    assert "singular system with every attempt" in table.skipped_reason.iloc[0]  # a skipped point, not a crash
+
+
 def _nan_cp(cp):
     cp.factors[0] = cp.factors[0] * float("nan")
     return cp
