@@ -336,8 +336,8 @@ def summary(results: Results, data_dir=None) -> pd.DataFrame:
     scores = learned.groupby(keys, sort=False)["score"].agg(["mean", "std"]) * 100
     out = out.join(scores).reset_index()
     seeds = {key: list(part * 100) for key, part in learned.groupby(keys, sort=False)["score"]}
-    verdicts = [within_full(seeds.get((task, row), []), seeds.get((task, "full"), []))
-                for task, row in zip(out["task"], out["row"])]
+    verdicts = [None if method == "full" else within_full(seeds.get((task, row), []), seeds.get((task, "full"), []))
+                for task, row, method in zip(out["task"], out["row"], out["method"])]
     out["verdict"] = [v.verdict if v else None for v in verdicts]
     out["difference"] = [v.difference if v else float("nan") for v in verdicts]
     out["ci_low"] = [v.low if v else float("nan") for v in verdicts]
@@ -361,7 +361,7 @@ def _score(row) -> str:
 
 def _judged(row) -> str:
     """One size's score and verdict, e.g. ``0.75x dense: 79.8 ± 0.4, holds (-0.3 [-0.9, +0.3])``."""
-    if row["verdict"] is None:
+    if not isinstance(row["verdict"], str):  # no verdict: the reference itself, or no run of the cell learned
         return f"{row['to_vs_dense']:.2f}x dense: {_score(row)}"
     interval = "" if pd.isna(row["ci_low"]) else f" [{row['ci_low']:+.1f}, {row['ci_high']:+.1f}]"
     return (f"{row['to_vs_dense']:.2f}x dense: {_score(row)}, {row['verdict']} "

@@ -158,6 +158,7 @@ def test_findings_say_down_to_which_size_each_method_stays_within_a_point(monkey
     verdicts = dict(zip(table["row"], table["verdict"]))
     assert verdicts["mpop@0.9"] == verdicts["mpo_lfa@0.6"] == "holds"
     assert verdicts["mpop@0.6"] == verdicts["last_1"] == verdicts["svd_lfa@0.9"] == "does not hold"
+    assert pd.isna(verdicts["full"])  # the reference is not judged against itself
     first, squeeze, change, drop, stuck = frontier.findings(results)
     assert first.startswith("sst2: full fine-tuning ") and " ± 0." in first and "(3 seeds)" in first
     assert "mpop: holds down to 0.90x dense" in first and "0.60x dense: 70." in first
@@ -167,6 +168,11 @@ def test_findings_say_down_to_which_size_each_method_stays_within_a_point(monkey
     noisy = synthetic({"full": 0.80, "mpop@0.9": 0.79})
     noisy.table.loc[noisy.table["row"] == "mpop@0.9", "score"] = [0.76, 0.82, 0.79]
     assert frontier.summary(noisy).set_index("row").at["mpop@0.9", "verdict"] == "cannot tell"
+    # a cell where no seed learned reads as such, without a verdict on nothing
+    dead = synthetic({"full": 0.80, "mpo_lfa@0.9": 0.5})
+    dead.table.loc[dead.table["row"] == "mpo_lfa@0.9", "score"] = 0.5  # every seed at the constant level
+    dead_first = frontier.findings(dead)[0]
+    assert "0.90x dense: no run learned" in dead_first and "nan" not in dead_first
     assert "target size reached (6)" in squeeze
     assert "|p - p~| > delta (the paper's)" in change and "sst2: 6 of 6 runs stopped before their target" in change
     assert "sst2: 0 of 6 runs stopped before their target" in drop
