@@ -93,8 +93,9 @@ def stop(process: subprocess.Popen) -> None:
         process.kill()
 
 
-def visit(browser, url: str, shot: Path, timeout: float = 120) -> tuple[float, float]:
-    """(seconds to content, seconds to settled) of one cold visit."""
+def visit(browser, url: str, shot: Path, timeout: float = 120, settle: bool = True) -> tuple[float, float]:
+    """(seconds to content, seconds to settled) of one cold visit; ``settle=False`` leaves at the content
+    (settled is then ``inf``: the live page's own load is not waited for)."""
     tab = browser.new_page(viewport={"width": 1400, "height": 1000})
     start = time.perf_counter()
     tab.goto(url)
@@ -105,6 +106,8 @@ def visit(browser, url: str, shot: Path, timeout: float = 120) -> tuple[float, f
         if content is None and tab.evaluate(CONTENT_JS):
             content = now
             tab.screenshot(path=str(shot))
+            if not settle:
+                break
         if tab.evaluate(RUNNING_JS) or content is None:
             quiet_since = None
         elif quiet_since is None:
@@ -113,7 +116,8 @@ def visit(browser, url: str, shot: Path, timeout: float = 120) -> tuple[float, f
             settled = quiet_since
             break
         time.sleep(0.05)
-    tab.screenshot(path=str(shot.with_name(shot.stem + "-settled.png")))
+    if settle:
+        tab.screenshot(path=str(shot.with_name(shot.stem + "-settled.png")))
     tab.close()
     return (content if content is not None else float("inf")), (settled if settled is not None else float("inf"))
 

@@ -256,7 +256,8 @@ def test_a_cold_server_shows_content_at_once(page, tmp_path, path):
 
     process, url = bench.start_server(tmp_path / "cache", tmp_path / "runs", tmp_path / "streamlit.log")
     try:  # a new tab of the test's browser (one Playwright per process)
-        content, _ = bench.visit(page.context.browser, f"{url}/{path}", ARTIFACTS / f"cold-{path or 'decompose'}.png")
+        content, _ = bench.visit(page.context.browser, f"{url}/{path}", ARTIFACTS / f"cold-{path or 'decompose'}.png",
+                                 settle=False)  # the live pages are the other tests' (every page opens ...)
     finally:
         bench.stop(process)
     print(f"cold first visit of /{path}: content after {content:.2f} s")
