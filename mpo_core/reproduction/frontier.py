@@ -434,7 +434,9 @@ def frontier_figure(results: Results, data_dir=None):
 
     table = summary(results, data_dir)
     tasks = list(dict.fromkeys(table["task"]))
+    max_eval = results.meta.get("settings", {}).get("mode_settings", {}).get("max_eval_examples")
     fig = make_subplots(rows=1, cols=len(tasks), subplot_titles=tasks)
+    dead_shown = False
     colors = dict(zip(dict.fromkeys(table["method"]), ("black", "gray", "#d62728", "#1f77b4", "#2ca02c", "#9467bd")))
     for col, task in enumerate(tasks, start=1):
         part = table[table["task"] == task]
@@ -446,6 +448,20 @@ def frontier_figure(results: Results, data_dir=None):
                 line=dict(color=colors[method]), marker=dict(symbol="diamond" if method.startswith("last") else "circle",
                                                              size=9), text=rows["row"],
                 hovertemplate="%{text}: %{y:.1f} at #To %{x:.2f}M"), row=1, col=col)
+        levels = constant_levels(task, max_eval, 0, data_dir)
+        dead = part[part["mean"].isna()]  # cells whose every run stayed at a constant prediction
+        lowest = (part["mean"] - part["std"].fillna(0)).min()
+        if levels and (len(dead) or 100 * max(levels) >= lowest - 3):  # near the scores: where learning starts
+            majority = 100 * max(levels)  # what predicting the majority class for every dev example scores
+            fig.add_hline(y=majority, line_dash="dash", line_color="gray", row=1, col=col,
+                          annotation_text=f"one class for all: {majority:.1f}", annotation_position="bottom right")
+            if len(dead):
+                fig.add_trace(go.Scatter(
+                    x=dead["to_millions"], y=[majority] * len(dead), mode="markers", name="no run learned",
+                    legendgroup="dead", showlegend=not dead_shown, text=dead["row"],
+                    marker=dict(symbol="x", size=11, color=[colors[m] for m in dead["method"]]),
+                    hovertemplate="%{text}: every run predicted one class"), row=1, col=col)
+                dead_shown = True
         full = part[part["method"] == "full"]["mean"].iloc[0]
         if not pd.isna(full):
             fig.add_hline(y=full - 100 * WITHIN, line_dash="dot", line_color="black", row=1, col=col,

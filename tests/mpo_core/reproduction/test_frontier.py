@@ -173,6 +173,10 @@ def test_findings_say_down_to_which_size_each_method_stays_within_a_point(monkey
     dead.table.loc[dead.table["row"] == "mpo_lfa@0.9", "score"] = 0.5  # every seed at the constant level
     dead_first = frontier.findings(dead)[0]
     assert "0.90x dense: no run learned" in dead_first and "nan" not in dead_first
+    dead_figure = frontier.frontier_figure(dead)  # the dead cell is drawn at the one-class level, which is drawn
+    crosses = [trace for trace in dead_figure.data if trace.name == "no run learned"]
+    assert len(crosses) == 1 and list(crosses[0].y) == [50.0] and list(crosses[0].text) == ["mpo_lfa@0.9"]
+    assert any(shape.y0 == 50.0 for shape in dead_figure.layout.shapes)
     assert "target size reached (6)" in squeeze
     assert "|p - p~| > delta (the paper's)" in change and "sst2: 6 of 6 runs stopped before their target" in change
     assert "sst2: 0 of 6 runs stopped before their target" in drop
@@ -180,6 +184,7 @@ def test_findings_say_down_to_which_size_each_method_stays_within_a_point(monkey
     figure = frontier.frontier_figure(results)
     assert {trace.name for trace in figure.data} == {"full", "last_1", "mpop", "mpo_lfa", "svd_lfa"}
     assert all(trace.error_y.array is not None for trace in figure.data)
+    assert not any(shape.y0 == 50.0 for shape in figure.layout.shapes)  # far below every score: not drawn
 
 
 def test_frontier_is_registered():
