@@ -45,9 +45,26 @@ ROWS = {  # label -> (strategy, strategy options, learning rate)
 GROUPS = ("word_embedding", "attention", "ffn")
 
 
-def specs(mode: str) -> list[RunSpec]:
-    return [RunSpec(label, TASK[mode], strategy, options, seed=seed, settings={"learning_rate": rate})
-            for seed in SEEDS[mode] for label, (strategy, options, rate) in ROWS.items()]
+def specs(mode: str, rates: dict | None = None) -> tuple[list[RunSpec], dict]:
+    """The rows over the seeds, and ``{run name: "table3"}`` for the runs Table 3 makes with the same spec.
+
+    Table 3 runs ``full`` and ``mpo_full`` on STS-B at the probed rates (:func:`.table3.learning_rates`);
+    where a probed rate is this study's, the run is the same and is done once (in full mode: ``mpo_full``
+    at 1e-4; Table 3's ``full`` trains at its probed 2e-4, so this study's 1e-4 reference runs here).
+    """
+    from . import table3
+
+    out = [RunSpec(label, TASK[mode], strategy, options, seed=seed, settings={"learning_rate": rate})
+           for seed in SEEDS[mode] for label, (strategy, options, rate) in ROWS.items()]
+    borrowed = {}
+    if TASK[mode] in table3.TASKS[mode]:
+        rates = rates or table3.learning_rates(mode)
+        for spec in out:
+            if spec.label in table3.ROWS and spec.seed in table3.SEEDS[mode]:
+                theirs = table3.dense_spec(spec.label, spec.task, spec.seed, mode, rates)
+                if (theirs.strategy, theirs.options, theirs.settings) == (spec.strategy, spec.options, spec.settings):
+                    borrowed[spec.run_name] = table3.NAME
+    return out, borrowed
 
 
 def row(spec: RunSpec, record: dict) -> dict:
@@ -63,7 +80,8 @@ def row(spec: RunSpec, record: dict) -> dict:
 def run(mode: str) -> Results:
     extra = {"task": TASK[mode], "seeds": SEEDS[mode],
              "rows": {label: {"strategy": s, "options": o, "learning_rate": r} for label, (s, o, r) in ROWS.items()}}
-    return run_grid(NAME, specs(mode), mode, extra_settings=extra, row=row, keep_records=True)
+    run_specs, borrowed = specs(mode)
+    return run_grid(NAME, run_specs, mode, extra_settings=extra, borrowed=borrowed, row=row, keep_records=True)
 
 
 def _with_constant(results: Results) -> pd.DataFrame:

@@ -6,9 +6,14 @@ import pytest
 from mpo_core.reproduction import glue_grid, stsb_collapse
 from mpo_core.reproduction.results_store import Results
 
+# Table 3's rates in the shape of table3.learning_rates (as the full mode's probe chose them on STS-B)
+RATES = {(row, task): (rate, "lr_probe") for task in ("sst2", "mrpc", "stsb")
+         for row, rate in (("full", 2e-4), ("mpo_full", 1e-4), ("mpo_full_lfa", 3e-4), ("mpop", 3e-4),
+                           ("mpop_dir", 3e-4), ("mpo_lfa", 3e-4), ("last_k", 2e-4))}
+
 
 def test_rows_split_the_mpo_matrices_and_the_rate_over_three_seeds():
-    specs = stsb_collapse.specs("full")
+    specs, _ = stsb_collapse.specs("full", RATES)
     assert len(specs) == 15 and {s.seed for s in specs} == {0, 1, 2} and {s.task for s in specs} == {"stsb"}
     by_label = {s.label: s for s in specs if s.seed == 0}
     assert by_label["mpo_full_emb"].options["mpo_config"]["groups"] == ["word_embedding"]
@@ -16,6 +21,15 @@ def test_rows_split_the_mpo_matrices_and_the_rate_over_three_seeds():
     assert by_label["mpo_full@lr2e-05"].settings["learning_rate"] == 2e-5
     config = glue_grid._config(by_label["mpo_full_enc"], "full", "runs", None, {})
     assert config.strategy_options.mpo_config.groups == stsb_collapse.ENCODER and config.learning_rate == 1e-4
+
+
+def test_a_run_table3_makes_with_the_same_spec_is_borrowed_not_repeated():
+    _, borrowed = stsb_collapse.specs("full", RATES)  # Table 3 probed mpo_full at 1e-4 (this study's), full at 2e-4
+    assert borrowed == {f"mpo_full-stsb-seed{s}": "table3" for s in (0, 1, 2)}
+    _, none = stsb_collapse.specs("full", {**RATES, ("mpo_full", "stsb"): (5e-5, "lr_probe")})
+    assert none == {}
+    _, both = stsb_collapse.specs("full", {**RATES, ("full", "stsb"): (1e-4, "lr_probe")})
+    assert set(both) == {f"{row}-stsb-seed{s}" for row in ("full", "mpo_full") for s in (0, 1, 2)}
 
 
 def test_findings_judge_each_row_against_full_and_compare_movement():
