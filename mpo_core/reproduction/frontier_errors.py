@@ -24,6 +24,7 @@ from ..tensor.truncation import bond_dims_for_ratio, truncate_to
 from . import frontier
 from .glue_grid import mode_settings
 
+NAME = "frontier_errors"
 EMBEDDING = "word embedding"
 ENCODER = "encoder"
 
@@ -100,9 +101,6 @@ def error_table(errors: pd.DataFrame) -> pd.DataFrame:
     index = (["task"] if "task" in errors and errors["task"].nunique() > 1 else []) + ["method", "target"]
     table = errors.pivot_table(index=index, columns="group", values="relative_error", sort=False) * 100
     return table.round(1)
-
-
-NAME = "frontier_errors"
 
 
 def run(mode: str):
