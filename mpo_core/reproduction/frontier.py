@@ -64,6 +64,14 @@ SQUEEZE_SLACK = 2  # cuts beyond (start - target) / step_size: a cut may remove 
 SIZES_FILE = "sizes.json"
 
 
+def configured_matrices(model, mpo_config: MPOConfig) -> dict:
+    """``{module name: float weight}`` of the matrices ``mpo_config`` selects in ``model``."""
+    modules = dict(model.named_modules())
+    names = [name for name in find_matrices(model, mpo_config.groups)
+             if mpo_config.layers is None or layer_index(name) in (None, *mpo_config.layers)]
+    return {name: modules[name].weight.detach().float() for name in names}
+
+
 @dataclass
 class SizeModel:
     """#To of a model whose matrices are truncated to one compression ratio, without building that model.
@@ -82,10 +90,7 @@ class SizeModel:
     @classmethod
     def of(cls, model, mpo_config: MPOConfig) -> "SizeModel":
         """Decompose each matrix that ``mpo_config`` selects in ``model`` once (Algorithm 1)."""
-        modules = dict(model.named_modules())
-        names = [name for name in find_matrices(model, mpo_config.groups)
-                 if mpo_config.layers is None or layer_index(name) in (None, *mpo_config.layers)]
-        weights = [modules[name].weight.detach().float() for name in names]
+        weights = list(configured_matrices(model, mpo_config).values())
         dense = count_parameters(model).total
         mpos = [decompose(w, n=mpo_config.n) for w in weights]
         return cls(dense, dense - sum(w.numel() for w in weights), mpos)

@@ -17,7 +17,6 @@ from __future__ import annotations
 import pandas as pd
 import torch
 
-from ..model.matrix_groups import find_matrices, layer_index
 from ..model.mpo_config import MPOConfig
 from ..tensor.decomposition import decompose
 from ..tensor.truncation import bond_dims_for_ratio, truncate_to
@@ -38,10 +37,7 @@ def pretrained_matrices(task: str, mode: str) -> dict[str, torch.Tensor]:
     from ..model.sequence_classifier import load_sequence_classifier
 
     model, _ = load_sequence_classifier(task, num_hidden_layers=mode_settings(mode).get("num_hidden_layers"), seed=0)
-    config, modules = MPOConfig(), dict(model.named_modules())
-    names = [name for name in find_matrices(model, config.groups)
-             if config.layers is None or layer_index(name) in (None, *config.layers)]
-    return {name: modules[name].weight.detach().float() for name in names}
+    return frontier.configured_matrices(model, MPOConfig())
 
 
 def _measure(mpos: dict, weights: dict, dims_of) -> dict[str, dict]:
