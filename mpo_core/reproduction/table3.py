@@ -226,6 +226,26 @@ def curves(results: Results) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["row", "task", "seed", "step", "score"])
 
 
+def curve_findings(results: Results) -> list[str]:
+    """Per task, from the curves' means over seeds: each row's gap to ``full`` at every evaluation, and how far
+    each row still rose over the second half of the run ("is the LFA gap budget or design?")."""
+    data = curves(results)
+    lines = []
+    for task, part in data.groupby("task", sort=False):
+        means = part.groupby(["row", "step"], sort=False)["score"].mean().unstack("step").sort_index(axis=1)
+        if "full" not in means.index or means.shape[1] < 2:
+            continue
+        steps = list(means.columns)
+        middle = next(s for s in steps if s >= steps[-1] / 2)
+        gaps = "; ".join(f"{row} − full " + ", ".join(f"{means.at[row, s] - means.at['full', s]:+.1f}" for s in steps)
+                         for row in means.index if row != "full")
+        rise = ", ".join(f"{row} {means.at[row, steps[-1]] - means.at[row, middle]:+.1f}" for row in means.index)
+        seeds = part["seed"].nunique()
+        lines.append(f"{task} curves (mean of {seeds} seed{'s' * (seeds != 1)}), at steps "
+                     f"{', '.join(map(str, steps))}: {gaps} points; from step {middle} to the end: {rise} points.")
+    return lines
+
+
 def curve_figure(results: Results):
     """Dev score vs step per task, mean ± std over seeds, for full, mpo_full and mpo_full_lfa."""
     import plotly.graph_objects as go
@@ -263,5 +283,5 @@ def squeeze_summary(results: Results) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-__all__ = ["NAME", "ROWS", "TASKS", "curve_figure", "curves", "findings", "run", "side_by_side", "specs",
-           "squeeze_summary", "results_dir", "seed_table"]
+__all__ = ["NAME", "ROWS", "TASKS", "curve_figure", "curve_findings", "curves", "findings", "run", "side_by_side",
+           "specs", "squeeze_summary", "results_dir", "seed_table"]

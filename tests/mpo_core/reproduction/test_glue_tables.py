@@ -80,6 +80,23 @@ def test_table3_side_by_side_and_verdicts_from_seeds():
     assert "#Pr of mpop 1.70M" in lines[-2] and lines[-1].startswith("1 of 30 runs predicted one class")
 
 
+def test_table3_curve_findings_give_each_rows_gap_to_full_and_its_late_rise():
+    results = seeded({("full", "sst2"): 0.8})
+
+    def record(row, seed, scores):
+        return {"task": "sst2", "score": scores[-1], "global_step": 6,
+                "curve": [{"step": s, "split": "dev", "score": v} for s, v in zip((2, 4), scores)],
+                "config": {"run_name": f"{row}-sst2-seed{seed}", "seed": seed, "eval_steps": 2}}
+
+    results.meta["records"] = [record("full", 0, (0.5, 0.7, 0.8)), record("full", 1, (0.5, 0.7, 0.8)),
+                               record("mpo_full_lfa", 0, (0.6, 0.7, 0.75)), record("mpo_full_lfa", 1, (0.6, 0.7, 0.79))]
+    (line,) = table3.curve_findings(results)
+    assert line == ("sst2 curves (mean of 2 seeds), at steps 2, 4, 6: mpo_full_lfa − full +10.0, +0.0, -3.0 points; "
+                    "from step 4 to the end: full +10.0, mpo_full_lfa +7.0 points.")
+    results.meta["records"] = results.meta["records"][2:]  # no full curve: nothing to compare with
+    assert table3.curve_findings(results) == []
+
+
 def test_table3_curves_and_squeeze_summary_from_the_run_records():
     results = seeded({("full", "sst2"): 0.8})
     curve = [{"step": 2, "split": "dev", "score": 0.6}, {"step": 4, "split": "dev", "score": 0.7}]
