@@ -21,6 +21,7 @@ import os
 import shutil
 import time
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Sequence
 
@@ -182,11 +183,13 @@ def claim(folder: Path) -> bool:
     return False
 
 
-def run_one(spec: RunSpec, mode: str, experiment: str, data_dir=None, wait: bool = True,
+def run_one(spec: RunSpec, mode: str, experiment: str, data_dir=None, wait: bool = True, complete=None,
             **overrides) -> dict | None:
     """Fine-tune one cell (or reuse its finished run folder); returns its ``results.json`` record.
 
-    While another live process holds the run, wait for its result (``wait``) or return ``None``.
+    While another live process holds the run, wait until it lets go (``wait``) or return ``None``.
+    ``complete(record) -> record`` runs while this process holds the run, so that what a grid does
+    after training (a merge check, keeping the record) is done by one process, once.
     The run's Trainer checkpoints are deleted once it has finished (hundreds of MB each, with
     optimizer state); its config, metrics stream, results and (if asked) final model stay.
     """
@@ -196,19 +199,18 @@ def run_one(spec: RunSpec, mode: str, experiment: str, data_dir=None, wait: bool
     results = folder / RESULTS_FILE
     config = _config(spec, mode, folder.parent, data_dir or default_glue_dir(), overrides)
     while not claim(folder):
-        if results.is_file() and matches(read_json(results), config):
-            return read_json(results)
         if not wait:
             return None
         time.sleep(POLL_SECONDS)
     try:
         if results.is_file() and matches(read_json(results), config):
-            return read_json(results)
-        if folder.exists():  # an interrupted run, or one made with other settings: again, from scratch
-            shutil.rmtree(folder)
-        record = fine_tune(config)
-        shutil.rmtree(folder / CHECKPOINTS, ignore_errors=True)
-        return record
+            record = read_json(results)
+        else:
+            if folder.exists():  # an interrupted run, or one made with other settings: again, from scratch
+                shutil.rmtree(folder)
+            record = fine_tune(config)
+            shutil.rmtree(folder / CHECKPOINTS, ignore_errors=True)
+        return complete(record) if complete is not None else record
     finally:
         _lock_path(folder).unlink(missing_ok=True)
 
@@ -273,6 +275,20 @@ def _spec_settings(spec: RunSpec) -> dict:
             **({"settings": spec.settings} if spec.settings else {})}
 
 
+def _complete(spec: RunSpec, mode: str, owner: str, experiment: str, keep_records: bool, finish, config,
+              record: dict) -> dict:
+    """A finished run's record, made whole once: the kept one if a process already did (another worker of the
+    grid), else ``finish`` (this experiment's own runs) and keep it."""
+    kept = stored_record(spec, mode, owner) if keep_records else None
+    if kept is not None and matches(kept, config):
+        return kept
+    if finish is not None and owner == experiment:
+        record = finish(spec, record, runs_root(owner, mode) / spec.run_name)
+    if keep_records:
+        store_record(spec, mode, owner, record)
+    return record
+
+
 def run_grid(experiment: str, specs: Sequence[RunSpec], mode: str, data_dir=None, extra_settings=None,
              borrowed: dict | None = None, row=row_of, keep_records: bool = False, finish=None,
              **overrides) -> Results:
@@ -299,13 +315,12 @@ def run_grid(experiment: str, specs: Sequence[RunSpec], mode: str, data_dir=None
                 if spec.after is not None and position[spec.after] not in found:
                     continue  # its source is another process's still: after that one, in the waiting pass
                 if index not in found:
-                    record = run_one(spec, mode, owner, data_dir, wait=wait, **overrides)
-                    if record is not None and finish is not None and owner == experiment:
-                        record = finish(spec, record, runs_root(owner, mode) / spec.run_name)
+                    complete = partial(_complete, spec, mode, owner, experiment, keep_records, finish,
+                                       _config(spec, mode, runs_root(owner, mode), data_dir or default_glue_dir(),
+                                               overrides))
+                    record = run_one(spec, mode, owner, data_dir, wait=wait, complete=complete, **overrides)
                     if record is not None:
                         found[index] = record
-                        if keep_records:
-                            store_record(spec, mode, owner, record)
                         bar.update()
     records = [found[index] for index in range(len(specs))]
     rows = [row(spec, record) for spec, record in zip(specs, records)]

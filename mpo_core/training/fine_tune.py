@@ -125,6 +125,19 @@ def engine_trainer(strategy, **kwargs):
     """transformers' ``Trainer``, whose scheduler is the strategy's :meth:`~Strategy.lr_lambda` when it has one."""
     from torch.optim.lr_scheduler import LambdaLR
     from transformers import Trainer
+    from transformers.trainer_callback import DefaultFlowCallback
+
+    class EngineFlowCallback(DefaultFlowCallback):
+        """transformers' flow, without its extra evaluation at the last step when that step is off the ``eval_steps``
+        grid: :func:`fine_tune` evaluates after training anyway (dev, and the held-out slice), so that evaluation
+        doubled each run's final one. A strategy that needs an evaluation there (``mpop`` judging its last cut)
+        asks for it in its own callback, which runs after this one."""
+
+        def on_step_end(self, args, state, control, **kwargs):
+            control = super().on_step_end(args, state, control, **kwargs)
+            if state.global_step >= state.max_steps and state.eval_steps and state.global_step % state.eval_steps:
+                control.should_evaluate = False
+            return control
 
     class EngineTrainer(Trainer):
         def __init__(self, **trainer_kwargs):
@@ -132,6 +145,8 @@ def engine_trainer(strategy, **kwargs):
             # GLUE heads return their batch's mean loss and ignore ``num_items_in_batch``; were it passed, the
             # Trainer would multiply the loss by the number of processes (torchrun: doubled losses, grads, clipping)
             self.model_accepts_loss_kwargs = False
+            handlers = self.callback_handler.callbacks  # in place: the flow callback keeps its place, first
+            handlers[:] = [EngineFlowCallback() if type(c) is DefaultFlowCallback else c for c in handlers]
 
         def create_scheduler(self, num_training_steps, optimizer=None):
             factor = strategy.lr_lambda(self.args) if self.lr_scheduler is None else None

@@ -67,3 +67,32 @@ def test_run_grid_runs_free_cells_first_then_waits_for_held_ones(fake_fine_tune,
     assert fake_fine_tune == [specs[1].run_name]  # only the free cell ran here
     assert list(results.table["run"]) == [s.run_name for s in specs]  # rows keep the specs' order
     assert list(results.table["score"]) == [0.75, 0.5]
+
+
+def test_a_run_another_process_finished_and_kept_is_taken_as_kept_not_finished_again(fake_fine_tune, monkeypatch):
+    # OPF's finish (a merge check with a latency measurement) ran twice per helper run, the second overwriting
+    # the first: the collecting process saw results.json before the helper had finished and kept the record
+    specs = [glue_grid.RunSpec("opf", task, "opf") for task in ("rte", "mrpc")]
+    held = glue_grid.runs_root("grid", "small") / specs[0].run_name
+    glue_grid._lock_path(held).parent.mkdir(parents=True)
+    glue_grid._lock_path(held).write_text(str(os.getppid()))
+    finished = []
+
+    def finish(spec, record, folder):
+        finished.append(spec.run_name)
+        return {**record, "merge_check": {"by": "this process"}}
+
+    def other_process_finishes(seconds):  # the holder trains, finishes and keeps the record, then lets go
+        held.mkdir(parents=True, exist_ok=True)
+        record = {"run_name": specs[0].run_name, "score": 0.75}
+        (held / RESULTS_FILE).write_text(json.dumps(record))
+        assert glue_grid.run_one(specs[0], "small", "grid", wait=False) is None  # held: not read half-finished
+        glue_grid.store_record(specs[0], "small", "grid", {**record, "merge_check": {"by": "the holder"}})
+        glue_grid._lock_path(held).unlink()
+
+    monkeypatch.setattr(glue_grid.time, "sleep", other_process_finishes)
+    results = glue_grid.run_grid("grid", specs, "small", keep_records=True, finish=finish)
+    assert fake_fine_tune == finished == [specs[1].run_name]  # trained and finished here: the free cell only
+    by = [r["merge_check"]["by"] for r in results.meta["records"]]
+    assert by == ["the holder", "this process"]
+    assert glue_grid.stored_record(specs[0], "small", "grid")["merge_check"] == {"by": "the holder"}

@@ -152,6 +152,25 @@ class PressStop(TrainerCallback):
             request_stop(self.run_dir)
 
 
+class CountEvaluations(TrainerCallback):
+    def __init__(self):
+        self.steps = []
+
+    def on_evaluate(self, args, state, control, **kwargs):
+        self.steps.append(state.global_step)
+
+
+def test_a_run_off_the_eval_grid_is_evaluated_once_at_its_end(tmp_path):
+    # transformers 5 evaluates at the last step when it is off the eval_steps grid; fine_tune evaluates after
+    # training anyway, so the Trainer's evaluation there would be the same one done twice
+    counter = CountEvaluations()
+    config = small(tmp_path, num_hidden_layers=1, max_train_examples=64, max_eval_examples=32, max_steps=3,
+                   eval_steps=2, save_model=False)
+    results = fine_tune(config, callbacks=[counter])
+    assert counter.steps == [2, 3]  # the curve's point at step 2, then the report on dev
+    assert [c["step"] for c in results["curve"]] == [2] and results["global_step"] == 3
+
+
 @pytest.mark.slow  # real training
 def test_a_stop_file_ends_the_run_cleanly_with_results(tmp_path):
     config = small(tmp_path, max_steps=50, logging_steps=1, max_eval_examples=32)
