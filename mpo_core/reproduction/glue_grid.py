@@ -188,8 +188,8 @@ def run_one(spec: RunSpec, mode: str, experiment: str, data_dir=None, wait: bool
     """Fine-tune one cell (or reuse its finished run folder); returns its ``results.json`` record.
 
     While another live process holds the run, wait until it lets go (``wait``) or return ``None``.
-    ``complete(record) -> record`` runs while this process holds the run, so that what a grid does
-    after training (a merge check, keeping the record) is done by one process, once.
+    ``complete(record, config) -> record`` runs while this process holds the run, so that what a grid
+    does after training (a merge check, keeping the record) is done by one process, once.
     The run's Trainer checkpoints are deleted once it has finished (hundreds of MB each, with
     optimizer state); its config, metrics stream, results and (if asked) final model stay.
     """
@@ -210,7 +210,7 @@ def run_one(spec: RunSpec, mode: str, experiment: str, data_dir=None, wait: bool
                 shutil.rmtree(folder)
             record = fine_tune(config)
             shutil.rmtree(folder / CHECKPOINTS, ignore_errors=True)
-        return complete(record) if complete is not None else record
+        return complete(record, config) if complete is not None else record
     finally:
         _lock_path(folder).unlink(missing_ok=True)
 
@@ -275,8 +275,8 @@ def _spec_settings(spec: RunSpec) -> dict:
             **({"settings": spec.settings} if spec.settings else {})}
 
 
-def _complete(spec: RunSpec, mode: str, owner: str, experiment: str, keep_records: bool, finish, config,
-              record: dict) -> dict:
+def _complete(spec: RunSpec, mode: str, owner: str, experiment: str, keep_records: bool, finish,
+              record: dict, config: FineTuneConfig) -> dict:
     """A finished run's record, made whole once: the kept one if a process already did (another worker of the
     grid), else ``finish`` (this experiment's own runs) and keep it."""
     kept = stored_record(spec, mode, owner) if keep_records else None
@@ -315,9 +315,7 @@ def run_grid(experiment: str, specs: Sequence[RunSpec], mode: str, data_dir=None
                 if spec.after is not None and position[spec.after] not in found:
                     continue  # its source is another process's still: after that one, in the waiting pass
                 if index not in found:
-                    complete = partial(_complete, spec, mode, owner, experiment, keep_records, finish,
-                                       _config(spec, mode, runs_root(owner, mode), data_dir or default_glue_dir(),
-                                               overrides))
+                    complete = partial(_complete, spec, mode, owner, experiment, keep_records, finish)
                     record = run_one(spec, mode, owner, data_dir, wait=wait, complete=complete, **overrides)
                     if record is not None:
                         found[index] = record
