@@ -53,10 +53,9 @@ def load_sequence_classifier(task: str, model: str | Path | None = None, num_hid
         check_num_hidden_layers(num_hidden_layers, None, source)
     from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
 
-    safe = {"trust_remote_code": False}
     overrides = {"num_labels": glue_task.num_labels}
     try:
-        layers = getattr(AutoConfig.from_pretrained(source, **safe), "num_hidden_layers", None)
+        layers = getattr(AutoConfig.from_pretrained(source, trust_remote_code=False), "num_hidden_layers", None)
     except (OSError, ValueError) as exc:
         raise _not_a_model(source, exc) from None
     if num_hidden_layers is not None:  # never more layers than the model has: extra ones would be random
@@ -65,10 +64,10 @@ def load_sequence_classifier(task: str, model: str | Path | None = None, num_hid
     if seed is not None:
         torch.manual_seed(seed)
     try:
-        model_config = AutoConfig.from_pretrained(source, **overrides, **safe)
-        tokenizer = AutoTokenizer.from_pretrained(source, **safe)
+        model_config = AutoConfig.from_pretrained(source, trust_remote_code=False, **overrides)
+        tokenizer = AutoTokenizer.from_pretrained(source, trust_remote_code=False)
         classifier = AutoModelForSequenceClassification.from_pretrained(source, config=model_config,
-                                                                        use_safetensors=True, **safe)
+                                                                        use_safetensors=True, trust_remote_code=False)
     except (OSError, ValueError) as exc:
         raise _not_a_model(source, exc) from None
     if not glue_task.is_regression:
