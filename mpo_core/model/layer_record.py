@@ -22,7 +22,7 @@ MAX_TENSORS = 16  # local tensors per MPO; the papers use 3 to 9
 
 def _int(where: str, field: str, value, low: int = 1, high: int | None = None) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < low or (high is not None and value > high):
-        bounds = f"[{low}, {high}]" if high is not None else f">= {low}"
+        bounds = f"in [{low}, {high}]" if high is not None else f">= {low}"
         raise ValueError(f"{where}: {field} must be an integer {bounds}, got {value!r}.")
     return value
 
@@ -68,7 +68,8 @@ def check_layer_record(name: str, entry, module: nn.Module) -> dict:
     out_f = _factors(where, "out_factors", entry.get("out_factors"), out_features)
     in_f = _factors(where, "in_factors", entry.get("in_factors"), in_features)
     if len(out_f) != len(in_f):
-        raise ValueError(f"{where}: out_factors and in_factors must have the same length ({len(out_f)} vs {len(in_f)}).")
+        raise ValueError(f"{where}: out_factors and in_factors must have the same length "
+                         f"({len(out_f)} vs {len(in_f)}).")
     _check_bonds(where, entry.get("bond_dims"), [i * j for i, j in zip(out_f, in_f)])
     _int(where, "center", entry.get("center"), 0, len(out_f) - 1)
     if entry.get("forward_mode") not in FORWARD_MODES:

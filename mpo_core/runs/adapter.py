@@ -43,7 +43,7 @@ from ..model.model_folder import check_model_folder, check_num_hidden_layers, re
 from ..model.pretrained import default_model_path
 from ..model.sequence_classifier import load_sequence_classifier
 from ..model.surgery import mpo_modules, replace_module
-from ..model.weights_file import check_safetensors_file, load_weights
+from ..model.weights_file import load_weights
 from .atomic_write import atomic_write_bytes, atomic_write_json
 
 CONFIG_FILE = "adapter_config.json"
@@ -192,7 +192,7 @@ def load_adapter(directory: str | Path, base: str | Path | None = None) -> nn.Mo
     check_model_folder(source or default_model_path())  # before transformers sees it: the base may be hostile too
     if not (directory / WEIGHTS_FILE).is_file():
         raise FileNotFoundError(f"{directory / WEIGHTS_FILE} is missing: the adapter folder is incomplete.")
-    check_safetensors_file(directory / WEIGHTS_FILE)
+    tensors = load_weights(directory / WEIGHTS_FILE)  # torn, corrupt or not finite: refused before the base loads
     model, _ = load_sequence_classifier(config["task"], source, config.get("num_hidden_layers"), seed=0)
     modules = dict(model.named_modules())
     for name, entry in config["mpo_layers"].items():
@@ -202,7 +202,7 @@ def load_adapter(directory: str | Path, base: str | Path | None = None) -> nn.Mo
     for name, entry in config["mpo_layers"].items():
         replace_module(model, modules[name], _rebuild(modules[name], entry))
     _check_frozen(model, config["frozen_fingerprints"], source)
-    _load_trained(model, directory / WEIGHTS_FILE, config["trained"])
+    _load_trained(model, tensors, directory / WEIGHTS_FILE, config["trained"])
     return model.eval()
 
 
@@ -235,8 +235,7 @@ def _check_frozen(model: nn.Module, recorded: dict, source) -> None:
                 "load it with the base it was made from (base=...).")
 
 
-def _load_trained(model: nn.Module, path: Path, names: list[str]) -> None:
-    tensors = load_weights(path)  # a torn, corrupt or non-finite file is a ValueError naming it
+def _load_trained(model: nn.Module, tensors: dict[str, torch.Tensor], path: Path, names: list[str]) -> None:
     params = dict(model.named_parameters())
     if sorted(tensors) != sorted(names):
         raise ValueError(f"{path} holds other tensors than its config lists ({len(tensors)} vs {len(names)}).")
