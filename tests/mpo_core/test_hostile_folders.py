@@ -334,3 +334,15 @@ def test_every_from_pretrained_passes_trust_remote_code_false():
                     if flags.get("trust_remote_code") != "False":
                         missing.append(f"{file.relative_to(ROOT)}:{node.lineno}")
     assert not missing, missing
+
+
+@pytest.mark.parametrize("kind, needle", [("code", "holds Python code"), ("auto_map", "has an auto_map"),
+                                          ("pickle_only", "only pickled weights")])
+def test_the_dashboard_refuses_a_hostile_model_folder(kind, needle, world, monkeypatch):
+    from app.compress import load_base_model
+
+    _, marker, folders, _ = world
+    monkeypatch.setattr(sys, "stdin", io.StringIO("y\n" * 10))
+    with pytest.raises(ValueError, match=needle):
+        load_base_model(folders[kind])
+    assert not marker.exists()
