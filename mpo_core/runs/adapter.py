@@ -27,7 +27,6 @@ base's) and ``opf`` merges back to dense; save their whole model instead.
 from __future__ import annotations
 
 import hashlib
-import json
 import math
 from pathlib import Path
 
