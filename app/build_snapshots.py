@@ -189,7 +189,7 @@ def compress_snapshot() -> dict:
     request = mc.CompressionRequest(groups=groups, ratio=mc.DEFAULT_RATIO, n=5, layers=None)
     table = mc.plan_table(model, mc.matrix_spectra(model, request.n), request)
     rows = [list(r) for r in mc.totals_rows(mc.size_totals(model, table), table)]
-    tokenizer = AutoTokenizer.from_pretrained(str(mpo_core.default_model_path()))
+    tokenizer = AutoTokenizer.from_pretrained(str(mpo_core.default_model_path()), trust_remote_code=False)
     built, _ = mc.build_compressed_model(model, request)
     sample = mc.effect_sample(model, tokenizer, allowed_paths.dashboard_roots([]).glue)
     effect = asdict(mc.model_effect(built, tokenizer, sample))

@@ -37,6 +37,7 @@ from mpo_core import MPOConfig, Replacement
 from mpo_core.data.glue import load_glue_split
 from mpo_core.model.embedding_agreement import Agreement, embedding_agreement, pair_embeddings
 from mpo_core.model.matrix_groups import DEFAULT_GROUPS, GROUPS, find_matrices, layer_index
+from mpo_core.model.model_folder import check_model_folder
 from mpo_core.tensor.validation import check_num_tensors, check_number
 
 from .atlas import GROUP_LABELS, AtlasEntry, chosen_bond_dims, spectra_norm, spectra_only
@@ -87,9 +88,10 @@ def load_base_model(model_path=None, num_hidden_layers: int | None = None) -> nn
     from transformers import AutoModel
 
     path = str(model_path or mpo_core.default_model_path())
+    check_model_folder(path)  # before transformers sees it: no code, no pickles, sizes within caps
     overrides = {} if num_hidden_layers is None else {"num_hidden_layers": int(num_hidden_layers)}
     try:
-        return AutoModel.from_pretrained(path, **overrides).eval()
+        return AutoModel.from_pretrained(path, trust_remote_code=False, use_safetensors=True, **overrides).eval()
     except (OSError, ValueError) as exc:
         raise ValueError(f"could not load a model from {path!r} ({exc}).") from None
 
@@ -273,7 +275,8 @@ def export_zip(model: nn.Module, merged: bool, request: CompressionRequest, toke
         if tokenizer_path is not None:
             from transformers import AutoTokenizer
 
-            AutoTokenizer.from_pretrained(str(tokenizer_path)).save_pretrained(folder)
+            check_model_folder(tokenizer_path)
+            AutoTokenizer.from_pretrained(str(tokenizer_path), trust_remote_code=False).save_pretrained(folder)
         plan = {"format": "merged" if merged else "mpo", "mpo_config": request.mpo_config().to_dict(),
                 "total_params": mpo_core.count_parameters(saved).total}
         (folder / PLAN_FILE).write_text(json.dumps(plan, indent=1))

@@ -40,7 +40,7 @@ def make_batch(batch, length, device, seed=0, real=True, pad_to_length=True):
         from mpo_core import default_model_path, load_glue_split
 
         split = load_glue_split("sst2", "train", GLUE, max_examples=batch, seed=seed)
-        tokens = AutoTokenizer.from_pretrained(default_model_path())(
+        tokens = AutoTokenizer.from_pretrained(default_model_path(), trust_remote_code=False)(
             split.texts_a, padding="max_length" if pad_to_length else "longest", truncation=True,
             max_length=length, return_tensors="pt")
         ids, mask, labels = tokens["input_ids"], tokens["attention_mask"], torch.tensor(split.labels)
@@ -54,7 +54,8 @@ def load_model(device):
     from mpo_core import default_model_path
 
     logging.set_verbosity_error()
-    return AutoModelForSequenceClassification.from_pretrained(default_model_path(), num_labels=2).to(device)
+    return AutoModelForSequenceClassification.from_pretrained(default_model_path(), num_labels=2,
+                                                              trust_remote_code=False).to(device)
 
 
 def peak_memory_bytes(device) -> int:

@@ -108,7 +108,7 @@ def one_case(n: int, ratio: float, batch_size: int, length: int, repeat: int, me
     from mpo_core.layers.path_choice import cached_choices
 
     torch.manual_seed(0)
-    model = AutoModel.from_pretrained(default_model_path()).eval()
+    model = AutoModel.from_pretrained(default_model_path(), trust_remote_code=False).eval()
     ids = torch.randint(1000, 30000, (batch_size, length))
     batch = {"input_ids": ids, "attention_mask": torch.ones_like(ids)}
     row = {"n": n, "ratio": ratio, "batch": [batch_size, length]}

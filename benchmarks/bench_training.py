@@ -57,7 +57,7 @@ def adapter_agreement(run: Path, sizes: dict) -> dict:
 
     torch.set_num_threads(1)
     final, rebuilt = load_final_model(run), load_adapter(run / "adapter")
-    tokenizer = AutoTokenizer.from_pretrained(run / "final_model")
+    tokenizer = AutoTokenizer.from_pretrained(run / "final_model", trust_remote_code=False)
     split = load_glue_split("sst2", "dev", GLUE, max_examples=sizes["dev"])
     worst = 0.0
     with torch.inference_mode():

