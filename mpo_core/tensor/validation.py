@@ -17,6 +17,9 @@ import torch
 
 SUPPORTED_DTYPES = (torch.float32, torch.float64)
 MIN_LOCAL_TENSORS = 2
+#: the most local tensors of one MPO: 2**12 is beyond any matrix dimension factored in practice,
+#: and a larger n only adds factors of 1 (a bound checked before anything is planned or allocated)
+MAX_LOCAL_TENSORS = 12
 
 
 def check_matrix(matrix: torch.Tensor, name: str = "matrix") -> torch.Tensor:
@@ -47,9 +50,12 @@ def check_matrix(matrix: torch.Tensor, name: str = "matrix") -> torch.Tensor:
 
 
 def check_num_tensors(n: int) -> int:
-    """Check the number of local tensors ``n`` (an int, at least 2)."""
+    """Check the number of local tensors ``n`` (an int, 2 to ``MAX_LOCAL_TENSORS``)."""
     if isinstance(n, bool) or not isinstance(n, int):
         raise TypeError(f"the number of local tensors n must be an int, got {n!r}.")
+    if n > MAX_LOCAL_TENSORS:
+        raise ValueError(f"the number of local tensors n must be at most {MAX_LOCAL_TENSORS}, got {n}; "
+                         "the papers use n=5 (more tensors only add factors of 1).")
     if n < MIN_LOCAL_TENSORS:
         raise ValueError(
             f"the number of local tensors n must be at least {MIN_LOCAL_TENSORS}, got {n}; "
@@ -60,13 +66,17 @@ def check_num_tensors(n: int) -> int:
 
 def check_positive_ints(values, name: str) -> tuple[int, ...]:
     """Check a sequence of positive ints and return it as a tuple."""
-    try:
-        items = tuple(values)
-    except TypeError:
-        raise TypeError(f"{name} must be a sequence of ints, got {values!r}.") from None
+    if isinstance(values, (str, bytes)) or not isinstance(values, Iterable):
+        raise TypeError(f"{name} must be a list of positive ints, got {_short_repr(values)}.")
+    items = tuple(values)
     if not all(is_int(v) and v >= 1 for v in items):
-        raise ValueError(f"{name} must contain positive ints, got {items}.")
+        raise ValueError(f"{name} must contain positive ints, got {_short_repr(items)}.")
     return items
+
+
+def _short_repr(value, limit: int = 120) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit] + "..."
 
 
 def is_int(value) -> bool:
