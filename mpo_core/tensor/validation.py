@@ -84,11 +84,16 @@ def is_int(value) -> bool:
     return isinstance(value, Integral) and not isinstance(value, bool)
 
 
-def check_positive_int(name: str, value, minimum: int = 1) -> int:
-    """``value`` as an ``int >= minimum`` (bools and floats are refused, even 3.0)."""
-    if not is_int(value) or value < minimum:
+#: the largest int any count, size or step takes (what torch and numpy index with: int64)
+MAX_INT = 2**63 - 1
+
+
+def check_positive_int(name: str, value, minimum: int = 1, maximum: int = MAX_INT) -> int:
+    """``value`` as an int in ``minimum..maximum`` (bools and floats are refused, even 3.0)."""
+    if not is_int(value) or not minimum <= value <= maximum:
         wanted = "a positive int" if minimum == 1 else f"an int >= {minimum}"
-        raise ValueError(f"{name} must be {wanted}, got {value!r}.")
+        limit = f" and at most {maximum}" if is_int(value) and value > maximum else ""
+        raise ValueError(f"{name} must be {wanted}{limit}, got {_short_repr(value)}.")
     return int(value)
 
 
