@@ -50,18 +50,22 @@ def loads_bounded(text: str, source: str = "JSON", max_depth: int = MAX_JSON_DEP
                          "delete it or write it again.") from None
 
 
-def read_json_bounded(path: str | Path, max_bytes: int = MAX_JSON_BYTES, max_depth: int = MAX_JSON_DEPTH):
+def read_json_bounded(path: str | Path, max_bytes: int | None = None, max_depth: int | None = None):
     """The JSON in file ``path``, read only if it is at most ``max_bytes`` and nests at most ``max_depth``.
+
+    ``None`` takes the module's ``MAX_JSON_BYTES`` (16 MiB) and ``MAX_JSON_DEPTH`` (64).
 
     Raises ``ValueError`` naming the file when it is too large, too deep, not
     UTF-8 or not JSON; ``OSError`` (e.g. ``FileNotFoundError``,
     ``PermissionError``) when it cannot be opened.
     """
     path = Path(path)
+    max_bytes = MAX_JSON_BYTES if max_bytes is None else max_bytes
+    max_depth = MAX_JSON_DEPTH if max_depth is None else max_depth
     with open(path, "rb") as stream:
         data = stream.read(max_bytes + 1)  # never more, whatever stat says (a pipe, a growing file)
     if len(data) > max_bytes:
-        raise ValueError(f"{path} is larger than {max_bytes >> 20} MiB, the most read as JSON "
+        raise ValueError(f"{path} is larger than {_size(max_bytes)}, the most read as JSON "
                          "(it is not a file this program wrote): fix or delete it.")
     try:
         text = data.decode("utf-8")
@@ -80,6 +84,10 @@ def _bounded_int(digits: str) -> int:
     if count > MAX_INT_DIGITS:
         raise _LongInteger(f"an integer of {count} digits, more than the {MAX_INT_DIGITS} read")
     return int(digits)
+
+
+def _size(num_bytes: int) -> str:
+    return f"{num_bytes >> 20} MiB" if num_bytes >= 1 << 20 else f"{num_bytes} bytes"
 
 
 def _short(exc: BaseException) -> str:
