@@ -6,8 +6,12 @@ from typing import Mapping
 
 from ..layers.mpo_module import FORWARD_MODES
 from .matrix_groups import DEFAULT_GROUPS, GROUPS
-from ..tensor.validation import (MAX_LOCAL_TENSORS, check_choice, check_num_tensors, check_number,
+from ..tensor.validation import (check_choice, check_num_tensors, check_number,
                                  check_positive_ints, is_int)
+
+
+#: the most local tensors of a compressing MPO: 2**12 exceeds any matrix dimension, more only adds factors of 1
+MAX_TENSORS = 12
 
 
 @dataclass
@@ -19,7 +23,7 @@ class MPOConfig:
     groups:
         Matrix groups to decompose; any of ``mpo_core.model.matrix_groups.GROUPS``.
     n:
-        Number of local tensors per MPO (the papers use 5).
+        Number of local tensors per MPO (the papers use 5; at most ``MAX_TENSORS`` = 12).
     factors:
         Optional explicit ``(out_factors, in_factors)`` per group (else planned).
     bond_dims:
@@ -49,7 +53,7 @@ class MPOConfig:
         unknown = [g for g in self.groups if g not in GROUPS]
         if unknown or not self.groups:
             raise ValueError(f"groups must be a non-empty selection of {GROUPS}, got {self.groups}.")
-        check_num_tensors(self.n)
+        check_num_tensors(self.n, MAX_TENSORS)
         for name in ("factors", "bond_dims"):
             if not isinstance(getattr(self, name), Mapping):
                 raise ValueError(f"{name} must be a JSON object / dict from group name to {FORMS[name]}, "
@@ -115,7 +119,7 @@ FORMS = {"factors": "[out_factors, in_factors] (two lists of n positive ints)",
 
 
 def _check_factor_pair(group: str, pair) -> tuple[tuple[int, ...], tuple[int, ...]]:
-    """``factors[group]``: two lists of positive ints of one length n (2 to ``MAX_LOCAL_TENSORS``)."""
+    """``factors[group]``: two lists of positive ints of one length n (2 to ``MAX_TENSORS``)."""
     if not isinstance(pair, (list, tuple)) or len(pair) != 2:
         raise ValueError(f"factors[{group!r}] must be {FORMS['factors']}, got {pair!r:.120}.")
     out_f = check_positive_ints(pair[0], f"factors[{group!r}] out_factors")
@@ -123,14 +127,14 @@ def _check_factor_pair(group: str, pair) -> tuple[tuple[int, ...], tuple[int, ..
     if len(out_f) != len(in_f):
         raise ValueError(f"factors[{group!r}]: out_factors {out_f} and in_factors {in_f} must have the same "
                          "length n (one pair per local tensor).")
-    check_num_tensors(len(out_f))
+    check_num_tensors(len(out_f), MAX_TENSORS)
     return out_f, in_f
 
 
 def _check_bond_dims(group: str, dims) -> tuple[int, ...]:
-    """``bond_dims[group]``: 1 to ``MAX_LOCAL_TENSORS - 1`` positive ints (their upper bounds need the matrix)."""
+    """``bond_dims[group]``: 1 to ``MAX_TENSORS - 1`` positive ints (their upper bounds need the matrix)."""
     dims = check_positive_ints(dims, f"bond_dims[{group!r}]")
-    if not 1 <= len(dims) < MAX_LOCAL_TENSORS:
-        raise ValueError(f"bond_dims[{group!r}] must be {FORMS['bond_dims']} (n at most {MAX_LOCAL_TENSORS}), "
+    if not 1 <= len(dims) < MAX_TENSORS:
+        raise ValueError(f"bond_dims[{group!r}] must be {FORMS['bond_dims']} (n at most {MAX_TENSORS}), "
                          f"got {len(dims)} values.")
     return dims

@@ -17,9 +17,9 @@ import torch
 
 SUPPORTED_DTYPES = (torch.float32, torch.float64)
 MIN_LOCAL_TENSORS = 2
-#: the most local tensors of one MPO: 2**12 is beyond any matrix dimension factored in practice,
-#: and a larger n only adds factors of 1 (a bound checked before anything is planned or allocated)
-MAX_LOCAL_TENSORS = 12
+#: the most local tensors of any MPO (over-parameterized chains of OPF reach 32 with factors of 1);
+#: a bound checked before anything is planned or allocated
+MAX_LOCAL_TENSORS = 32
 
 
 def check_matrix(matrix: torch.Tensor, name: str = "matrix") -> torch.Tensor:
@@ -49,12 +49,12 @@ def check_matrix(matrix: torch.Tensor, name: str = "matrix") -> torch.Tensor:
     return matrix
 
 
-def check_num_tensors(n: int) -> int:
-    """Check the number of local tensors ``n`` (an int, 2 to ``MAX_LOCAL_TENSORS``)."""
+def check_num_tensors(n: int, maximum: int = MAX_LOCAL_TENSORS) -> int:
+    """Check the number of local tensors ``n`` (an int, 2 to ``maximum``)."""
     if isinstance(n, bool) or not isinstance(n, int):
         raise TypeError(f"the number of local tensors n must be an int, got {n!r}.")
-    if n > MAX_LOCAL_TENSORS:
-        raise ValueError(f"the number of local tensors n must be at most {MAX_LOCAL_TENSORS}, got {n}; "
+    if n > maximum:
+        raise ValueError(f"the number of local tensors n must be at most {maximum}, got {n}; "
                          "the papers use n=5 (more tensors only add factors of 1).")
     if n < MIN_LOCAL_TENSORS:
         raise ValueError(
