@@ -151,3 +151,43 @@ def test_bad_glue_files_and_huge_factors_are_one_line_errors(world):
     for name, (_, needle) in cases.items():
         assert_one_line_error(name, results[name], needle)
     assert files_outside(world) == before
+
+
+def _truncate_to_ratio(ratio):
+    import torch
+
+    from mpo_core.tensor.decomposition import decompose
+    from mpo_core.tensor.truncation import truncate
+
+    return truncate(decompose(torch.randn(12, 8, dtype=torch.float64), n=3), compression_ratio=ratio)
+
+
+def _mpo_config(**options):
+    from mpo_core.model.mpo_config import MPOConfig
+
+    return MPOConfig(**{"groups": ["query"], **options})
+
+
+def _plan(*args, **kwargs):
+    from mpo_core.tensor.shape import plan_shape
+
+    return plan_shape(*args, **kwargs)
+
+
+@pytest.mark.parametrize("call, needle", [
+    (lambda: _mpo_config(n=10**7), "at most 12"),
+    (lambda: _mpo_config(n=13), "at most 12"),
+    (lambda: _mpo_config(factors={"query": [[2] * 13, [2] * 13]}), "at most 12"),
+    (lambda: _mpo_config(factors={"query": [[2, 2], [2, "2"]]}), "in_factors must contain positive ints"),
+    (lambda: _mpo_config(factors=[["query"]]), "factors must be a JSON object"),
+    (lambda: _mpo_config(bond_dims={"query": 4}), r"bond_dims\['query'\] must be a list of positive ints"),
+    (lambda: _mpo_config(layers=[-1]), "layers must be a list of non-negative"),
+    (lambda: _plan(10, 10, n=10**7), "at most 32"),
+    (lambda: _plan(384, 384, out_factors=(10**400, 1), in_factors=(384, 1)), "more than the 784 allowed"),
+    (lambda: _plan(384, 384, out_factors=(10**6, 1, 1, 1, 1)), "more than the 784 allowed"),
+    (lambda: _truncate_to_ratio(float("inf")), "compression_ratio"),
+    (lambda: _truncate_to_ratio(float("nan")), "compression_ratio"),
+])
+def test_api_bounds_are_value_errors_before_allocation(call, needle):
+    with pytest.raises((ValueError, TypeError), match=needle):
+        call()
