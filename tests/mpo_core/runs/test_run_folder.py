@@ -85,3 +85,14 @@ def test_read_metrics_skips_deep_long_and_non_object_lines(tmp_path, monkeypatch
     lines = ['{"step": 1}', "[" * 3000 + "]" * 3000, '{"a": "' + "x" * 9000 + '"}', "[1, 2]", '{"step": 2}']
     (tmp_path / "metrics.jsonl").write_text("\n".join(lines) + "\n")
     assert run_folder.read_metrics(tmp_path) == [{"step": 1}, {"step": 2}]
+
+
+def test_json_depth_is_linear_in_escape_heavy_text():
+    import time
+
+    from mpo_core.json_file import json_depth
+
+    start = time.perf_counter()
+    assert json_depth('"' + '\\"' * 1_000_000) == 0  # one unterminated string of escaped quotes
+    assert json_depth('{"a": [1, {"b": "[[\\"[["}]}') == 3 and json_depth('["\\\\", [[]]]') == 3
+    assert time.perf_counter() - start < 5
