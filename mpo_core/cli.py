@@ -86,6 +86,8 @@ def _predict_parser(sub) -> None:
 STRATEGY_OPTIONS = ("k", "compression_ratio", "delta", "squeeze_steps", "step_size", "step_unit", "target_size",
                     "rank", "bonds", "heldout_examples", "lfa_steps", "tune_steps", "metric", "bond_dims_from",
                     "growth", "selection", "top_n", "stages", "fisher_batches")
+#: the largest ``--config`` file read (a FineTuneConfig is a few hundred bytes)
+MAX_CONFIG_BYTES = 1 << 20
 #: the command-line flag of each option, for messages
 FLAGS = {name: "--" + name.replace("_", "-") for name in STRATEGY_OPTIONS} | {"metric": "--squeeze-metric"}
 
@@ -108,9 +110,9 @@ def config_from_args(args, given: set[str] | None = None) -> FineTuneConfig:
         if extra:
             raise ValueError(f"--config takes no other options (the file holds the whole run); "
                              f"drop {', '.join(_flag(n) for n in extra)}.")
-        from .runs.run_folder import read_json
+        from .json_file import read_json_bounded
 
-        return FineTuneConfig.from_dict(read_json(args.config))
+        return FineTuneConfig.from_dict(read_json_bounded(args.config, max_bytes=MAX_CONFIG_BYTES))
     if getattr(args, "resume", False) and not args.task:
         return _resumed_config(args, set(vars(args)) if given is None else given)
     if not args.task:

@@ -2,7 +2,8 @@
 
 Floors, bottom to top (a module imports only from its own floor or below)::
 
-    0 tensor/      pure math on torch tensors: no torch.nn, transformers or streamlit
+    0 tensor/      pure math on torch tensors: no torch.nn, transformers or streamlit;
+      json_file    the bounded reader of untrusted JSON files
     1 layers/      MPOModule, MPOLinear, MPOEmbedding
     2 model/, data/  surgery on Hugging Face models; GLUE and its metrics
     3 runs/        the run folder: writer and reader
@@ -25,7 +26,7 @@ ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ("mpo_core", "app")
 TOP_FLOOR = 8
 FLOORS = {  # prefix -> floor; the longest matching prefix wins
-    "mpo_core.tensor": 0, "mpo_core.layers": 1, "mpo_core.model": 2, "mpo_core.data": 2, "mpo_core.runs": 3,
+    "mpo_core.tensor": 0, "mpo_core.json_file": 0, "mpo_core.layers": 1, "mpo_core.model": 2, "mpo_core.data": 2, "mpo_core.runs": 3,
     "mpo_core.training": 4, "mpo_core.mpop": 5, "mpo_core.opf": 5,
     "mpo_core.training.strategies": 6, "mpo_core.training.fine_tune_config": 6, "mpo_core.training.fine_tune": 6,
     "mpo_core.reproduction": 7, "mpo_core": TOP_FLOOR, "app": 9,

@@ -22,7 +22,11 @@ Reading rules (the same as the Hugging Face ``glue`` loader):
 * a line with a different number of fields than the header, or with an empty
   (or MNLI's ``-``) label, is skipped; its line number is kept in
   :attr:`GlueSplit.skipped_lines` and a warning says how many;
-* blank lines are ignored; a UTF-8 byte-order mark is dropped.
+* blank lines are ignored; a UTF-8 byte-order mark is dropped;
+* a line longer than ``MAX_LINE_BYTES`` (1 MiB) is an error naming ``file:line``;
+* labels are read strictly: a class name or an ASCII class id, or for STS-B a
+  plain decimal score in [0, 5] (no ``nan``, ``inf`` or ``1_0``); anything
+  else is an error naming ``file:line``.
 
 Labels are class ids in the Hugging Face ``nyu-mll/glue`` order
 (:attr:`GlueTask.label_names`), or the float similarity score for STS-B.
@@ -50,6 +54,14 @@ METRIC_NAMES = ("accuracy", "f1", "matthews", "pearson", "spearman")
 SPLITS = ("train", "dev")
 _SPLIT_ALIASES = {"train": "train", "dev": "dev", "validation": "dev"}
 _MISSING_LABELS = frozenset({"", "-"})
+#: the longest line read from a GLUE file (bytes); GLUE lines are a sentence or two, at most a few KB
+MAX_LINE_BYTES = 1 << 20
+#: characters kept of each text per token of ``max_length`` before tokenizing (no token is longer)
+MAX_CHARS_PER_TOKEN = 32
+#: STS-B similarity scores lie in [0, 5]
+STSB_SCORE_RANGE = (0.0, 5.0)
+_DECIMAL = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]{1,3})?")
+_CLASS_ID = re.compile(r"[0-9]{1,3}")
 
 
 @dataclass(frozen=True)
@@ -382,7 +394,10 @@ def tokenize_split(split: GlueSplit, tokenizer, max_length: int = 128):
     split : GlueSplit
     tokenizer : transformers.PreTrainedTokenizerBase
     max_length : int
-        Maximum tokens per example, special tokens included.
+        Maximum tokens per example, special tokens included. Each text is first
+        cut to ``max_length * MAX_CHARS_PER_TOKEN`` (32) characters: no token
+        is longer, so truncation keeps the same tokens, but the tokenizer never
+        sees (nor allocates for) a whole overlong line.
 
     Returns
     -------
@@ -393,11 +408,18 @@ def tokenize_split(split: GlueSplit, tokenizer, max_length: int = 128):
     from datasets import Dataset, Value
 
     _check_max_length(max_length, tokenizer, split.is_pair)
-    encoded = tokenizer(split.texts_a, split.texts_b, truncation=True, max_length=max_length)
+    texts_a, texts_b = (None if texts is None else cut_texts(texts, max_length) for texts in (split.texts_a, split.texts_b))
+    encoded = tokenizer(texts_a, texts_b, truncation=True, max_length=max_length)
     columns = {name: encoded[name] for name in encoded.keys()}
     columns["labels"] = split.labels
     dataset = Dataset.from_dict(columns)
     return dataset.cast_column("labels", Value("float32" if split.task.is_regression else "int64"))
+
+
+def cut_texts(texts: Sequence[str], max_length: int) -> list[str]:
+    """Each text cut to ``max_length * MAX_CHARS_PER_TOKEN`` characters (more cannot survive truncation)."""
+    limit = max_length * MAX_CHARS_PER_TOKEN
+    return [text[:limit] for text in texts]
 
 
 # --- reading -------------------------------------------------------------------------------
@@ -426,7 +448,10 @@ def _read_columns(path: Path, wanted: Sequence[str], headerless: Sequence[str] |
     """``[(line_no, [values of wanted columns])]`` and skipped line numbers; tabs, no quoting."""
     rows, skipped, positions, width = [], [], None, 0
     with open(path, "rb") as file:
-        for line_no, raw in enumerate(file, start=1):
+        for line_no, raw in enumerate(iter(lambda: file.readline(MAX_LINE_BYTES + 1), b""), start=1):
+            if len(raw) > MAX_LINE_BYTES:
+                raise ValueError(f"{path}:{line_no}: a line longer than {MAX_LINE_BYTES >> 20} MiB; GLUE lines are "
+                                 "a sentence or two: the file is damaged, fix or replace it.")
             try:
                 line = raw.decode("utf-8-sig").rstrip("\r\n")
             except UnicodeDecodeError as exc:
@@ -461,18 +486,25 @@ def _header(fields: list[str], wanted: Sequence[str], headerless: Sequence[str] 
 
 
 def _parse_label(task: GlueTask, raw: str, where: str):
-    """Class id from a class name or id, or the float STS-B score."""
-    try:
-        if task.is_regression and math.isfinite(float(raw)):
-            return float(raw)
-        if raw in task.label2id:
-            return task.label2id[raw]
-        if raw.isdigit() and int(raw) < task.num_labels:
-            return int(raw)
-    except ValueError:
-        pass
-    expected = "a number" if task.is_regression else f"one of {list(task.label_names)} or 0..{task.num_labels - 1}"
-    raise ValueError(f"{where}: label {raw!r} is not {expected} for {task.display_name}.")
+    """Class id from a class name or ASCII id, or the STS-B score (a plain decimal in [0, 5])."""
+    if task.is_regression:
+        return _parse_score(raw, where, task)
+    if raw in task.label2id:
+        return task.label2id[raw]
+    if _CLASS_ID.fullmatch(raw) and int(raw) < task.num_labels:
+        return int(raw)
+    raise ValueError(f"{where}: label {raw[:40]!r} is not one of {list(task.label_names)} or "
+                     f"0..{task.num_labels - 1} for {task.display_name}.")
+
+
+def _parse_score(raw: str, where: str, task: GlueTask) -> float:
+    """An STS-B score: ``float()`` alone would take ``nan``, ``inf``, ``1_0`` (10) and ``-1e30``."""
+    low, high = STSB_SCORE_RANGE
+    score = float(raw) if _DECIMAL.fullmatch(raw) else None
+    if score is None or not low <= score <= high:
+        raise ValueError(f"{where}: label {raw[:40]!r} is not a similarity score (a decimal number from "
+                         f"{low:g} to {high:g}) for {task.display_name}.")
+    return score
 
 
 def _read_hub(task: GlueTask, split: str):

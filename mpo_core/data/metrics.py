@@ -14,7 +14,12 @@ prints them x100. Where a score is undefined because predictions or
 references are constant, it is reported as 0.0 (no detectable agreement):
 that is scikit-learn's convention for Matthews and F1, and it is applied to
 Pearson and Spearman too, so the main metric is always finite and can select
-a best checkpoint. Non-finite regression predictions give NaN correlations.
+a best checkpoint. Non-finite predictions (any NaN or infinite logit or
+score, the output of a diverged model) make **every** metric NaN, main
+included: an argmax over NaN logits picks an arbitrary class and would score
+like a guess (0.625 on a skewed dev set), which is no score at all. NaN rather
+than an error, so that evaluating a diverged run still ends as diverged runs
+do (a results record with the divergence step and null scores).
 """
 from __future__ import annotations
 
@@ -44,12 +49,17 @@ def compute_glue_metrics(task: str | GlueTask, predictions, references) -> dict[
     dict
         The task's metrics (keys among ``accuracy``, ``f1``, ``matthews``,
         ``pearson``, ``spearman``), plus ``main`` (value of the paper's
-        metric) and ``main_name`` (its key).
+        metric) and ``main_name`` (its key). All NaN when any prediction is
+        NaN or infinite (see the module docstring).
     """
     task = get_task(task)
     references = np.asarray(references).reshape(-1)
-    predictions = _predicted_values(task, np.asarray(predictions), len(references))
-    scores = {name: _METRICS[name](predictions, references) for name in task.metrics}
+    raw = np.asarray(predictions)
+    predictions = _predicted_values(task, raw, len(references))
+    if np.issubdtype(raw.dtype, np.number) and not np.isfinite(raw).all():  # a diverged model: no score
+        scores = {name: float("nan") for name in task.metrics}
+    else:
+        scores = {name: _METRICS[name](predictions, references) for name in task.metrics}
     return {**scores, "main": scores[task.metric], "main_name": task.metric}
 
 

@@ -6,7 +6,12 @@ from typing import Mapping
 
 from ..layers.mpo_module import FORWARD_MODES
 from .matrix_groups import DEFAULT_GROUPS, GROUPS
-from ..tensor.validation import check_choice, check_num_tensors, check_number, check_positive_ints
+from ..tensor.validation import (check_choice, check_num_tensors, check_number,
+                                 check_positive_ints, is_int)
+
+
+#: the most local tensors of a compressing MPO: 2**12 exceeds any matrix dimension, more only adds factors of 1
+MAX_TENSORS = 12
 
 
 @dataclass
@@ -18,7 +23,7 @@ class MPOConfig:
     groups:
         Matrix groups to decompose; any of ``mpo_core.model.matrix_groups.GROUPS``.
     n:
-        Number of local tensors per MPO (the papers use 5).
+        Number of local tensors per MPO (the papers use 5; at most ``MAX_TENSORS`` = 12).
     factors:
         Optional explicit ``(out_factors, in_factors)`` per group (else planned).
     bond_dims:
@@ -41,23 +46,29 @@ class MPOConfig:
     forward_mode: str = "auto"
 
     def __post_init__(self):
-        self.groups = (self.groups,) if isinstance(self.groups, str) else tuple(self.groups)
+        self.groups = (self.groups,) if isinstance(self.groups, str) else self.groups
+        if not isinstance(self.groups, (list, tuple)) or not all(isinstance(g, str) for g in self.groups):
+            raise ValueError(f"groups must be a list of matrix group names from {GROUPS}, got {self.groups!r}.")
+        self.groups = tuple(self.groups)
         unknown = [g for g in self.groups if g not in GROUPS]
         if unknown or not self.groups:
             raise ValueError(f"groups must be a non-empty selection of {GROUPS}, got {self.groups}.")
-        check_num_tensors(self.n)
+        check_num_tensors(self.n, MAX_TENSORS)
         for name in ("factors", "bond_dims"):
+            if not isinstance(getattr(self, name), Mapping):
+                raise ValueError(f"{name} must be a JSON object / dict from group name to {FORMS[name]}, "
+                                 f"got {type(getattr(self, name)).__name__}.")
             extra = [g for g in getattr(self, name) if g not in self.groups]
             if extra:
                 raise ValueError(f"{name} given for {extra}, which are not in groups {self.groups}.")
-        self.factors = {g: (check_positive_ints(o, "out_factors"), check_positive_ints(i, "in_factors"))
-                        for g, (o, i) in dict(self.factors).items()}
-        self.bond_dims = {g: check_positive_ints(d, f"bond_dims[{g!r}]") for g, d in dict(self.bond_dims).items()}
+        self.factors = {g: _check_factor_pair(g, pair) for g, pair in dict(self.factors).items()}
+        self.bond_dims = {g: _check_bond_dims(g, d) for g, d in dict(self.bond_dims).items()}
         self._check_ratios()
         if self.layers is not None:
+            if not isinstance(self.layers, (list, tuple)) or not all(is_int(i) and i >= 0 for i in self.layers):
+                raise ValueError(f"layers must be a list of non-negative encoder layer indices (or null for all), "
+                                 f"got {self.layers!r}.")
             self.layers = tuple(sorted(set(int(i) for i in self.layers)))
-            if any(i < 0 for i in self.layers):
-                raise ValueError(f"layers must be non-negative indices, got {self.layers}.")
         check_choice("forward_mode", self.forward_mode, FORWARD_MODES)
 
     def _check_ratios(self) -> None:
@@ -100,3 +111,30 @@ class MPOConfig:
     @classmethod
     def from_dict(cls, data: Mapping) -> "MPOConfig":
         return cls(**{k: v for k, v in data.items()})
+
+
+#: what each per-group field holds, for messages
+FORMS = {"factors": "[out_factors, in_factors] (two lists of n positive ints)",
+         "bond_dims": "a list of n - 1 positive ints"}
+
+
+def _check_factor_pair(group: str, pair) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """``factors[group]``: two lists of positive ints of one length n (2 to ``MAX_TENSORS``)."""
+    if not isinstance(pair, (list, tuple)) or len(pair) != 2:
+        raise ValueError(f"factors[{group!r}] must be {FORMS['factors']}, got {pair!r:.120}.")
+    out_f = check_positive_ints(pair[0], f"factors[{group!r}] out_factors")
+    in_f = check_positive_ints(pair[1], f"factors[{group!r}] in_factors")
+    if len(out_f) != len(in_f):
+        raise ValueError(f"factors[{group!r}]: out_factors {out_f} and in_factors {in_f} must have the same "
+                         "length n (one pair per local tensor).")
+    check_num_tensors(len(out_f), MAX_TENSORS)
+    return out_f, in_f
+
+
+def _check_bond_dims(group: str, dims) -> tuple[int, ...]:
+    """``bond_dims[group]``: 1 to ``MAX_TENSORS - 1`` positive ints (their upper bounds need the matrix)."""
+    dims = check_positive_ints(dims, f"bond_dims[{group!r}]")
+    if not 1 <= len(dims) < MAX_TENSORS:
+        raise ValueError(f"bond_dims[{group!r}] must be {FORMS['bond_dims']} (n at most {MAX_TENSORS}), "
+                         f"got {len(dims)} values.")
+    return dims

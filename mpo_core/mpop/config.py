@@ -1,10 +1,11 @@
 """``MPOPConfig`` and ``MPOPDirConfig``: the options of ``mpop`` (MPOP, Algorithm 2) and its ablation ``mpop_dir``."""
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from typing import Any, ClassVar, Mapping
 
-from ..tensor.validation import check_choice, check_fraction, check_number, check_positive_int
+from ..tensor.validation import check_choice, check_fraction, check_number, check_positive_int, check_positive_ints
 from ..training.method_config import MPOMethodConfig, mpo_config_of
 from .squeeze import BOND_CHOICES, ERROR_KINDS, RANKS, check_step_size
 
@@ -142,9 +143,16 @@ class MPOPDirConfig(MPOMethodConfig):
         if (self.bond_dims_from is None) == (self.layer_bond_dims is None):
             raise ValueError("mpop_dir needs exactly one of bond_dims_from (an mpop run) or layer_bond_dims.")
         if self.bond_dims_from is not None:
+            if not isinstance(self.bond_dims_from, (str, os.PathLike)):
+                raise ValueError(f"mpop_dir: bond_dims_from must be the path of a finished mpop run folder (a string), "
+                                 f"got {type(self.bond_dims_from).__name__}.")
             self.bond_dims_from = str(self.bond_dims_from)
         else:
-            self.layer_bond_dims = {name: tuple(int(d) for d in dims) for name, dims in self.layer_bond_dims.items()}
+            if not isinstance(self.layer_bond_dims, Mapping) or not all(isinstance(k, str) for k in self.layer_bond_dims):
+                raise ValueError("mpop_dir: layer_bond_dims must be a JSON object / dict from layer name to a list of "
+                                 f"positive ints, got {type(self.layer_bond_dims).__name__}.")
+            self.layer_bond_dims = {name: check_positive_ints(dims, f"mpop_dir: layer_bond_dims[{name!r}]")
+                                    for name, dims in self.layer_bond_dims.items()}
 
     @property
     def truncated(self) -> bool:

@@ -43,7 +43,8 @@ from ..layers.mpo_module import MPOModule
 from ..model.parameter_count import count_parameters, parameter_summary
 from ..model.surgery import mpo_modules
 from ..runs.atomic_write import atomic_write_bytes
-from ..runs.run_folder import RESULTS_FILE, is_main_process
+from ..runs.run_folder import RESULTS_FILE, is_main_process, read_json_object
+from ..tensor.validation import check_positive_ints
 from ..training.method_config import mpo_config_of
 from ..training.strategy import HELDOUT, MPOStrategy
 from .config import MPOPConfig, MPOPDirConfig
@@ -440,11 +441,20 @@ def bond_dims_of_run(source: str | Path) -> tuple[dict, dict | None]:
     file = path / RESULTS_FILE if path.is_dir() else path
     if not file.is_file():
         raise FileNotFoundError(f"no {RESULTS_FILE} at {path}: give a finished mpop run folder or its results file.")
-    results = json.loads(file.read_text())
+    results = read_json_object(file)  # bounded; a torn, deep or non-object file: ValueError naming it
     dims = results.get("bond_dims") or {}
     if not dims:
         raise ValueError(f"{file} records no MPO bond dims: was it an MPO run?")
-    mpo_config = results.get("config", {}).get("strategy_options", {}).get("mpo_config")
+    if not isinstance(dims, dict):
+        raise ValueError(f"{file}: bond_dims must be a JSON object from layer name to a list of positive ints, "
+                         f"got {type(dims).__name__}.")
+    dims = {name: check_positive_ints(d, f"{file}: bond_dims[{name!r}]") for name, d in dims.items()}
+    mpo_config = results
+    for key in ("config", "strategy_options", "mpo_config"):  # results["config"]["strategy_options"]["mpo_config"]
+        mpo_config = mpo_config.get(key) if isinstance(mpo_config, dict) else None
+    if mpo_config is not None and not isinstance(mpo_config, dict):
+        raise ValueError(f"{file}: config.strategy_options.mpo_config must be a JSON object, "
+                         f"got {type(mpo_config).__name__}.")
     return dims, mpo_config
 
 

@@ -47,7 +47,11 @@ class OPFConfig(MethodConfig):
                 f"opf: dynamic selection adds at least one matrix per group and stage, so stages={self.stages} "
                 f"needs top_n >= {self.stages} (got top_n={self.top_n})."
             )
-        self.groups = (self.groups,) if isinstance(self.groups, str) else tuple(self.groups)
+        self.groups = (self.groups,) if isinstance(self.groups, str) else self.groups
+        if not isinstance(self.groups, (list, tuple)) or not all(isinstance(g, str) for g in self.groups):
+            raise ValueError(f"opf: groups must be a list of matrix group names from {LINEAR_GROUPS}, "
+                             f"got {self.groups!r:.120}.")
+        self.groups = tuple(self.groups)
         unknown = [g for g in self.groups if g not in LINEAR_GROUPS]
         if unknown or not self.groups:
             raise ValueError(f"opf: groups must be a non-empty selection of {LINEAR_GROUPS}, got {self.groups}.")

@@ -33,6 +33,7 @@ import re
 import time
 from pathlib import Path
 
+from ..json_file import loads_bounded, read_json_bounded
 from .atomic_write import atomic_write_bytes, atomic_write_json
 
 CONFIG_FILE, METRICS_FILE, RESULTS_FILE, CHECKPOINTS = "config.json", "metrics.jsonl", "results.json", "checkpoints"
@@ -205,28 +206,54 @@ def request_stop(path: str | Path) -> None:
     (Path(path) / STOP_FILE).touch()
 
 
+#: the longest line of a metrics stream read (longer ones are skipped, like torn ones)
+MAX_METRICS_LINE = 1 << 20
+
+
 def read_metrics(path: str | Path) -> list[dict]:
-    """All records of a run's metrics stream (a torn last line is ignored)."""
+    """All records of a run's metrics stream (a torn last line, or any line that is no bounded JSON object, is ignored)."""
     file = Path(path) / METRICS_FILE
     if not file.is_file():
         return []
     records = []
-    for line in file.read_text().splitlines():
-        try:
-            records.append(json.loads(line))
-        except json.JSONDecodeError:
-            continue
+    with open(file, "rb") as stream:
+        for line in _bounded_lines(stream, MAX_METRICS_LINE):
+            try:
+                record = loads_bounded(line.decode("utf-8"))
+            except (ValueError, UnicodeDecodeError):
+                continue
+            if isinstance(record, dict):
+                records.append(record)
     return records
 
 
+def _bounded_lines(stream, limit: int):
+    """The lines of binary ``stream``, each read at most ``limit`` bytes at a time; longer ones are dropped whole."""
+    while line := stream.readline(limit + 1):
+        if len(line) <= limit:
+            yield line
+            continue
+        while line and not line.endswith(b"\n"):  # skip the rest of the long line
+            line = stream.readline(limit + 1)
+
+
 def read_json(file: str | Path):
-    """The JSON in ``file``; a torn or invalid file raises ``ValueError`` naming it."""
-    file = Path(file)
-    try:
-        return json.loads(file.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ValueError(f"{file} is not valid JSON ({exc}); it may be torn or hand-edited: "
-                         "delete it or write it again.") from None
+    """The JSON in ``file``; a torn, invalid, non-UTF-8, too large or too deep file raises ``ValueError`` naming it.
+
+    Reads through :func:`~mpo_core.json_file.read_json_bounded` (at most
+    ``MAX_JSON_BYTES``, nesting at most ``MAX_JSON_DEPTH``), so no file makes
+    the reader run out of memory or recursion.
+    """
+    return read_json_bounded(file)
+
+
+def read_json_object(file: str | Path) -> dict:
+    """:func:`read_json`, and a ``ValueError`` naming ``file`` unless it holds a JSON object."""
+    data = read_json(file)
+    if not isinstance(data, dict):
+        raise ValueError(f"{file} holds a JSON {type(data).__name__}, not the JSON object (a dict) of a run record; "
+                         "it may be hand-edited: delete it or write it again.")
+    return data
 
 
 def read_config(run_path: str | Path) -> dict:
@@ -234,25 +261,32 @@ def read_config(run_path: str | Path) -> dict:
     file = Path(run_path) / CONFIG_FILE
     if not file.is_file():
         raise FileNotFoundError(f"{file} does not exist: {Path(run_path)} is not a run folder.")
-    return read_json(file)
+    return read_json_object(file)
 
 
 def read_run_results(run_path: str | Path) -> dict | None:
-    """A run's ``results.json``, or ``None`` while it has not finished."""
+    """A run's ``results.json``, or ``None`` while it has not finished (an unreadable one raises, naming it)."""
     file = Path(run_path) / RESULTS_FILE
-    return read_json(file) if file.is_file() else None
+    return read_json_object(file) if file.is_file() else None
+
+
+#: why a run record may be unreadable: torn, invalid, too large/deep, not a dict (ValueError), no permission (OSError)
+RECORD_ERRORS = (ValueError, OSError, MemoryError, RecursionError)
 
 
 def read_results(runs_dir: str | Path, problems: list | None = None) -> list[dict]:
     """The ``results.json`` of every finished run under ``runs_dir``.
 
-    A torn or invalid file is skipped; its message (naming it) goes to ``problems`` when given.
+    A file that cannot be read as a run record, whatever the reason (torn,
+    not JSON, not UTF-8, too large or too deeply nested, not a JSON object,
+    no permission), is skipped; its message (naming it) goes to ``problems``
+    when given.
     """
     out = []
     for file in sorted(Path(runs_dir).glob(f"*/{RESULTS_FILE}")):
         try:
-            out.append(read_json(file))
-        except ValueError as exc:
+            out.append(read_json_object(file))
+        except RECORD_ERRORS as exc:
             if problems is not None:
-                problems.append(str(exc))
+                problems.append(str(exc) if str(file) in str(exc) else f"{file}: {exc or type(exc).__name__}")
     return out

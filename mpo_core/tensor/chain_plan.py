@@ -207,7 +207,7 @@ def _digits_reversed(x: torch.Tensor, factors: Sequence[int]) -> torch.Tensor:
     if len(factors) == 1:
         return x
     m = len(factors)
-    return x.reshape(x.shape[0], *factors).permute(0, *range(m, 0, -1)).reshape(x.shape[0], -1)
+    return x.reshape(x.shape[0], *factors).permute(0, *range(m, 0, -1)).reshape(x.shape[0], math.prod(factors))
 
 
 def _sweep(x: torch.Tensor, matrices: Sequence[torch.Tensor], g: GroupedShape, out: torch.Tensor | None):
@@ -218,12 +218,13 @@ def _sweep(x: torch.Tensor, matrices: Sequence[torch.Tensor], g: GroupedShape, o
         z = state @ matrices[k]  # (O, b J_<k, i_k d_{k-1})
         if k == 0:
             break
-        z = z.view(done, -1, g.in_factors[k - 1], g.out_factors[k], g.bonds[k])  # (O, b J_<k-1, j_{k-1}, i_k, d)
+        rest = b * math.prod(g.in_factors[:k - 1])  # sizes spelled out: b may be 0 (an empty batch)
+        z = z.view(done, rest, g.in_factors[k - 1], g.out_factors[k], g.bonds[k])  # (O, b J_<k-1, j_{k-1}, i_k, d)
         state = z.permute(3, 0, 1, 2, 4).reshape(-1, g.in_factors[k - 1] * g.bonds[k])  # (i_k O, ..., j d)
         done *= g.out_factors[k]
     z = z.view(done, b, g.out_factors[0])  # (I_>0, b, i_0)
     if out is None:
-        return z.permute(1, 2, 0).reshape(b, -1)  # (b, i_0 I_>0)
+        return z.permute(1, 2, 0).reshape(b, g.out_factors[0] * done)  # (b, i_0 I_>0)
     out.view(b, g.out_factors[0], done).copy_(z.permute(1, 2, 0))
     return out
 

@@ -194,6 +194,8 @@ def gather_rows(rows: torch.Tensor, tensors: Tensors, shape: MPOShape, center: i
     left = _left_rows(digits, tensors, shape, center, core)  # (R, J_<c, d_{c-1})
     right = _right_rows(digits, tensors, shape, center, core)  # (R, d_c, J_>c)
     j_left, j_right = left.shape[1], right.shape[2]
+    if rows.shape[0] == 0:  # no rows: an empty (0, in_features), still in the graph of every tensor (zero grads)
+        return (left.sum() + core.sum() + right.sum()).mul(0).expand(0, shape.in_features)
     from_right = _core_first_from_right(shape, center, core.shape)
     out = core.new_empty(rows.shape[0], j_left, j_c, j_right)
     for value in torch.unique(digits[center]).tolist():
@@ -208,7 +210,7 @@ def gather_rows(rows: torch.Tensor, tensors: Tensors, shape: MPOShape, center: i
             lc = left[sel].reshape(-1, d_left) @ slice_.reshape(d_left, j_c * d_right)
             part = torch.bmm(lc.reshape(sel.shape[0], -1, d_right), right[sel])  # (R', J_<c j_c, J_>c)
         out = out.index_put((sel,), part.reshape(sel.shape[0], j_left, j_c, j_right))
-    return out.reshape(rows.shape[0], -1)[:, : shape.in_features]
+    return out.reshape(rows.shape[0], j_left * j_c * j_right)[:, : shape.in_features]  # rows may be empty
 
 
 def gather_rows_flops(num_rows: int, shape: MPOShape, bond_dims: Sequence[int], center: int | None = None) -> int:

@@ -34,6 +34,9 @@ DEFAULT_NUM_TENSORS = 5
 # times the balanced root dim ** (1 / n); the dim is then zero-padded.
 BALANCE_LIMIT = 2.0
 MAX_PADDING_FRACTION = 0.25
+#: explicit factors may pad a dimension ``size`` to at most ``MAX_PADDED_FACTOR * size + PADDING_SLACK``
+#: (checked before anything is allocated: a huge product would otherwise allocate the padded matrix)
+MAX_PADDED_FACTOR, PADDING_SLACK = 2, 16
 
 
 def full_bond_dims(local_dims: tuple[int, ...]) -> tuple[int, ...]:
@@ -156,6 +159,13 @@ class MPOShape:
             ("out_factors", out_f, self.out_features),
             ("in_factors", in_f, self.in_features),
         ):
+            if math.prod(factors) > MAX_PADDED_FACTOR * size + PADDING_SLACK:
+                raise ValueError(
+                    f"{name} {factors} multiply to {math.prod(factors)}, more than the {MAX_PADDED_FACTOR * size + PADDING_SLACK} "
+                    f"allowed for the matrix dimension {size} ({MAX_PADDED_FACTOR}x + {PADDING_SLACK} of padding); "
+                    f"choose factors whose product is {size} "
+                    "(or a little larger, to zero-pad), e.g. from plan_shape()."
+                )
             if math.prod(factors) < size:
                 raise ValueError(
                     f"{name} {factors} multiply to {math.prod(factors)}, less than the "

@@ -33,7 +33,7 @@ from .compression import check_bond_dims
 from .linalg import gram, left_singular_vectors, top_eigh
 from .mpo import MPO
 from .truncation_error import local_truncation_errors
-from .validation import check_choice
+from .validation import check_choice, check_number
 
 
 @dataclass(frozen=True, eq=False)
@@ -109,8 +109,7 @@ def truncate_to(mpo: MPO, bond_dims: Sequence[int]) -> Truncation:
 
 def bond_dims_for_ratio(mpo: MPO, compression_ratio: float, allocator: str = "optimal") -> tuple[int, ...]:
     """Bond dims whose Eq. (5) ratio is at most ``compression_ratio``, with the least error (or all ones)."""
-    if not compression_ratio > 0:
-        raise ValueError(f"compression_ratio must be > 0, got {compression_ratio}.")
+    compression_ratio = check_number("compression_ratio (the Eq. (5) target)", compression_ratio, minimum=0)
     budget = compression_ratio * mpo.shape.num_matrix_params
     if check_choice("allocator", allocator, ALLOCATORS) == "greedy":
         return greedy_bond_dims(mpo, lambda params, added, cost: params <= budget)

@@ -17,6 +17,9 @@ import torch
 
 SUPPORTED_DTYPES = (torch.float32, torch.float64)
 MIN_LOCAL_TENSORS = 2
+#: the most local tensors of any MPO (over-parameterized chains of OPF reach 32 with factors of 1);
+#: a bound checked before anything is planned or allocated
+MAX_LOCAL_TENSORS = 32
 
 
 def check_matrix(matrix: torch.Tensor, name: str = "matrix") -> torch.Tensor:
@@ -46,10 +49,13 @@ def check_matrix(matrix: torch.Tensor, name: str = "matrix") -> torch.Tensor:
     return matrix
 
 
-def check_num_tensors(n: int) -> int:
-    """Check the number of local tensors ``n`` (an int, at least 2)."""
+def check_num_tensors(n: int, maximum: int = MAX_LOCAL_TENSORS) -> int:
+    """Check the number of local tensors ``n`` (an int, 2 to ``maximum``)."""
     if isinstance(n, bool) or not isinstance(n, int):
         raise TypeError(f"the number of local tensors n must be an int, got {n!r}.")
+    if n > maximum:
+        raise ValueError(f"the number of local tensors n must be at most {maximum}, got {n}; "
+                         "the papers use n=5 (more tensors only add factors of 1).")
     if n < MIN_LOCAL_TENSORS:
         raise ValueError(
             f"the number of local tensors n must be at least {MIN_LOCAL_TENSORS}, got {n}; "
@@ -60,13 +66,17 @@ def check_num_tensors(n: int) -> int:
 
 def check_positive_ints(values, name: str) -> tuple[int, ...]:
     """Check a sequence of positive ints and return it as a tuple."""
-    try:
-        items = tuple(values)
-    except TypeError:
-        raise TypeError(f"{name} must be a sequence of ints, got {values!r}.") from None
+    if isinstance(values, (str, bytes)) or not isinstance(values, Iterable):
+        raise TypeError(f"{name} must be a list of positive ints, got {_short_repr(values)}.")
+    items = tuple(values)
     if not all(is_int(v) and v >= 1 for v in items):
-        raise ValueError(f"{name} must contain positive ints, got {items}.")
+        raise ValueError(f"{name} must contain positive ints, got {_short_repr(items)}.")
     return items
+
+
+def _short_repr(value, limit: int = 120) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit] + "..."
 
 
 def is_int(value) -> bool:
@@ -74,11 +84,16 @@ def is_int(value) -> bool:
     return isinstance(value, Integral) and not isinstance(value, bool)
 
 
-def check_positive_int(name: str, value, minimum: int = 1) -> int:
-    """``value`` as an ``int >= minimum`` (bools and floats are refused, even 3.0)."""
-    if not is_int(value) or value < minimum:
+#: the largest int any count, size or step takes (what torch and numpy index with: int64)
+MAX_INT = 2**63 - 1
+
+
+def check_positive_int(name: str, value, minimum: int = 1, maximum: int = MAX_INT) -> int:
+    """``value`` as an int in ``minimum..maximum`` (bools and floats are refused, even 3.0)."""
+    if not is_int(value) or not minimum <= value <= maximum:
         wanted = "a positive int" if minimum == 1 else f"an int >= {minimum}"
-        raise ValueError(f"{name} must be {wanted}, got {value!r}.")
+        limit = f" and at most {maximum}" if is_int(value) and value > maximum else ""
+        raise ValueError(f"{name} must be {wanted}{limit}, got {_short_repr(value)}.")
     return int(value)
 
 

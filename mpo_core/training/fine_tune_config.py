@@ -14,6 +14,9 @@ PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 DEVICES = ("auto", "cpu", "cuda")
 
 
+#: the largest seed: NumPy's legacy seeding (which the Trainer's set_seed calls) takes 32 bits
+MAX_SEED = 2**32 - 1
+
 @dataclass
 class FineTuneConfig:
     """One GLUE fine-tuning run.
@@ -94,7 +97,7 @@ class FineTuneConfig:
         self.epochs = check_number("epochs", self.epochs, minimum=0, strict=False)
         self.max_steps = check_positive_int("max_steps", self.max_steps, minimum=-1)
         self.warmup_steps = check_positive_int("warmup_steps", self.warmup_steps, minimum=0)
-        self.seed = check_positive_int("seed", self.seed, minimum=0)
+        self.seed = check_positive_int("seed", self.seed, minimum=0, maximum=MAX_SEED)
         if self.max_steps <= 0 and not self.epochs > 0:
             raise ValueError("give epochs > 0 or max_steps > 0.")
         for name in ("hub_data", "save_model", "save_adapter"):

@@ -258,8 +258,32 @@ def test_empty_files_and_bad_labels(tmp_path):
     with pytest.raises(ValueError, match=r"tsv:3: label 'maybe' is not one of \['entailment', 'not_entailment'\]"):
         load_glue_split("rte", "train", tmp_path)
     write_tsv(tmp_path / "STS-B" / "train.tsv", ["sentence1\tsentence2\tscore", "a\tb\thigh"])
-    with pytest.raises(ValueError, match="label 'high' is not a number"):
+    with pytest.raises(ValueError, match="label 'high' is not a similarity score"):
         load_glue_split("stsb", "train", tmp_path)
+
+
+@pytest.mark.parametrize("score", ["99", "-1", "-1e30", "1_0", "nan", "inf", "-inf", "5.01", "0x1"])
+def test_stsb_scores_outside_0_to_5_or_not_plain_decimals_name_the_line(tmp_path, score):
+    write_tsv(tmp_path / "STS-B" / "train.tsv", ["sentence1\tsentence2\tscore", "a\tb\t3.5", f"a\tb\t{score}"])
+    with pytest.raises(ValueError, match=r"train.tsv:3: label .* is not a similarity score \(a decimal number from 0 to 5"):
+        load_glue_split("stsb", "train", tmp_path)
+
+
+@pytest.mark.parametrize("label", ["2", "\u0661", "\u00b2", "1.0", "+1"])
+def test_class_labels_are_read_strictly(tmp_path, label):
+    write_tsv(tmp_path / "RTE" / "train.tsv", ["index\tsentence1\tsentence2\tlabel", "0\ta\tb\t1", f"1\ta\tb\t{label}"])
+    with pytest.raises(ValueError, match=r"train.tsv:3: label"):
+        load_glue_split("rte", "train", tmp_path)
+
+
+def test_a_line_over_the_bound_is_an_error_naming_it(tmp_path, monkeypatch):
+    import mpo_core.data.glue as glue
+
+    monkeypatch.setattr(glue, "MAX_LINE_BYTES", 100)
+    write_tsv(tmp_path / "RTE" / "train.tsv", ["index\tsentence1\tsentence2\tlabel", "0\ta\tb\t1",
+                                               "1\t" + "x" * 200 + "\tb\t1", "2\ta\tb\t0"])
+    with pytest.raises(ValueError, match=r"train.tsv:3: a line longer than"):
+        load_glue_split("rte", "train", tmp_path)
 
 
 # --- datasets and tokenization -------------------------------------------------------------
@@ -291,6 +315,19 @@ def test_tokenize_pairs_and_single_sentences(glue_dir, tokenizer):
     assert encoded.features["labels"].dtype == "int64"
     full = tokenize_split(sst2, tokenizer)
     assert full["input_ids"][0] == tokenizer(sst2.texts_a[0])["input_ids"]
+
+
+def test_overlong_texts_are_cut_before_tokenizing_with_the_same_tokens(tokenizer, monkeypatch):
+    from mpo_core.data.glue import GlueSplit, cut_texts, get_task
+
+    words = "the quick brown fox jumps " * 4000  # 100k characters
+    split = GlueSplit(get_task("sst2"), "train", [words, "short"], None, [0, 1], "memory", [0, 1], 2)
+    seen = []
+    counting = lambda texts, pair, **kw: seen.append(max(map(len, texts))) or tokenizer(texts, pair, **kw)
+    counting.num_special_tokens_to_add, counting.model_max_length = tokenizer.num_special_tokens_to_add, 512
+    encoded = tokenize_split(split, counting, max_length=16)
+    assert seen == [16 * 32] and len(cut_texts([words], 16)[0]) == 512
+    assert encoded["input_ids"][0] == tokenizer(words, truncation=True, max_length=16)["input_ids"]
 
 
 def test_tokenize_regression_labels_and_bad_max_length(glue_dir, tokenizer):

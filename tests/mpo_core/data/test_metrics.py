@@ -80,3 +80,15 @@ def test_accuracy_and_matthews_bounds(pairs):
     assert 0.0 <= scores["f1"] <= 1.0
     cola = compute_glue_metrics("cola", predictions, references)
     assert -1.0 <= cola["matthews"] <= 1.0
+
+
+@pytest.mark.parametrize("task, predictions, references", [
+    ("rte", np.full((8, 2), np.nan), [0, 0, 0, 0, 0, 1, 1, 0]),  # argmax of NaN: class 0, "accuracy 0.75"
+    ("mrpc", [[0.0, np.inf], [1.0, 0.0]], [1, 0]),
+    ("cola", [[np.nan, 1.0], [1.0, 0.0]], [1, 0]),
+    ("stsb", [np.nan, 1.0, 2.0], [1.0, 2.0, 3.0]),
+    ("stsb", [[np.inf], [1.0], [2.0]], [1.0, 2.0, 3.0]),
+])
+def test_non_finite_predictions_score_nan_on_every_metric(task, predictions, references):
+    scores = compute_glue_metrics(task, predictions, references)
+    assert all(math.isnan(v) for k, v in scores.items() if k != "main_name"), scores
