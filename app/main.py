@@ -13,6 +13,11 @@ ROOT = str(Path(__file__).resolve().parents[1])
 if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
+from app import shared_imports  # noqa: E402
+
+# Before any page runs: numpy/pandas/PIL in one background thread (plotly peeks at them; see shared_imports).
+shared_imports.start()
+
 PAGES = [
     st.Page("views/decompose.py", title="Decompose", icon=":material/account_tree:", default=True),
     st.Page("views/compare.py", title="Compare methods", icon=":material/show_chart:"),

@@ -38,6 +38,10 @@ st.caption("Pick a matrix, methods and ratios in the sidebar. MPO and SVD curves
            "Tucker wait for a click (their cost is estimated below).")
 
 # The engine (torch, ~2.5 s cold) is imported only after the stored run is on screen.
+from app import shared_imports  # noqa: E402
+
+shared_imports.wait()  # numpy/pandas/PIL whole before this page's charts: plotly peeks at them
+
 import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 

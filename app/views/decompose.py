@@ -50,6 +50,10 @@ if first_visit() and (SNAPSHOT := snapshot.load("decompose")) is not None:
         first_paint.show(SNAPSHOT)
 
 # The engine (torch, ~2.5 s cold) is imported only after the first paint.
+from app import shared_imports  # noqa: E402
+
+shared_imports.wait()  # numpy/pandas/PIL whole before this page's charts: plotly peeks at them
+
 from app import decompose  # noqa: E402
 from app.user_errors import USER_ERRORS, message as _message  # noqa: E402
 

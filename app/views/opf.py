@@ -16,6 +16,10 @@ st.caption("OPF (Gao et al., ACL 2023) fine-tunes a small PLM with more paramete
            "and are contracted back afterwards, so the fine-tuned model keeps its original size and latency.")
 AREA = first_paint.first_paint("opf", "fisher_source")  # the default preview, before the engine is imported
 
+from app import shared_imports  # noqa: E402
+
+shared_imports.wait()  # numpy/pandas/PIL whole before this page's charts: plotly peeks at them
+
 from collections import Counter  # noqa: E402
 from pathlib import Path  # noqa: E402
 
