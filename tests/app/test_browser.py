@@ -296,3 +296,26 @@ def test_three_visitors_at_once_on_a_cold_server(page, tmp_path):
         for context in contexts:
             context.close()
         bench.stop(process)
+
+
+def test_no_request_leaves_the_server(server, page):
+    """Offline: opening every page asks nothing of another host (the favicon once came from fonts.gstatic.com)."""
+    from urllib.parse import urlparse
+
+    url, *_ = server
+    outside = []
+
+    def watch(request):
+        if not request.url.startswith("data:") and urlparse(request.url).hostname not in ("127.0.0.1", "localhost"):
+            outside.append(request.url)
+
+    page.on("request", watch)
+    try:
+        for path in PAGES:
+            page.goto(f"{url}/{path}")
+            settle(page)
+            page.locator("h1", has_text=PAGES[path]).first.wait_for()
+        assert page.evaluate("() => document.querySelector(\"link[rel='shortcut icon']\").href").startswith("data:")
+    finally:
+        page.remove_listener("request", watch)
+    assert not outside, outside
