@@ -169,6 +169,9 @@ def source_controls() -> decompose.MatrixSource | None:
     return image_controls()
 
 
+FACTOR_CHARS = 100  # n <= 9 factors of at most 7 digits, with separators, fit easily
+
+
 def _replan(out_text: str, in_text: str) -> None:
     st.session_state["out_factors"], st.session_state["in_factors"] = out_text, in_text
 
@@ -187,11 +190,11 @@ def shape_controls(rows: int, cols: int):
         _replan(*planned_text)
         st.session_state["_planned_for"] = (rows, cols, n)
     out_text = st.sidebar.text_input(
-        "Output factors i₁..iₙ (rows)", key="out_factors",
+        "Output factors i₁..iₙ (rows)", key="out_factors", max_chars=FACTOR_CHARS,
         help=f"n positive integers whose product is at least {rows} (extra rows are zero padding).",
     )
     in_text = st.sidebar.text_input(
-        "Input factors j₁..jₙ (columns)", key="in_factors",
+        "Input factors j₁..jₙ (columns)", key="in_factors", max_chars=FACTOR_CHARS,
         help=f"n positive integers whose product is at least {cols} (extra columns are zero padding).",
     )
     st.sidebar.button("Re-plan factors", key="replan", on_click=_replan, args=planned_text)
