@@ -7,8 +7,8 @@ loopback only.
 Opens every page, moves a bond slider on "Decompose" and watches the ratio
 change, starts the default (demo) squeeze run from the form and checks that it
 learned and squeezed; opens three pages at once on a cold server (sessions importing in parallel threads),
-and checks that no request leaves the server (the dashboard is offline). Screenshots of every step go to ``test-artifacts/browser/`` (or
-``$MPO_TEST_ARTIFACTS``) so a CI run can be looked at afterwards.
+and checks that no request leaves the server (the dashboard is offline). Screenshots of every step go to
+``test-artifacts/browser/`` (or ``$MPO_TEST_ARTIFACTS``) so a CI run can be looked at afterwards.
 
 Needs Debian's ``chromium`` (``.ci/run`` installs it) and the ``playwright``
 Python package (only its driver: the browser is the system one). Without them
