@@ -58,6 +58,27 @@ DEFAULT_RATIOS = (0.05, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5)
 DEFAULT_MAX_ROWS = 4096
 N_CHOICES = tuple(range(2, 10))
 MATRIX_KINDS = ("model", "random")  # an upload has no stable name to show beside a cached curve
+# The server's cap on the CPD memory budget: whoever starts the dashboard sets it (this variable, in GiB), a
+# page's user can only lower it. The page's input is bounded by it and CompareSettings refuses more.
+CPD_MEMORY_CAP_ENV = "MPO_CPD_MEMORY_CAP_GIB"
+
+
+def cpd_memory_cap(environ=None) -> int:
+    """The server's cap on the CPD memory budget in bytes: ``$MPO_CPD_MEMORY_CAP_GIB``, else ``DEFAULT_MAX_BYTES``.
+
+    Read from the server's environment (where ``streamlit run`` was started), never from a page.
+    """
+    text = (os.environ if environ is None else environ).get(CPD_MEMORY_CAP_ENV, "").strip()
+    if not text:
+        return DEFAULT_MAX_BYTES
+    try:
+        gib = float(text)
+    except ValueError:
+        gib = math.nan
+    if not (math.isfinite(gib) and 2**-10 <= gib <= 2**20):
+        raise ValueError(f"{CPD_MEMORY_CAP_ENV} must be a number of GiB between 0.001 and 1048576 (the server's "
+                         f"cap on the CPD memory budget), got {text[:40]!r}; fix it where the dashboard is started.")
+    return int(gib * 2**30)
 # A page run computes missing curves itself only while their estimate stays under this;
 # read at call time (not bound as a default), so tests and deployments can change it.
 LIVE_SECONDS = 3.0
@@ -122,7 +143,8 @@ class CompareSettings:
     n_iter_max: int = DEFAULT_N_ITER_MAX  # CPD (ALS) / Tucker (HOOI) iterations
     tol: float = DEFAULT_TOL  # CPD / Tucker convergence tolerance
     random_state: int = 0  # CPD / Tucker seed (SVD initialization's random columns)
-    max_bytes: int = DEFAULT_MAX_BYTES  # CPD memory budget; larger points are skipped, not run
+    max_bytes: int | None = None  # CPD memory budget; larger points are skipped, not run (None: the default,
+    # DEFAULT_MAX_BYTES or the server's cap if lower); never above the server's cap, cpd_memory_cap()
 
     def __post_init__(self):
         if self.source.kind not in MATRIX_KINDS:
@@ -142,8 +164,15 @@ class CompareSettings:
         if not n_values and set(methods) != {"svd"}:
             raise ValueError("no n selected; choose numbers of local tensors, e.g. 3, 5, 7 (or only the SVD).")
         check_positive_int("n_iter_max", self.n_iter_max)
-        if not (self.tol >= 0 and self.max_bytes > 0):
-            raise ValueError(f"tol must be >= 0 and max_bytes > 0, got tol={self.tol}, max_bytes={self.max_bytes}.")
+        cap = cpd_memory_cap()
+        max_bytes = min(DEFAULT_MAX_BYTES, cap) if self.max_bytes is None else self.max_bytes
+        if not (self.tol >= 0 and isinstance(max_bytes, int) and max_bytes > 0):
+            raise ValueError(f"tol must be >= 0 and max_bytes > 0, got tol={self.tol}, max_bytes={max_bytes}.")
+        if max_bytes > cap:
+            raise ValueError(f"the CPD memory budget is at most the server's cap of {cap / 2**30:.3g} GiB "
+                             f"(set by {CPD_MEMORY_CAP_ENV} where the dashboard is started), got "
+                             f"{max_bytes / 2**30:.3g} GiB; choose a smaller budget.")
+        object.__setattr__(self, "max_bytes", max_bytes)
         object.__setattr__(self, "ratios", ratios)
         object.__setattr__(self, "methods", methods)
         object.__setattr__(self, "n_values", n_values)

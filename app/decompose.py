@@ -51,6 +51,10 @@ SAMPLE_CREDIT = "“china.jpg”, shipped with scikit-learn (CC BY 2.0, danielbu
 # A relative error below this is float32 rounding of the contraction, not a cut: shown as ≈ 0.
 FLOAT_NOISE = 1e-5
 MAX_NUM_TENSORS = 9
+# Largest typed factor i_k / j_k: above every matrix side here (30522 at most), so it refuses nothing useful
+# (a factor beyond a side only adds zero padding), and keeps products of up to 9 factors far inside a float
+# (a 400-digit factor overflowed the memory estimate).
+MAX_FACTOR = 1_000_000
 SOURCE_KINDS = ("model", "random", "image")
 MAX_RANDOM_SIDE = 4096
 MAX_IMAGE_SIDE = 1024  # uploads are shrunk (aspect kept) to at most this many pixels a side
@@ -199,10 +203,18 @@ def parse_factors(text: str, name: str = "factors") -> tuple[int, ...]:
     if not parts:
         raise ValueError(f"{name} are empty; write positive integers separated by commas, e.g. 6,7,13,8,7.")
     for part in parts:
-        if not (part.isascii() and part.isdigit()) or int(part) < 1:
+        if not (part.isascii() and part.isdigit()) or not part.strip("0"):  # ASCII digits, not all zeros
+            shown = repr(part) if len(part) <= 20 else f"{part[:8]!r}… ({len(part)} characters)"
             raise ValueError(
-                f"{name}: {part!r} is not a positive integer; write positive integers "
+                f"{name}: {shown} is not a positive integer; write positive integers "
                 "separated by commas, e.g. 6,7,13,8,7."
+            )
+        digits = part.lstrip("0")
+        if len(digits) > len(str(MAX_FACTOR)) or int(digits) > MAX_FACTOR:  # length first: int() of 5000 digits fails
+            shown = digits if len(digits) <= 12 else f"{digits[:6]}…{digits[-3:]} ({len(digits)} digits)"
+            raise ValueError(
+                f"{name}: {shown} is too large; each factor is at most {MAX_FACTOR:,}. The factors' product "
+                "only needs to reach the matrix's side (anything beyond is zero padding), e.g. 6,7,13,8,7."
             )
     return tuple(int(p) for p in parts)
 
@@ -227,7 +239,11 @@ def plan(rows: int, cols: int, n: int, out_text: str | None = None, in_text: str
         if len(factors) != n:
             raise ValueError(f"{len(factors)} {label} given but n = {n} local tensors; give {n} factors or change n.")
         typed[key] = factors
-    return check_decomposition(mpo_core.plan_shape(rows, cols, n=n, **typed))
+    try:
+        return check_decomposition(mpo_core.plan_shape(rows, cols, n=n, **typed))
+    except OverflowError:  # sizes past a float: kept out by MAX_FACTOR, named here should anything else get there
+        raise ValueError(f"these factors are too large to estimate the memory of their decomposition; each is at "
+                         f"most {MAX_FACTOR:,} and their product only needs to reach the matrix's side.") from None
 
 
 def describe_shape(shape: MPOShape) -> str:

@@ -13,6 +13,11 @@ ROOT = str(Path(__file__).resolve().parents[1])
 if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
+from app import shared_imports  # noqa: E402
+
+# Before any page runs: numpy/pandas/PIL in one background thread (plotly peeks at them; see shared_imports).
+shared_imports.start()
+
 PAGES = [
     st.Page("views/decompose.py", title="Decompose", icon=":material/account_tree:", default=True),
     st.Page("views/compare.py", title="Compare methods", icon=":material/show_chart:"),
@@ -23,5 +28,9 @@ PAGES = [
     st.Page("views/compress.py", title="Compress a model", icon=":material/download:"),
 ]
 
-st.set_page_config(page_title="MPO compression dashboard", page_icon=":material/linear_scale:", layout="wide")
+# The favicon is an emoji: Streamlit draws it as an inline SVG (a data: URL). A ":material/...:" favicon is fetched
+# from fonts.gstatic.com, and the dashboard is offline. (The menu's :material/ icons come from Streamlit's
+# bundled font, served by this server.)
+PAGE_ICON = "🔗"
+st.set_page_config(page_title="MPO compression dashboard", page_icon=PAGE_ICON, layout="wide")
 st.navigation(PAGES).run()

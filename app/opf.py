@@ -61,8 +61,30 @@ HEAT_COLORS = [[0.0, "#f7fbff"], [1.0, "#6baed6"]]  # light enough for the print
 
 
 # --------------------------------------------------------------------------- Fisher scores
+# The server's caps on a Fisher request from the page (its inputs stop at them; a request above is refused here,
+# whatever the page sent): B batches of this many examples, each a forward and backward pass of the model.
+MAX_FISHER_BATCHES = 32
+MAX_FISHER_BATCH_SIZE = 64
+MAX_FISHER_LENGTH = 128
+
+
+def check_fisher_request(request: FisherRequest) -> FisherRequest:
+    """``request`` if within the dashboard's caps; else ``ValueError`` naming the cap."""
+    for name, value, cap in (("batches B", request.num_batches, MAX_FISHER_BATCHES),
+                             ("batch size", request.batch_size, MAX_FISHER_BATCH_SIZE),
+                             ("max length", request.max_length, MAX_FISHER_LENGTH)):
+        if value > cap:
+            raise ValueError(f"Fisher scores: {name} is at most {cap} on this dashboard (the server's cap), got "
+                             f"{value}; choose a smaller one.")
+    return request
+
+
 def load_or_compute_fisher(request: FisherRequest, cache_dir) -> FisherScores:
-    """Scores from ``<cache_dir>/<request.cache_name>``, computed and written there when missing."""
+    """Scores from ``<cache_dir>/<request.cache_name>``, computed and written there when missing.
+
+    A request above the dashboard's caps (:func:`check_fisher_request`) is refused before anything is loaded.
+    """
+    check_fisher_request(request)
     file = Path(cache_dir) / request.cache_name
     if file.is_file():
         return FisherScores.from_dict(read_json(file))

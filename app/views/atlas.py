@@ -19,6 +19,10 @@ st.caption(
 )
 AREA = first_paint.first_paint("atlas", "atlas_n")  # the default view, before the engine is imported
 
+from app import shared_imports  # noqa: E402
+
+shared_imports.wait()  # numpy/pandas/PIL whole before this page's charts: plotly peeks at them
+
 import pandas as pd  # noqa: E402
 
 import mpo_core  # noqa: E402

@@ -38,6 +38,10 @@ st.caption("Pick a matrix, methods and ratios in the sidebar. MPO and SVD curves
            "Tucker wait for a click (their cost is estimated below).")
 
 # The engine (torch, ~2.5 s cold) is imported only after the stored run is on screen.
+from app import shared_imports  # noqa: E402
+
+shared_imports.wait()  # numpy/pandas/PIL whole before this page's charts: plotly peeks at them
+
 import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 
@@ -129,8 +133,12 @@ def method_controls() -> dict:
         n_iter_max = st.number_input("Iterations (ALS / HOOI)", 1, 10000, compare.DEFAULT_N_ITER_MAX, key="cmp_iter")
         tol = st.number_input("Tolerance", 0.0, 1.0, compare.DEFAULT_TOL, format="%.0e", key="cmp_tol")
         seed = st.number_input("Random state", 0, 2**31 - 1, 0, key="cmp_seed")
-        gib = st.number_input("CPD memory budget (GiB)", 0.1, 1024.0, compare.DEFAULT_MAX_BYTES / 2**30, step=0.5,
-                              key="cmp_gib", help="CPD points that would need more are skipped, not run.")
+        cap = compare.cpd_memory_cap()  # set where the server starts; a bad value is shown as an error
+        cap_gib = cap / 2**30  # the server's cap: this input can lower the budget, never raise it
+        gib = st.number_input("CPD memory budget (GiB)", min(0.1, cap_gib), cap_gib,
+                              min(compare.DEFAULT_MAX_BYTES, cap) / 2**30, step=0.5, key="cmp_gib",
+                              help=f"CPD points that would need more are skipped, not run. At most "
+                                   f"{cap_gib:.3g} GiB: the server's cap ({compare.CPD_MEMORY_CAP_ENV}).")
     return dict(methods=tuple(methods), n_values=tuple(int(n) for n in n_values), ratios=ratios,
                 n_iter_max=int(n_iter_max), tol=float(tol), random_state=int(seed), max_bytes=int(gib * 2**30))
 
@@ -142,7 +150,11 @@ def settings_controls() -> compare.CompareSettings | None:
     except USER_ERRORS as exc:
         st.error(_message(exc))
         chosen = None
-    options = method_controls()
+    try:
+        options = method_controls()
+    except USER_ERRORS as exc:
+        st.error(_message(exc))
+        return None
     if chosen is None:
         return None
     try:

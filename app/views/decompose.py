@@ -50,6 +50,10 @@ if first_visit() and (SNAPSHOT := snapshot.load("decompose")) is not None:
         first_paint.show(SNAPSHOT)
 
 # The engine (torch, ~2.5 s cold) is imported only after the first paint.
+from app import shared_imports  # noqa: E402
+
+shared_imports.wait()  # numpy/pandas/PIL whole before this page's charts: plotly peeks at them
+
 from app import decompose  # noqa: E402
 from app.user_errors import USER_ERRORS, message as _message  # noqa: E402
 
@@ -165,6 +169,9 @@ def source_controls() -> decompose.MatrixSource | None:
     return image_controls()
 
 
+FACTOR_CHARS = 100  # n <= 9 factors of at most 7 digits, with separators, fit easily
+
+
 def _replan(out_text: str, in_text: str) -> None:
     st.session_state["out_factors"], st.session_state["in_factors"] = out_text, in_text
 
@@ -183,11 +190,11 @@ def shape_controls(rows: int, cols: int):
         _replan(*planned_text)
         st.session_state["_planned_for"] = (rows, cols, n)
     out_text = st.sidebar.text_input(
-        "Output factors i₁..iₙ (rows)", key="out_factors",
+        "Output factors i₁..iₙ (rows)", key="out_factors", max_chars=FACTOR_CHARS,
         help=f"n positive integers whose product is at least {rows} (extra rows are zero padding).",
     )
     in_text = st.sidebar.text_input(
-        "Input factors j₁..jₙ (columns)", key="in_factors",
+        "Input factors j₁..jₙ (columns)", key="in_factors", max_chars=FACTOR_CHARS,
         help=f"n positive integers whose product is at least {cols} (extra columns are zero padding).",
     )
     st.sidebar.button("Re-plan factors", key="replan", on_click=_replan, args=planned_text)

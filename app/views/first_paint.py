@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import streamlit as st
 
+from app import shared_imports
 from app.snapshot import describe, load, stored
 
 METRICS_PER_ROW = 5
@@ -29,6 +30,8 @@ def show(snap: dict, live: bool = True, key: str = "") -> None:
     if snap.get("markdown"):
         st.markdown(snap["markdown"])
     figures = snap.get("figures", [])
+    if figures:
+        shared_imports.wait()  # plotly peeks at numpy/pandas: never while another session half-imports them
     for col, (index, figure) in zip(st.columns(len(figures)) if len(figures) > 1 else [st], enumerate(figures)):
         col.plotly_chart(figure, key=f"snapshot_{snap['page']}_{key}{index}")
     st.caption(describe(snap) if live else stored(snap))

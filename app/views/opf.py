@@ -16,6 +16,10 @@ st.caption("OPF (Gao et al., ACL 2023) fine-tunes a small PLM with more paramete
            "and are contracted back afterwards, so the fine-tuned model keeps its original size and latency.")
 AREA = first_paint.first_paint("opf", "fisher_source")  # the default preview, before the engine is imported
 
+from app import shared_imports  # noqa: E402
+
+shared_imports.wait()  # numpy/pandas/PIL whole before this page's charts: plotly peeks at them
+
 from collections import Counter  # noqa: E402
 from pathlib import Path  # noqa: E402
 
@@ -65,9 +69,9 @@ def glue_scores(runs_dir: str, glue_dir: str) -> opf.FisherScores | None:
     task = cols[0].selectbox("task", tasks, index=tasks.index("sst2"), key="fisher_task",
                              format_func=lambda t: GLUE_TASKS[t].display_name)
     layers = cols[1].number_input("encoder layers", 1, opf.MAX_LAYERS, opf.MAX_LAYERS, key="fisher_layers")
-    batches = cols[2].number_input("batches B", 1, 32, 4, key="fisher_batches",
+    batches = cols[2].number_input("batches B", 1, opf.MAX_FISHER_BATCHES, 4, key="fisher_batches",
                                    help="F(W) averages over B training batches (the run itself uses its own).")
-    batch_size = cols[3].number_input("batch size", 1, 64, 16, key="fisher_batch_size")
+    batch_size = cols[3].number_input("batch size", 1, opf.MAX_FISHER_BATCH_SIZE, 16, key="fisher_batch_size")
     try:
         request = opf.FisherRequest(task=task, data_dir=glue_dir, num_hidden_layers=int(layers),
                                           num_batches=int(batches), batch_size=int(batch_size), max_length=64)

@@ -15,6 +15,10 @@ st.caption("Lightweight fine-tuning of the auxiliary tensors, then dimension squ
            "writing to their run folder: reload or close the page freely.")
 EXAMPLE = first_paint.StoredSection("squeeze", "A finished example")
 
+from app import shared_imports  # noqa: E402
+
+shared_imports.wait()  # numpy/pandas/PIL whole before this page's charts: plotly peeks at them
+
 from pathlib import Path  # noqa: E402
 
 import pandas as pd  # noqa: E402

@@ -17,6 +17,10 @@ st.caption("How far fine-tuning moves each weight: |Δw| = |w_after − w_before
            "their rebuilt matrices, so for truncated strategies (mpo_lfa, mpop) |Δw| includes the truncation error.")
 STORED = first_paint.StoredSection("variation", "The stored run: full fine-tuning of MiniLM on SST-2")
 
+from app import shared_imports  # noqa: E402
+
+shared_imports.wait()  # numpy/pandas/PIL whole before this page's charts: plotly peeks at them
+
 from pathlib import Path  # noqa: E402
 
 from app import allowed_paths, jobs, variation  # noqa: E402

@@ -6,8 +6,9 @@ loopback only.
 
 Opens every page, moves a bond slider on "Decompose" and watches the ratio
 change, starts the default (demo) squeeze run from the form and checks that it
-learned and squeezed. Screenshots of every step go to ``test-artifacts/browser/`` (or
-``$MPO_TEST_ARTIFACTS``) so a CI run can be looked at afterwards.
+learned and squeezed; opens three pages at once on a cold server (sessions importing in parallel threads),
+and checks that no request leaves the server (the dashboard is offline). Screenshots of every step go to
+``test-artifacts/browser/`` (or ``$MPO_TEST_ARTIFACTS``) so a CI run can be looked at afterwards.
 
 Needs Debian's ``chromium`` (``.ci/run`` installs it) and the ``playwright``
 Python package (only its driver: the browser is the system one). Without them
@@ -264,3 +265,58 @@ def test_a_cold_server_shows_content_at_once(page, tmp_path, path):
     with (ARTIFACTS / "cold-first-visit.txt").open("a") as log:  # the real figures, kept with the screenshots
         log.write(f"/{path}\t{content:.2f} s\n")
     assert content <= FIRST_VISIT_BOUND_S, f"/{path}: {content:.2f} s"
+
+
+# Three visitors at once on a cold server: each session's script runs in its own thread, and plotly peeks at
+# numpy/pandas in sys.modules, so one page's half-done `import pandas` broke another's chart (issue 24: 3 of 4
+# trials showed "partially initialized module 'numpy'" on /squeeze and /opf). Pages with charts in their first paint.
+AT_ONCE = ["squeeze", "opf", "variation"]
+
+
+def test_three_visitors_at_once_on_a_cold_server(page, tmp_path):
+    """Three tabs opened together on a new server (nothing imported yet): every page renders, no exception."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("bench_first_visit", ROOT / "benchmarks" / "bench_first_visit.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+
+    process, url = bench.start_server(tmp_path / "cache", tmp_path / "runs", ARTIFACTS / "at-once-streamlit.log")
+    browser = page.context.browser
+    contexts = [browser.new_context(viewport={"width": 1400, "height": 2400}) for _ in AT_ONCE]  # three visitors
+    try:
+        tabs = [context.new_page() for context in contexts]
+        for tab, path in zip(tabs, AT_ONCE):
+            tab.set_default_timeout(120_000)
+            tab.goto(f"{url}/{path}", wait_until="commit")  # do not wait for one before asking for the next
+        for tab, path in zip(tabs, AT_ONCE):
+            tab.locator("h1", has_text=PAGES[path]).first.wait_for()
+            settle(tab)
+            no_exception(tab, f"at-once-{path}")
+    finally:
+        for context in contexts:
+            context.close()
+        bench.stop(process)
+
+
+def test_no_request_leaves_the_server(server, page):
+    """Offline: opening every page asks nothing of another host (the favicon once came from fonts.gstatic.com)."""
+    from urllib.parse import urlparse
+
+    url, *_ = server
+    outside = []
+
+    def watch(request):
+        if not request.url.startswith("data:") and urlparse(request.url).hostname not in ("127.0.0.1", "localhost"):
+            outside.append(request.url)
+
+    page.on("request", watch)
+    try:
+        for path in PAGES:
+            page.goto(f"{url}/{path}")
+            settle(page)
+            page.locator("h1", has_text=PAGES[path]).first.wait_for()
+        assert page.evaluate("() => document.querySelector(\"link[rel='shortcut icon']\").href").startswith("data:")
+    finally:
+        page.remove_listener("request", watch)
+    assert not outside, outside

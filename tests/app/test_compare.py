@@ -266,7 +266,8 @@ def test_skipped_points_round_trip(matrix, tmp_path):
 
 
 # --------------------------------------------------------------------------- live or on demand
-def test_estimates_order_the_methods_like_their_cost():
+def test_estimates_order_the_methods_like_their_cost(monkeypatch):
+    monkeypatch.setenv(compare.CPD_MEMORY_CAP_ENV, "64")  # a server that allows 64 GiB: every CPD point counted
     s = compare.CompareSettings(ratios=(0.05, 0.1), n_values=(3,), max_bytes=64 * 2**30)
     embedding = (30522, 384)
     estimate = {c.method: compare.estimate_seconds(s, c, embedding) for c in compare.curves(s)}
@@ -429,3 +430,33 @@ def test_remaining_seconds_scale_the_estimates_by_the_pace_so_far(matrix, tmp_pa
     task.done = 3  # the first curve and half the second: 25 s of estimate in 25 s
     assert task.remaining_seconds(now=125.0) == pytest.approx(15.0)
     assert compare.ComputeTask(s, matrix, tmp_path, compare.curves(s)).remaining_seconds() is None
+
+
+# --------------------------------------------------------------------------- the server's CPD memory cap
+def test_the_cpd_budget_above_the_servers_cap_is_refused(monkeypatch):
+    """The cap is the server's (its environment), not the page's: whatever a page sends, more is refused."""
+    monkeypatch.delenv(compare.CPD_MEMORY_CAP_ENV, raising=False)
+    assert compare.cpd_memory_cap() == compare.DEFAULT_MAX_BYTES
+    assert compare.CompareSettings().max_bytes == compare.DEFAULT_MAX_BYTES  # the default is within it
+    assert compare.CompareSettings(max_bytes=compare.DEFAULT_MAX_BYTES).max_bytes == compare.DEFAULT_MAX_BYTES
+    with pytest.raises(ValueError, match="at most the server's cap of 2 GiB"):
+        compare.CompareSettings(max_bytes=1024 * 2**30)  # what the page's input allowed before
+    with pytest.raises(ValueError, match="server's cap"):
+        compare.CompareSettings(max_bytes=compare.DEFAULT_MAX_BYTES + 1)
+
+
+def test_the_servers_cap_comes_from_its_environment(monkeypatch):
+    monkeypatch.setenv(compare.CPD_MEMORY_CAP_ENV, "0.5")
+    assert compare.cpd_memory_cap() == 2**29
+    assert compare.CompareSettings().max_bytes == 2**29  # a lower cap lowers the default budget too
+    with pytest.raises(ValueError, match="server's cap of 0.5 GiB"):
+        compare.CompareSettings(max_bytes=2**30)
+    monkeypatch.setenv(compare.CPD_MEMORY_CAP_ENV, "8")
+    assert compare.CompareSettings(max_bytes=8 * 2**30).max_bytes == 8 * 2**30
+
+
+@pytest.mark.parametrize("text", ["lots", "-1", "0", "nan", "inf", "1e30"])
+def test_a_bad_server_cap_is_named(monkeypatch, text):
+    monkeypatch.setenv(compare.CPD_MEMORY_CAP_ENV, text)
+    with pytest.raises(ValueError, match=compare.CPD_MEMORY_CAP_ENV):
+        compare.cpd_memory_cap()

@@ -155,3 +155,24 @@ def test_no_method_is_a_message(tmp_path, monkeypatch):
     at = open_page(tmp_path, monkeypatch)
     at.multiselect(key="cmp_methods").set_value([]).run()
     assert not at.exception and len(at.error) == 1 and "non-empty selection" in at.error[0].value
+
+
+def test_the_cpd_budget_is_bounded_by_the_servers_cap(tmp_path, monkeypatch):
+    """The budget input stops at the server's cap, and a budget above it (a hand-made request) is refused."""
+    at = pages.open_page("compare", monkeypatch, MPO_CACHE_DIR=tmp_path, MPO_CPD_MEMORY_CAP_GIB="0.5")
+    budget = at.number_input(key="cmp_gib")
+    assert budget.max == 0.5 and budget.value == 0.5  # the default (2 GiB) is lowered to the cap
+    assert "server's cap" in budget.help
+    small_random(at)
+    at.number_input(key="cmp_gib").set_value(0.25).run()
+    assert not at.error and not at.exception
+    at.number_input(key="cmp_gib").set_value(1024.0).run()  # what the input allowed before issue 24
+    assert not at.exception, [e.value for e in at.exception]
+    assert 0 < at.number_input(key="cmp_gib").value <= 0.5  # Streamlit clamps a value over max_value to it
+
+
+def test_the_default_cap_is_the_default_budget(tmp_path, monkeypatch):
+    monkeypatch.delenv(compare.CPD_MEMORY_CAP_ENV, raising=False)
+    at = open_page(tmp_path, monkeypatch)
+    budget = at.number_input(key="cmp_gib")
+    assert budget.max == budget.value == compare.DEFAULT_MAX_BYTES / 2**30

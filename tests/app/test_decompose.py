@@ -160,6 +160,22 @@ def test_parse_factors_rejects_non_positive_ints(text):
         decompose.parse_factors(text)
 
 
+@pytest.mark.parametrize("factor", ["9" * 400, "1" + "0" * 5000, str(decompose.MAX_FACTOR + 1)])
+def test_a_huge_factor_is_refused_before_any_estimate(factor):
+    """A 400-digit factor once overflowed the memory estimate (OverflowError); 5000 digits hit int()'s limit."""
+    for text in (f"{factor},1,1,1,1", f"1,1,1,1,{factor}"):
+        with pytest.raises(ValueError, match=f"too large; each factor is at most {decompose.MAX_FACTOR:,}"):
+            decompose.plan(256, 192, 5, text)
+        with pytest.raises(ValueError, match="too large"):
+            decompose.plan(256, 192, 5, None, text)
+
+
+def test_the_largest_factor_reaches_the_memory_check():
+    with pytest.raises(ValueError, match="over the dashboard's cap"):
+        decompose.plan(256, 192, 5, f"{decompose.MAX_FACTOR},1,1,1,1")
+    assert decompose.parse_factors("0006,7") == (6, 7)  # leading zeros are still the number
+
+
 def test_format_factors_round_trips():
     assert decompose.parse_factors(decompose.format_factors((6, 7, 13))) == (6, 7, 13)
 

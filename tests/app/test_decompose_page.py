@@ -186,6 +186,20 @@ def test_oversize_factors_are_a_message_within_a_second(embedding_page):
     assert elapsed < 1.0, f"{elapsed:.2f} s"
 
 
+@pytest.mark.parametrize("field", ["out_factors", "in_factors"])
+def test_a_400_digit_factor_is_a_message(embedding_page, field):
+    """Once an OverflowError (the memory estimate overflowed a float): now one message, at once."""
+    at = embedding_page
+    at.text_input(key=field).set_value("9" * 400 + ",1,1,1,1").run()
+    assert not at.exception, [e.value for e in at.exception]
+    [error] = at.error
+    # the field keeps its first 100 characters (max_chars, as the browser does)
+    assert "999999…999 (100 digits) is too large" in error.value and "at most 1,000,000" in error.value
+    assert not _bond_keys(at) and not at.metric
+    at.button(key="replan").click().run()
+    assert not at.error and _bond_keys(at)
+
+
 @pytest.mark.parametrize("error, shown", [(MemoryError(), "Not enough memory for this request"),
                                           (RuntimeError("[enforce fail] tried to allocate 5 GB"), "tried to allocate")])
 def test_memory_and_runtime_errors_are_messages(monkeypatch, error, shown):

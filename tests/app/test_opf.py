@@ -181,3 +181,16 @@ def test_an_empty_run_draws_placeholders(tmp_path):
                    opf.size_figure(frames)):
         assert figure.layout.annotations and not figure.data
     assert opf.merge_summary({"score": 0.5}) is None
+
+
+@pytest.mark.parametrize("field, value", [("num_batches", opf.MAX_FISHER_BATCHES + 1),
+                                          ("batch_size", opf.MAX_FISHER_BATCH_SIZE + 1),
+                                          ("max_length", opf.MAX_FISHER_LENGTH + 1)])
+def test_a_fisher_request_above_the_servers_caps_is_refused(tmp_path, field, value):
+    """The page's inputs stop at the caps; a request sent around them is refused before the model loads."""
+    from dataclasses import replace
+
+    with pytest.raises(ValueError, match="server's cap"):
+        opf.load_or_compute_fisher(replace(REQUEST, **{field: value}), tmp_path)
+    assert not any(tmp_path.iterdir())
+    assert opf.check_fisher_request(replace(REQUEST, num_batches=opf.MAX_FISHER_BATCHES)).num_batches == 32

@@ -87,3 +87,33 @@ def test_a_launch_from_another_directory_listens_on_loopback_only(tmp_path):
         process.terminate()
         output = process.communicate(timeout=30)[0].decode(errors="replace")
     assert "127.0.0.1" in output and "Network URL" not in output, output
+
+
+# --------------------------------------------------------------------------- offline
+APP = ROOT / "app"
+
+
+def test_the_favicon_is_not_fetched_from_a_font_cdn():
+    """A ":material/...:" page_icon makes the browser fetch the favicon from fonts.gstatic.com (issue 24)."""
+    import re
+
+    sources = {path: path.read_text(encoding="utf-8") for path in APP.rglob("*.py")}
+    calls = {path: re.findall(r"page_icon\s*=\s*([^,)\n]+)", text) for path, text in sources.items()}
+    assert any(calls.values()), "set_page_config(page_icon=...) not found"
+    for path, values in calls.items():
+        for value in values:
+            assert ":material" not in value, f"{path.relative_to(ROOT)}: page_icon={value}"
+    main = sources[APP / "main.py"]
+    (icon,) = re.findall(r'^PAGE_ICON = "(.+)"$', main, re.M)
+    assert not icon.startswith(":") and len(icon) <= 2  # an emoji: drawn as an inline SVG, no request
+
+
+def test_no_url_of_another_host_in_the_app_or_its_config():
+    """The dashboard is offline: nothing under app/ (code, snapshots) or .streamlit/ names an outside URL."""
+    import re
+
+    url = re.compile(r"\bhttps?://(?!127\.0\.0\.1|localhost|www\.w3\.org/2000/svg)[^\s\"')]+")
+    files = [*APP.rglob("*.py"), *APP.rglob("*.json"), *APP.rglob("*.toml"), *(ROOT / ".streamlit").glob("*")]
+    found = [f"{path.relative_to(ROOT)}: {hit}" for path in files if path.is_file()
+             for hit in url.findall(path.read_text(encoding="utf-8", errors="replace"))]
+    assert not found, found
