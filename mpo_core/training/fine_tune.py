@@ -253,13 +253,21 @@ def check_resume_config(config: FineTuneConfig, run_path: Path) -> None:
     given = config.to_dict()
     differ = [f"{key} (the run has {stored.get(key)!r}, given {given.get(key)!r})"
               for key in sorted(set(stored) | set(given))
-              if key not in RESUME_MAY_DIFFER and _normal(stored.get(key)) != _normal(given.get(key))]
+              if key not in RESUME_MAY_DIFFER and _normal(key, stored.get(key)) != _normal(key, given.get(key))]
     if differ:
         raise ValueError(f"cannot resume {run_path} with other options: {'; '.join(differ)}. "
                          "Resume with the run's own config.json (--resume --run-name NAME, nothing else).")
 
 
-def _normal(value):
+#: options that name a file or folder: one folder spelled two ways (``glue`` / ``./glue/``) is the same option
+PATH_OPTIONS = ("model", "data_dir")
+
+
+def _normal(key: str, value):
+    if key in PATH_OPTIONS and isinstance(value, str) and value:
+        return str(Path(value).expanduser().resolve())
+    if key == "strategy_options" and isinstance(value, dict) and isinstance(value.get("bond_dims_from"), str):
+        value = {**value, "bond_dims_from": str(Path(value["bond_dims_from"]).expanduser().resolve())}
     return json.loads(json.dumps(value, default=str))
 
 

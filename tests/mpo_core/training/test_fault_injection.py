@@ -85,3 +85,18 @@ def test_a_finished_run_is_not_resumed_and_a_resume_with_other_options_is_refuse
                  "--learning-rate", "0.001"]) == 2
     (run / "results.json").write_text("{}")
     assert main(["finetune", "--resume", "--run-name", "done", "--runs-dir", str(tmp_path)]) == 2
+
+
+def test_a_resume_names_the_same_folders_however_spelled(tmp_path, monkeypatch):
+    from mpo_core.training.fine_tune import check_resume_config
+    from mpo_core.training.fine_tune_config import FineTuneConfig
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "glue").mkdir()
+    stored = FineTuneConfig(task="rte", data_dir="glue", runs_dir=str(tmp_path), run_name="spelled")
+    (tmp_path / "spelled").mkdir()
+    (tmp_path / "spelled" / "config.json").write_text(json.dumps(stored.to_dict()))
+    for spelling in ("glue/", "./glue", str(tmp_path / "glue") + "/"):
+        check_resume_config(FineTuneConfig(**{**stored.to_dict(), "data_dir": spelling}), tmp_path / "spelled")
+    with pytest.raises(ValueError, match="data_dir"):
+        check_resume_config(FineTuneConfig(**{**stored.to_dict(), "data_dir": "other"}), tmp_path / "spelled")
