@@ -251,7 +251,8 @@ def fine_tune(config: FineTuneConfig, resume: bool = False, callbacks=()) -> dic
                             **({"checkpoint": checkpoint.name if checkpoint else None} if resumed else {}),
                             **data.sizes(), **parameter_summary(model)})
         start = time.perf_counter()
-        trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint is not None else None)
+        if strategy.steps_left():
+            trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint is not None else None)
         strategy.finish(trainer.model, run)
         seconds = time.perf_counter() - start
         history = list(trainer.state.log_history)  # the evaluations during training, before the final ones
@@ -266,7 +267,7 @@ def fine_tune(config: FineTuneConfig, resume: bool = False, callbacks=()) -> dic
                          num_hidden_layers=config.num_hidden_layers, strategy=config.strategy)
         results = _results(config, trainer.model, final, seconds, device, precision, data)
         results.update(_heldout_results(config, heldout), curve=learning_curve(history, config.task),
-                       global_step=trainer.state.global_step, diverged=divergence.step, weight_change=relative_change(pretrained, trainer.model))
+                       global_step=run.step(trainer.state.global_step), diverged=divergence.step, weight_change=relative_change(pretrained, trainer.model))
         results.update(strategy.results())
         run.write_json("results.json", results)
         run.append_metrics({"kind": "end", **{k: v for k, v in results.items() if np.isscalar(v)}})
