@@ -20,6 +20,12 @@ Choices are cached per process, keyed by device, dtype, shape, bonds, the
 token count rounded to a power of two, and the mode; a layer whose bonds
 change (dimension squeezing) gets a new choice. ``MPO_PATH_CHOICE=flops``
 turns timing off (deterministic choices, e.g. to compare runs bit for bit).
+
+The random input of the timed runs comes from a generator of its own
+(:data:`TIMING_SEED`), never from torch's global one: a choice made in the
+middle of training (a resumed run meets its shapes again) must not shift the
+random stream the training step draws from (dropout), or a resumed run would
+not reproduce an uninterrupted one.
 """
 from __future__ import annotations
 
@@ -40,6 +46,7 @@ MAX_TIMED = 4  # at most this many candidates are timed
 TIMING_MIN_FLOPS = 2e7  # below this a call takes well under a millisecond: timing would measure overheads
 REPEATS = 5  # timed rounds after one warm-up round; each candidate's fastest counts
 SWEEP_EFFICIENCY = 0.5  # share of the dense matmul's throughput a sweep reaches, for the flop ranking only
+TIMING_SEED = 0  # seed of the timing input's own generator (the global RNG is the training's)
 
 
 @dataclass(frozen=True)
@@ -136,7 +143,9 @@ def _time_plans(tensors, shape: MPOShape, center: int, plans, tokens: int, key: 
     machine's load during the measurement reaches every candidate alike.
     """
     like = tensors[0]
-    x = torch.randn(tokens, shape.in_features, device=like.device, dtype=like.dtype, requires_grad=key.training)
+    generator = torch.Generator(device=like.device).manual_seed(TIMING_SEED)
+    x = torch.randn(tokens, shape.in_features, generator=generator, device=like.device, dtype=like.dtype,
+                    requires_grad=key.training)  # (tokens, in)
     params = [t.detach().clone().requires_grad_(t.requires_grad and key.training) for t in tensors]
     runs = [_runner(x, params, shape, center, plan, key) for plan in plans]
     for run in runs:

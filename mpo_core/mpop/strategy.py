@@ -177,13 +177,14 @@ class MPOPStrategy(MPOStrategy, MPOPConfig):
         if saved is None:
             return 0
         state, lines, step = saved["state"], saved["metrics_lines"], saved["step"]
-        state = SqueezeState(**state)
-        if state.phase == "done":
-            raise ValueError(f"the squeeze in {run.path} already finished ({state.stop_reason}); see its metrics stream.")
+        state = SqueezeState(**state)  # "done": killed after the squeeze ended; only the reports are left
         load_parameters(model, Path(run.path) / ACCEPTED_FILE)
         self.state = state
         run.step_offset = step
         return lines if lines is not None else run.metrics_lines()
+
+    def steps_left(self) -> bool:
+        return self.state.phase != "done"
 
     def results(self) -> dict:
         s = self.state
@@ -400,9 +401,9 @@ class SqueezeCallback(TrainerCallback):
         self.state.stop_reason = reason
         self.eval_at = None
         control.should_training_stop = True
-        self._save(model)
         self._log("stop", model, reason=reason, steps_accepted=self.state.steps_accepted,
                   p=self.state.baseline, final=self.state.last_accepted)
+        self._save(model)  # after the record: a run resumed from here keeps it
 
 
 @dataclass

@@ -18,7 +18,9 @@ atomically (:mod:`~mpo_core.runs.atomic_write`); the readers here
 :func:`read_results`) are the one way to read them back.
 
 Crash safety: the folder is created exclusively (``mkdir``), so two starts
-with one name cannot both run. A checkpoint counts only once its
+with one name cannot both run, and held by one process at a time (an
+exclusive lock on ``<run>/.lock``, :mod:`~mpo_core.runs.run_lock`), so two
+resumes of one run cannot both run either. A checkpoint counts only once its
 ``complete.json`` exists; it records how many lines the metrics stream had,
 and a resumed run cuts the stream back to that many (:meth:`RunFolder.rewind_metrics`)
 before it appends a ``resume`` record, so however often a run is killed and
@@ -35,6 +37,7 @@ from pathlib import Path
 
 from ..json_file import loads_bounded, read_json_bounded
 from .atomic_write import atomic_write_bytes, atomic_write_json
+from .run_lock import RunLock
 
 CONFIG_FILE, METRICS_FILE, RESULTS_FILE, CHECKPOINTS = "config.json", "metrics.jsonl", "results.json", "checkpoints"
 COMPLETE_FILE = "complete.json"  # inside a checkpoint folder, written last
@@ -49,11 +52,18 @@ def is_main_process() -> bool:
 
 
 class RunFolder:
-    """Create (or reopen, to resume) a run folder; other ranks of a distributed run only read its path."""
+    """Create (or reopen, to resume) a run folder and hold it; other ranks of a distributed run only read its path.
+
+    The writer (rank 0) holds the folder's lock from here until :meth:`close` (or
+    its process ends): a second process for the same run is refused, naming this one.
+    Use it as a context manager to close it however the run ends.
+    """
 
     def __init__(self, path: str | Path, resume: bool = False):
         self.path = Path(path)
         self.writer = is_main_process()
+        self.lock: RunLock | None = None
+        self.created = False  # this process made the folder (a fresh run)
         if self.writer:
             self.check(self.path, resume)
             self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -61,6 +71,37 @@ class RunFolder:
                 self.path.mkdir(exist_ok=resume)
             except FileExistsError:
                 raise FileExistsError(self._exists_message(self.path)) from None
+            self.created = not resume
+            self.lock = RunLock(self.path)  # a live holder: RunInUseError naming it
+            if resume:  # again, now that it is ours: the holder we waited on may have finished it
+                self._check_or_release(resume)
+
+    def _check_or_release(self, resume: bool) -> None:
+        try:
+            self.check(self.path, resume)
+        except BaseException:
+            self.close()
+            raise
+
+    def close(self) -> None:
+        """Let the run go: another process may now resume it."""
+        if self.lock is not None:
+            self.lock.release()
+            self.lock = None
+
+    def __enter__(self) -> "RunFolder":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def abandon(self) -> None:
+        """Delete the folder this process just created and let it go (its config could not be written)."""
+        import shutil
+
+        if self.writer and self.created:
+            shutil.rmtree(self.path, ignore_errors=True)
+        self.close()
 
     @staticmethod
     def _exists_message(path: Path) -> str:

@@ -121,6 +121,15 @@ def training_arguments(config: FineTuneConfig, run: RunFolder, device: str, prec
     return TrainingArguments(**arguments)
 
 
+class CheckpointWriteError(OSError):
+    """A Trainer checkpoint could not be written (a full disk, most often); the run stays resumable."""
+
+
+def _write_failure(exc: BaseException) -> bool:
+    """Whether ``exc`` is a failed write: an ``OSError``, or how torch (``RuntimeError``) and safetensors report one."""
+    return isinstance(exc, (OSError, RuntimeError)) or type(exc).__name__ == "SafetensorError"
+
+
 def engine_trainer(strategy, **kwargs):
     """transformers' ``Trainer``, whose scheduler is the strategy's :meth:`~Strategy.lr_lambda` when it has one."""
     from torch.optim.lr_scheduler import LambdaLR
@@ -147,6 +156,26 @@ def engine_trainer(strategy, **kwargs):
             self.model_accepts_loss_kwargs = False
             handlers = self.callback_handler.callbacks  # in place: the flow callback keeps its place, first
             handlers[:] = [EngineFlowCallback() if type(c) is DefaultFlowCallback else c for c in handlers]
+
+        def _run_epoch(self, *args, **kwargs):
+            # resumed from the checkpoint of the last step: the Trainer would take one step past max_steps before
+            # its flow callback looks; nothing is left to train, only what follows training (its end, the reports)
+            if self.state.global_step >= self.state.max_steps > 0:
+                self.control.should_training_stop = True
+                return None
+            return super()._run_epoch(*args, **kwargs)
+
+        def _save_checkpoint(self, model, trial):
+            try:
+                return super()._save_checkpoint(model, trial)
+            except Exception as exc:
+                if not _write_failure(exc):
+                    raise
+                detail = " ".join(str(exc).split()) or type(exc).__name__
+                raise CheckpointWriteError(
+                    f"could not write checkpoint-{self.state.global_step} to {self.args.output_dir} ({detail}); "
+                    "free disk space, then resume the run (--resume): the incomplete checkpoint is discarded."
+                ) from exc
 
         def create_scheduler(self, num_training_steps, optimizer=None):
             factor = strategy.lr_lambda(self.args) if self.lr_scheduler is None else None
@@ -199,48 +228,59 @@ def fine_tune(config: FineTuneConfig, resume: bool = False, callbacks=()) -> dic
     pretrained = matrix_snapshot(model)  # before the surgery: how far training moves each group, at the end
     strategy.prepare(model)
     run = RunFolder(run_path, resume=resume)
-    checkpoint = None
-    if not resume:
+    with run:  # held by this process until it is done, however it ends
+        checkpoint = None
+        if not resume:
+            _write_config(run, config)
+        else:
+            checkpoint, rewind = _resume_point(strategy, model, run)
+            run.rewind_metrics(rewind)  # what came after the resume point is done again: logged once
+        if run.writer:  # a resumed run was asked to stop before, not now
+            (run.path / STOP_FILE).unlink(missing_ok=True)
+        divergence = DivergenceCallback(run)
+        trainer = engine_trainer(
+            strategy, model=model, args=training_arguments(config, run, device, precision, strategy.training_overrides()),
+            train_dataset=data.train, eval_dataset={HELDOUT: data.heldout} if data.heldout is not None else data.dev,
+            processing_class=tokenizer, data_collator=DataCollatorWithPadding(tokenizer),
+            compute_metrics=_metrics_function(config.task),
+            callbacks=[MetricsStreamCallback(run, model), StopFileCallback(run), CompleteCheckpointCallback(run),
+                       divergence, *strategy.callbacks(run), *callbacks],
+        )
+        resumed = resume and run.metrics_lines() > 0  # else nothing was kept: the run starts over
+        run.append_metrics({"kind": "resume" if resumed else "start", "device": device, "precision": precision,
+                            **({"checkpoint": checkpoint.name if checkpoint else None} if resumed else {}),
+                            **data.sizes(), **parameter_summary(model)})
+        start = time.perf_counter()
+        if strategy.steps_left():
+            trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint is not None else None)
+        strategy.finish(trainer.model, run)
+        seconds = time.perf_counter() - start
+        history = list(trainer.state.log_history)  # the evaluations during training, before the final ones
+        final = trainer.evaluate(eval_dataset=data.dev)  # the report: always the dev set
+        heldout = None if data.heldout is None else trainer.evaluate(eval_dataset=data.heldout,
+                                                                     metric_key_prefix=f"eval_{HELDOUT}")
+        if config.save_model and run.writer:
+            save_mpo_model(trainer.model, run.path / FINAL_MODEL)
+            tokenizer.save_pretrained(run.path / FINAL_MODEL)
+        if config.save_adapter and run.writer:
+            save_adapter(trainer.model, run.path / ADAPTER, base_model=config.model, task=config.task,
+                         num_hidden_layers=config.num_hidden_layers, strategy=config.strategy)
+        results = _results(config, trainer.model, final, seconds, device, precision, data)
+        results.update(_heldout_results(config, heldout), curve=learning_curve(history, config.task),
+                       global_step=run.step(trainer.state.global_step), diverged=divergence.step, weight_change=relative_change(pretrained, trainer.model))
+        results.update(strategy.results())
+        run.write_json("results.json", results)
+        run.append_metrics({"kind": "end", **{k: v for k, v in results.items() if np.isscalar(v)}})
+        return results
+
+
+def _write_config(run: RunFolder, config: FineTuneConfig) -> None:
+    """The run's ``config.json``; if it cannot be written (disk full), the new folder goes again: a rerun can start."""
+    try:
         run.write_json("config.json", config.to_dict())
-    else:
-        checkpoint, rewind = _resume_point(strategy, model, run)
-        run.rewind_metrics(rewind)  # what came after the resume point is done again: logged once
-    if run.writer:  # a resumed run was asked to stop before, not now
-        (run.path / STOP_FILE).unlink(missing_ok=True)
-    divergence = DivergenceCallback(run)
-    trainer = engine_trainer(
-        strategy, model=model, args=training_arguments(config, run, device, precision, strategy.training_overrides()),
-        train_dataset=data.train, eval_dataset={HELDOUT: data.heldout} if data.heldout is not None else data.dev,
-        processing_class=tokenizer, data_collator=DataCollatorWithPadding(tokenizer),
-        compute_metrics=_metrics_function(config.task),
-        callbacks=[MetricsStreamCallback(run, model), StopFileCallback(run), CompleteCheckpointCallback(run),
-                   divergence, *strategy.callbacks(run), *callbacks],
-    )
-    resumed = resume and run.metrics_lines() > 0  # else nothing was kept: the run starts over
-    run.append_metrics({"kind": "resume" if resumed else "start", "device": device, "precision": precision,
-                        **({"checkpoint": checkpoint.name if checkpoint else None} if resumed else {}),
-                        **data.sizes(), **parameter_summary(model)})
-    start = time.perf_counter()
-    trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint is not None else None)
-    strategy.finish(trainer.model, run)
-    seconds = time.perf_counter() - start
-    history = list(trainer.state.log_history)  # the evaluations during training, before the final ones
-    final = trainer.evaluate(eval_dataset=data.dev)  # the report: always the dev set
-    heldout = None if data.heldout is None else trainer.evaluate(eval_dataset=data.heldout,
-                                                                 metric_key_prefix=f"eval_{HELDOUT}")
-    if config.save_model and run.writer:
-        save_mpo_model(trainer.model, run.path / FINAL_MODEL)
-        tokenizer.save_pretrained(run.path / FINAL_MODEL)
-    if config.save_adapter and run.writer:
-        save_adapter(trainer.model, run.path / ADAPTER, base_model=config.model, task=config.task,
-                     num_hidden_layers=config.num_hidden_layers, strategy=config.strategy)
-    results = _results(config, trainer.model, final, seconds, device, precision, data)
-    results.update(_heldout_results(config, heldout), curve=learning_curve(history, config.task),
-                   global_step=trainer.state.global_step, diverged=divergence.step, weight_change=relative_change(pretrained, trainer.model))
-    results.update(strategy.results())
-    run.write_json("results.json", results)
-    run.append_metrics({"kind": "end", **{k: v for k, v in results.items() if np.isscalar(v)}})
-    return results
+    except BaseException:
+        run.abandon()
+        raise
 
 
 #: options a resumed run may change: where it runs, not what it computes
@@ -253,13 +293,21 @@ def check_resume_config(config: FineTuneConfig, run_path: Path) -> None:
     given = config.to_dict()
     differ = [f"{key} (the run has {stored.get(key)!r}, given {given.get(key)!r})"
               for key in sorted(set(stored) | set(given))
-              if key not in RESUME_MAY_DIFFER and _normal(stored.get(key)) != _normal(given.get(key))]
+              if key not in RESUME_MAY_DIFFER and _normal(key, stored.get(key)) != _normal(key, given.get(key))]
     if differ:
         raise ValueError(f"cannot resume {run_path} with other options: {'; '.join(differ)}. "
                          "Resume with the run's own config.json (--resume --run-name NAME, nothing else).")
 
 
-def _normal(value):
+#: options that name a file or folder: one folder spelled two ways (``glue`` / ``./glue/``) is the same option
+PATH_OPTIONS = ("model", "data_dir")
+
+
+def _normal(key: str, value):
+    if key in PATH_OPTIONS and isinstance(value, str) and value:
+        return str(Path(value).expanduser().resolve())
+    if key == "strategy_options" and isinstance(value, dict) and isinstance(value.get("bond_dims_from"), str):
+        value = {**value, "bond_dims_from": str(Path(value["bond_dims_from"]).expanduser().resolve())}
     return json.loads(json.dumps(value, default=str))
 
 

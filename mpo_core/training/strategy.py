@@ -132,6 +132,10 @@ class Strategy:
     def restore(self, model: nn.Module, run) -> None:
         """Bring a prepared model back to the state saved in ``run`` (resuming without Trainer checkpoints)."""
 
+    def steps_left(self) -> bool:
+        """Whether training has steps left (``False``: a resumed run that had finished them; only its reports)."""
+        return True
+
     def finish(self, model: nn.Module, run=None) -> None:
         """Called once after training, before the final evaluation (e.g. contract MPOs back to dense)."""
 

@@ -58,3 +58,23 @@ def test_two_writers_use_their_own_temporary_files(tmp_path, monkeypatch):
     assert len(set(temporaries)) == 2 and all(os.path.dirname(t) == str(tmp_path) for t in temporaries)
     assert json.loads(target.read_text())["writer"] in (0, 1)
     assert [p.name for p in tmp_path.iterdir()] == ["config.json"]
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o077, 0o002])
+def test_a_new_file_gets_the_mode_a_plain_open_gives(tmp_path, umask):
+    old = os.umask(umask)
+    try:
+        with open(tmp_path / "plain", "w") as file:
+            file.write("x")
+        atomic_write_text(tmp_path / "atomic", "x")
+    finally:
+        os.umask(old)
+    assert (tmp_path / "atomic").stat().st_mode & 0o7777 == (tmp_path / "plain").stat().st_mode & 0o7777
+
+
+def test_a_rewritten_file_keeps_its_mode(tmp_path):
+    target = tmp_path / "results.json"
+    target.write_text("{}")
+    target.chmod(0o640)
+    atomic_write_json(target, {"new": True})
+    assert target.stat().st_mode & 0o7777 == 0o640

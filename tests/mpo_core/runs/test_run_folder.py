@@ -6,6 +6,7 @@ import pytest
 from mpo_core.runs.run_folder import (
     CONFIG_FILE, RESULTS_FILE, RunFolder, read_config, read_json, read_results, read_run_results,
 )
+from mpo_core.runs.run_lock import LOCK_FILE
 
 
 def test_what_a_run_folder_writes_reads_back(tmp_path):
@@ -16,7 +17,7 @@ def test_what_a_run_folder_writes_reads_back(tmp_path):
     run.write_json(RESULTS_FILE, {"score": 0.5, "path": tmp_path})  # default=str: paths become text
     assert read_run_results(run.path) == {"score": 0.5, "path": str(tmp_path)}
     assert read_results(tmp_path) == [read_run_results(run.path)]
-    assert sorted(p.name for p in run.path.iterdir()) == [CONFIG_FILE, RESULTS_FILE]  # no temporary left
+    assert sorted(p.name for p in run.path.iterdir()) == [LOCK_FILE, CONFIG_FILE, RESULTS_FILE]  # no temporary left
 
 
 def test_a_torn_file_is_a_value_error_that_names_it(tmp_path):

@@ -1,21 +1,46 @@
 """Run ``python -m mpo_core`` with one armed kill point: SIGKILL at the k-th pass through a chosen place.
 
-Used by the fault-injection test as ``python kill_points.py SITE K -- <mpo_core arguments>``.
+Used by the fault-injection test as ``python kill_points.py SITE K [ACTION] -- <mpo_core arguments>``.
 The places are where a real crash hurts most: mid-step, mid-line of the
 metrics stream, and inside each part of a checkpoint write (after the weights,
 mid ``trainer_state.json``, before the completion mark), and mid evaluation.
+
+ACTION is what happens at the k-th pass: ``kill`` (SIGKILL, the default),
+``enospc`` (the write fails as a full disk fails it: ``OSError(ENOSPC)``),
+``torch_full`` (as ``torch.save`` reports a full disk: a ``RuntimeError``) or
+``wait:FILE`` (block until FILE exists, holding the run meanwhile).
 """
+import errno
 import os
 import signal
 import sys
+import time
+from pathlib import Path
+
+
+def act(action: str) -> None:
+    """What the armed place does instead of its work (``kill`` never returns)."""
+    if action == "kill":
+        die()
+    if action == "enospc":
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+    if action == "torch_full":
+        raise RuntimeError("[enforce fail at inline_container.cc:672] . unexpected pos 576 vs 534")
+    if action.startswith("wait:"):
+        go = Path(action.removeprefix("wait:"))
+        deadline = time.time() + 240
+        while not go.exists() and time.time() < deadline:
+            time.sleep(0.1)
+        return
+    raise ValueError(f"unknown action {action!r}")
 
 
 def die():
     os.kill(os.getpid(), signal.SIGKILL)
 
 
-def arm(site: str, k: int) -> None:
-    """Patch ``site`` so that its ``k``-th call kills this process (SIGKILL: no cleanup runs)."""
+def arm(site: str, k: int, action: str = "kill") -> None:
+    """Patch ``site`` so that its ``k``-th call kills this process (SIGKILL: no cleanup runs), or does ``action``."""
     from transformers import Trainer, TrainerState
 
     from mpo_core.runs.run_folder import METRICS_FILE, RunFolder
@@ -26,9 +51,9 @@ def arm(site: str, k: int) -> None:
         def wrapper(self, *args, **kwargs):
             calls["n"] += 1
             if calls["n"] == k:
-                if before is not None:
+                if before is not None and action == "kill":
                     before(self, *args, **kwargs)
-                die()
+                act(action)
             return original(self, *args, **kwargs)
 
         return wrapper
@@ -56,9 +81,10 @@ def arm(site: str, k: int) -> None:
 
 
 if __name__ == "__main__":
-    site, k, separator, *argv = sys.argv[1:]
-    assert separator == "--"
-    arm(site, int(k))
+    site, k, *rest = sys.argv[1:]
+    split = rest.index("--")
+    arm(site, int(k), *rest[:split])
+    argv = rest[split + 1:]
     from mpo_core.cli import main
 
     sys.exit(main(argv))
