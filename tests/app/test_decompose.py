@@ -170,8 +170,9 @@ def test_a_huge_factor_is_refused_before_any_estimate(factor):
             decompose.plan(256, 192, 5, None, text)
 
 
-def test_the_largest_factor_reaches_the_memory_check():
-    with pytest.raises(ValueError, match="over the dashboard's cap"):
+def test_the_largest_factor_is_refused_by_the_engine_or_the_memory_check():
+    """A factor within the page's bound: mpo_core's shape check (product <= 2x + 16) or the memory cap says no."""
+    with pytest.raises(ValueError, match="over the dashboard's cap|multiply to"):
         decompose.plan(256, 192, 5, f"{decompose.MAX_FACTOR},1,1,1,1")
     assert decompose.parse_factors("0006,7") == (6, 7)  # leading zeros are still the number
 
