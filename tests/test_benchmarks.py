@@ -32,3 +32,13 @@ def test_benchmark_quick_mode_runs(script, options, headings):
     assert result.returncode == 0, result.stderr
     for heading in headings:
         assert heading in result.stdout
+
+
+def test_reliability_probes_run():
+    """Two of issue 24's hostile probes through the probe script (the whole table takes minutes)."""
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "probe_reliability.py"), "--only", "STS-B score 1_0",
+         "MPOLinear on an empty batch"], capture_output=True, text=True, timeout=900,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "2 of 2 probes pass; code ran in 0" in result.stdout, result.stdout[-2000:]
