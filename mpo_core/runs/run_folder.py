@@ -220,7 +220,7 @@ def checkpoint_complete(folder: Path) -> bool:
     if (folder / COMPLETE_FILE).is_file():
         return True
     try:
-        json.loads((folder / "trainer_state.json").read_text())
+        read_json_bounded(folder / "trainer_state.json")
     except (OSError, ValueError):
         return False
     return not any(folder.parent.glob(f"*/{COMPLETE_FILE}"))  # a run of this version marks all of its own
