@@ -58,7 +58,7 @@ class ByMode(dict):
     def __missing__(self, mode):
         if mode == "gpu":
             return self["full"]
-        raise KeyError(mode)
+        raise KeyError(f"no design value for mode {mode!r}; the modes are small, full and gpu.")
 
 
 # Strategies that train whole weight matrices use 1e-4: at 5e-4 (fine on SST-2, Table 1) full fine-tuning
