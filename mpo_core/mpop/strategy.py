@@ -39,7 +39,6 @@ from torch import nn
 from transformers import TrainerCallback
 
 from ..data.glue import get_task
-from ..json_file import loads_bounded, read_json_bounded
 from ..layers.mpo_module import MPOModule
 from ..model.parameter_count import count_parameters, parameter_summary
 from ..model.surgery import mpo_modules
@@ -212,10 +211,10 @@ def read_accepted_state(run_path: str | Path) -> dict | None:
     with safe_open(str(path), framework="pt") as file:
         saved = file.metadata() or {}
     if "squeeze_state" in saved:
-        return {"state": loads_bounded(saved["squeeze_state"], f"{path} (squeeze_state)"),
-                "step": int(saved["step"]), "metrics_lines": int(saved["metrics_lines"])}
+        return {"state": json.loads(saved["squeeze_state"]), "step": int(saved["step"]),
+                "metrics_lines": int(saved["metrics_lines"])}
     legacy = Path(run_path) / STATE_FILE
-    return {"state": read_json_bounded(legacy), "step": 0, "metrics_lines": None} if legacy.is_file() else None
+    return {"state": json.loads(legacy.read_text()), "step": 0, "metrics_lines": None} if legacy.is_file() else None
 
 
 def snapshot(model: nn.Module) -> dict[str, torch.Tensor]:
