@@ -107,8 +107,8 @@ def mode_settings(mode: str) -> dict:
         try:
             overrides = loads_bounded(text, f"${OVERRIDES_ENV}")
         except ValueError as exc:
-            raise ValueError(f"{exc} Set it to a JSON object such as "
-                             '\'{"max_train_examples": 64}\'.') from None
+            raise ValueError(f"${OVERRIDES_ENV} is not JSON to read: set it to an object such as "
+                             f"'{{\"max_train_examples\": 64}}' ({exc})") from None
         unknown = sorted(set(overrides) - set(FineTuneConfig.__dataclass_fields__)) if isinstance(overrides, dict) \
             else ["(not an object)"]
         if unknown:
