@@ -178,7 +178,12 @@ class RunFolder:
             return 0
         marker = checkpoint / COMPLETE_FILE
         if marker.is_file():
-            return int(read_json(marker)["metrics_lines"])
+            record = read_json(marker)
+            lines = record.get("metrics_lines") if isinstance(record, dict) else None
+            if type(lines) is not int or lines < 0:
+                raise ValueError(f"{marker}: metrics_lines must be a non-negative integer, got {str(lines)[:40]!r} "
+                                 f"(it may be hand-edited): delete {checkpoint} to resume from the checkpoint before.")
+            return lines
         step = int(checkpoint.name.split("-")[1])
         records = read_metrics(self.path)
         after = next((i for i, r in enumerate(records) if isinstance(r.get("step"), int) and r["step"] > step),
