@@ -53,7 +53,7 @@ def is_main_process() -> bool:
 
 
 class FinalWriteError(OSError):
-    """What a run writes after training could not be written; the run stays resumable (:meth:`RunFolder.final_write`)."""
+    """A write after training failed; the run stays resumable (:meth:`RunFolder.final_write`)."""
 
 
 def is_write_failure(exc: BaseException) -> bool:
