@@ -153,6 +153,10 @@ def _resumed_config(args, given: set[str]) -> FineTuneConfig:
     elif given & {*STRATEGY_OPTIONS, "groups"}:
         args.strategy = stored.get("strategy")
         options = stored.get("strategy_options", {})
+        if not isinstance(options, dict):
+            raise ValueError(f"{Path(args.runs_dir) / args.run_name / 'config.json'}: strategy_options must be a JSON "
+                             f"object of the strategy's options, got {type(options).__name__} "
+                             f"{str(options)[:80]!r}; it may be hand-edited: fix it or start a new run.")
         for name, value in _options(args, given).items():  # mpo_config: only the groups given change
             options[name] = {**options.get(name, {}), **value} if isinstance(value, dict) else value
         stored["strategy_options"] = options
@@ -269,6 +273,8 @@ USER_ERRORS = (ValueError, TypeError, KeyError, OSError, MemoryError)
 def _one_line(exc: BaseException) -> str:
     """The message of ``exc`` on one line (``MPO_TRACEBACK=1`` shows the traceback instead)."""
     text = str(exc.args[0]) if isinstance(exc, KeyError) and exc.args else str(exc)
+    if isinstance(exc, KeyError) and len(text.split()) < 2:  # a bare key: a record lacked a field nobody checked
+        text = f"missing field {text!r}: a file or option this command read lacks it (it may be hand-edited or torn)"
     if isinstance(exc, MemoryError):
         text = f"out of memory{': ' + text if text else ''}; ask for less (fewer examples, a smaller batch)"
     return " ".join(text.split()) or type(exc).__name__

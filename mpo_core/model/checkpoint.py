@@ -75,11 +75,11 @@ def _empty_module(entry: dict, dtype: torch.dtype) -> MPOLinear | MPOEmbedding:
     spectra = tuple(torch.zeros(d, dtype=torch.float64) for d in entry["bond_dims"])
     mpo = MPO(tensors, shape, spectra, entry["center"])
     if entry["kind"] == "embedding":
-        module = MPOEmbedding(mpo, entry["padding_idx"], entry["forward_mode"])
+        module = MPOEmbedding(mpo, entry.get("padding_idx"), entry["forward_mode"])
     else:
         bias = torch.zeros(shape.out_features, dtype=dtype) if entry["bias"] else None
         module = MPOLinear(mpo, bias, entry["forward_mode"])
-    module.group = entry["group"]
+    module.group = entry.get("group")  # optional, like padding_idx: check_layer_record checked its type
     return module
 
 

@@ -14,8 +14,9 @@ are not folders here)::
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
+
+from ..json_file import read_json_bounded
 
 CONFIG_FILES = ("config.json", "tokenizer_config.json")
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl", ".pickle")
@@ -65,14 +66,12 @@ def check_model_folder(source: str | Path) -> None:
 
 
 def read_json_object(path: Path, max_bytes: int = MAX_CONFIG_BYTES) -> dict:
-    """A JSON object from ``path``, refused (``ValueError``) when larger than ``max_bytes``, torn or not an object."""
-    size = path.stat().st_size
-    if size > max_bytes:
-        raise ValueError(f"{path} is {size} bytes, more than the {max_bytes} a config file may have.")
-    try:
-        value = json.loads(path.read_bytes().decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
-        raise ValueError(f"{path} is not valid JSON ({type(exc).__name__}: {str(exc)[:200]}).") from None
+    """A JSON object from ``path`` through :func:`~mpo_core.json_file.read_json_bounded`.
+
+    Refused (``ValueError`` naming ``path``) when larger than ``max_bytes``, too deeply nested, torn, not UTF-8,
+    not JSON or not an object.
+    """
+    value = read_json_bounded(path, max_bytes)
     if not isinstance(value, dict):
         raise ValueError(f"{path} must hold a JSON object, not {type(value).__name__}.")
     return value

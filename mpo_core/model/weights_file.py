@@ -8,11 +8,12 @@ and refuses NaN or Inf values, naming the tensor. Nothing is unpickled.
 """
 from __future__ import annotations
 
-import json
 import struct
 from pathlib import Path
 
 import torch
+
+from ..json_file import loads_bounded
 
 MAX_HEADER_BYTES = 100 << 20  # the safetensors library's own cap on the header
 
@@ -28,8 +29,8 @@ def check_safetensors_file(path: Path) -> dict:
             raise ValueError(f"{path} is not a valid safetensors file: its header claims {length} bytes, the file "
                              f"has {size - 8} after the length (truncated or not safetensors).")
         try:
-            header = json.loads(f.read(length).decode("utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
+            header = loads_bounded(f.read(length).decode("utf-8"), str(path))
+        except (UnicodeDecodeError, ValueError):
             raise ValueError(f"{path} is not a valid safetensors file: its header is not JSON.") from None
     if not isinstance(header, dict):
         raise ValueError(f"{path} is not a valid safetensors file: its header is not a JSON object.")

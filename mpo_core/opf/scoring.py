@@ -20,12 +20,17 @@ from ..data.glue import get_task, glue_file, load_glue_split, tokenize_split
 from ..model.matrix_groups import layer_index
 from ..model.parameter_count import count_parameters
 from ..model.sequence_classifier import load_sequence_classifier
-from ..tensor.validation import check_positive_int
+from ..tensor.validation import check_number, check_positive_int
 from .fisher import fisher_scores
 from .selection import candidate_matrices
 from .config import OPF_GROUPS
 
 MAX_LAYERS = 6  # the packaged MiniLM
+MAX_LENGTH = 512  # its max_position_embeddings
+#: tokens of one batch (``batch_size * max_length``): activations and gradients of one step stay under ~1 GiB
+MAX_BATCH_TOKENS = 1 << 16
+#: examples scored in all (``num_batches * batch_size``): more than any GLUE task's training set
+MAX_EXAMPLES = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -43,8 +48,18 @@ class FisherRequest:
 
     def __post_init__(self):
         object.__setattr__(self, "task", get_task(self.task).name)
-        for name in ("num_hidden_layers", "num_batches", "batch_size", "max_length"):
+        for name in ("num_batches", "batch_size"):
             check_positive_int(f"Fisher scores: {name}", getattr(self, name))
+        check_positive_int("Fisher scores: num_hidden_layers", self.num_hidden_layers, maximum=MAX_LAYERS)
+        check_positive_int("Fisher scores: max_length", self.max_length, maximum=MAX_LENGTH)
+        check_positive_int("Fisher scores: seed", self.seed, minimum=0)
+        check_number("Fisher scores: max_grad_norm", self.max_grad_norm, minimum=0)
+        if self.batch_size * self.max_length > MAX_BATCH_TOKENS:
+            raise ValueError(f"Fisher scores: batch_size x max_length = {self.batch_size} x {self.max_length} tokens "
+                             f"per batch, more than the {MAX_BATCH_TOKENS} a batch may hold; lower either.")
+        if self.num_batches * self.batch_size > MAX_EXAMPLES:
+            raise ValueError(f"Fisher scores: num_batches x batch_size = {self.num_batches} x {self.batch_size} "
+                             f"examples, more than the {MAX_EXAMPLES} scored at most; lower either.")
 
     @property
     def cache_name(self) -> str:

@@ -35,6 +35,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from ..json_file import read_json_bounded
 from ..model.pretrained import default_model_path, list_weight_matrices, load_weight_matrix
 from .results_store import Results, check_mode, results_dir, save_results
 
@@ -224,8 +225,8 @@ class Parts:
         """``(frame, record)`` of a finished part with these settings, or ``None``."""
         table, meta = self._paths(panel, kind)
         try:
-            stored = json.loads(meta.read_text(encoding="utf-8"))
-            if stored.get("settings") != self.key:
+            stored = read_json_bounded(meta)
+            if not isinstance(stored, dict) or stored.get("settings") != self.key:
                 return None
             frame = pd.read_csv(table, keep_default_na=False, na_values={c: [""] for c in NUMERIC_COLUMNS})
         except (OSError, ValueError):

@@ -30,6 +30,7 @@ from tqdm.auto import tqdm
 
 from ..training.fine_tune_config import FineTuneConfig
 from ..data.glue import default_glue_dir, get_task, load_glue_split
+from ..json_file import loads_bounded
 from ..runs.atomic_write import atomic_write_json
 from ..runs.process_alive import process_alive
 from ..runs.run_folder import CHECKPOINTS, RESULTS_FILE, read_json
@@ -57,7 +58,7 @@ class ByMode(dict):
     def __missing__(self, mode):
         if mode == "gpu":
             return self["full"]
-        raise KeyError(mode)
+        raise KeyError(f"no design value for mode {mode!r}; the modes are small, full and gpu.")
 
 
 # Strategies that train whole weight matrices use 1e-4: at 5e-4 (fine on SST-2, Table 1) full fine-tuning
@@ -100,16 +101,14 @@ class RunSpec:
 def mode_settings(mode: str) -> dict:
     """The shared FineTuneConfig settings of ``mode`` (:data:`SMALL`, :data:`FULL`, :data:`GPU`), with the
     overrides of ``$MPO_REPRO_OVERRIDES`` (a JSON object of FineTuneConfig fields) on top."""
-    import json
-
     settings = dict({"small": SMALL, "full": FULL, "gpu": GPU}[check_mode(mode)])
     text = os.environ.get(OVERRIDES_ENV, "").strip()
     if text:
         try:
-            overrides = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise ValueError(f"${OVERRIDES_ENV} is not JSON ({exc}); give an object such as "
-                             '\'{"max_train_examples": 64}\'.') from None
+            overrides = loads_bounded(text, f"${OVERRIDES_ENV}")
+        except ValueError as exc:
+            raise ValueError(f"${OVERRIDES_ENV} is not JSON to read: set it to an object such as "
+                             f"'{{\"max_train_examples\": 64}}' ({exc})") from None
         unknown = sorted(set(overrides) - set(FineTuneConfig.__dataclass_fields__)) if isinstance(overrides, dict) \
             else ["(not an object)"]
         if unknown:

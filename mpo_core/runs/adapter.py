@@ -215,7 +215,7 @@ def _rebuild(dense: nn.Module, entry: dict) -> MPOModule:
         module.truncate_(tuple(entry["bond_dims"]))
     if module.center != entry["center"]:
         raise ValueError(f"the recorded center {entry['center']} differs from the decomposition's {module.center}.")
-    module.group = entry["group"]
+    module.group = entry.get("group")  # optional: check_layer_record checked its type
     module.freeze_central(True)
     return module
 
@@ -226,6 +226,10 @@ def _check_frozen(model: nn.Module, recorded: dict, source) -> None:
         if name not in params:
             raise ValueError(f"the adapter's frozen tensor {name} is not in the rebuilt model.")
         got = fingerprint(params[name])
+        if list(want["shape"]) != list(got["shape"]):
+            raise ValueError(f"the adapter's frozen tensor {name} has shape {want['shape']}, the rebuilt model's "
+                             f"{got['shape']}: the adapter was made from another base model; load it with the base "
+                             "it was made from (base=...).")
         if not fingerprints_match(want, got):
             raise ValueError(
                 f"the base model {source or '(packaged MiniLM)'} does not reproduce the adapter's frozen tensor "

@@ -33,6 +33,7 @@ import math
 import os
 import re
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 from ..json_file import loads_bounded, read_json_bounded
@@ -49,6 +50,15 @@ ADAPTER = "adapter"  # <run>/adapter: the trained tensors as a task adapter (sav
 def is_main_process() -> bool:
     """Rank 0 (or a single process): the only one that owns the run folder under torchrun."""
     return int(os.environ.get("RANK", "0")) == 0
+
+
+class FinalWriteError(OSError):
+    """A write after training failed; the run stays resumable (:meth:`RunFolder.final_write`)."""
+
+
+def is_write_failure(exc: BaseException) -> bool:
+    """Whether ``exc`` is a failed write: an ``OSError``, or how torch (``RuntimeError``) and safetensors report one."""
+    return isinstance(exc, (OSError, RuntimeError)) or type(exc).__name__ == "SafetensorError"
 
 
 class RunFolder:
@@ -168,7 +178,12 @@ class RunFolder:
             return 0
         marker = checkpoint / COMPLETE_FILE
         if marker.is_file():
-            return int(read_json(marker)["metrics_lines"])
+            record = read_json(marker)
+            lines = record.get("metrics_lines") if isinstance(record, dict) else None
+            if type(lines) is not int or lines < 0:
+                raise ValueError(f"{marker}: metrics_lines must be a non-negative integer, got {str(lines)[:40]!r} "
+                                 f"(it may be hand-edited): delete {checkpoint} to resume from the checkpoint before.")
+            return lines
         step = int(checkpoint.name.split("-")[1])
         records = read_metrics(self.path)
         after = next((i for i, r in enumerate(records) if isinstance(r.get("step"), int) and r["step"] > step),
@@ -185,6 +200,25 @@ class RunFolder:
 
     def stop_requested(self) -> bool:
         return (self.path / STOP_FILE).exists()
+
+    @contextmanager
+    def final_write(self, name: str):
+        """Around writing ``<run>/<name>`` after training (the final model, the adapter, ``results.json``).
+
+        A failed write (a full disk, most often) becomes one :class:`FinalWriteError` saying what was not
+        written; the run is not marked finished (``results.json`` comes last) and keeps its checkpoints, so
+        ``--resume`` writes it all again.
+        """
+        try:
+            yield self.path / name
+        except Exception as exc:
+            if not is_write_failure(exc):
+                raise
+            detail = " ".join(str(exc).split()) or type(exc).__name__
+            raise FinalWriteError(
+                f"could not write {self.path / name} ({detail}); the run is not marked finished and its checkpoints "
+                f"are kept: free disk space, then resume it (--resume --run-name {self.path.name}) to write the "
+                "final model and results again.") from exc
 
     def write_json(self, name: str, data: dict) -> None:
         """Write atomically: a half-written file never replaces a good one (non-finite numbers as ``null``)."""
@@ -220,7 +254,7 @@ def checkpoint_complete(folder: Path) -> bool:
     if (folder / COMPLETE_FILE).is_file():
         return True
     try:
-        json.loads((folder / "trainer_state.json").read_text())
+        read_json_bounded(folder / "trainer_state.json")
     except (OSError, ValueError):
         return False
     return not any(folder.parent.glob(f"*/{COMPLETE_FILE}"))  # a run of this version marks all of its own

@@ -260,16 +260,19 @@ def fine_tune(config: FineTuneConfig, resume: bool = False, callbacks=()) -> dic
         heldout = None if data.heldout is None else trainer.evaluate(eval_dataset=data.heldout,
                                                                      metric_key_prefix=f"eval_{HELDOUT}")
         if config.save_model and run.writer:
-            save_mpo_model(trainer.model, run.path / FINAL_MODEL)
-            tokenizer.save_pretrained(run.path / FINAL_MODEL)
+            with run.final_write(FINAL_MODEL) as folder:  # a full disk: one message, the run stays resumable
+                save_mpo_model(trainer.model, folder)
+                tokenizer.save_pretrained(folder)
         if config.save_adapter and run.writer:
-            save_adapter(trainer.model, run.path / ADAPTER, base_model=config.model, task=config.task,
-                         num_hidden_layers=config.num_hidden_layers, strategy=config.strategy)
+            with run.final_write(ADAPTER) as folder:
+                save_adapter(trainer.model, folder, base_model=config.model, task=config.task,
+                             num_hidden_layers=config.num_hidden_layers, strategy=config.strategy)
         results = _results(config, trainer.model, final, seconds, device, precision, data)
         results.update(_heldout_results(config, heldout), curve=learning_curve(history, config.task),
                        global_step=run.step(trainer.state.global_step), diverged=divergence.step, weight_change=relative_change(pretrained, trainer.model))
         results.update(strategy.results())
-        run.write_json("results.json", results)
+        with run.final_write("results.json"):
+            run.write_json("results.json", results)
         run.append_metrics({"kind": "end", **{k: v for k, v in results.items() if np.isscalar(v)}})
         return results
 

@@ -103,3 +103,27 @@ def test_a_saved_config_runs_again(tmp_path):
     assert main(["finetune", "--runs-dir", str(tmp_path)]) == 2  # neither --task nor --config
     path.write_text(json.dumps({**config.to_dict(), "colour": "red"}))
     assert main(["finetune", "--config", str(path)]) == 2
+
+
+def test_a_bare_key_error_is_a_sentence(monkeypatch, capsys):
+    """A KeyError nobody turned into a message still names the field (was: "error: out_factors")."""
+    def lacking(runs_dir, problems=None):
+        raise KeyError("out_factors")
+
+    monkeypatch.setattr("mpo_core.cli.runs_table", lacking)
+    assert main(["runs"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == ("error: missing field 'out_factors': a file or option this command read lacks it "
+                   "(it may be hand-edited or torn)"), err
+
+
+@pytest.mark.parametrize("options", ["mpo_config", ["query"], 3])
+def test_resuming_a_run_whose_strategy_options_are_not_an_object(options, tmp_path, capsys):
+    run = tmp_path / "r"
+    run.mkdir()
+    (run / "config.json").write_text(json.dumps({"task": "rte", "run_name": "r", "strategy": "mpo_lfa",
+                                                 "strategy_options": options}))
+    code = main(["finetune", "--resume", "--run-name", "r", "--runs-dir", str(tmp_path), "--groups", "query"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1, err
+    assert "config.json: strategy_options must be a JSON object" in err[0], err

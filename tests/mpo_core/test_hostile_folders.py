@@ -136,6 +136,10 @@ def _layer(**fields):
     return edit
 
 
+def _fingerprints(change):
+    return lambda c, f: {**c, "frozen_fingerprints": {k: change(v) for k, v in c["frozen_fingerprints"].items()}}
+
+
 ADAPTER_CONFIG_PROBES = {
     "config is a list": (lambda c, f: [c], "must hold a JSON object, not list"),
     "config is null": (lambda c, f: None, "must hold a JSON object, not NoneType"),
@@ -150,6 +154,16 @@ ADAPTER_CONFIG_PROBES = {
                                     "frozen_fingerprints must be a non-empty"),
     "fingerprint with NaN norm": (lambda c, f: {**c, "frozen_fingerprints": {
         k: {**v, "norm": math.nan} for k, v in c["frozen_fingerprints"].items()}}, "finite norm"),
+    # issue 24's bare messages: "error: out_factors", "error: norm", "string indices must be integers",
+    # "unsupported operand type(s) for -"
+    "layer without out_factors": (_layer(out_factors=None), "out_factors must be a list of 1 to 16 integers"),
+    "layer record a string": (lambda c, f: {**c, "mpo_layers": {**c["mpo_layers"], next(iter(c["mpo_layers"])): "x"}},
+                              "the record must be a JSON object, not str"),
+    "center a string": (_layer(center="1"), "center must be an integer in [0, 4], got '1'"),
+    "fingerprint without norm": (_fingerprints(lambda v: {k: x for k, x in v.items() if k != "norm"}), "finite norm"),
+    "fingerprint norm a string": (_fingerprints(lambda v: {**v, "norm": "1"}), "finite norm"),
+    "fingerprint a string": (_fingerprints(lambda v: "x"), "must be an object with a shape"),
+    "fingerprint of another shape": (_fingerprints(lambda v: {**v, "shape": [1]}), "has shape [1], the rebuilt"),
     "center 17": (_layer(center=17), "center must be an integer in [0,"),
     "kind conv": (_layer(kind="conv"), "kind must be one of"),
     "huge out_factors": (_layer(out_factors=[10 ** 6, 10 ** 6, 10 ** 6]), "out_factors must be an integer in [1, "),
@@ -254,6 +268,14 @@ CHECKPOINT_PROBES = {
     "huge out_factors": (_edit_json("mpo_layers.json", _edit_record(out_factors=[2 ** 40, 2, 2])), "out_factors"),
     "factors of other lengths": (_edit_json("mpo_layers.json", _edit_record(in_factors=[32])),
                                  "must have the same length"),
+    "record without out_factors": (_edit_json("mpo_layers.json", lambda r: {k: {f: x for f, x in v.items()
+                                                                             if f != "out_factors"}
+                                                                         for k, v in r.items()}),
+                                   "out_factors must be a list of 1 to 16 integers, got None"),
+    "record a string": (_edit_json("mpo_layers.json", lambda r: {k: "x" for k in r}),
+                        "the record must be a JSON object, not str"),
+    "out_features a string": (_edit_json("mpo_layers.json", _edit_record(out_features="32")),
+                              "out_features must be the layer's 32, got '32'"),
     "NaN weights": (lambda f: _nan_tensor(f / "model.safetensors"), "holds NaN or Inf"),
     "truncated weights": (lambda f: (f / "model.safetensors").write_bytes((f / "model.safetensors").read_bytes()[:99]),
                           "model.safetensors"),
@@ -273,6 +295,18 @@ def test_load_mpo_model_refuses_a_hostile_checkpoint(name, checkpoint, tmp_path)
         load_mpo_model(folder, AutoModelForSequenceClassification)
     assert needle in str(info.value), str(info.value)
     assert time.perf_counter() - start < 5
+
+
+def test_a_record_without_its_optional_group_still_loads(checkpoint, tmp_path):
+    """``group`` (like ``padding_idx``) may be absent: it was a bare "error: group" (KeyError)."""
+    from transformers import AutoModelForSequenceClassification
+
+    folder = tmp_path / "saved"
+    shutil.copytree(checkpoint / "saved", folder)
+    _edit_json("mpo_layers.json", lambda r: {k: {f: x for f, x in v.items() if f != "group"} for k, v in r.items()})(
+        folder)
+    model = load_mpo_model(folder, AutoModelForSequenceClassification)
+    assert {getattr(m, "group", "?") for m in model.modules() if hasattr(m, "bond_dims")} == {None}
 
 
 def test_the_untouched_checkpoint_still_loads(checkpoint):

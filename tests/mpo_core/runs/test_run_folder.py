@@ -97,3 +97,17 @@ def test_json_depth_is_linear_in_escape_heavy_text():
     assert json_depth('"' + '\\"' * 1_000_000) == 0  # one unterminated string of escaped quotes
     assert json_depth('{"a": [1, {"b": "[[\\"[["}]}') == 3 and json_depth('["\\\\", [[]]]') == 3
     assert time.perf_counter() - start < 5
+
+
+@pytest.mark.parametrize("mark", ['{"step": 2}', '{"metrics_lines": "7"}', '{"metrics_lines": -1}', "[7]"])
+def test_a_hand_edited_completion_mark_is_a_sentence(tmp_path, mark):
+    """Was a bare "error: metrics_lines" (KeyError) or a TypeError on resume."""
+    from mpo_core.runs.run_folder import COMPLETE_FILE
+
+    checkpoint = tmp_path / "r" / "checkpoints" / "checkpoint-2"
+    checkpoint.mkdir(parents=True)
+    (checkpoint / COMPLETE_FILE).write_text(mark)
+    run = RunFolder.__new__(RunFolder)
+    run.path = tmp_path / "r"
+    with pytest.raises(ValueError, match=f"{COMPLETE_FILE}: metrics_lines must be a non-negative integer"):
+        run.resume_point(checkpoint)
