@@ -18,8 +18,11 @@
 The dense model's size is counted before the MPO surgery. Every event
 (baseline, cut, evaluated step, stop) goes to the run's metrics stream with
 #Pr/#To; the stop says why. Each accepted step is saved to the run folder
-(``squeeze_state.json`` + ``squeeze_accepted.safetensors``), so an
-interrupted squeeze resumes from its last accepted step.
+(``squeeze_accepted.safetensors``) and the run takes a Trainer checkpoint
+there (besides every ``save_steps``), the squeeze state inside it
+(``squeeze_checkpoint.safetensors``): an interrupted squeeze resumes from its
+last checkpoint bit for bit, the recorded cuts applied to the freshly prepared
+model before the Trainer loads the weights, optimizer, scheduler and RNG states.
 
 ``mpop_dir`` truncates the freshly decomposed model straight to given
 per-layer bond dims (e.g. an ``mpop`` run's final ones) and then fine-tunes
@@ -37,6 +40,7 @@ from typing import Mapping
 import torch
 from torch import nn
 from transformers import TrainerCallback
+from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
 from ..data.glue import get_task
 from ..layers.mpo_module import MPOModule
@@ -55,6 +59,10 @@ from .squeeze import all_moves, apply_move, best_move
 ACCEPTED_FILE = "squeeze_accepted.safetensors"
 STATE_FILE = "squeeze_state.json"  # older versions kept the state beside the weights; still read
 WEIGHTS_FILE = ACCEPTED_FILE
+#: in each Trainer checkpoint: the squeeze state then, and the last accepted model where it differs from the current
+CHECKPOINT_FILE = "squeeze_checkpoint.safetensors"
+#: in the metadata of an accepted file of a run that takes Trainer checkpoints (older runs resumed from the file)
+EXACT_RESUME = "trainer_checkpoints"
 
 
 @dataclass
@@ -97,11 +105,15 @@ class MPOPStrategy(MPOStrategy, MPOPConfig):
     name: str = "mpop"
     description: str = "MPOP: lightweight fine-tuning, then dimension squeezing (Algorithm 2)"
     lightweight: bool = True
-    uses_trainer_checkpoints: bool = field(default=False, init=False, repr=False)
+    uses_trainer_checkpoints: bool = field(default=True, init=False, repr=False)
     state: SqueezeState = field(default_factory=SqueezeState, init=False, repr=False)
     dense_params: int | None = field(default=None, init=False, repr=False)  # #To before the surgery
     mpo_params: int | None = field(default=None, init=False, repr=False)  # #To of the full-bond MPO model
     schedule: list | None = field(default=None, init=False, repr=False)  # each phase's learning rate
+    #: resumed from an accepted file (a run of an older version): the Trainer's steps start at that step
+    restarted: bool = field(default=False, init=False, repr=False)
+    #: resumed from a Trainer checkpoint: its squeeze callback's state, taken over at the training's begin
+    resumed: dict | None = field(default=None, init=False, repr=False)
 
     def bind(self, config) -> None:
         if self.metric is None:
@@ -157,15 +169,40 @@ class MPOPStrategy(MPOStrategy, MPOPConfig):
             {"phase": "squeeze", "lr_scheduler_type": "constant", "steps": self.squeeze_steps * self.tune_steps,
              "learning_rate": args.learning_rate * self.tune_lr_scale},
         ]
-        return phased_factor(lfa, self.lfa_steps if self.state.phase == "lfa" else 0, self.tune_lr_scale)
+        return phased_factor(lfa, 0 if self.restarted else self.lfa_steps, self.tune_lr_scale)
 
     def training_overrides(self) -> dict:
-        remaining = (self.squeeze_steps - self.state.steps_accepted) * self.tune_steps
-        steps = remaining + (self.lfa_steps if self.state.phase == "lfa" else 0)
-        return {"max_steps": max(steps, 1), "eval_strategy": "no", "save_strategy": "no"}
+        """The steps of the whole squeeze (of what is left, restarted at an accepted step); evaluations on demand."""
+        accepted = self.state.steps_accepted if self.restarted else 0
+        steps = (self.squeeze_steps - accepted) * self.tune_steps + (0 if self.restarted else self.lfa_steps)
+        return {"max_steps": max(steps, 1), "eval_strategy": "no"}
 
     def callbacks(self, run=None) -> list:
         return [SqueezeCallback(self, run)]
+
+    def resume(self, model: nn.Module, run) -> tuple:
+        """Where an interrupted squeeze continues: ``(Trainer checkpoint or None, metrics lines to keep)``.
+
+        A finished squeeze (killed in its reports) takes its final model from the
+        accepted file, as does a run of an older version (no Trainer checkpoints,
+        not bit for bit). Else the last complete Trainer checkpoint: the model gets
+        its bond dims here, the Trainer loads it, and the callback takes over the
+        squeeze state (:meth:`SqueezeCallback.on_train_begin`). Without one the run starts over.
+        """
+        saved = read_accepted_state(run.path)
+        finished = saved is not None and saved["state"].get("phase") == "done"
+        checkpoint = None if finished else run.last_checkpoint()
+        if checkpoint is not None and (checkpoint / CHECKPOINT_FILE).is_file():
+            self.resumed = read_checkpoint_state(checkpoint)
+            self.state = SqueezeState(**self.resumed["state"])
+            modules = mpo_modules(model)
+            for name, dims in self.resumed["bond_dims"].items():
+                if tuple(dims) != modules[name].bond_dims:
+                    modules[name].truncate_(tuple(dims))  # the shapes; the Trainer loads the values
+            return checkpoint, run.resume_point(checkpoint)
+        if finished or (saved is not None and not saved["exact"]):
+            return None, self.restore(model, run)
+        return None, 0
 
     def restore(self, model: nn.Module, run) -> int:
         """Resume from the last accepted step saved in ``run`` (or from the start if none was).
@@ -180,6 +217,7 @@ class MPOPStrategy(MPOStrategy, MPOPConfig):
         state = SqueezeState(**state)  # "done": killed after the squeeze ended; only the reports are left
         load_parameters(model, Path(run.path) / ACCEPTED_FILE)
         self.state = state
+        self.restarted = True
         run.step_offset = step
         return lines if lines is not None else run.metrics_lines()
 
@@ -201,7 +239,8 @@ class MPOPStrategy(MPOStrategy, MPOPConfig):
 def read_accepted_state(run_path: str | Path) -> dict | None:
     """What an mpop run saved at its last accepted step: ``{"state", "step", "metrics_lines"}``, or ``None``.
 
-    ``metrics_lines`` is ``None`` for a run of an older version (state in its own JSON file).
+    ``metrics_lines`` is ``None`` for a run of an older version (state in its own JSON file);
+    ``exact`` says whether the run took Trainer checkpoints (and resumes from them).
     """
     path = Path(run_path) / ACCEPTED_FILE
     if not path.is_file():
@@ -212,9 +251,25 @@ def read_accepted_state(run_path: str | Path) -> dict | None:
         saved = file.metadata() or {}
     if "squeeze_state" in saved:
         return {"state": json.loads(saved["squeeze_state"]), "step": int(saved["step"]),
-                "metrics_lines": int(saved["metrics_lines"])}
+                "metrics_lines": int(saved["metrics_lines"]), "exact": EXACT_RESUME in saved}
     legacy = Path(run_path) / STATE_FILE
-    return {"state": json.loads(legacy.read_text()), "step": 0, "metrics_lines": None} if legacy.is_file() else None
+    return ({"state": json.loads(legacy.read_text()), "step": 0, "metrics_lines": None, "exact": False}
+            if legacy.is_file() else None)
+
+
+def read_checkpoint_state(checkpoint: str | Path) -> dict:
+    """The squeeze state saved in a Trainer checkpoint: ``{"state", "eval_at", "pending", "bond_dims", "accepted"}``.
+
+    ``accepted``: the last accepted model's parameters that differ from the checkpoint's (``None`` before the baseline).
+    """
+    from safetensors import safe_open
+    from safetensors.torch import load_file
+
+    path = Path(checkpoint) / CHECKPOINT_FILE
+    with safe_open(str(path), framework="pt") as file:
+        saved = json.loads((file.metadata() or {})["squeeze"])
+    saved["accepted"] = load_file(str(path)) if saved.pop("has_accepted") else None
+    return saved
 
 
 def snapshot(model: nn.Module) -> dict[str, torch.Tensor]:
@@ -272,7 +327,7 @@ class SqueezeCallback(TrainerCallback):
         from safetensors.torch import save
 
         metadata = {"squeeze_state": json.dumps(asdict(self.state), default=float), "step": str(self.step),
-                    "metrics_lines": str(self.run.metrics_lines())}
+                    "metrics_lines": str(self.run.metrics_lines()), EXACT_RESUME: "1"}
         weights = save({k: v.contiguous().cpu() for k, v in self.accepted.items()}, metadata=metadata)
         atomic_write_bytes(Path(self.run.path) / ACCEPTED_FILE, weights)  # weights and state in one rename
 
@@ -280,11 +335,37 @@ class SqueezeCallback(TrainerCallback):
         if args.world_size > 1:
             raise ValueError(ONE_PROCESS_ONLY)
         self.first_step = self.global_step = state.global_step
-        if self.state.phase == "lfa":
+        if self.strategy.resumed is not None:  # from a Trainer checkpoint: go on exactly where it was taken
+            self._take_over(self.strategy.resumed, model)
+            self.strategy.resumed = None
+        elif self.state.phase == "lfa":
             self.eval_at = self.first_step + self.strategy.lfa_steps
         else:  # resumed after an accepted step: the model is that step's, cut again
             self.accepted = snapshot(model)
             self._cut(model, optimizer, state, control)
+        return control
+
+    def _take_over(self, saved: dict, model) -> None:
+        """The callback's state in the checkpoint the Trainer resumed from (the model is that checkpoint's)."""
+        self.eval_at, self.pending = saved["eval_at"], saved["pending"]
+        if saved["accepted"] is not None:
+            self.accepted = {**snapshot(model), **saved["accepted"]}
+
+    def on_save(self, args, state, control, model=None, **kwargs):
+        """Put the squeeze state into the Trainer's checkpoint (before the engine marks it complete)."""
+        if self.run is None or not is_main_process():
+            return control
+        from safetensors.torch import save
+
+        current = dict(model.named_parameters())
+        changed = {} if self.accepted is None else {  # the accepted model where it is not the current one
+            name: t.contiguous().cpu() for name, t in self.accepted.items()
+            if t.shape != current[name].shape or not torch.equal(t, current[name])}
+        squeeze = {"state": asdict(self.state), "eval_at": self.eval_at, "pending": self.pending,
+                   "has_accepted": self.accepted is not None,
+                   "bond_dims": {name: list(m.bond_dims) for name, m in mpo_modules(model).items()}}
+        folder = Path(args.output_dir) / f"{PREFIX_CHECKPOINT_DIR}-{state.global_step}"
+        atomic_write_bytes(folder / CHECKPOINT_FILE, save(changed, metadata={"squeeze": json.dumps(squeeze, default=float)}))
         return control
 
     def on_step_end(self, args, state, control, **kwargs):
@@ -312,6 +393,8 @@ class SqueezeCallback(TrainerCallback):
             self._cut(model, optimizer, state, control)
         else:
             self._judge(value, model, optimizer, state, control)
+        if self.state.phase != "done":  # a checkpoint at each accepted step (and its next cut): resumed from there
+            control.should_save = True
         return control
 
     @property

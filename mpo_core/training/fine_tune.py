@@ -243,8 +243,10 @@ def fine_tune(config: FineTuneConfig, resume: bool = False, callbacks=()) -> dic
             train_dataset=data.train, eval_dataset={HELDOUT: data.heldout} if data.heldout is not None else data.dev,
             processing_class=tokenizer, data_collator=DataCollatorWithPadding(tokenizer),
             compute_metrics=_metrics_function(config.task),
-            callbacks=[MetricsStreamCallback(run, model), StopFileCallback(run), CompleteCheckpointCallback(run),
-                       divergence, *strategy.callbacks(run), *callbacks],
+            # the completion mark after the strategy's callbacks: what they add to a checkpoint (mpop's squeeze
+            # state) is in it before it counts
+            callbacks=[MetricsStreamCallback(run, model), StopFileCallback(run), divergence, *strategy.callbacks(run),
+                       CompleteCheckpointCallback(run), *callbacks],
         )
         resumed = resume and run.metrics_lines() > 0  # else nothing was kept: the run starts over
         run.append_metrics({"kind": "resume" if resumed else "start", "device": device, "precision": precision,
@@ -317,15 +319,11 @@ def _normal(key: str, value):
 def _resume_point(strategy, model, run: RunFolder):
     """Where a resumed run continues: ``(Trainer checkpoint or None, metrics lines to keep)``.
 
-    Half-written checkpoints (a kill while saving) are deleted first; a
-    strategy that keeps its own state (``mpop``) restores it and says how many
-    metrics lines it had.
+    Half-written checkpoints (a kill while saving) are deleted first; then the
+    strategy chooses (:meth:`~mpo_core.training.strategy.Strategy.resume`).
     """
     run.discard_incomplete_checkpoints()
-    if not strategy.uses_trainer_checkpoints:
-        return None, strategy.restore(model, run) or 0
-    checkpoint = run.last_checkpoint()
-    return checkpoint, run.resume_point(checkpoint)
+    return strategy.resume(model, run)
 
 
 def _heldout_results(config, heldout: dict | None) -> dict:

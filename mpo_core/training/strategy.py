@@ -132,6 +132,19 @@ class Strategy:
     def restore(self, model: nn.Module, run) -> None:
         """Bring a prepared model back to the state saved in ``run`` (resuming without Trainer checkpoints)."""
 
+    def resume(self, model: nn.Module, run) -> tuple:
+        """Where an interrupted run continues: ``(Trainer checkpoint or None, metrics lines to keep)``.
+
+        The last complete Trainer checkpoint (``None``: from the start), or for a
+        strategy without them, what :meth:`restore` brought back. A strategy that
+        changes the model's shapes (``mpop``) brings the prepared model to the
+        checkpoint's shapes here, before the Trainer loads it.
+        """
+        if not self.uses_trainer_checkpoints:
+            return None, self.restore(model, run) or 0
+        checkpoint = run.last_checkpoint()
+        return checkpoint, run.resume_point(checkpoint)
+
     def steps_left(self) -> bool:
         """Whether training has steps left (``False``: a resumed run that had finished them; only its reports)."""
         return True

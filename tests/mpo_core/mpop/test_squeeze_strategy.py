@@ -111,7 +111,7 @@ def test_interrupted_squeeze_resumes_from_its_last_accepted_step(tmp_path):
     assert len(squeeze_events(run, "cut")) == 2  # cut 2 had started when the run was interrupted
     results = fine_tune(config, resume=True)
     assert results["squeeze"]["steps_accepted"] == 3
-    cuts = squeeze_events(run, "cut")  # cut 2's records were rewound with its steps, and it was done again
+    cuts = squeeze_events(run, "cut")  # resumed from the checkpoint of step 5, cut 2 made: its records kept
     assert len(cuts) == 3 and cuts[1]["total_params"] < accepted_total
     assert [s["squeeze_step"] for s in squeeze_events(run, "step")] == [1, 2, 3]
     records = read_metrics(run)
