@@ -43,6 +43,7 @@ from transformers import TrainerCallback
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
 from ..data.glue import get_task
+from ..json_file import loads_bounded, read_json_bounded
 from ..layers.mpo_module import MPOModule
 from ..model.parameter_count import count_parameters, parameter_summary
 from ..model.surgery import mpo_modules
@@ -250,10 +251,10 @@ def read_accepted_state(run_path: str | Path) -> dict | None:
     with safe_open(str(path), framework="pt") as file:
         saved = file.metadata() or {}
     if "squeeze_state" in saved:
-        return {"state": json.loads(saved["squeeze_state"]), "step": int(saved["step"]),
+        return {"state": loads_bounded(saved["squeeze_state"], f"{path} (squeeze_state)"), "step": int(saved["step"]),
                 "metrics_lines": int(saved["metrics_lines"]), "exact": EXACT_RESUME in saved}
     legacy = Path(run_path) / STATE_FILE
-    return ({"state": json.loads(legacy.read_text()), "step": 0, "metrics_lines": None, "exact": False}
+    return ({"state": read_json_bounded(legacy), "step": 0, "metrics_lines": None, "exact": False}
             if legacy.is_file() else None)
 
 
@@ -267,7 +268,7 @@ def read_checkpoint_state(checkpoint: str | Path) -> dict:
 
     path = Path(checkpoint) / CHECKPOINT_FILE
     with safe_open(str(path), framework="pt") as file:
-        saved = json.loads((file.metadata() or {})["squeeze"])
+        saved = loads_bounded((file.metadata() or {})["squeeze"], f"{path} (squeeze)")
     saved["accepted"] = load_file(str(path)) if saved.pop("has_accepted") else None
     return saved
 

@@ -17,9 +17,8 @@ from mpo_core.runs.run_folder import checkpoint_complete
 
 ROOT = Path(__file__).resolve().parents[2]
 DEEP = "[" * 100_000 + "]" * 100_000
-#: json.loads of text this program made itself (not read from a file); mpop's squeeze state is being
-#: reworked on another branch (mpo_core/mpop/strategy.py), which moves it to the bounded reader
-TRUSTED = {"mpo_core/json_file.py", "mpo_core/training/fine_tune.py", "mpo_core/mpop/strategy.py"}
+#: json.loads of text this program made itself (not read from a file)
+TRUSTED = {"mpo_core/json_file.py", "mpo_core/training/fine_tune.py"}
 
 
 def test_no_reader_of_json_bypasses_the_bounded_one():
