@@ -31,7 +31,8 @@ from ..model.parameter_count import count_parameters, parameter_summary
 from ..model.sequence_classifier import load_sequence_classifier
 from ..model.checkpoint import save_mpo_model
 from ..runs.adapter import save_adapter
-from ..runs.run_folder import ADAPTER, CHECKPOINTS, FINAL_MODEL, STOP_FILE, RunFolder, is_main_process, read_config
+from ..runs.run_folder import (ADAPTER, CHECKPOINTS, FINAL_MODEL, STOP_FILE, RunFolder, is_main_process,
+                               is_write_failure, read_config)
 from .strategies import get_strategy
 from .strategy import HELDOUT
 from ..model.surgery import mpo_modules
@@ -125,11 +126,6 @@ class CheckpointWriteError(OSError):
     """A Trainer checkpoint could not be written (a full disk, most often); the run stays resumable."""
 
 
-def _write_failure(exc: BaseException) -> bool:
-    """Whether ``exc`` is a failed write: an ``OSError``, or how torch (``RuntimeError``) and safetensors report one."""
-    return isinstance(exc, (OSError, RuntimeError)) or type(exc).__name__ == "SafetensorError"
-
-
 def engine_trainer(strategy, **kwargs):
     """transformers' ``Trainer``, whose scheduler is the strategy's :meth:`~Strategy.lr_lambda` when it has one."""
     from torch.optim.lr_scheduler import LambdaLR
@@ -169,7 +165,7 @@ def engine_trainer(strategy, **kwargs):
             try:
                 return super()._save_checkpoint(model, trial)
             except Exception as exc:
-                if not _write_failure(exc):
+                if not is_write_failure(exc):
                     raise
                 detail = " ".join(str(exc).split()) or type(exc).__name__
                 raise CheckpointWriteError(
