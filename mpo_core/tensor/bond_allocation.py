@@ -310,3 +310,24 @@ def optimal_bond_dims(mpo: MPO, *, max_params: float | None = None, max_sq_error
     if not refine_center:
         return dims
     return _refine_pair(mpo, dims, max_params=max_params, max_sq_error=max_sq_error)
+
+
+def pareto_front(mpo: MPO) -> tuple[np.ndarray, np.ndarray]:
+    """Every Pareto-optimal ``(parameters, squared Eq. (4) bound)`` of ``mpo``'s bond dims, by parameters.
+
+    The last stage of the dynamic program of :func:`bound_optimal_bond_dims`
+    without a target: what each parameter count can buy at best. Used to spread
+    a budget over many matrices (:mod:`~mpo_core.tensor.budget_allocation`);
+    the dims of a point are then :func:`bound_optimal_bond_dims` with its
+    parameter count as the budget.
+    """
+    shape, limits = mpo.shape, list(mpo.bond_dims)
+    a = shape.local_dims
+    fronts = _fronts(a, list(mpo.tail_energies), limits, math.inf, math.inf)
+    last = fronts[-1]
+    total = np.where(last.value <= a[-1], last.params + last.value * a[-1], np.inf)
+    ok = np.isfinite(total)
+    params, error = total[ok], last.error[ok]
+    best = _pareto(params, error)
+    best = best[np.argsort(params[best], kind="stable")]
+    return params[best].astype(np.int64), error[best]
