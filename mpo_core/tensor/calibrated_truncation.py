@@ -37,7 +37,7 @@ from .als_refinement import DEFAULT_CG_STEPS, refine
 from .bond_allocation import optimal_bond_dims, pareto_front
 from .canonical import canonicalize
 from .decomposition import decompose
-from .kronecker import nearest_kronecker
+from .kronecker import nearest_kronecker, nearest_outer_product
 from .mpo import MPO
 from .shape import MPOShape, plan_shape
 from .truncation import truncate_to
@@ -56,12 +56,15 @@ class WhitenedMPO:
     shape:
         The tensorization of the original matrix.
     inverse_factors:
-        ``S_k^{-1}`` per tensor (``j_k x j_k``, float64).
+        ``S_k^{-1}`` per tensor (``j_k x j_k``, float64), for a second moment of the inputs.
+    row_scales:
+        Instead, ``sqrt(w_k)`` per tensor (``i_k``, float64), for weights on the rows (:func:`whiten_rows`).
     """
 
     mpo: MPO
     shape: MPOShape
-    inverse_factors: tuple[torch.Tensor, ...]
+    inverse_factors: tuple[torch.Tensor, ...] | None = None
+    row_scales: tuple[torch.Tensor, ...] | None = None
 
     def front(self) -> tuple[np.ndarray, np.ndarray]:
         """Pareto front ``(parameters, squared Eq. (4) bound in the Kronecker metric)`` of this matrix."""
@@ -70,9 +73,13 @@ class WhitenedMPO:
     def unwhitened(self, whitened: MPO) -> MPO:
         """Multiply each input leg of a (truncated) whitened MPO by ``S_k^{-1}`` and re-canonicalize."""
         tensors = []
-        for t, inverse in zip(whitened.tensors, self.inverse_factors):
+        for k, t in enumerate(whitened.tensors):
             t = t.double()
-            tensors.append(torch.einsum("aijb,jk->aikb", t, inverse.to(t.device)))
+            if self.inverse_factors is not None:
+                t = torch.einsum("aijb,jk->aikb", t, self.inverse_factors[k].to(t.device))
+            if self.row_scales is not None:
+                t = t / self.row_scales[k].to(t.device)[None, :, None, None]
+            tensors.append(t)
         tensors, values = canonicalize(tensors, whitened.center)
         return MPO(tuple(tensors), self.shape, values, whitened.center)
 
@@ -150,7 +157,44 @@ def whiten(matrix: torch.Tensor, second_moment: torch.Tensor, shape: MPOShape,
     return WhitenedMPO(mpo, shape, tuple(inverse))
 
 
-def calibrated_truncate(matrix: torch.Tensor, second_moment: torch.Tensor, *, n: int | None = None,
+def whiten_rows(matrix: torch.Tensor, row_weights: torch.Tensor, shape: MPOShape) -> WhitenedMPO:
+    """Stage 1 for a weight per *row* (the word embedding: a one-hot input's ``X^T X`` is diagonal, the token counts).
+
+    The error is ``sum_r w_r ||W_r - W'_r||^2``. The weights are fitted by an outer
+    product over the output digits (:func:`~mpo_core.tensor.kronecker.nearest_outer_product`)
+    and ``sqrt(w_k)`` scales tensor k's output leg: exact for ``n = 2`` planned as the SVD
+    (output factors ``(rows, 1)``), where it is the row-weighted SVD; for more tensors the
+    weights enter through that fit, and so through the allocation. ``row_weights`` must be
+    positive (floor rows no token reached). Padded rows get the mean weight.
+    """
+    check_matrix(matrix)
+    weights = row_weights.double()
+    if weights.shape != (matrix.shape[0],):
+        raise ValueError(f"{tuple(weights.shape)} row weights for a matrix of {matrix.shape[0]} rows.")
+    padded_rows, cols = shape.padded_shape
+    if padded_rows > weights.numel():
+        weights = torch.cat([weights, weights.mean().expand(padded_rows - weights.numel())])
+    vectors = nearest_outer_product(weights, shape.out_factors)
+    scales = tuple(v.sqrt() for v in vectors)
+    w = torch.nn.functional.pad(matrix.detach().double(), (0, 0, 0, padded_rows - matrix.shape[0]))
+    t = w.reshape(*shape.out_factors, matrix.shape[1])  # (i_1..i_n, in)
+    for k, scale in enumerate(scales):
+        view = [1] * (shape.n + 1)
+        view[k] = -1
+        t = t * scale.to(t.device).reshape(view)
+    whitened_shape = MPOShape(padded_rows, shape.in_features, shape.out_factors, shape.in_factors)
+    mpo = decompose(t.reshape(padded_rows, matrix.shape[1]), shape=whitened_shape)
+    return WhitenedMPO(mpo, shape, row_scales=scales)
+
+
+def row_weighted_error(matrix: torch.Tensor, approximation: torch.Tensor, row_weights: torch.Tensor) -> float:
+    """``sqrt(sum_r w_r ||W_r - W'_r||^2)`` in float64."""
+    delta = matrix.double() - approximation.double().to(matrix.device)
+    return float((delta.square().sum(1) * row_weights.double().to(matrix.device)).sum().clamp_min(0).sqrt())
+
+
+def calibrated_truncate(matrix: torch.Tensor, second_moment: torch.Tensor | None = None, *,
+                        row_weights: torch.Tensor | None = None, n: int | None = None,
                         shape: MPOShape | None = None, max_params: float | None = None,
                         compression_ratio: float | None = None, bond_dims=None, sweeps: int = 0,
                         cg_steps: int = DEFAULT_CG_STEPS, damping: float = DEFAULT_DAMPING,
@@ -163,6 +207,8 @@ def calibrated_truncate(matrix: torch.Tensor, second_moment: torch.Tensor, *, n:
         ``W`` (``out x in``).
     second_moment:
         ``Sigma = X^T X`` (``in x in``), e.g. from calibration sentences.
+    row_weights:
+        Instead of ``second_moment``, a positive weight per row (:func:`whiten_rows`; no ALS).
     n, shape:
         The tensorization (default 5 tensors, planned; ``n = 2`` is the SVD).
     max_params, compression_ratio, bond_dims:
@@ -176,6 +222,10 @@ def calibrated_truncate(matrix: torch.Tensor, second_moment: torch.Tensor, *, n:
         Stage 1 computed before (:func:`whiten`), to try several targets cheaply.
     """
     check_matrix(matrix)
+    if (second_moment is None) == (row_weights is None):
+        raise ValueError("give exactly one of second_moment (inputs) or row_weights (rows).")
+    if row_weights is not None and sweeps:
+        raise ValueError("ALS sweeps refine for a second moment of the inputs; with row weights use sweeps=0.")
     shape = shape or (whitened.shape if whitened is not None else plan_shape(*matrix.shape, n=n))
     targets = [x is not None for x in (max_params, compression_ratio, bond_dims)]
     if sum(targets) != 1:
@@ -184,8 +234,12 @@ def calibrated_truncate(matrix: torch.Tensor, second_moment: torch.Tensor, *, n:
         if not compression_ratio > 0:
             raise ValueError(f"compression_ratio must be > 0, got {compression_ratio}.")
         max_params = compression_ratio * shape.num_matrix_params
-    sigma = check_second_moment(second_moment, matrix.shape[1])
-    whitened = whitened or whiten(matrix, sigma, shape, damping)
+    if row_weights is not None:
+        whitened = whitened or whiten_rows(matrix, row_weights, shape)
+        sigma = None
+    else:
+        sigma = check_second_moment(second_moment, matrix.shape[1])
+        whitened = whitened or whiten(matrix, sigma, shape, damping)
     if bond_dims is None:
         bond_dims = optimal_bond_dims(whitened.mpo, max_params=max_params)
     cut = truncate_to(whitened.mpo, bond_dims)
@@ -195,12 +249,19 @@ def calibrated_truncate(matrix: torch.Tensor, second_moment: torch.Tensor, *, n:
         refined = refine(mpo, matrix, damped(sigma, damping), sweeps=sweeps, cg_steps=cg_steps)
         mpo, refinement_errors = refined.mpo, refined.errors
     approximation = mpo.to_matrix()
-    reference = float(((matrix.double() @ sigma.to(matrix.device)) * matrix.double()).sum().clamp_min(0).sqrt())
+    if sigma is None:
+        error = row_weighted_error(matrix, approximation, row_weights)
+        reference = row_weighted_error(matrix, torch.zeros_like(matrix), row_weights)
+    else:
+        sigma = sigma.to(matrix.device)
+        error = whitened_error(matrix, approximation, sigma)
+        reference = float(((matrix.double() @ sigma) * matrix.double()).sum().clamp_min(0).sqrt())
     return CalibratedTruncation(
-        mpo=mpo.to(dtype=matrix.dtype), error=whitened_error(matrix, approximation, sigma.to(matrix.device)),
-        reference=reference, plain_error=float((matrix.double() - approximation.double()).norm()),
+        mpo=mpo.to(dtype=matrix.dtype), error=error, reference=reference,
+        plain_error=float((matrix.double() - approximation.double()).norm()),
         kronecker_bound=cut.error_bound, refinement_errors=refinement_errors,
     )
 
 
-__all__ = ["CalibratedTruncation", "WhitenedMPO", "calibrated_truncate", "whiten"]
+__all__ = ["CalibratedTruncation", "WhitenedMPO", "calibrated_truncate", "row_weighted_error", "whiten",
+           "whiten_rows"]

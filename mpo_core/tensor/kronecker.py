@@ -79,6 +79,41 @@ def nearest_kronecker(second_moment: torch.Tensor, in_factors: Sequence[int],
     return max(scale, 0.0), tuple(factors)
 
 
+def nearest_outer_product(weights: torch.Tensor, factors: Sequence[int],
+                          sweeps: int = DEFAULT_SWEEPS) -> tuple[torch.Tensor, ...]:
+    """Positive vectors ``w_1 .. w_n`` with ``w_1 (x) .. (x) w_n`` nearest to ``weights`` (a diagonal's Kronecker fit).
+
+    The diagonal case of :func:`nearest_kronecker`, for a weight per row (the word
+    embedding's token counts): ``weights`` reshaped to ``(i_1, .., i_n)`` and fitted
+    by a rank-1 tensor, started from the marginal sums. ``weights`` must be positive;
+    the scale is folded into the first vector.
+    """
+    shape = tuple(int(f) for f in factors)
+    if weights.dim() != 1 or weights.numel() != math.prod(shape):
+        raise ValueError(f"{weights.numel()} row weights for factors {shape} multiplying to {math.prod(shape)}.")
+    if not bool((weights > 0).all()) or not bool(torch.isfinite(weights).all()):
+        raise ValueError("row weights must be positive and finite (add a floor for rows no token reached).")
+    tensor = weights.double().reshape(shape)
+    n = len(shape)
+    dims = list(range(n))
+    vectors = [tensor.sum(dim=[m for m in dims if m != k]) if n > 1 else tensor for k in range(n)]
+    vectors = [v / v.norm() for v in vectors]
+    letters = _LETTERS[:n]
+
+    def others(keep: int | None) -> torch.Tensor:  # the tensor contracted with every vector but ``keep``
+        terms = [letters] + [letters[m] for m in dims if m != keep]
+        out = "" if keep is None else letters[keep]
+        return torch.einsum(",".join(terms) + "->" + out, tensor, *(vectors[m] for m in dims if m != keep))
+
+    for _ in range(sweeps if n > 1 else 0):
+        for k in range(n):
+            update = others(k)
+            vectors[k] = update / update.norm()
+    scale = others(None)
+    vectors[0] = vectors[0] * float(scale)
+    return tuple(v.clamp_min(1e-300) for v in vectors)
+
+
 def kronecker_product(factors: Sequence[torch.Tensor]) -> torch.Tensor:
     """``factors[0] (x) factors[1] (x) ...`` as a dense matrix (for tests and small checks)."""
     out = factors[0]
@@ -87,4 +122,4 @@ def kronecker_product(factors: Sequence[torch.Tensor]) -> torch.Tensor:
     return out
 
 
-__all__ = ["kronecker_product", "nearest_kronecker"]
+__all__ = ["kronecker_product", "nearest_kronecker", "nearest_outer_product"]

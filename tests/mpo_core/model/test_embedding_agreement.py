@@ -69,3 +69,11 @@ def test_bad_input_is_named(model, tokenizer):
         embedding_agreement(model, model, tokenizer, PAIRS, SCORES[:3])
     with pytest.raises(ValueError, match="not the same sentences"):
         embedding_agreement(pair_embeddings(model, tokenizer, PAIRS[:2]), model, tokenizer, PAIRS)
+
+
+def test_rows_come_back_in_the_order_given_whatever_the_length_sorted_batching(model, tokenizer):
+    sentences = [PAIRS[3][1], PAIRS[0][0], PAIRS[2][1], PAIRS[1][1], PAIRS[3][0]]  # lengths out of order
+    batched = sentence_embeddings(model, tokenizer, sentences, batch_size=2)
+    for k, sentence in enumerate(sentences):
+        torch.testing.assert_close(batched[k], sentence_embeddings(model, tokenizer, [sentence])[0],
+                                   rtol=1e-4, atol=1e-5)

@@ -115,3 +115,20 @@ def test_one_target_exactly():
         calibrated_truncate(w, sigma, n=3)
     with pytest.raises(ValueError, match="sweeps must be"):
         calibrated_truncate(w, sigma, n=3, compression_ratio=0.5, sweeps=-1)
+
+
+def test_row_weights_give_the_row_weighted_svd_for_n2_and_a_valid_mpo_for_more_tensors():
+    g = torch.Generator().manual_seed(6)
+    w = torch.randn(60, 12, generator=g, dtype=torch.float64)
+    weights = torch.rand(60, generator=g, dtype=torch.float64) * 10 + 0.1
+    ours = calibrated_truncate(w, row_weights=weights, n=2, bond_dims=(4,))
+    root = weights.sqrt()[:, None]
+    u, s, vh = torch.linalg.svd(root * w, full_matrices=False)
+    expected = (u[:, :4] * s[:4]) @ vh[:4] / root
+    assert torch.allclose(ours.mpo.to_matrix(), expected, atol=1e-9 * float(w.norm()))
+    assert ours.error == pytest.approx(float((weights * (w - expected).square().sum(1)).sum().sqrt()), rel=1e-9)
+    five = calibrated_truncate(w, row_weights=weights, n=3, compression_ratio=0.5)
+    assert five.mpo.to_matrix().shape == (60, 12) and five.num_params <= 0.5 * w.numel()
+    _assert_canonical(five.mpo)
+    with pytest.raises(ValueError, match="sweeps=0"):
+        calibrated_truncate(w, row_weights=weights, n=3, compression_ratio=0.5, sweeps=1)
