@@ -104,4 +104,27 @@ def pair_embeddings(model: nn.Module, tokenizer, pairs: Sequence[tuple[str, str]
     return sentence_embeddings(model, tokenizer, sentences, max_length=max_length)
 
 
-__all__ = ["Agreement", "embedding_agreement", "pair_embeddings", "sentence_embeddings"]
+def zero_shot_stsb(model: nn.Module, tokenizer, data_dir=None, reference: nn.Module | torch.Tensor | None = None,
+                   max_pairs: int | None = None, *, max_length: int = 128) -> dict | None:
+    """Zero-shot STS-B on the dev set (Spearman of gold scores and embedding cosines), or ``None`` without the file.
+
+    With ``reference`` (the original model, or its :func:`pair_embeddings` of the same pairs)
+    the original's score and the mean cosine to its embeddings are given too.
+    """
+    from ..data.glue import load_glue_split
+
+    try:
+        dev = load_glue_split("stsb", "dev", data_dir=data_dir)
+    except (FileNotFoundError, OSError):
+        return None
+    pairs = list(zip(dev.texts_a, dev.texts_b))[:max_pairs]
+    scores = list(dev.labels)[: len(pairs)]
+    if reference is None:
+        ours = pair_embeddings(model, tokenizer, pairs, max_length=max_length)
+        return {"pairs": len(pairs), "spearman": _pair_spearman(ours, scores)}
+    agreement = embedding_agreement(reference, model, tokenizer, pairs, scores, max_length=max_length)
+    return {"pairs": len(pairs), "spearman_original": agreement.spearman_original,
+            "spearman": agreement.spearman_compressed, "cosine_to_original": agreement.cosine_mean}
+
+
+__all__ = ["Agreement", "embedding_agreement", "pair_embeddings", "sentence_embeddings", "zero_shot_stsb"]

@@ -14,7 +14,7 @@ EXPERIMENTS = {
     "mpo_basics": "mpo_basics", "figure2": "figure2", "table1": "table1", "table2": "table2",
     "table3": "table3", "table4": "table4", "table5": "table5", "opf": "opf_comparison",
     "frontier": "frontier", "lr_probe": "lr_probe", "stsb_collapse": "stsb_collapse",
-    "frontier_errors": "frontier_errors",
+    "frontier_errors": "frontier_errors", "zero_shot_frontier": "zero_shot_frontier",
 }
 
 

@@ -246,7 +246,7 @@ def calibrated_truncate(matrix: torch.Tensor, second_moment: torch.Tensor | None
     mpo = whitened.unwhitened(cut.mpo)
     refinement_errors: tuple[float, ...] = ()
     if sweeps:
-        refined = refine(mpo, matrix, damped(sigma, damping), sweeps=sweeps, cg_steps=cg_steps)
+        refined = refine(mpo.to(dtype=matrix.dtype), matrix, damped(sigma, damping), sweeps=sweeps, cg_steps=cg_steps)
         mpo, refinement_errors = refined.mpo, refined.errors
     approximation = mpo.to_matrix()
     if sigma is None:

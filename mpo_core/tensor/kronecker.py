@@ -31,15 +31,19 @@ _LETTERS = "abcdefghijklmnopqrstuvwxyz"
 
 
 def _contract_others(tensor: torch.Tensor, factors: Sequence[torch.Tensor], keep: int) -> torch.Tensor:
-    """``sum over all digits but keep of Sigma[j, j'] prod_{m != keep} factors[m][j_m, j'_m]``: ``(j_k, j_k)``."""
+    """``sum over all digits but keep of Sigma[j, j'] prod_{m != keep} factors[m][j_m, j'_m]``: ``(j_k, j_k)``.
+
+    One digit pair at a time (each step shrinks the tensor by ``j_m^2``), not one n-operand einsum.
+    """
     n = len(factors)
-    rows, cols = _LETTERS[:n], _LETTERS[n:2 * n]
-    operands, terms = [tensor], [rows + cols]
-    for m, factor in enumerate(factors):
-        if m != keep:
-            operands.append(factor)
-            terms.append(rows[m] + cols[m])
-    return torch.einsum(",".join(terms) + "->" + rows[keep] + cols[keep], *operands)
+    labels = list(range(2 * n))  # which (row m / column n + m) digit each axis of t still is
+    t = tensor
+    for m in range(n):
+        if m == keep:
+            continue
+        t = torch.tensordot(t, factors[m], dims=([labels.index(m), labels.index(n + m)], [0, 1]))
+        labels = [x for x in labels if x not in (m, n + m)]
+    return t
 
 
 def nearest_kronecker(second_moment: torch.Tensor, in_factors: Sequence[int],

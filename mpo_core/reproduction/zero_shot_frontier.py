@@ -1,0 +1,229 @@
+"""Zero-shot STS-B against size for every compressor, before and after the same healing (issue 25; notebook 10).
+
+The packaged sentence encoder (all-MiniLM-L6-v2, mean pooling) is compressed
+without any task training and judged zero-shot on STS-B: Spearman between the
+gold scores and the cosine of each pair's two embeddings, on the dev pairs
+(dev only reports; calibration and healing sentences come from STS-B *train*).
+
+Rows (methods of :mod:`~mpo_core.model.calibrated_compression`)::
+
+    mpo_n5, mpo_n3     plain MPO truncation, same share per matrix (the issue's baseline)
+    svd                plain truncated SVD, same share per matrix
+    svd_whitened       SVD-LLM's whitened SVD, same share per matrix (the anchor)
+    mpo_kronecker      MPO n = 5 truncated in the Kronecker-whitened metric
+    mpo_calibrated     ... then refined by ALS with the full X^T X
+    auto               structure and size per matrix under one budget, errors weighted by output sensitivity
+
+Sizes: kept share 0.5 / 0.3 / 0.2 / 0.1 of the 36 encoder matrices, and the
+whole model at #To 0.75x / 0.5x dense (word embedding included). A row
+"+heal" is the same compressed model after :func:`~mpo_core.training.healing.heal`
+with the same budget for every row. Each finished point is kept at
+``results/<mode>/records/zero_shot_frontier/<point>.json`` as soon as it is done,
+so an interrupted run continues where it stopped.
+"""
+from __future__ import annotations
+
+import copy
+import time
+from dataclasses import asdict
+
+import pandas as pd
+import torch
+
+from ..model.calibrated_compression import ENCODER_GROUPS, CompressionConfig, compress_model
+from ..model.calibration import calibration_stats
+from ..model.calibration_sentences import calibration_sentences
+from ..model.embedding_agreement import pair_embeddings, zero_shot_stsb
+from ..model.output_sensitivity import measured_sensitivity
+from ..model.pretrained import default_model_path
+from ..runs.atomic_write import atomic_write_json
+from ..runs.latency import compare_latency, random_token_batch
+from ..runs.run_folder import read_json
+from .glue_grid import records_root
+from .results_store import Results, save_results
+
+NAME = "zero_shot_frontier"
+#: the issue's baseline, measured the same way before this work (one CPU thread, 1500 dev pairs)
+BASELINE = {("mpo_n5", "encoder", 1.0): 0.867, ("mpo_n5", "encoder", 0.5): 0.716, ("mpo_n5", "encoder", 0.3): 0.684,
+            ("mpo_n5", "encoder", 0.2): 0.640, ("mpo_n5", "encoder", 0.1): 0.627,
+            ("mpo_n3", "encoder", 0.5): 0.629, ("mpo_n3", "encoder", 0.3): 0.649, ("mpo_n3", "encoder", 0.2): 0.640,
+            ("mpo_n3", "encoder", 0.1): 0.626, ("svd", "encoder", 0.5): 0.799, ("svd", "encoder", 0.3): 0.717,
+            ("svd", "encoder", 0.2): 0.690, ("svd", "encoder", 0.1): 0.670,
+            ("svd_whitened", "encoder", 0.5): 0.840, ("svd_whitened", "encoder", 0.3): 0.820,
+            ("svd_whitened", "encoder", 0.2): 0.799, ("svd_whitened", "encoder", 0.1): 0.783}
+ROWS = {
+    "mpo_n5": {"method": "mpo", "n": 5}, "mpo_n3": {"method": "mpo", "n": 3}, "svd": {"method": "svd"},
+    "svd_whitened": {"method": "svd_whitened"}, "mpo_kronecker": {"method": "mpo_kronecker", "n": 5},
+    "mpo_calibrated": {"method": "mpo_calibrated", "n": 5}, "auto": {"method": "auto"},
+}
+MODE_SETTINGS = {
+    "small": {"rows": ["mpo_n5", "svd_whitened", "mpo_calibrated", "auto"],
+              "sizes": [("encoder", 0.5), ("model", 0.75)], "num_hidden_layers": 2, "calibration_sentences": 64,
+              "dev_pairs": 100, "heal_rows": ["auto"], "heal_sizes": [("encoder", 0.5)], "heal_steps": 3,
+              "heal_sentences": 96, "latency_repeats": 3},
+    "full": {"rows": list(ROWS), "sizes": [("encoder", 0.5), ("encoder", 0.3), ("encoder", 0.2), ("encoder", 0.1),
+                                          ("model", 0.75), ("model", 0.5)],
+             "num_hidden_layers": None, "calibration_sentences": 512, "dev_pairs": None,
+             "heal_rows": ["mpo_n5", "svd_whitened", "mpo_calibrated", "auto"],
+             "heal_sizes": [("encoder", 0.5), ("encoder", 0.2), ("model", 0.5)], "heal_steps": 300,
+             "heal_sentences": 4096, "latency_repeats": 11},
+}
+MODE_SETTINGS["gpu"] = MODE_SETTINGS["full"]
+CALIBRATION = "stsb"  # its train file
+HEAL = {"variant": "all", "batch_size": 32, "max_length": 64, "learning_rate": 1e-4, "seed": 0}
+
+
+def point_name(row: str, kind: str, size: float, healed: bool) -> str:
+    return f"{row}@{kind}{size:g}" + ("+heal" if healed else "")
+
+
+class _World:
+    """What every point shares: the teacher, its tokenizer, its calibration and its dev embeddings."""
+
+    def __init__(self, mode: str, progress: bool):
+        from transformers import AutoModel, AutoTokenizer
+
+        settings = MODE_SETTINGS[mode]
+        path = str(default_model_path())
+        overrides = {} if settings["num_hidden_layers"] is None else {"num_hidden_layers": settings["num_hidden_layers"]}
+        self.teacher = AutoModel.from_pretrained(path, trust_remote_code=False, use_safetensors=True,
+                                                 **overrides).eval()
+        self.tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=False)
+        self.settings, self.progress = settings, progress
+        t = time.perf_counter()
+        groups = (*ENCODER_GROUPS, "word_embedding")
+        self.stats = calibration_stats(self.teacher, self.tokenizer, CALIBRATION,
+                                       num_sentences=settings["calibration_sentences"], groups=groups,
+                                       progress=progress)
+        self.calibration_seconds = time.perf_counter() - t
+        self.sentences = calibration_sentences(CALIBRATION, settings["calibration_sentences"])
+        self.heal_sentences = calibration_sentences(CALIBRATION, settings["heal_sentences"], seed=1)
+        from ..data.glue import load_glue_split
+
+        dev = load_glue_split("stsb", "dev")
+        self.pairs = list(zip(dev.texts_a, dev.texts_b))[: settings["dev_pairs"]]
+        self.reference = pair_embeddings(self.teacher, self.tokenizer, self.pairs)
+        self.dense_score = self.score(self.teacher)["spearman"]
+        self.sensitivity: dict = {}
+
+    def score(self, model) -> dict:
+        return zero_shot_stsb(model, self.tokenizer, reference=self.reference, max_pairs=len(self.pairs))
+
+    def config(self, row: str, kind: str, size: float) -> CompressionConfig:
+        groups = ENCODER_GROUPS if kind == "encoder" else (*ENCODER_GROUPS, "word_embedding")
+        sizes = {"size": size} if kind == "encoder" else {"model_size": size}
+        return CompressionConfig(**ROWS[row], **sizes, groups=groups)
+
+
+def _weights_mib(model) -> float:
+    return sum(p.numel() * p.element_size() for p in {id(p): p for p in model.parameters()}.values()) / 2**20
+
+
+def _measure(world: _World, row: str, kind: str, size: float) -> tuple[dict, torch.nn.Module]:
+    config = world.config(row, kind, size)
+    student = copy.deepcopy(world.teacher)
+    sensitivity, t = None, time.perf_counter()
+    if config.method == "auto":
+        key = (kind, size)
+        if key not in world.sensitivity:
+            world.sensitivity[key] = measured_sensitivity(world.teacher, world.tokenizer, world.stats,
+                                                          world.sentences, config, progress=False)
+        sensitivity = world.sensitivity[key]
+    sensitivity_seconds = time.perf_counter() - t
+    report = compress_model(student, config, world.stats, sensitivity=sensitivity, progress=world.progress)
+    record = {"row": row, "size_kind": kind, "size": size, "config": asdict(config), "report": report.to_dict(),
+              "compress_seconds": report.seconds, "sensitivity_seconds": sensitivity_seconds,
+              "calibration_seconds": world.calibration_seconds}
+    return record, student
+
+
+def _latency(world: _World, student) -> dict:
+    for module in student.modules():
+        if hasattr(module, "inference_memory"):
+            module.inference_memory = "compact"  # hold the compressed size, as a deployment would
+    inputs = random_token_batch(world.teacher.config, 32, 64)
+    timing = compare_latency(student, world.teacher, inputs, warmup=1, repeats=world.settings["latency_repeats"],
+                             names=("compressed", "dense"))
+    return {"latency_ratio": timing["ratio"], "latency_ms": timing["median_ms"]["compressed"],
+            "latency_ms_dense": timing["median_ms"]["dense"], "weights_mib": _weights_mib(student),
+            "weights_mib_dense": _weights_mib(world.teacher)}
+
+
+def _heal(world: _World, student, name: str, mode: str) -> dict:
+    from ..training.healing import heal
+    from ..training.healing_config import HealConfig
+
+    config = HealConfig(steps=world.settings["heal_steps"], **HEAL)
+    folder = records_root(NAME, mode) / "healing" / name
+    t = time.perf_counter()
+    result = heal(student, world.teacher, world.tokenizer, world.heal_sentences, config, folder,
+                  resume=(folder / "config.json").is_file(), progress=world.progress)
+    summary = asdict(result) if hasattr(result, "__dataclass_fields__") else dict(result)
+    return {"heal_seconds": time.perf_counter() - t, "heal": {k: v for k, v in summary.items()
+                                                             if isinstance(v, (int, float, str, type(None)))},
+            "heal_config": asdict(config)}
+
+
+def _point(world: _World, row: str, kind: str, size: float, mode: str) -> list[dict]:
+    """Both records of one (row, size): before healing and, where the mode heals it, after."""
+    root = records_root(NAME, mode)
+    root.mkdir(parents=True, exist_ok=True)
+    plain, healed = point_name(row, kind, size, False), point_name(row, kind, size, True)
+    wants_heal = row in world.settings["heal_rows"] and (kind, size) in world.settings["heal_sizes"]
+    done = [read_json(root / f"{n}.json") for n in (plain, healed) if (root / f"{n}.json").is_file()]
+    if len(done) == (2 if wants_heal else 1):
+        return done
+    record, student = _measure(world, row, kind, size)
+    t = time.perf_counter()
+    record.update(world.score(student), eval_seconds=time.perf_counter() - t, healed=False,
+                  spearman_dense=world.dense_score, **_latency(world, student))
+    atomic_write_json(root / f"{plain}.json", record, indent=1, default=str)
+    out = [record]
+    if wants_heal:
+        after = dict(record, healed=True, **_heal(world, student, healed, mode))
+        after.update(world.score(student))
+        atomic_write_json(root / f"{healed}.json", after, indent=1, default=str)
+        out.append(after)
+    return out
+
+
+def _row(record: dict) -> dict:
+    report = record["report"]
+    return {"row": record["row"] + ("+heal" if record["healed"] else ""), "method": record["config"]["method"],
+            "size_kind": record["size_kind"], "size": record["size"], "healed": record["healed"],
+            "spearman": record["spearman"], "spearman_dense": record["spearman_dense"],
+            "baseline": BASELINE.get((record["row"], record["size_kind"], record["size"])) if not record["healed"]
+            else None,
+            "cosine_to_dense": record.get("cosine_to_original"), "kept_share": report["kept_share"],
+            "model_share": report["model_share"], "params_millions": report["model_params_after"] / 1e6,
+            "summed_squared_error": report["summed_squared_error"],
+            "compress_seconds": record["compress_seconds"] + record.get("sensitivity_seconds", 0.0),
+            "heal_seconds": record.get("heal_seconds"), "latency_ratio": record["latency_ratio"],
+            "weights_mib": record["weights_mib"], "weights_mib_dense": record["weights_mib_dense"],
+            "pairs": record["pairs"]}
+
+
+def run(mode: str) -> Results:
+    torch.set_num_threads(1)  # the issue's protocol: one CPU thread
+    start = time.perf_counter()
+    world = _World(mode, progress=mode != "small")
+    records = []
+    for kind, size in world.settings["sizes"]:
+        for row in world.settings["rows"]:
+            records.extend(_point(world, row, kind, size, mode))
+    table = pd.DataFrame([_row(r) for r in records])
+    settings = {**{k: v for k, v in world.settings.items()}, "calibration": CALIBRATION, "heal": HEAL,
+                "dense_spearman": world.dense_score, "calibration_seconds": world.calibration_seconds,
+                "rows": {k: v for k, v in ROWS.items() if k in world.settings["rows"]}}
+    return save_results(NAME, mode, table, settings, records, time.perf_counter() - start)
+
+
+def frontier_table(results: Results) -> pd.DataFrame:
+    """Spearman per row (rows) and size (columns), healed rows below their unhealed ones."""
+    table = results.table.copy()
+    table["size_label"] = [f"{'share' if k == 'encoder' else '#To'} {s:g}" for k, s in zip(table.size_kind, table.size)]
+    wide = table.pivot_table(index="row", columns="size_label", values="spearman", aggfunc="first", sort=False)
+    return wide.round(3)
+
+
+__all__ = ["BASELINE", "MODE_SETTINGS", "NAME", "ROWS", "frontier_table", "point_name", "run"]
