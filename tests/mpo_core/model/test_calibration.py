@@ -9,6 +9,7 @@ from transformers import AutoTokenizer, BertConfig, BertModel
 import mpo_core
 from mpo_core.model import calibration
 from mpo_core.model.calibration import CalibrationStats, calibration_stats, collect_calibration
+from mpo_core.tensor.second_moment import symmetric_from_upper, upper_gram
 
 SENTENCES = ["a man is playing a guitar.", "the cat sleeps.", "two children are swimming in the pool today.",
              "a woman is slicing an onion for the soup she cooks tonight, slowly and carefully."]
@@ -52,6 +53,15 @@ def captured_inputs(model, tokenizer, name, sentences):
         model(**batch)
     handle.remove()
     return seen[0][batch["attention_mask"].bool()].double(), batch
+
+
+@pytest.mark.parametrize("features, block", [(1, 256), (7, 3), (10, 5), (300, 256), (12, 100)])
+def test_the_upper_blocks_complete_to_the_full_product(features, block):
+    rows = torch.randn(9, features, generator=torch.Generator().manual_seed(features), dtype=torch.float64)
+    upper = upper_gram(rows, block)
+    torch.testing.assert_close(symmetric_from_upper(upper + upper_gram(2 * rows, block)), 5 * rows.T @ rows)
+    with pytest.raises(ValueError, match="expected rows of shape"):
+        upper_gram(rows[0], block)
 
 
 def test_second_moment_is_the_product_of_the_captured_inputs(model, tokenizer):

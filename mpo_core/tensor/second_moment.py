@@ -1,0 +1,42 @@
+"""The second moment ``X^T X`` of a matrix's inputs, computed by blocks of its upper triangle.
+
+``X^T X`` is symmetric, so only the blocks on and above the diagonal are
+multiplied; the rest is their transpose. With ``n`` features in ``b``-wide
+blocks that is ``k (k + 1) / 2`` of ``k^2`` block products (``k = ceil(n / b)``):
+5/8 of the work for 1536 features in blocks of 256 (BLAS has ``syrk`` for this,
+torch does not expose it)::
+
+    X^T X = [ A  B  C ]      computed: A B C / D E / F
+            [ .  D  E ]      filled in: the lower triangle = upper^T
+            [ .  .  F ]
+"""
+from __future__ import annotations
+
+import torch
+
+#: features per block: wide enough for efficient products, narrow enough to skip most of the lower half
+GRAM_BLOCK = 256
+
+
+def upper_gram(rows: torch.Tensor, block: int = GRAM_BLOCK) -> torch.Tensor:
+    """``rows^T rows`` (``(n, n)`` for ``rows`` of shape ``(N, n)``) with only its upper blocks filled.
+
+    The blocks below the diagonal are zero; sums of such matrices stay upper-block
+    matrices, and :func:`symmetric_from_upper` completes one.
+    """
+    if rows.dim() != 2 or block < 1:
+        raise ValueError(f"expected rows of shape (N, n) and a positive block, got {tuple(rows.shape)}, {block}.")
+    n = rows.shape[1]
+    gram = rows.new_zeros(n, n)
+    for start in range(0, n, block):
+        gram[start:start + block, start:] = rows[:, start:start + block].T @ rows[:, start:]  # (b, n - start)
+    return gram
+
+
+def symmetric_from_upper(matrix: torch.Tensor) -> torch.Tensor:
+    """The symmetric matrix whose upper triangle (diagonal included) is that of ``matrix``."""
+    upper = matrix.triu()
+    return upper + upper.triu(1).mT
+
+
+__all__ = ["GRAM_BLOCK", "symmetric_from_upper", "upper_gram"]
