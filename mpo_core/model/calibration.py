@@ -17,7 +17,8 @@ minimises. Matrices fed the very same tensor (query, key and value of one layer)
 share one product per batch, computed once.
 
 :func:`calibration_stats` wraps sentences + statistics in a disk cache (one
-safetensors file of tensors and one JSON of metadata per key), so a second run
+safetensors file of tensors, each symmetric moment as its packed upper
+triangle, and one JSON of metadata per key), so a second run
 with the same model, data and options reads them back instead of running the
 model.
 """
@@ -38,7 +39,7 @@ from torch import nn
 
 from ..data.glue import cut_texts
 from ..json_file import read_json_bounded
-from ..tensor.second_moment import symmetric_from_upper, upper_gram
+from ..tensor.second_moment import pack_upper, symmetric_from_upper, unpack_upper, upper_gram
 from ..tensor.validation import is_int
 from .calibration_sentences import calibration_sentences
 from .matrix_groups import EMBEDDING_TYPES, GROUPS, LINEAR_TYPES, find_matrices
@@ -381,10 +382,12 @@ def _write_cache(folder: Path, stats: CalibrationStats) -> None:
     """Tensors first, then the JSON that points at them (the JSON is the entry's commit mark)."""
     from safetensors.torch import save
 
-    tensors, moments = {}, {}
+    tensors, moments, stored = {}, {}, {}
     for name, moment in stats.second_moments.items():  # a tensor shared by query/key/value is stored once
-        moments[name] = next((k for k, t in tensors.items() if t is moment), f"moment.{len(tensors)}")
-        tensors.setdefault(moments[name], moment)
+        if id(moment) not in stored:
+            stored[id(moment)] = f"moment.{len(stored)}"
+            tensors[stored[id(moment)]] = pack_upper(moment)  # symmetric: half of it is enough
+        moments[name] = stored[id(moment)]
     counts = {name: f"counts.{i}" for i, name in enumerate(stats.token_counts)}
     tensors.update({counts[name]: c for name, c in stats.token_counts.items()})
     record = {"key": stats.key, "metadata": stats.metadata, "num_sentences": stats.num_sentences,
@@ -437,11 +440,16 @@ def _load_entry(tensors_path: Path, record_path: Path, key: str, model: nn.Modul
         raise ValueError(f"{tensors_path.name} is not the file the entry was written with")
     tensors = load_weights(tensors_path)
     linears, embeddings = _calibrated_modules(model, groups)
-    moments = {name: tensors[record["second_moments"][name]] for name in linears}
     counts = {name: tensors[record["token_counts"][name]] for name in embeddings}
     tokens = {name: record["num_tokens"][name] for name in (*linears, *embeddings)}
+    moments, unpacked = {}, {}
     for name, module in linears.items():
-        _check_tensor(name, moments[name], (module.in_features, module.in_features))
+        stored, n = record["second_moments"][name], module.in_features
+        if stored not in unpacked:
+            _check_tensor(name, tensors[stored], (n * (n + 1) // 2,))
+            unpacked[stored] = unpack_upper(tensors[stored], n)
+        moments[name] = unpacked[stored]
+        _check_tensor(name, moments[name], (n, n))  # one stored tensor shared by matrices of other widths
     for name, module in embeddings.items():
         _check_tensor(name, counts[name], (module.num_embeddings,))
     if not all(is_int(n) and n >= 0 for n in (*tokens.values(), record["num_sentences"], record["max_length"])):

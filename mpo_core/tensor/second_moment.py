@@ -39,4 +39,25 @@ def symmetric_from_upper(matrix: torch.Tensor) -> torch.Tensor:
     return upper + upper.triu(1).mT
 
 
-__all__ = ["GRAM_BLOCK", "symmetric_from_upper", "upper_gram"]
+def pack_upper(matrix: torch.Tensor) -> torch.Tensor:
+    """The upper triangle (diagonal included) of a square matrix, row by row: ``n (n + 1) / 2`` values."""
+    if matrix.dim() != 2 or matrix.shape[0] != matrix.shape[1]:
+        raise ValueError(f"expected a square matrix, got shape {tuple(matrix.shape)}.")
+    return matrix[_upper_mask(matrix.shape[0], matrix.device)]
+
+
+def unpack_upper(packed: torch.Tensor, n: int) -> torch.Tensor:
+    """The symmetric ``(n, n)`` matrix whose upper triangle :func:`pack_upper` gave ``packed``."""
+    if packed.dim() != 1 or packed.numel() != n * (n + 1) // 2:
+        raise ValueError(f"expected {n * (n + 1) // 2} packed values of a {n}x{n} matrix, got shape "
+                         f"{tuple(packed.shape)}.")
+    matrix = packed.new_zeros(n, n)
+    matrix[_upper_mask(n, packed.device)] = packed
+    return symmetric_from_upper(matrix)
+
+
+def _upper_mask(n: int, device) -> torch.Tensor:
+    return torch.ones(n, n, dtype=torch.bool, device=device).triu()  # (n, n)
+
+
+__all__ = ["GRAM_BLOCK", "pack_upper", "symmetric_from_upper", "unpack_upper", "upper_gram"]

@@ -9,7 +9,7 @@ from transformers import AutoTokenizer, BertConfig, BertModel
 import mpo_core
 from mpo_core.model import calibration
 from mpo_core.model.calibration import CalibrationStats, calibration_stats, collect_calibration
-from mpo_core.tensor.second_moment import symmetric_from_upper, upper_gram
+from mpo_core.tensor.second_moment import pack_upper, symmetric_from_upper, unpack_upper, upper_gram
 
 SENTENCES = ["a man is playing a guitar.", "the cat sleeps.", "two children are swimming in the pool today.",
              "a woman is slicing an onion for the soup she cooks tonight, slowly and carefully."]
@@ -62,6 +62,11 @@ def test_the_upper_blocks_complete_to_the_full_product(features, block):
     torch.testing.assert_close(symmetric_from_upper(upper + upper_gram(2 * rows, block)), 5 * rows.T @ rows)
     with pytest.raises(ValueError, match="expected rows of shape"):
         upper_gram(rows[0], block)
+    full = rows.T @ rows
+    assert pack_upper(full).shape == (features * (features + 1) // 2,)
+    assert torch.equal(unpack_upper(pack_upper(full), features), symmetric_from_upper(full))
+    with pytest.raises(ValueError, match="packed values"):
+        unpack_upper(pack_upper(full), features + 1)
 
 
 def test_second_moment_is_the_product_of_the_captured_inputs(model, tokenizer):
