@@ -1,6 +1,7 @@
 """Calibration statistics: X^T X of each matrix's inputs over real tokens, token counts, the disk cache (tiny BERT)."""
 import copy
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -235,3 +236,23 @@ def test_stats_are_a_frozen_record():
         stats.num_sentences = 3
     with pytest.raises(KeyError, match="no calibration statistics"):
         stats.covariance("x")
+
+
+@pytest.mark.slow
+def test_the_packaged_minilm_on_stsb_reads_back_what_it_wrote(tokenizer, tmp_path):
+    from transformers import AutoModel
+
+    from mpo_core.data.glue import default_glue_dir
+
+    if not Path(default_glue_dir(), "STS-B", "train.tsv").is_file():
+        pytest.skip("no local GLUE copy")
+    model = AutoModel.from_pretrained(str(mpo_core.default_model_path()), trust_remote_code=False,
+                                      use_safetensors=True).eval()
+    calls = counting(model)
+    first = calibration_stats(model, tokenizer, "stsb", num_sentences=32, cache_dir=tmp_path, progress=False)
+    again = calibration_stats(model, tokenizer, "stsb", num_sentences=32, cache_dir=tmp_path, progress=False)
+    assert len(calls) == 1 and len(first.second_moments) == 37 and len({id(m) for m in again.second_moments.values()}) == 25
+    for name, moment in first.second_moments.items():
+        assert torch.equal(again.second_moments[name], moment)
+    moment = first.second_moments["encoder.layer.5.output.dense"]
+    assert torch.linalg.eigvalsh(moment).min() > -1e-6 * moment.diagonal().max()  # positive semi-definite
