@@ -39,7 +39,7 @@ from torch import nn
 
 from ..data.glue import cut_texts
 from ..json_file import read_json_bounded
-from ..tensor.second_moment import pack_upper, symmetric_from_upper, unpack_upper, upper_gram
+from ..tensor.second_moment import add_blocks_, pack_upper, symmetric_from_upper, unpack_upper, upper_gram_blocks
 from ..tensor.validation import is_int
 from .calibration_sentences import calibration_sentences
 from .matrix_groups import EMBEDDING_TYPES, GROUPS, LINEAR_TYPES, find_matrices
@@ -101,8 +101,9 @@ class _Collector:
     """The forward pre-hooks' shared state: the batch's mask, this forward's products, the running sums."""
 
     def __init__(self, linears: dict[str, nn.Module], embeddings: dict[str, nn.Module]):
-        self.mask: torch.Tensor | None = None  # (B, T) bool, set before each forward
-        self.products: dict[int, tuple[weakref.ref, torch.Tensor, int, list[str]]] = {}
+        self.mask: torch.Tensor | None = None  # (B, T) bool, set before each forward (set_batch)
+        self.real: torch.Tensor | None = None  # (N,) flat positions of the real tokens
+        self.products: dict[int, tuple[weakref.ref, list, int, list[str]]] = {}
         self.sums: dict[tuple[str, ...], tuple[torch.Tensor, int]] = {}
         self.token_counts = {name: None for name in embeddings}
         self.num_ids = {name: 0 for name in embeddings}
@@ -110,10 +111,14 @@ class _Collector:
         self.handles = [m.register_forward_pre_hook(self._linear_hook(name)) for name, m in linears.items()]
         self.handles += [m.register_forward_pre_hook(self._embedding_hook(name)) for name, m in embeddings.items()]
 
+    def set_batch(self, attention_mask: torch.Tensor) -> None:
+        self.mask = attention_mask.bool()  # (B, T)
+        self.real = self.mask.reshape(-1).nonzero().squeeze(1)  # (N,), once per batch, not per matrix
+
     def rows(self, x: torch.Tensor) -> torch.Tensor:
         """The real tokens' rows ``(N, in)`` of an input ``(B, T, in)``; every row of any other shape."""
         if x.dim() == 3 and self.mask is not None and x.shape[:2] == self.mask.shape:
-            return x[self.mask]  # (N, in)
+            return x.reshape(-1, x.shape[-1]).index_select(0, self.real)  # (N, in)
         return x.reshape(-1, x.shape[-1])
 
     def _linear_hook(self, name: str):
@@ -126,7 +131,7 @@ class _Collector:
             if seen is not None:  # that tensor is gone and its id reused: its product is complete
                 self._add(seen)
             rows = self.rows(x).to(PRODUCT_DTYPE)  # (N, in)
-            product = upper_gram(rows)  # (in, in), its upper blocks only; summed in float64
+            product = upper_gram_blocks(rows)  # the upper blocks of (in, in); summed in float64
             self.products[id(x)] = (weakref.ref(x), product, rows.shape[0], [name])  # no strong ref: x may go
         return hook
 
@@ -147,10 +152,13 @@ class _Collector:
         self.products.clear()
 
     def _add(self, entry) -> None:
-        _, product, count, names = entry
+        _, blocks, count, names = entry
         key = tuple(names)
-        total, tokens = self.sums.get(key, (None, 0))
-        self.sums[key] = (product.double() if total is None else total.add_(product), tokens + count)
+        if key not in self.sums:
+            n = blocks[0][1].shape[1]
+            self.sums[key] = (blocks[0][1].new_zeros(n, n, dtype=torch.float64), 0)
+        total, tokens = self.sums[key]
+        self.sums[key] = (add_blocks_(total, blocks), tokens + count)
 
     def remove(self) -> None:
         for handle in self.handles:
@@ -215,7 +223,7 @@ def collect_calibration(model: nn.Module, tokenizer, sentences: Sequence[str], *
             for start in tqdm(range(0, len(order), batch_size), desc="calibration", disable=not progress):
                 batch = tokenizer([texts[i] for i in order[start:start + batch_size]], padding=True, truncation=True,
                                   max_length=max_length, return_tensors="pt").to(device)
-                collector.mask = batch["attention_mask"].bool()  # (B, T)
+                collector.set_batch(batch["attention_mask"])
                 model(**batch)
                 collector.end_forward()
     finally:

@@ -18,25 +18,39 @@ import torch
 GRAM_BLOCK = 256
 
 
+def upper_gram_blocks(rows: torch.Tensor, block: int = GRAM_BLOCK) -> list[tuple[int, torch.Tensor]]:
+    """The upper block rows of ``rows^T rows``: ``[(start, (rows^T rows)[start:start + block, start:])]``.
+
+    ``rows`` has shape ``(N, n)``; block ``(start, B)`` has shape ``(min(block, n - start), n - start)``.
+    Nothing below the diagonal blocks is computed or allocated.
+    """
+    if rows.dim() != 2 or block < 1:
+        raise ValueError(f"expected rows of shape (N, n) and a positive block, got {tuple(rows.shape)}, {block}.")
+    n = rows.shape[1]
+    return [(start, rows[:, start:start + block].T @ rows[:, start:]) for start in range(0, n, block)]  # (b, n - start)
+
+
+def add_blocks_(total: torch.Tensor, blocks: list[tuple[int, torch.Tensor]]) -> torch.Tensor:
+    """Add :func:`upper_gram_blocks` into ``total`` (``(n, n)``, any float dtype) in place; returns ``total``."""
+    for start, part in blocks:
+        total[start:start + part.shape[0], start:].add_(part)
+    return total
+
+
 def upper_gram(rows: torch.Tensor, block: int = GRAM_BLOCK) -> torch.Tensor:
     """``rows^T rows`` (``(n, n)`` for ``rows`` of shape ``(N, n)``) with only its upper blocks filled.
 
     The blocks below the diagonal are zero; sums of such matrices stay upper-block
     matrices, and :func:`symmetric_from_upper` completes one.
     """
-    if rows.dim() != 2 or block < 1:
-        raise ValueError(f"expected rows of shape (N, n) and a positive block, got {tuple(rows.shape)}, {block}.")
-    n = rows.shape[1]
-    gram = rows.new_zeros(n, n)
-    for start in range(0, n, block):
-        gram[start:start + block, start:] = rows[:, start:start + block].T @ rows[:, start:]  # (b, n - start)
-    return gram
+    blocks = upper_gram_blocks(rows, block)
+    return add_blocks_(rows.new_zeros(rows.shape[1], rows.shape[1]), blocks)
 
 
 def symmetric_from_upper(matrix: torch.Tensor) -> torch.Tensor:
     """The symmetric matrix whose upper triangle (diagonal included) is that of ``matrix``."""
     upper = matrix.triu()
-    return upper + upper.triu(1).mT
+    return upper.add_(upper.triu(1).mT)
 
 
 def pack_upper(matrix: torch.Tensor) -> torch.Tensor:
@@ -60,4 +74,5 @@ def _upper_mask(n: int, device) -> torch.Tensor:
     return torch.ones(n, n, dtype=torch.bool, device=device).triu()  # (n, n)
 
 
-__all__ = ["GRAM_BLOCK", "pack_upper", "symmetric_from_upper", "unpack_upper", "upper_gram"]
+__all__ = ["GRAM_BLOCK", "add_blocks_", "pack_upper", "symmetric_from_upper", "unpack_upper", "upper_gram",
+           "upper_gram_blocks"]
