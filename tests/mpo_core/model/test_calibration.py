@@ -110,6 +110,17 @@ def test_token_counts_are_a_bincount_of_the_real_ids(model, tokenizer):
     assert stats.num_tokens["embeddings.word_embeddings"] == ids.numel()
 
 
+def test_a_matrix_shared_by_layers_sums_every_use(tokenizer):
+    from transformers import AlbertConfig, AlbertModel
+
+    torch.manual_seed(0)
+    albert = AlbertModel(AlbertConfig(vocab_size=30522, embedding_size=16, hidden_size=32, num_hidden_layers=3,
+                                      num_attention_heads=4, intermediate_size=48)).eval()
+    stats = collect_calibration(albert, tokenizer, SENTENCES[:2], progress=False)
+    real = int(tokenizer(SENTENCES[:2], padding=True, return_tensors="pt")["attention_mask"].sum())
+    assert stats.num_tokens["encoder.albert_layer_groups.0.albert_layers.0.ffn_output"] == 3 * real
+
+
 def test_groups_choose_the_matrices_and_the_model_is_left_as_it_was(model, tokenizer):
     model.train()
     stats = collect_calibration(model, tokenizer, SENTENCES[:2], groups=["ffn_out"], progress=False)
