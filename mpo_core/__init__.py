@@ -9,7 +9,8 @@ own floor or below; ``tests/test_import_floors.py`` checks it)::
                    factored_forward, baselines (CPD/Tucker/SVD), compress, linalg, validation
     layers/        MPOModule, MPOLinear, MPOEmbedding (from_linear/to_linear, ...)
     model/         Hugging Face surgery: matrix_groups, mpo_config, surgery, parameter_count,
-                   checkpoint, pretrained, sequence_classifier, parameter_variation (Table 1)
+                   checkpoint, pretrained, sequence_classifier, parameter_variation (Table 1),
+                   calibration_sentences, calibration (X^T X of each matrix's inputs, cached)
     data/          glue (9 tasks, local folder or hub), metrics
     runs/          the run folder, written and read in one place: run_folder, run_models,
                    atomic_write, latency, process_alive
@@ -49,6 +50,9 @@ from .tensor.shape import MPOShape, full_bond_dims, matricize, plan_factors, pla
 from .mpop.squeeze import SqueezeMove, all_moves, apply_move, best_move
 from .model.surgery import Replacement, apply_mpo, merge_mpo, mpo_modules
 from .tensor.truncation import Truncation, bond_dims_for_error, bond_dims_for_ratio, truncate
+from .model.calibration import (CalibrationStats, calibration_stats, collect_calibration, default_calibration_dir,
+                                model_fingerprint)
+from .model.calibration_sentences import calibration_sentences
 from .model.pretrained import default_model_path, list_weight_matrices, load_weight_matrix
 from .tensor.truncation_error import frobenius_error, local_truncation_errors, truncation_error_bound
 
@@ -91,6 +95,8 @@ __all__ = [
     "default_model_path", "list_weight_matrices", "load_weight_matrix",
     "MPOConfig", "apply_mpo", "merge_mpo", "mpo_modules", "Replacement",
     "count_parameters", "ParameterCount", "save_mpo_model", "load_mpo_model",
+    "CalibrationStats", "calibration_sentences", "calibration_stats", "collect_calibration",
+    "default_calibration_dir", "model_fingerprint",
     "GLUE_TASKS", "GlueTask", "GlueSplit", "get_task", "load_glue_split", "tokenize_split",
     "glue_file", "subset_indices", "compute_glue_metrics",
     "SqueezeMove", "all_moves", "best_move", "apply_move", "plan_growth_factors", "growth_of",
