@@ -1,4 +1,4 @@
-"""Command line: ``python -m mpo_core finetune ...``, ``predict``, ``runs`` and ``reproduce``."""
+"""Command line: ``python -m mpo_core finetune ...``, ``compress``, ``predict``, ``runs`` and ``reproduce``."""
 from __future__ import annotations
 
 import argparse
@@ -90,6 +90,61 @@ STRATEGY_OPTIONS = ("k", "compression_ratio", "delta", "squeeze_steps", "step_si
 MAX_CONFIG_BYTES = 1 << 20
 #: the command-line flag of each option, for messages
 FLAGS = {name: "--" + name.replace("_", "-") for name in STRATEGY_OPTIONS} | {"metric": "--squeeze-metric"}
+
+
+def _compress_parser(sub) -> None:
+    from .model.calibrated_compression import METHODS
+
+    p = sub.add_parser("compress", help="compress a pre-trained encoder with calibration data (no task training)",
+                       allow_abbrev=False)
+    p.add_argument("--method", default="mpo_calibrated", choices=METHODS,
+                   help="mpo / svd: plain truncation; svd_whitened: SVD-LLM's whitened SVD; mpo_kronecker / "
+                        "mpo_calibrated: the MPO in the data-aware metric (Kronecker, then ALS); auto: structure "
+                        "and size per matrix under one budget")
+    size = p.add_mutually_exclusive_group(required=True)
+    size.add_argument("--size", type=float, help="kept share of the chosen matrices' parameters (e.g. 0.5)")
+    size.add_argument("--model-size", type=float, help="the whole model's #To as a share of the dense model's")
+    p.add_argument("--calibration", default="stsb",
+                   help="a GLUE task name (its train file) or a text file with one sentence a line (default stsb)")
+    p.add_argument("--calibration-size", type=int, default=512, help="calibration sentences (default 512)")
+    p.add_argument("--groups", help="comma-separated matrix groups (default: the encoder's attention and FFN "
+                                    "matrices; add word_embedding to include it)")
+    p.add_argument("--n", type=int, default=5, help="local tensors of the MPO methods (default 5)")
+    p.add_argument("--sweeps", type=int, help="ALS sweeps of mpo_calibrated and auto (default 2)")
+    p.add_argument("--heal-steps", type=int, default=0, help="distillation steps after compression (default 0)")
+    p.add_argument("--heal-variant", default="all", choices=("all", "auxiliary"),
+                   help="what heals: every MPO tensor, or the auxiliary tensors only")
+    p.add_argument("--model", help="local model folder or hub name (default: the packaged MiniLM)")
+    p.add_argument("--data-dir", help="local GLUE folder (default: $GLUE_DIR, else ../shared/glue)")
+    p.add_argument("--out", required=True, help="folder for mpo_model/, report.json (and merged_model/)")
+    p.add_argument("--merged", action="store_true", help="also save the model contracted back to plain transformers")
+    p.add_argument("--no-zero-shot", dest="zero_shot", action="store_false",
+                   help="skip the zero-shot STS-B score (dev pairs) before and after")
+
+
+def _compress(args) -> dict:
+    from pathlib import Path
+
+    from .compression_run import compress
+    from .model.calibrated_compression import ENCODER_GROUPS, CompressionConfig
+    from .tensor.validation import check_positive_int
+
+    if (Path(args.out) / "report.json").exists():
+        raise ValueError(f"{args.out} already holds a compressed model (report.json); choose another --out.")
+    check_positive_int("--calibration-size", args.calibration_size)
+    check_positive_int("--heal-steps", args.heal_steps, minimum=0)
+    groups = tuple(g.strip() for g in args.groups.split(",") if g.strip()) if args.groups else ENCODER_GROUPS
+    options = {"sweeps": args.sweeps} if args.sweeps is not None else {}
+    config = CompressionConfig(method=args.method, size=args.size, model_size=args.model_size, groups=groups,
+                               n=args.n, **options)
+    result = compress(args.model, config, calibration=args.calibration, calibration_size=args.calibration_size,
+                      data_dir=args.data_dir, heal_steps=args.heal_steps, heal_variant=args.heal_variant,
+                      out=args.out, merged=args.merged, zero_shot=args.zero_shot)
+    report = result.report
+    return {"out": args.out, "method": args.method, "kept_share": report["kept_share"],
+            "model_share": report["model_share"], "params_millions": report["model_params_after"] / 1e6,
+            "zero_shot_before_healing": report.get("zero_shot_before_healing"), "zero_shot": report.get("zero_shot"),
+            "seconds": report["seconds"]}
 
 
 def _step_size(text: str) -> int | float:
@@ -205,6 +260,7 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m mpo_core", description="MPO compression and fine-tuning")
     sub = parser.add_subparsers(dest="command", required=True)
     _finetune_parser(sub)
+    _compress_parser(sub)
     _predict_parser(sub)
     runs = sub.add_parser("runs", help="list finished runs as a table")
     runs.add_argument("--runs-dir", default="runs")
@@ -212,7 +268,7 @@ def main(argv=None) -> int:
     reproduce = sub.add_parser("reproduce", help="run a paper table/figure reproduction (see notebooks/README.md)")
     reproduce.add_argument("name", nargs="+",
                            help="one or more of mpo_basics, figure2, table1, table2, table3, table4, table5, opf, "
-                                "frontier, lr_probe, stsb_collapse (run in the order given)")
+                                "frontier, frontier_errors, lr_probe, stsb_collapse, zero_shot_frontier (run in the order given)")
     reproduce.add_argument("--mode", choices=("small", "full", "gpu"), default="small",
                            help="small: CI-sized; full: the CPU experiment; gpu: the full design at the papers' "
                                 "scale (all data, length 128, 3 epochs)")
@@ -234,6 +290,8 @@ def main(argv=None) -> int:
                 print(f"error: training diverged: the loss was not finite at step {results['diverged']}; "
                       "the run stopped there (lower --learning-rate).", file=sys.stderr)
                 return 1
+        elif args.command == "compress":
+            print(json.dumps(_compress(args), indent=1, default=str))
         elif args.command == "predict":
             from .runs.adapter import evaluate_adapter
             from .tensor.validation import check_positive_int

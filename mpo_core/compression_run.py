@@ -75,7 +75,10 @@ def compress(model: nn.Module | str | None = None, config: CompressionConfig | N
     out, merged:
         Folder for ``mpo_model/``, ``report.json`` and, with ``merged``, ``merged_model/``.
     """
+    from .data.glue import default_glue_dir
+
     config = config or CompressionConfig(size=0.5)
+    data_dir = data_dir or default_glue_dir()
     start = time.perf_counter()
     if model is None or isinstance(model, (str, Path)):
         model, loaded_tokenizer = load_encoder(None if model is None else str(model))

@@ -92,22 +92,25 @@ class _World:
         self.settings, self.progress = settings, progress
         t = time.perf_counter()
         groups = (*ENCODER_GROUPS, "word_embedding")
+        from ..data.glue import default_glue_dir, load_glue_split
+
+        self.data_dir = default_glue_dir()
         self.stats = calibration_stats(self.teacher, self.tokenizer, CALIBRATION,
                                        num_sentences=settings["calibration_sentences"], groups=groups,
-                                       progress=progress)
+                                       data_dir=self.data_dir, progress=progress)
         self.calibration_seconds = time.perf_counter() - t
-        self.sentences = calibration_sentences(CALIBRATION, settings["calibration_sentences"])
-        self.heal_sentences = calibration_sentences(CALIBRATION, settings["heal_sentences"], seed=1)
-        from ..data.glue import load_glue_split
-
-        dev = load_glue_split("stsb", "dev")
+        self.sentences = calibration_sentences(CALIBRATION, settings["calibration_sentences"], data_dir=self.data_dir)
+        self.heal_sentences = calibration_sentences(CALIBRATION, settings["heal_sentences"], seed=1,
+                                                    data_dir=self.data_dir)
+        dev = load_glue_split("stsb", "dev", data_dir=self.data_dir)
         self.pairs = list(zip(dev.texts_a, dev.texts_b))[: settings["dev_pairs"]]
         self.reference = pair_embeddings(self.teacher, self.tokenizer, self.pairs)
         self.dense_score = self.score(self.teacher)["spearman"]
         self.sensitivity: dict = {}
 
     def score(self, model) -> dict:
-        return zero_shot_stsb(model, self.tokenizer, reference=self.reference, max_pairs=len(self.pairs))
+        return zero_shot_stsb(model, self.tokenizer, self.data_dir, reference=self.reference,
+                              max_pairs=len(self.pairs))
 
     def config(self, row: str, kind: str, size: float) -> CompressionConfig:
         groups = ENCODER_GROUPS if kind == "encoder" else (*ENCODER_GROUPS, "word_embedding")
