@@ -106,14 +106,14 @@ class _Environment:
 
 
 def _times_sigma(matrix: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
-    """``matrix @ Sigma`` in ``Sigma``'s dtype (the one O(I J^2) product), returned in float64."""
-    return (matrix.to(sigma.dtype) @ sigma).double()  # (out, in)
+    """``matrix @ Sigma``: the one O(I J^2) product of each step."""
+    return matrix @ sigma  # (out, in)
 
 
 def _loss(residual: torch.Tensor, sigma: torch.Tensor) -> tuple[float, torch.Tensor]:
-    """``(tr(D Sigma D^T), D Sigma)`` for the residual ``D = W' - W``."""
+    """``(tr(D Sigma D^T), D Sigma)`` for the residual ``D = W' - W`` (the trace summed in float64)."""
     product = _times_sigma(residual, sigma)
-    return float((product * residual).sum()), product
+    return float((product * residual).sum(dtype=torch.float64)), product
 
 
 def _conjugate_gradient(env: _Environment, gradient: torch.Tensor, sigma: torch.Tensor, steps: int):
@@ -121,19 +121,19 @@ def _conjugate_gradient(env: _Environment, gradient: torch.Tensor, sigma: torch.
     step = torch.zeros_like(gradient)
     r = -gradient
     direction = r.clone()
-    rr = float((r * r).sum())
+    rr = float((r * r).sum(dtype=torch.float64))
     start = rr
     for _ in range(steps):
         if rr <= 1e-24 * max(start, 1e-300):
             break
         h = 2 * env.adjoint(_times_sigma(env.apply(direction), sigma))
-        curvature = float((direction * h).sum())
+        curvature = float((direction * h).sum(dtype=torch.float64))
         if curvature <= 0:
             break
         alpha = rr / curvature
         step = step + alpha * direction
         r = r - alpha * h
-        rr_next = float((r * r).sum())
+        rr_next = float((r * r).sum(dtype=torch.float64))
         direction = r + (rr_next / rr) * direction
         rr = rr_next
     return step
@@ -157,9 +157,9 @@ def _move_left(chain: list[torch.Tensor], k: int) -> None:
     chain[k - 1] = (prev.reshape(-1, d_prev) @ r.T).reshape(*prev.shape[:-1], r.shape[0])
 
 
-def _centered(mpo: MPO, position: int) -> list[torch.Tensor]:
-    """The chain in float64 with its orthogonality centre moved from ``mpo.center`` to ``position``."""
-    chain = [t.detach().double() for t in mpo.tensors]
+def _centered(mpo: MPO, position: int, dtype: torch.dtype) -> list[torch.Tensor]:
+    """The chain in ``dtype`` with its orthogonality centre moved from ``mpo.center`` to ``position``."""
+    chain = [t.detach().to(dtype) for t in mpo.tensors]
     for k in range(mpo.center, position):
         _move_right(chain, k)
     for k in range(mpo.center, position, -1):
@@ -198,12 +198,12 @@ def refine(mpo: MPO, matrix: torch.Tensor, second_moment: torch.Tensor, *, sweep
     if tuple(matrix.shape) != (mpo.shape.out_features, mpo.shape.in_features):
         raise ValueError(f"the MPO is of a {mpo.shape.out_features}x{mpo.shape.in_features} matrix, "
                          f"not of {tuple(matrix.shape)}.")
-    target = matrix.detach().double().to(mpo.device)
-    # the Sigma products run in the MPO's precision when it is float32 (2-3x faster; the loss is summed in
-    # float64 and every accepted update lowers it as computed), else in float64
+    # a float32 MPO is refined in float32 (about 2x faster; every trace is summed in float64 and each accepted
+    # update lowers the loss as computed), a float64 one in float64
     work = torch.float32 if mpo.dtype in (torch.float32, torch.float16, torch.bfloat16) else torch.float64
+    target = matrix.detach().to(device=mpo.device, dtype=work)
     sigma = second_moment.to(device=mpo.device, dtype=work)
-    chain = _centered(mpo, 0)
+    chain = _centered(mpo, 0, work)
     env = _Environment(chain, 0, mpo)
     loss, product = _loss(env.apply(chain[0]) - target, sigma)
     errors, updates, rejected = [max(loss, 0.0) ** 0.5], 0, 0
