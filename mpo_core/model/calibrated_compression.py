@@ -44,6 +44,8 @@ from ..tensor.budget_allocation import allocate_budget
 from ..tensor.als_refinement import refine
 from ..tensor.calibrated_truncation import calibrated_truncate, whiten, whiten_rows
 from ..tensor.compress import compress_matrix
+from ..tensor.decomposition import decompose
+from ..tensor.truncation import truncate
 from ..tensor.shape import plan_shape
 from ..tensor.truncation import truncate_to
 from ..tensor.validation import check_choice
@@ -56,7 +58,7 @@ CALIBRATED = ("svd_whitened", "mpo_kronecker", "mpo_calibrated", "auto")
 ENCODER_GROUPS = (*ATTENTION_GROUPS, *FFN_GROUPS)
 WEIGHTINGS = ("output", "relative")
 #: kept shares at which an ``n >= 3`` structure is offered to ``auto`` (each point's true error is measured)
-STRUCTURE_SHARES = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.85)
+STRUCTURE_SHARES = (0.1, 0.2, 0.35, 0.5, 0.7)
 
 
 @dataclass
@@ -295,6 +297,7 @@ def _options(target: _Target, config: CompressionConfig, scale: float = 1.0) -> 
     for n in config.structures:
         shape = plan_shape(*w.shape, n=n)
         whitened = _stage1(target, shape, config) if n == 2 or target.rows is not None else None
+        full = decompose(w.detach().float(), shape=shape) if whitened is None else None
         if n == 2:  # the whitened SVD: its spectrum gives the exact (damped) error of every rank
             p, e = whitened.front()
             e, p = e[p < w.numel()], p[p < w.numel()]
@@ -307,7 +310,7 @@ def _options(target: _Target, config: CompressionConfig, scale: float = 1.0) -> 
                 dims = optimal_bond_dims(whitened.mpo, max_params=share * w.numel())
                 mpo = whitened.unwhitened(truncate_to(whitened.mpo, dims).mpo)
             else:
-                mpo = compress_matrix(w, n=n, compression_ratio=share)
+                mpo = truncate(full, compression_ratio=share).mpo
             if mpo.num_params >= w.numel():
                 continue
             error = _damped_error(target, mpo.to_matrix(), config)

@@ -182,6 +182,11 @@ def claim(folder: Path) -> bool:
     return False
 
 
+def release(folder: Path) -> None:
+    """Let go of a run claimed with :func:`claim`."""
+    _lock_path(folder).unlink(missing_ok=True)
+
+
 def run_one(spec: RunSpec, mode: str, experiment: str, data_dir=None, wait: bool = True, complete=None,
             **overrides) -> dict | None:
     """Fine-tune one cell (or reuse its finished run folder); returns its ``results.json`` record.

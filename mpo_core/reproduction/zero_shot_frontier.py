@@ -39,7 +39,7 @@ from ..model.pretrained import default_model_path
 from ..runs.atomic_write import atomic_write_json
 from ..runs.latency import compare_latency, random_token_batch
 from ..runs.run_folder import read_json
-from .glue_grid import records_root
+from .glue_grid import POLL_SECONDS, claim, records_root, release
 from .results_store import Results, save_results
 
 NAME = "zero_shot_frontier"
@@ -167,15 +167,22 @@ def _heal(world: _World, student, name: str, mode: str) -> dict:
             "heal_config": asdict(config)}
 
 
+def _stored(world: _World, row: str, kind: str, size: float, mode: str) -> list[dict] | None:
+    """The point's records if all are stored (before healing, and after where the mode heals it)."""
+    root = records_root(NAME, mode)
+    names = [point_name(row, kind, size, False)]
+    if row in world.settings["heal_rows"] and (kind, size) in world.settings["heal_sizes"]:
+        names.append(point_name(row, kind, size, True))
+    paths = [root / f"{n}.json" for n in names]
+    return [read_json(p) for p in paths] if all(p.is_file() for p in paths) else None
+
+
 def _point(world: _World, row: str, kind: str, size: float, mode: str) -> list[dict]:
     """Both records of one (row, size): before healing and, where the mode heals it, after."""
     root = records_root(NAME, mode)
     root.mkdir(parents=True, exist_ok=True)
     plain, healed = point_name(row, kind, size, False), point_name(row, kind, size, True)
     wants_heal = row in world.settings["heal_rows"] and (kind, size) in world.settings["heal_sizes"]
-    done = [read_json(root / f"{n}.json") for n in (plain, healed) if (root / f"{n}.json").is_file()]
-    if len(done) == (2 if wants_heal else 1):
-        return done
     record, student = _measure(world, row, kind, size)
     t = time.perf_counter()
     record.update(world.score(student), eval_seconds=time.perf_counter() - t, healed=False,
@@ -207,13 +214,29 @@ def _row(record: dict) -> dict:
 
 
 def run(mode: str) -> Results:
+    """Every point of the mode, skipping stored ones; several processes share the list through lock files
+    (``python -m mpo_core reproduce zero_shot_frontier --mode full --workers 2``)."""
     torch.set_num_threads(1)  # the issue's protocol: one CPU thread
     start = time.perf_counter()
     world = _World(mode, progress=mode != "small")
-    records = []
-    for kind, size in world.settings["sizes"]:
-        for row in world.settings["rows"]:
-            records.extend(_point(world, row, kind, size, mode))
+    pending = [(row, kind, size) for kind, size in world.settings["sizes"] for row in world.settings["rows"]]
+    done: dict = {}
+    while len(done) < len(pending):
+        progressed = False
+        for point in pending:
+            if point in done:
+                continue
+            stored = _stored(world, *point, mode)
+            if stored is None and claim(records_root(NAME, mode) / point_name(*point, False)):
+                try:
+                    stored = _stored(world, *point, mode) or _point(world, *point, mode)
+                finally:
+                    release(records_root(NAME, mode) / point_name(*point, False))
+            if stored is not None:
+                done[point], progressed = stored, True
+        if not progressed:  # the rest are another process's: wait for them
+            time.sleep(POLL_SECONDS)
+    records = [r for point in pending for r in done[point]]
     table = pd.DataFrame([_row(r) for r in records])
     settings = {**{k: v for k, v in world.settings.items()}, "calibration": CALIBRATION, "heal": HEAL,
                 "dense_spearman": world.dense_score, "calibration_seconds": world.calibration_seconds,
@@ -229,4 +252,69 @@ def frontier_table(results: Results) -> pd.DataFrame:
     return wide.round(3)
 
 
-__all__ = ["BASELINE", "MODE_SETTINGS", "NAME", "ROWS", "frontier_table", "point_name", "run"]
+#: the issue's targets: (row, size kind, size, healed) -> Spearman at least
+TARGETS = {("svd_whitened", "encoder", 0.5, False): 0.835,
+           ("auto", "encoder", 0.5, False): 0.85, ("auto", "encoder", 0.2, False): 0.81}
+HEALED_TARGETS = {("encoder", 0.5): 0.86, ("encoder", 0.2): 0.84, ("model", 0.5): 0.84}
+
+
+def frontier_figure(results: Results):
+    """Zero-shot Spearman against the kept share of the encoder matrices; healed rows dashed, the dense line."""
+    import plotly.graph_objects as go
+
+    table = results.table
+    part = table[table["size_kind"] == "encoder"]
+    fig = go.Figure()
+    palette = ("#7f7f7f", "#bcbd22", "#17becf", "#1f77b4", "#9467bd", "#d62728", "#2ca02c")
+    colors = dict(zip(ROWS, palette))
+    for row, rows in part.groupby("row", sort=False):
+        base = row.replace("+heal", "")
+        rows = rows.sort_values("size")
+        fig.add_trace(go.Scatter(x=rows["size"], y=rows["spearman"], mode="lines+markers", name=row,
+                                 line=dict(color=colors.get(base), dash="dash" if row.endswith("+heal") else "solid"),
+                                 hovertemplate=row + ": %{y:.3f} at share %{x}"))
+    baseline = part[part["baseline"].notna()]
+    if len(baseline):
+        fig.add_trace(go.Scatter(x=baseline["size"], y=baseline["baseline"], mode="markers", name="issue's table",
+                                 marker=dict(symbol="x", size=8, color="lightgray"),
+                                 text=baseline["row"], hovertemplate="%{text} (before this work): %{y:.3f}"))
+    dense = float(table["spearman_dense"].iloc[0])
+    fig.add_hline(y=dense, line_dash="dot", line_color="black", annotation_text=f"dense {dense:.3f}",
+                  annotation_position="bottom left")
+    fig.add_hline(y=0.669, line_dash="dot", line_color="gray", annotation_text="no encoder (embeddings only) 0.669",
+                  annotation_position="top left")
+    fig.update_layout(xaxis_title="kept share of the 36 encoder matrices' parameters",
+                      yaxis_title="zero-shot STS-B Spearman (dev)", height=480,
+                      title="Compression without task training: what the sentence encoder keeps")
+    fig.update_xaxes(autorange="reversed")
+    return fig
+
+
+def target_checks(results: Results) -> pd.DataFrame:
+    """Each of the issue's targets: the measured value and met / missed."""
+    table = results.table
+    rows = []
+    for (row, kind, size, healed), target in TARGETS.items():
+        hit = table[(table["row"] == row + ("+heal" if healed else "")) & (table["size_kind"] == kind)
+                    & (table["size"] == size)]
+        rows.append({"target": f"{row} at {kind} {size:g}{' healed' if healed else ''} >= {target}",
+                     "measured": float(hit["spearman"].iloc[0]) if len(hit) else None,
+                     "met": bool(len(hit) and hit["spearman"].iloc[0] >= target) if len(hit) else None})
+    for (kind, size), target in HEALED_TARGETS.items():
+        hit = table[table["healed"] & (table["size_kind"] == kind) & (table["size"] == size)]
+        best = hit.loc[hit["spearman"].idxmax()] if len(hit) else None
+        rows.append({"target": f"best healed row at {kind} {size:g} >= {target}",
+                     "measured": None if best is None else float(best["spearman"]),
+                     "met": None if best is None else bool(best["spearman"] >= target),
+                     "row": None if best is None else best["row"]})
+    calibrated = table[(table["row"] == "mpo_calibrated") & (table["size_kind"] == "encoder")]
+    for _, r in calibrated.iterrows():
+        anchor = BASELINE.get(("svd_whitened", "encoder", r["size"]))
+        if anchor is not None:
+            rows.append({"target": f"mpo_calibrated at share {r['size']:g} >= whitened SVD anchor {anchor}",
+                         "measured": float(r["spearman"]), "met": bool(r["spearman"] >= anchor)})
+    return pd.DataFrame(rows)
+
+
+__all__ = ["BASELINE", "MODE_SETTINGS", "NAME", "ROWS", "TARGETS", "frontier_figure", "frontier_table", "point_name",
+           "run", "target_checks"]
