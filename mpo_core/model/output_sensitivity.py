@@ -117,8 +117,6 @@ def _average_share(model: nn.Module, config) -> float:
     """The kept share of the chosen matrices that ``config``'s size amounts to."""
     if config.size is not None:
         return config.size
-    from .model.matrix_groups import find_matrices
-
     modules = dict(model.named_modules())
     dense = sum(modules[n].weight.numel() for n in find_matrices(model, config.groups))
     total = sum(p.numel() for p in {id(p): p for p in model.parameters()}.values())

@@ -86,8 +86,15 @@ class _World:
         settings = MODE_SETTINGS[mode]
         path = str(default_model_path())
         overrides = {} if settings["num_hidden_layers"] is None else {"num_hidden_layers": settings["num_hidden_layers"]}
-        self.teacher = AutoModel.from_pretrained(path, trust_remote_code=False, use_safetensors=True,
-                                                 **overrides).eval()
+        from transformers.utils import logging as hf_logging
+
+        previous = hf_logging.get_verbosity()
+        hf_logging.set_verbosity_error()  # the small mode's 2 layers leave 4 layers' weights unused: expected
+        try:
+            self.teacher = AutoModel.from_pretrained(path, trust_remote_code=False, use_safetensors=True,
+                                                     **overrides).eval()
+        finally:
+            hf_logging.set_verbosity(previous)
         self.tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=False)
         self.settings, self.progress = settings, progress
         t = time.perf_counter()
