@@ -143,7 +143,8 @@ def heal(student: nn.Module, teacher: nn.Module, tokenizer, sentences: Sequence[
     ----------
     student
         A copy of ``teacher`` with MPO layers (``apply_mpo`` with truncated bonds). What trains is
-        ``config.variant``'s (:class:`HealStrategy`); every other parameter stays bit-identical.
+        ``config.variant``'s (:class:`HealStrategy`); every other parameter stays bit-identical, and is left
+        with ``requires_grad=False``.
     teacher
         The original model; set to eval mode and moved to the run's device, never changed otherwise.
     tokenizer, sentences
@@ -205,10 +206,10 @@ def heal(student: nn.Module, teacher: nn.Module, tokenizer, sentences: Sequence[
         run.append_metrics({"kind": "resume" if resumed else "start", "device": device, "precision": precision,
                             **({"checkpoint": checkpoint.name if checkpoint else None} if resumed else {}),
                             "num_sentences": len(examples), "variant": config.variant, **parameter_summary(student)})
-        first_step, start = trainer.state.global_step, time.perf_counter()
+        start = time.perf_counter()
         trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint is not None else None)
         seconds = time.perf_counter() - start
-        trained = trainer.state.global_step - (int(checkpoint.name.split("-")[1]) if checkpoint else first_step)
+        trained = trainer.state.global_step - (int(checkpoint.name.split("-")[1]) if checkpoint else 0)
         if run.writer:
             with run.final_write(FINAL_MODEL) as folder:
                 save_mpo_model(trainer.model, folder)

@@ -255,3 +255,30 @@ def test_the_engine_loss_hook_is_the_weighted_distillation_loss(tokenizer, sente
     terms = {}
     loss, _ = distillation_loss(teacher, config, terms)(student, dict(batch))
     assert loss.item() == pytest.approx(2.0 * terms["hidden"].item() + 0.5 * terms["cosine"].item())
+
+
+@pytest.mark.slow  # three tiny healing processes
+def test_a_run_killed_by_sigkill_resumes_to_the_uninterrupted_result(tmp_path):
+    import signal
+    import subprocess
+    import sys
+
+    from safetensors.torch import load_file
+
+    driver = Path(__file__).with_name("heal_driver.py")
+    env = {**__import__("os").environ, "OMP_NUM_THREADS": "1", "TQDM_DISABLE": "1"}
+
+    def launch(*args):
+        return subprocess.run([sys.executable, str(driver), *args], env=env, capture_output=True, text=True,
+                              timeout=300)
+
+    assert launch(str(tmp_path / "reference")).returncode == 0
+    killed = launch(str(tmp_path / "killed"), "--kill-at", "10")  # after step 9: checkpoint-8 is the last
+    assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
+    resumed = launch(str(tmp_path / "killed"), "--resume")
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert [r.get("checkpoint") for r in read_metrics(tmp_path / "killed") if r["kind"] == "resume"] == [
+        "checkpoint-8"]
+    assert train_losses(tmp_path / "killed") == train_losses(tmp_path / "reference")
+    weights = [load_file(str(tmp_path / run / "final_model" / "model.safetensors")) for run in ("killed", "reference")]
+    assert weights[0].keys() == weights[1].keys() and all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])
