@@ -19,9 +19,10 @@ class HealConfig:
 
     The default budget (200 steps of 32 sentences, 64 tokens) fits 10 minutes on one CPU thread for the
     packaged 6-layer MiniLM (its encoder's attention and FFN matrices as MPOs, n=5, compression_ratio=0.5):
-    measured 0.82 steps/s (auxiliary) and 1.08 steps/s (all), about 4 and 3 minutes; half that speed on a
-    busy machine. The learning rate 5e-4 healed better than 1e-4 in 100 steps for both variants (zero-shot
-    STS-B Spearman 0.716 compressed -> 0.828 / 0.837 against 0.809 / 0.824; the original has 0.867).
+    0.71-1.08 steps/s for either variant on a shared 2-core machine: the default run took 270 s (auxiliary)
+    and 282 s (all) and raised the zero-shot STS-B Spearman from 0.716 (compressed) to 0.834 / 0.841 (the
+    original has 0.867). The learning rate 5e-4 healed better than 1e-4 in 100 steps for both variants
+    (0.828 / 0.837 against 0.809 / 0.824).
 
     Attributes
     ----------
