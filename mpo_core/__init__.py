@@ -15,7 +15,8 @@ own floor or below; ``tests/test_import_floors.py`` checks it)::
     runs/          the run folder, written and read in one place: run_folder, run_models,
                    atomic_write, latency, process_alive
     training/      method_config (typed options), strategy (base + full/last_k/mpo_*),
-                   callbacks, strategies (the registry), fine_tune_config, fine_tune (the engine)
+                   callbacks, strategies (the registry), fine_tune_config, fine_tune (the engine),
+                   distillation, healing_config, healing (distil the original into its compressed copy)
     mpop/          MPOP: config (MPOPConfig), squeeze (Algorithm 2's cut), strategy
     opf/           OPF: config (OPFConfig), growth, fisher, scoring, selection, strategy
     reproduction/  one module per table/figure of the papers (what notebooks/ calls)
@@ -67,6 +68,9 @@ _LAZY = {  # name -> module (relative to mpo_core)
     **dict.fromkeys(("MethodConfig", "FullConfig", "LastKConfig", "MPOFullConfig", "MPOLFAConfig"),
                     "training.method_config"),
     "Strategy": "training.strategy",
+    # healing: distil the original model into its compressed copy
+    **dict.fromkeys(("heal", "HealResult", "HealStrategy", "evaluate_distillation"), "training.healing"),
+    "HealConfig": "training.healing_config",
     "MPOPConfig": "mpop.config", "MPOPDirConfig": "mpop.config", "OPFConfig": "opf.config",
     # run folders
     "RunFolder": "runs.run_folder", "read_metrics": "runs.run_folder", "read_results": "runs.run_folder",
@@ -104,5 +108,5 @@ __all__ = [
     "error_vs_ratio", "cpd_approximation", "tucker_approximation", "mpo_approximation", "svd_approximation",
     "fine_tune", "FineTuneConfig", "get_strategy", "method_config", "STRATEGIES", "Strategy",
     "MethodConfig", "FullConfig", "LastKConfig", "MPOFullConfig", "MPOLFAConfig", "MPOPConfig", "MPOPDirConfig",
-    "OPFConfig", "RunFolder", "read_metrics", "read_results", "load_initial_model", "load_final_model",
+    "OPFConfig", "heal", "HealConfig", "HealResult", "HealStrategy", "evaluate_distillation", "RunFolder", "read_metrics", "read_results", "load_initial_model", "load_final_model",
 ]

@@ -9,7 +9,7 @@ Floors, bottom to top (a module imports only from its own floor or below)::
     3 runs/        the run folder: writer and reader
     4 training/ (method_config, strategy, callbacks)   the Strategy base and the method configs
     5 mpop/, opf/  the papers' methods, built on floor 4
-    6 training/ (strategies, fine_tune_config, fine_tune)   the registry and the one engine
+    6 training/ (strategies, fine_tune_config, fine_tune, healing)   the registry, the one engine, healing
     7 reproduction/
     8 cli, the public API (mpo_core/__init__.py), legacy_paths
     9 app/         back ends (no streamlit), then views/ and main.py
@@ -29,6 +29,7 @@ FLOORS = {  # prefix -> floor; the longest matching prefix wins
     "mpo_core.tensor": 0, "mpo_core.json_file": 0, "mpo_core.layers": 1, "mpo_core.model": 2, "mpo_core.data": 2, "mpo_core.runs": 3,
     "mpo_core.training": 4, "mpo_core.mpop": 5, "mpo_core.opf": 5,
     "mpo_core.training.strategies": 6, "mpo_core.training.fine_tune_config": 6, "mpo_core.training.fine_tune": 6,
+    "mpo_core.training.healing": 6,
     "mpo_core.reproduction": 7, "mpo_core": TOP_FLOOR, "app": 9,
 }
 

@@ -103,22 +103,32 @@ def load_run_data(config: FineTuneConfig, tokenizer, strategy=None) -> RunData:
 
 def training_arguments(config: FineTuneConfig, run: RunFolder, device: str, precision: str, overrides=None):
     """``TrainingArguments`` of a run; a strategy's ``overrides`` (e.g. its step count) win."""
-    from transformers import TrainingArguments
-
     arguments = dict(
-        output_dir=str(run.path / CHECKPOINTS),
         num_train_epochs=config.epochs, max_steps=config.max_steps,
         per_device_train_batch_size=config.batch_size, per_device_eval_batch_size=config.eval_batch_size,
         learning_rate=config.learning_rate, weight_decay=config.weight_decay, warmup_steps=config.warmup_steps,
         eval_strategy="steps", eval_steps=config.eval_steps,
-        logging_strategy="steps", logging_steps=config.logging_steps, logging_first_step=True,
-        save_strategy="steps", save_steps=config.save_steps, save_total_limit=2,
-        seed=config.seed, data_seed=config.seed, report_to="none",
-        use_cpu=device == "cpu", bf16=precision == "bf16", fp16=precision == "fp16",
-        dataloader_num_workers=0, lr_scheduler_type=config.lr_scheduler_type,
-        logging_nan_inf_filter=False,  # a NaN loss is logged as NaN: DivergenceCallback stops the run
+        logging_steps=config.logging_steps, save_steps=config.save_steps, lr_scheduler_type=config.lr_scheduler_type,
     )
     arguments.update(overrides or {})
+    return engine_arguments(run, config.seed, device, precision, **arguments)
+
+
+def engine_arguments(run: RunFolder, seed: int, device: str, precision: str, **options):
+    """``TrainingArguments`` every run of the engine shares (checkpoints in the run folder, seeded, no reporting),
+    updated with a run's ``options`` (steps, batch size, learning rate, intervals, ...)."""
+    from transformers import TrainingArguments
+
+    arguments = dict(
+        output_dir=str(run.path / CHECKPOINTS),
+        logging_strategy="steps", logging_first_step=True,
+        save_strategy="steps", save_total_limit=2,
+        seed=seed, data_seed=seed, report_to="none",
+        use_cpu=device == "cpu", bf16=precision == "bf16", fp16=precision == "fp16",
+        dataloader_num_workers=0,
+        logging_nan_inf_filter=False,  # a NaN loss is logged as NaN: DivergenceCallback stops the run
+    )
+    arguments.update(options)
     return TrainingArguments(**arguments)
 
 
@@ -126,8 +136,12 @@ class CheckpointWriteError(OSError):
     """A Trainer checkpoint could not be written (a full disk, most often); the run stays resumable."""
 
 
-def engine_trainer(strategy, **kwargs):
-    """transformers' ``Trainer``, whose scheduler is the strategy's :meth:`~Strategy.lr_lambda` when it has one."""
+def engine_trainer(strategy, loss=None, **kwargs):
+    """transformers' ``Trainer``, whose scheduler is the strategy's :meth:`~Strategy.lr_lambda` when it has one.
+
+    ``loss``, when given, replaces the model's own loss: ``loss(model, inputs) -> (loss, outputs)`` (healing's
+    distillation loss, which needs the teacher's outputs on the batch).
+    """
     from torch.optim.lr_scheduler import LambdaLR
     from transformers import Trainer
     from transformers.trainer_callback import DefaultFlowCallback
@@ -152,6 +166,12 @@ def engine_trainer(strategy, **kwargs):
             self.model_accepts_loss_kwargs = False
             handlers = self.callback_handler.callbacks  # in place: the flow callback keeps its place, first
             handlers[:] = [EngineFlowCallback() if type(c) is DefaultFlowCallback else c for c in handlers]
+
+        def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+            if loss is None:
+                return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
+            value, outputs = loss(model, inputs)
+            return (value, outputs) if return_outputs else value
 
         def _run_epoch(self, *args, **kwargs):
             # resumed from the checkpoint of the last step: the Trainer would take one step past max_steps before
@@ -288,9 +308,13 @@ def _write_config(run: RunFolder, config: FineTuneConfig) -> None:
 RESUME_MAY_DIFFER = ("device", "runs_dir")
 
 
-def check_resume_config(config: FineTuneConfig, run_path: Path) -> None:
-    """A resumed run continues with the run's own ``config.json``; a differing option is an error naming it."""
-    stored = FineTuneConfig.from_dict(read_config(run_path)).to_dict()
+def check_resume_config(config, run_path: Path) -> None:
+    """A resumed run continues with the run's own ``config.json``; a differing option is an error naming it.
+
+    ``config`` is the run's typed config (:class:`FineTuneConfig`, :class:`~.healing_config.HealConfig`):
+    the stored one is read back with its class's ``from_dict``.
+    """
+    stored = type(config).from_dict(read_config(run_path)).to_dict()
     given = config.to_dict()
     differ = [f"{key} (the run has {stored.get(key)!r}, given {given.get(key)!r})"
               for key in sorted(set(stored) | set(given))
