@@ -44,16 +44,17 @@ def output_sensitivity(model: nn.Module, tokenizer, sentences: Sequence[str],
     model:
         A dense encoder returning ``last_hidden_state``.
     perturbations:
-        ``{name: dW}`` with ``dW`` shaped like the matrix's weight ``(out, in)``; names from
-        :func:`~mpo_core.model.matrix_groups.find_matrices`, linear layers only.
+        ``{name: dW}`` with ``dW`` shaped like the matrix's weight; names from
+        :func:`~mpo_core.model.matrix_groups.find_matrices` (linear layers, or an embedding, whose
+        perturbation is added to the rows of the tokens looked up).
     """
     if not sentences:
         raise ValueError("no sentences to measure the output sensitivity on.")
     modules = dict(model.named_modules())
     known = find_matrices(model)
     for name, delta in perturbations.items():
-        if name not in known or not isinstance(modules[name], nn.Linear):
-            raise ValueError(f"{name} is not a linear matrix of this model.")
+        if name not in known or not isinstance(modules[name], (nn.Linear, nn.Embedding)):
+            raise ValueError(f"{name} is not a dense matrix (linear layer or embedding) of this model.")
         if tuple(delta.shape) != tuple(modules[name].weight.shape):
             raise ValueError(f"the perturbation of {name} is {tuple(delta.shape)}, its weight "
                              f"{tuple(modules[name].weight.shape)}.")
@@ -72,7 +73,10 @@ def output_sensitivity(model: nn.Module, tokenizer, sentences: Sequence[str],
             mask_holder = {}
 
             def hook(module, inputs, output, delta=delta):
-                extra = inputs[0] @ delta.T  # (batch, tokens, out)
+                if isinstance(module, nn.Embedding):  # the input is token ids: the perturbation's rows
+                    extra = nn.functional.embedding(inputs[0], delta)  # (batch, tokens, dim)
+                else:
+                    extra = inputs[0] @ delta.T  # (batch, tokens, out)
                 injected[0] += float(_real_tokens(extra, mask_holder["mask"]).double().square().sum())
                 return output + extra
 
@@ -107,8 +111,7 @@ def measured_sensitivity(model: nn.Module, tokenizer, calibration, sentences, co
     compress_model(probe, uniform, calibration, progress=False)
     ours, theirs = dict(model.named_modules()), dict(probe.named_modules())
     perturbations = {name: ours[name].weight.detach() - theirs[name].weight.detach()
-                     for name in calibration.second_moments if name in ours and isinstance(ours[name], nn.Linear)
-                     and hasattr(theirs[name], "tensors")}
+                     for name in find_matrices(model, config.groups) if hasattr(theirs[name], "tensors")}
     return output_sensitivity(model, tokenizer, list(sentences)[:SENSITIVITY_SENTENCES], perturbations,
                               progress=progress)
 
