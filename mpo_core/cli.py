@@ -126,7 +126,10 @@ def _compress(args) -> dict:
     from pathlib import Path
 
     from .compression_run import compress
+    from .data.glue import default_glue_dir
     from .model.calibrated_compression import ENCODER_GROUPS, CompressionConfig
+    from .model.calibration_sentences import calibration_sentences
+    from .model.matrix_groups import GROUPS
     from .tensor.validation import check_positive_int
 
     if (Path(args.out) / "report.json").exists():
@@ -134,9 +137,15 @@ def _compress(args) -> dict:
     check_positive_int("--calibration-size", args.calibration_size)
     check_positive_int("--heal-steps", args.heal_steps, minimum=0)
     groups = tuple(g.strip() for g in args.groups.split(",") if g.strip()) if args.groups else ENCODER_GROUPS
+    unknown = [g for g in groups if g not in GROUPS]
+    if unknown or not groups:
+        raise ValueError(f"--groups must name matrix groups of {GROUPS}, got {args.groups!r}.")
     options = {"sweeps": args.sweeps} if args.sweeps is not None else {}
     config = CompressionConfig(method=args.method, size=args.size, model_size=args.model_size, groups=groups,
                                n=args.n, **options)
+    if args.model is not None and not Path(args.model).is_dir() and Path(args.model).anchor:
+        raise ValueError(f"--model {args.model}: no such folder (give a model folder, or a hub name when online).")
+    calibration_sentences(args.calibration, args.calibration_size, data_dir=args.data_dir or default_glue_dir())
     result = compress(args.model, config, calibration=args.calibration, calibration_size=args.calibration_size,
                       data_dir=args.data_dir, heal_steps=args.heal_steps, heal_variant=args.heal_variant,
                       out=args.out, merged=args.merged, zero_shot=args.zero_shot)

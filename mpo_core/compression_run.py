@@ -56,7 +56,7 @@ def load_encoder(model: str | None = None):
 
 def compress(model: nn.Module | str | None = None, config: CompressionConfig | None = None, *, tokenizer=None,
              calibration: str = "stsb", calibration_size: int = 512, data_dir=None, heal_steps: int = 0,
-             heal_variant: str = "all", out: str | Path | None = None, merged: bool = False,
+             heal_variant: str = "all", heal_size: int = 4096, out: str | Path | None = None, merged: bool = False,
              zero_shot: bool = True, cache_dir=None, progress: bool = True, heal_options: dict | None = None
              ) -> CompressResult:
     """Compress a pre-trained encoder (module docstring); the model given is not modified.
@@ -69,9 +69,10 @@ def compress(model: nn.Module | str | None = None, config: CompressionConfig | N
         Method and size (:class:`~mpo_core.model.calibrated_compression.CompressionConfig`).
     calibration, calibration_size:
         A GLUE task name (its train file) or a text file, and how many sentences to draw.
-    heal_steps, heal_variant:
-        Distillation steps after compression (0: none) and what trains (``"all"`` MPO tensors or
-        ``"auxiliary"`` ones).
+    heal_steps, heal_variant, heal_size:
+        Distillation steps after compression (0: none), what trains (``"all"`` MPO tensors or
+        ``"auxiliary"`` ones), and how many sentences of the calibration source it draws (another
+        draw than the calibration's; all of them when the source has fewer).
     out, merged:
         Folder for ``mpo_model/``, ``report.json`` and, with ``merged``, ``merged_model/``.
     """
@@ -116,8 +117,11 @@ def compress(model: nn.Module | str | None = None, config: CompressionConfig | N
 
         t = time.perf_counter()
         heal_dir = Path(out) / "healing" if out is not None else None
-        heal_config = HealConfig(steps=heal_steps, variant=heal_variant, **(heal_options or {}))
-        healed = heal(student, teacher, tokenizer, sentences, heal_config, heal_dir, progress=progress)
+        heal_config = HealConfig(steps=heal_steps, variant=heal_variant,
+                                 **{"warmup_steps": min(20, heal_steps // 10), **(heal_options or {})})
+        heal_sentences = _heal_sentences(calibration, heal_size, data_dir)
+        healed = heal(student, teacher, tokenizer, heal_sentences, heal_config, heal_dir, progress=progress)
+        result["heal_sentences"] = len(heal_sentences)
         result["healing"] = _plain(healed)
         timings["healing"] = time.perf_counter() - t
         if zero_shot:
@@ -132,6 +136,11 @@ def compress(model: nn.Module | str | None = None, config: CompressionConfig | N
     if out is not None:
         _save(student, result, Path(out), merged)
     return CompressResult(student, result)
+
+
+def _heal_sentences(source, size: int, data_dir) -> list[str]:
+    """``size`` sentences of ``source`` (seed 1: not the calibration draw), or all it has when it has fewer."""
+    return calibration_sentences(source, size, seed=1, data_dir=data_dir, at_most=True)
 
 
 def _zero_shot(teacher, student, tokenizer, data_dir):

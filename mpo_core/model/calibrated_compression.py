@@ -18,10 +18,13 @@ place, by one of these methods:
 The data-aware error of a matrix is ``||X (W - W')^T||_F`` on the calibration
 tokens (:mod:`~mpo_core.tensor.whitening`); for the word embedding, whose
 input is a one-hot token, it is the token-count-weighted row error (the counts
-plus a floor of ``embedding_floor`` per row, so tokens the calibration never
-saw keep some weight), which enters the MPO exactly for ``n = 2`` and through
-an outer-product fit over the row digits otherwise
-(:func:`~mpo_core.tensor.calibrated_truncation.whiten_rows`).
+plus a floor per row, so tokens the calibration never saw keep some weight),
+which enters the MPO exactly for ``n = 2`` and through an outer-product fit over
+the row digits otherwise (:func:`~mpo_core.tensor.calibrated_truncation.whiten_rows`).
+The floor is the Good-Turing estimate unless given: the unseen tokens together
+get the share of new text that tokens seen once had in the calibration
+(``floor = #rows seen once / #rows never seen``), so the weights stay in the
+same units as the linear layers' errors (squared output error summed over tokens).
 
 Errors of different matrices are comparable because each is an output error on
 the same tokens (``weighting="output"``); ``weighting="relative"`` divides each
@@ -87,7 +90,8 @@ class CompressionConfig:
     weighting:
         How ``auto`` compares errors of different matrices: ``"output"`` or ``"relative"``.
     embedding_floor:
-        Pseudo-count added to every token's count in the word embedding's row weights.
+        Pseudo-count added to every token's count in the word embedding's row weights
+        (``None``: the Good-Turing estimate of the module docstring).
     """
 
     method: str = "mpo_calibrated"
@@ -99,7 +103,7 @@ class CompressionConfig:
     sweeps: int = 2
     damping: float = DEFAULT_DAMPING
     weighting: str = "output"
-    embedding_floor: float = 1.0
+    embedding_floor: float | None = None
 
     def __post_init__(self):
         check_choice("method", self.method, METHODS)
@@ -122,8 +126,9 @@ class CompressionConfig:
             raise ValueError(f"sweeps must be an integer in 0..20, got {self.sweeps!r}.")
         if not (isinstance(self.damping, (int, float)) and 0 <= self.damping <= 1):
             raise ValueError(f"damping must be in [0, 1], got {self.damping!r}.")
-        if not (isinstance(self.embedding_floor, (int, float)) and self.embedding_floor > 0):
-            raise ValueError(f"embedding_floor must be > 0, got {self.embedding_floor!r}.")
+        if self.embedding_floor is not None and not (isinstance(self.embedding_floor, (int, float))
+                                                     and self.embedding_floor > 0):
+            raise ValueError(f"embedding_floor must be > 0 (or None for Good-Turing), got {self.embedding_floor!r}.")
 
     @property
     def method_n(self) -> int:
@@ -209,6 +214,19 @@ class _Target:
     counts: torch.Tensor | None  # token counts alone, for reporting
 
 
+def good_turing_floor(counts: torch.Tensor) -> float:
+    """The pseudo-count per never-seen row that gives them the Good-Turing share of new tokens.
+
+    Tokens seen once make up ``N_1 / N`` of the calibration; that is the estimate of the share of
+    new text made of tokens not seen, spread here over the rows never seen: ``N_1 / #unseen``.
+    """
+    unseen = int((counts == 0).sum())
+    singletons = int((counts == 1).sum())
+    if unseen == 0:
+        return 1e-3
+    return max(singletons, 1) / unseen
+
+
 def _targets(model: nn.Module, config: CompressionConfig, calibration) -> list[_Target]:
     modules = dict(model.named_modules())
     found = find_matrices(model, config.groups)
@@ -231,7 +249,7 @@ def _targets(model: nn.Module, config: CompressionConfig, calibration) -> list[_
             count = counts.get(name)
             if count is not None:
                 count = count.double()
-                rows = count + config.embedding_floor
+                rows = count + (good_turing_floor(count) if config.embedding_floor is None else config.embedding_floor)
         else:
             sigma = moments.get(name)
         if needs_data and sigma is None and rows is None:
@@ -414,4 +432,4 @@ def compress_model(model: nn.Module, config: CompressionConfig, calibration=None
     )
 
 
-__all__ = ["CompressionConfig", "CompressionReport", "MatrixReport", "METHODS", "compress_model"]
+__all__ = ["CompressionConfig", "CompressionReport", "MatrixReport", "METHODS", "compress_model", "good_turing_floor"]

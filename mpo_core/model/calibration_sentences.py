@@ -31,7 +31,7 @@ MAX_SENTENCE_CHARS = 512 * MAX_CHARS_PER_TOKEN
 
 
 def calibration_sentences(source: str | os.PathLike, num_sentences: int = 512, seed: int = 0,
-                          data_dir: str | os.PathLike | None = None) -> list[str]:
+                          data_dir: str | os.PathLike | None = None, *, at_most: bool = False) -> list[str]:
     """A seeded random subset of ``num_sentences`` sentences of ``source`` (in source order).
 
     Parameters
@@ -46,6 +46,8 @@ def calibration_sentences(source: str | os.PathLike, num_sentences: int = 512, s
         Subsets of one seed are nested: 256 sentences are among the 512.
     data_dir : path, optional
         GLUE folder for a task source; default :func:`~mpo_core.data.glue.default_glue_dir`.
+    at_most : bool
+        Take every sentence when the source has fewer than ``num_sentences`` (else that is an error).
 
     Returns
     -------
@@ -62,11 +64,13 @@ def calibration_sentences(source: str | os.PathLike, num_sentences: int = 512, s
     task = _task_or_none(source)
     if task is not None:
         sentences = _task_sentences(task, data_dir)
-        return _draw(sentences, num_sentences, seed, f"the {task.display_name} train file")
+        wanted = min(num_sentences, len(sentences)) if at_most and sentences else num_sentences
+        return _draw(sentences, wanted, seed, f"the {task.display_name} train file")
     path = _text_file(source)
     count = sum(1 for _ in _file_lines(path))
     if count == 0:
         raise ValueError(f"{path} is empty (no non-blank line); give a text file with one sentence per line.")
+    num_sentences = min(num_sentences, count) if at_most else num_sentences
     _check_enough(count, num_sentences, str(path))
     keep = set(subset_indices(count, num_sentences, seed))
     return [line for i, line in enumerate(_file_lines(path)) if i in keep]

@@ -65,7 +65,7 @@ MODE_SETTINGS = {
                                           ("encoder", 0.1), ("model", 0.75)],
              "num_hidden_layers": None, "calibration_sentences": 512, "dev_pairs": None,
              "heal_rows": ["mpo_n5", "svd_whitened", "mpo_calibrated", "auto"],
-             "heal_sizes": [("encoder", 0.5), ("encoder", 0.2), ("model", 0.5)], "heal_steps": 200,
+             "heal_sizes": [("encoder", 0.5), ("encoder", 0.2), ("model", 0.5)], "heal_steps": 100,
              "heal_sentences": 4096, "latency_repeats": 11},
 }
 MODE_SETTINGS["gpu"] = MODE_SETTINGS["full"]

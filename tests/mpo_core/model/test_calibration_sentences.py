@@ -108,3 +108,13 @@ def test_a_line_over_the_limit_names_its_place(tmp_path):
 def test_bad_sources_and_options_are_refused(pair_glue, source, options, message):
     with pytest.raises(ValueError, match=message):
         calibration_sentences(source, **{"num_sentences": 4, "data_dir": pair_glue, **options})
+
+
+def test_at_most_takes_every_sentence_of_a_short_source(tmp_path):
+    from mpo_core.model.calibration_sentences import calibration_sentences
+
+    path = tmp_path / "few.txt"
+    path.write_text("one sentence.\nanother one.\n\na third.\n")
+    assert sorted(calibration_sentences(path, 100, at_most=True)) == sorted(["one sentence.", "another one.", "a third."])
+    with pytest.raises(ValueError, match="fewer than the 100"):
+        calibration_sentences(path, 100)
