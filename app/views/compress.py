@@ -1,4 +1,10 @@
-"""Compress a model page: choose matrices and a target ratio, read the plan, download the model.
+"""Compress a model page: choose a method, matrices and a size; read the plan or run it; download the model.
+
+Plain MPO (the default method) plans per slider move and builds on a click; the
+other methods (plain SVD, the calibrated ones and auto, :mod:`app.calibrated`)
+run calibration, sensitivity, compression and zero-shot STS-B on a click, with
+a progress bar per phase. Both show the stored zero-shot frontier beside the
+user's choice.
 
 The packaged model and its per-matrix spectra are cached resources (the
 spectra once per n, with a progress bar the first time); the plan per slider
@@ -7,6 +13,8 @@ what it does (sentence embeddings and zero-shot STS-B against the original)
 happen on "Build the model and measure"; the zip of the built model follows.
 """
 from __future__ import annotations
+
+from pathlib import Path
 
 import streamlit as st
 
@@ -28,7 +36,7 @@ import pandas as pd  # noqa: E402
 
 import mpo_core  # noqa: E402
 from mpo_core.model.embedding_agreement import Agreement  # noqa: E402
-from app import allowed_paths, compress as mc, snapshot  # noqa: E402
+from app import allowed_paths, calibrated as cal, compress as mc, snapshot  # noqa: E402
 from app.atlas import GROUP_LABELS, NUM_TENSOR_CHOICES  # noqa: E402
 from app.user_errors import USER_ERRORS, message as _message  # noqa: E402
 
@@ -73,13 +81,63 @@ def cached_plan(request: mc.CompressionRequest, _spectra: dict) -> pd.DataFrame:
 
 
 # --------------------------------------------------------------------------- controls
-def controls(model) -> mc.CompressionRequest | None:
+def method_control() -> str:
+    method = st.sidebar.selectbox(
+        "Method", list(cal.METHOD_LABELS), key="compress_method", format_func=lambda m: cal.METHOD_LABELS[m].split(":")[0],
+        help="\n".join(f"- **{label.split(':')[0]}**:{label.split(':', 1)[1]}" for label in cal.METHOD_LABELS.values()),
+    )
+    st.sidebar.caption(cal.METHOD_LABELS[method].split(":", 1)[1].strip())
+    return method
+
+
+def calibration_controls(glue_dir: str) -> tuple[str, int]:
+    """Calibration source (a GLUE task's train file or a text file in the GLUE folder) and sentence count."""
+    st.sidebar.subheader("Calibration data")
+    sources = cal.calibration_sources(glue_dir)
+    source = st.sidebar.selectbox(
+        "Source", [*sources, "text file"], key="compress_calibration",
+        format_func=lambda s: s if s == "text file" else f"{s} (train file)",
+        help="A GLUE task's train file (dev sets only report), or a UTF-8 text file, one sentence a line.",
+    )
+    if source == "text file":
+        typed = st.sidebar.text_input("Text file (inside the GLUE folder)", key="compress_calibration_file",
+                                      help=f"Confined to {glue_dir} (see app/allowed_paths.py).")
+        source = allowed_paths.dashboard_roots().check("glue", typed)
+    count = st.sidebar.number_input(
+        "Sentences", 1, 100_000, cal.DEFAULT_SENTENCES, 64, key="compress_sentences",
+        help="Drawn at random (seed 0); 512 is the experiment's. Fewer run faster; cached on disk after the first run.",
+    )
+    return source, int(count)
+
+
+def calibrated_controls(method: str, groups: tuple[str, ...], n: int) -> cal.CalibratedRequest:
+    size = st.sidebar.slider(
+        "Kept share of the chosen matrices' parameters", 0.05, 1.0, cal.DEFAULT_SHARE, 0.01, key="compress_share",
+        help="One budget for all chosen matrices: the same share each, or (auto) split where it costs least.",
+    )
+    source, count = "stsb", cal.DEFAULT_SENTENCES
+    if method in cal.CALIBRATED:
+        source, count = calibration_controls(allowed_paths.dashboard_roots().glue)
+    return cal.CalibratedRequest(method=method, size=float(size), groups=groups, n=n, calibration=source,
+                                 sentences=count)
+
+
+def controls(model) -> mc.CompressionRequest | cal.CalibratedRequest | None:
     st.sidebar.header("What to compress")
+    method = method_control()
     groups = mc.available_groups(model)
     chosen = st.sidebar.multiselect(
         "Matrix groups", groups, default=[g for g in groups if g in mc.DEFAULT_GROUPS], key="compress_groups",
         format_func=_plain, help="The groups of mpo_core.model.matrix_groups; the pooler is left dense by default.",
     )
+    if method != "mpo":
+        n = 5
+        if method in ("mpo_kronecker", "mpo_calibrated"):
+            n = st.sidebar.select_slider("Number of local tensors n", NUM_TENSOR_CHOICES, 5, key="compress_n")
+        if not chosen:
+            st.info("Choose at least one matrix group in the sidebar.")
+            return None
+        return calibrated_controls(method, tuple(chosen), int(n))
     layers = list(range(mc.num_layers(model)))
     kept = st.sidebar.multiselect(
         "Encoder layers", layers, default=layers, key="compress_layers",
@@ -199,6 +257,81 @@ def show_download(request: mc.CompressionRequest, built: dict | None) -> None:
     )
 
 
+# --------------------------------------------------------------------------- the other methods
+def run_calibrated(request: cal.CalibratedRequest, glue_dir: str) -> None:
+    """Calibrate, (auto) measure sensitivity, compress and measure, with a bar per phase; keep it for this session."""
+    bar = st.progress(0.0, text="Starting…")
+    cache = Path(allowed_paths.dashboard_roots().root("cache")) / "calibration"
+
+    def phase(name: str, done: float, text: str) -> None:
+        bar.progress(done, text=text)
+
+    result = cal.compress_calibrated(base_model(), tokenizer(), request, data_dir=glue_dir, cache_dir=cache,
+                                     phase=phase)
+    record = {"request": request, "result": result, "effect": None, "effect_error": None}
+    try:
+        record["effect"] = mc.model_effect(result.model, tokenizer(), effect_sample(glue_dir))
+    except (OSError, ValueError) as exc:  # no STS-B data: the model is still compressed
+        record["effect_error"] = str(exc)
+    bar.empty()
+    st.session_state["compress_calibrated"] = record
+
+
+def show_calibrated(request: cal.CalibratedRequest) -> None:
+    glue_dir = allowed_paths.dashboard_roots().glue
+    st.subheader(cal.METHOD_LABELS[request.method].split(":")[0])
+    st.caption(
+        cal.METHOD_LABELS[request.method].split(":", 1)[1].strip() + ". "
+        + ("Calibration → sensitivity → compression → zero-shot STS-B" if request.method == "auto" else
+           "Calibration → compression → zero-shot STS-B" if request.calibrated else "Compression → zero-shot STS-B")
+        + f" on a click; the zero-shot score uses {mc.STS_PAIRS} STS-B dev pairs, original vs compressed."
+    )
+    if st.button("Compress and measure", key="compress_run", type="primary",
+                 help="Runs on this server with a progress bar; the calibration is cached on disk for the next run."):
+        try:
+            run_calibrated(request, glue_dir)
+        except USER_ERRORS as exc:
+            st.error(_message(exc))
+    done = st.session_state.get("compress_calibrated")
+    current = done if done is not None and done["request"] == request else None
+    if current is not None:
+        show_rows(cal.result_rows(current["result"].report, current["effect"]))
+        if current["effect_error"]:
+            st.warning(f"The model is compressed, but its zero-shot score was not measured: {current['effect_error']}")
+    elif done is not None:
+        st.info("The settings changed since the last run: press “Compress and measure” again.")
+    else:
+        st.caption("Press the button to compress: the result appears on the frontier below.")
+    user = None
+    if current is not None and current["effect"] is not None:
+        user = (current["result"].report["kept_share"], current["effect"].spearman_compressed)
+    show_frontier(request.size, user, request.groups)
+    if current is not None:
+        report = current["result"].report
+        st.subheader("Where the budget went")
+        st.dataframe(cal.budget_table(report), key="compress_budget", hide_index=True,
+                     column_config={"kept share": st.column_config.NumberColumn(format="%.3f")})
+        with st.expander("Per matrix: structure, bond dims, error"):
+            st.dataframe(cal.matrix_table(report), key="compress_matrices",
+                         column_config={"kept share": st.column_config.NumberColumn(format="%.3f"),
+                                        "relative output error": st.column_config.NumberColumn(format="percent")})
+
+
+def show_frontier(chosen_share: float, user: tuple[float, float] | None, groups) -> None:
+    """The stored zero-shot frontier, the share chosen and (once measured) the user's model."""
+    st.subheader("Beside the stored frontier")
+    frontier = cal.load_frontier()
+    if frontier is not None:
+        st.plotly_chart(cal.frontier_figure(frontier.table, user=user, chosen_share=chosen_share),
+                        key="compress_frontier")
+    caption = cal.frontier_caption(frontier)
+    if user is not None:
+        caption += (" The star is your model, scored on the page's STS-B sample (the frontier uses the dev set)"
+                    + ("; it compresses other matrices than the frontier's 36 encoder ones." if set(groups) !=
+                       set(cal.ENCODER_GROUPS) else "."))
+    (st.caption if frontier is not None else st.info)(caption)
+
+
 def main() -> None:
     try:
         model = base_model()
@@ -206,17 +339,26 @@ def main() -> None:
         if request is None:
             AREA.empty()
             return
+        if isinstance(request, cal.CalibratedRequest):
+            AREA.empty()
+            show_calibrated(request)
+            return
         table = cached_plan(request, load_spectra(request.n))
     except USER_ERRORS as exc:
         AREA.empty()
         st.error(_message(exc))
         return
     AREA.empty()
-    show_rows(mc.totals_rows(mc.size_totals(model, table), table))
+    totals = mc.size_totals(model, table)
+    show_rows(mc.totals_rows(totals, table))
     st.plotly_chart(mc.group_figure(table), key="compress_groups_figure")
     st.dataframe(table, column_config=TABLE_FORMATS)
     built = show_effect(request, table, allowed_paths.dashboard_roots().glue)  # the server's GLUE folder
     show_download(request, built)
+    user = None
+    if built is not None and built["effect"] is not None:
+        user = (totals.matrices_ratio, built["effect"].spearman_compressed)
+    show_frontier(totals.matrices_ratio, user, request.groups)
 
 
 main()
