@@ -26,7 +26,7 @@ st.caption(
     "matrix becomes an MPO cut to the bond dims d′ₖ with the least error within the ratio. Read the plan, then "
     "download the compressed model (MPO layers) or its merged dense copy (MPOP, ACL 2021)."
 )
-AREA = first_paint.first_paint("compress", "compress_groups")  # the default plan, before the engine is imported
+AREA = first_paint.first_paint("compress", "compress_method")  # the default plan, before the engine is imported
 
 from app import shared_imports  # noqa: E402
 
@@ -110,7 +110,19 @@ def calibration_controls(glue_dir: str) -> tuple[str, int]:
     return source, int(count)
 
 
-def calibrated_controls(method: str, groups: tuple[str, ...], n: int) -> cal.CalibratedRequest:
+def calibrated_controls(method: str, groups: tuple[str, ...]) -> cal.CalibratedRequest | None:
+    """The other methods' controls; their groups default to the frontier's 36 encoder matrices."""
+    auto = method == "auto"
+    offered = [g for g in groups if not (auto and g == "word_embedding")]
+    chosen = st.sidebar.multiselect(
+        "Matrix groups", offered, default=[g for g in offered if g in cal.ENCODER_GROUPS],
+        key="compress_auto_groups" if auto else "compress_cal_groups", format_func=_plain,
+        help="Default: the attention and FFN matrices, as the stored frontier."
+        + (" Auto leaves the word embedding dense: its output sensitivity is not measured." if auto else ""),
+    )
+    n = 5
+    if method in ("mpo_kronecker", "mpo_calibrated"):
+        n = st.sidebar.select_slider("Number of local tensors n", NUM_TENSOR_CHOICES, 5, key="compress_n")
     size = st.sidebar.slider(
         "Kept share of the chosen matrices' parameters", 0.05, 1.0, cal.DEFAULT_SHARE, 0.01, key="compress_share",
         help="One budget for all chosen matrices: the same share each, or (auto) split where it costs least.",
@@ -118,7 +130,10 @@ def calibrated_controls(method: str, groups: tuple[str, ...], n: int) -> cal.Cal
     source, count = "stsb", cal.DEFAULT_SENTENCES
     if method in cal.CALIBRATED:
         source, count = calibration_controls(allowed_paths.dashboard_roots().glue)
-    return cal.CalibratedRequest(method=method, size=float(size), groups=groups, n=n, calibration=source,
+    if not chosen:
+        st.info("Choose at least one matrix group in the sidebar.")
+        return None
+    return cal.CalibratedRequest(method=method, size=float(size), groups=tuple(chosen), n=int(n), calibration=source,
                                  sentences=count)
 
 
@@ -126,18 +141,12 @@ def controls(model) -> mc.CompressionRequest | cal.CalibratedRequest | None:
     st.sidebar.header("What to compress")
     method = method_control()
     groups = mc.available_groups(model)
+    if method != "mpo":
+        return calibrated_controls(method, groups)
     chosen = st.sidebar.multiselect(
         "Matrix groups", groups, default=[g for g in groups if g in mc.DEFAULT_GROUPS], key="compress_groups",
         format_func=_plain, help="The groups of mpo_core.model.matrix_groups; the pooler is left dense by default.",
     )
-    if method != "mpo":
-        n = 5
-        if method in ("mpo_kronecker", "mpo_calibrated"):
-            n = st.sidebar.select_slider("Number of local tensors n", NUM_TENSOR_CHOICES, 5, key="compress_n")
-        if not chosen:
-            st.info("Choose at least one matrix group in the sidebar.")
-            return None
-        return calibrated_controls(method, tuple(chosen), int(n))
     layers = list(range(mc.num_layers(model)))
     kept = st.sidebar.multiselect(
         "Encoder layers", layers, default=layers, key="compress_layers",

@@ -132,6 +132,7 @@ def test_every_method_is_offered_and_explained(page):
     assert at.slider(key="compress_share").value == 0.5
     assert at.number_input(key="compress_sentences").value == 512
     assert at.selectbox(key="compress_calibration").value == "stsb"
+    assert not [o for o in at.multiselect(key="compress_auto_groups").options if "embedding" in o.lower()]
     assert not at.dataframe and not at.get("plotly_chart")  # nothing runs before the click
     at.selectbox(key="compress_method").set_value("svd").run()  # no calibration for a plain method
     assert not [w for w in _ok(at).sidebar.selectbox if w.key == "compress_calibration"]
@@ -143,7 +144,9 @@ def test_a_calibrated_method_runs_and_lands_on_the_frontier(page, monkeypatch, t
     write_frontier("small")  # under the fixture's MPO_RESULTS_DIR
     at = page
     at.selectbox(key="compress_method").set_value("svd_whitened").run()
-    at.multiselect(key="compress_groups").set_value(["query", "key", "value", "attention_output"]).run()
+    assert at.multiselect(key="compress_cal_groups").value == ["query", "key", "value", "attention_output",
+                                                               "ffn_in", "ffn_out"]  # the frontier's matrices
+    at.multiselect(key="compress_cal_groups").set_value(["query", "key", "value", "attention_output"]).run()
     at.slider(key="compress_share").set_value(0.3).run()
     at.number_input(key="compress_sentences").set_value(32).run()
     (chart,) = _ok(at).get("plotly_chart")  # the stored frontier, beside the share chosen
