@@ -152,9 +152,9 @@ def result_rows(report: dict, effect=None) -> list[tuple[str, str, str]]:
          "Σ over matrices of the output error on the calibration tokens, ‖X (W − W′)ᵀ‖²_F (0 without calibration)."),
     ]
     if effect is not None:
-        rows += [("STS-B Spearman, dense", f"{effect.spearman_original:.3f}",
-                  f"Zero-shot on the page's {effect.sentences // 2} STS-B dev pairs, the original model."),
-                 ("STS-B Spearman, compressed", f"{effect.spearman_compressed:.3f}",
+        rows += [("STS-B, dense", f"{effect.spearman_original:.3f}",
+                  f"Zero-shot STS-B Spearman on the page's {effect.sentences // 2} dev pairs, the original model."),
+                 ("STS-B, compressed", f"{effect.spearman_compressed:.3f}",
                   f"The compressed model on the same pairs; embedding agreement (cos) {effect.cosine_mean:.3f}.")]
     return rows
 

@@ -22,9 +22,11 @@ from app.views import first_paint
 
 st.title("Compress a model")
 st.caption(
-    "Choose matrix groups, layers and a target compression ratio (Eq. 5) for the packaged MiniLM: each chosen "
-    "matrix becomes an MPO cut to the bond dims d′ₖ with the least error within the ratio. Read the plan, then "
-    "download the compressed model (MPO layers) or its merged dense copy (MPOP, ACL 2021)."
+    "Choose a method, matrix groups and a size for the packaged MiniLM. Plain MPO (the default): each chosen "
+    "matrix becomes an MPO cut to the bond dims d′ₖ with the least error within a target ratio (Eq. 5); read the "
+    "plan, then download the compressed model (MPO layers) or its merged dense copy (MPOP, ACL 2021). The other "
+    "methods use calibration sentences to keep what the model's outputs need; each result lands beside the stored "
+    "zero-shot frontier of every method."
 )
 AREA = first_paint.first_paint("compress", "compress_method")  # the default plan, before the engine is imported
 
@@ -38,6 +40,7 @@ import mpo_core  # noqa: E402
 from mpo_core.model.embedding_agreement import Agreement  # noqa: E402
 from app import allowed_paths, calibrated as cal, compress as mc, snapshot  # noqa: E402
 from app.atlas import GROUP_LABELS, NUM_TENSOR_CHOICES  # noqa: E402
+from mpo_core.data.glue import GLUE_TASKS  # noqa: E402
 from app.user_errors import USER_ERRORS, message as _message  # noqa: E402
 
 TABLE_FORMATS = {
@@ -86,7 +89,8 @@ def method_control() -> str:
         "Method", list(cal.METHOD_LABELS), key="compress_method", format_func=lambda m: cal.METHOD_LABELS[m].split(":")[0],
         help="\n".join(f"- **{label.split(':')[0]}**:{label.split(':', 1)[1]}" for label in cal.METHOD_LABELS.values()),
     )
-    st.sidebar.caption(cal.METHOD_LABELS[method].split(":", 1)[1].strip())
+    explanation = cal.METHOD_LABELS[method].split(":", 1)[1].strip()
+    st.sidebar.caption(explanation[:1].upper() + explanation[1:])
     return method
 
 
@@ -96,12 +100,15 @@ def calibration_controls(glue_dir: str) -> tuple[str, int]:
     sources = cal.calibration_sources(glue_dir)
     source = st.sidebar.selectbox(
         "Source", [*sources, "text file"], key="compress_calibration",
-        format_func=lambda s: s if s == "text file" else f"{s} (train file)",
+        format_func=lambda s: s if s == "text file" else f"{GLUE_TASKS[s].display_name} (train file)",
         help="A GLUE task's train file (dev sets only report), or a UTF-8 text file, one sentence a line.",
     )
     if source == "text file":
         typed = st.sidebar.text_input("Text file (inside the GLUE folder)", key="compress_calibration_file",
                                       help=f"Confined to {glue_dir} (see app/allowed_paths.py).")
+        if not typed.strip():
+            raise ValueError(f"type the path of a UTF-8 text file inside {glue_dir} (one sentence a line), "
+                             "or choose a GLUE task as the calibration source.")
         source = allowed_paths.dashboard_roots().check("glue", typed)
     count = st.sidebar.number_input(
         "Sentences", 1, 100_000, cal.DEFAULT_SENTENCES, 64, key="compress_sentences",

@@ -154,7 +154,7 @@ def test_a_calibrated_method_runs_and_lands_on_the_frontier(page, monkeypatch, t
     at.button(key="compress_run").click().run()
     _ok(at)
     assert float(_metric(at, "Kept share")) <= 0.3
-    original, compressed = float(_metric(at, "STS-B Spearman, dense")), float(_metric(at, "STS-B Spearman, compressed"))
+    original, compressed = float(_metric(at, "STS-B, dense")), float(_metric(at, "STS-B, compressed"))
     assert original > 0.75 and 0 < compressed < original
     budget = at.dataframe[0].value
     assert list(budget["where"]) == ["query", "key", "value", "attention_output", *[f"layer {i}" for i in range(6)]]
@@ -165,3 +165,24 @@ def test_a_calibrated_method_runs_and_lands_on_the_frontier(page, monkeypatch, t
     assert any((tmp_path / "cache" / "calibration").iterdir())  # the calibration is cached for the next run
     at.slider(key="compress_share").set_value(0.5).run()
     assert any("settings changed" in i.value for i in _ok(at).info)
+
+
+def test_calibration_from_a_text_file_inside_the_glue_folder(page, tmp_path, monkeypatch):
+    glue = tmp_path / "glue"
+    glue.mkdir()
+    (glue / "corpus.txt").write_text("\n".join(f"sentence number {i} about matrices and tensors." for i in range(40)))
+    monkeypatch.setenv("GLUE_DIR", str(glue))  # no GLUE task here, and no STS-B dev file
+    at = page
+    at.selectbox(key="compress_method").set_value("mpo_kronecker").run()
+    assert not at.exception and at.selectbox(key="compress_calibration").value == "text file"  # the only source
+    assert any("type the path of a UTF-8 text file" in e.value for e in at.error)
+    at.text_input(key="compress_calibration_file").set_value("/etc/passwd").run()
+    assert any("outside" in e.value for e in at.error)
+    at.text_input(key="compress_calibration_file").set_value(str(glue / "corpus.txt")).run()
+    at.multiselect(key="compress_cal_groups").set_value(["query"]).run()
+    at.number_input(key="compress_sentences").set_value(16).run()
+    at.button(key="compress_run").click().run()
+    assert not at.exception and not at.error
+    assert float(_metric(at, "Kept share")) <= 0.5
+    assert any("not measured" in w.value for w in at.warning)  # no STS-B dev file: compressed all the same
+    assert set(at.dataframe[1].value["structure"]) == {"MPO n=5"}
