@@ -221,11 +221,13 @@ PALETTE = ("#4c78a8", "#f58518", "#54a24b", "#e45756", "#72b7b2", "#b279a2", "#9
 
 
 def frontier_figure(table: pd.DataFrame | None, user: tuple[float, float] | None = None,
-                    chosen_share: float | None = None, user_label: str = "your model") -> go.Figure:
+                    chosen_share: float | None = None, user_label: str = "your model",
+                    user_dense: float | None = None) -> go.Figure:
     """Zero-shot Spearman vs kept share: a line per stored row (healed dashed), dense, baseline, the user's point.
 
     ``table``: the frontier's rows (only ``size_kind == "encoder"`` are drawn); ``user``:
-    ``(kept share, Spearman)`` of the user's model; ``chosen_share``: a dotted line at the share chosen.
+    ``(kept share, Spearman)`` of the user's model; ``chosen_share``: a dotted line at the share chosen;
+    ``user_dense``: the dense model's score on the user's sample (its pairs are not the frontier's).
     """
     fig = go.Figure()
     encoder = table[table["size_kind"] == "encoder"] if table is not None else pd.DataFrame(columns=["row"])
@@ -248,6 +250,9 @@ def frontier_figure(table: pd.DataFrame | None, user: tuple[float, float] | None
                             hovertemplate="baseline %{text}<br>share %{x:.2f}: %{y:.3f}<extra></extra>")
     if chosen_share is not None:
         fig.add_vline(x=chosen_share, line={"color": "#d62728", "dash": "dot", "width": 1})
+    if user_dense is not None:
+        fig.add_scatter(x=[0, 1], y=[user_dense, user_dense], mode="lines", name=f"dense, your sample ({user_dense:.3f})",
+                        line={"color": "#d62728", "dash": "dot", "width": 1}, opacity=0.6, hoverinfo="skip")
     if user is not None:
         fig.add_scatter(x=[user[0]], y=[user[1]], mode="markers", name=user_label,
                         marker={"color": "#d62728", "size": 16, "symbol": "star", "line": {"color": "black", "width": 1}},

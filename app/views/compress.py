@@ -89,9 +89,14 @@ def method_control() -> str:
         "Method", list(cal.METHOD_LABELS), key="compress_method", format_func=lambda m: cal.METHOD_LABELS[m].split(":")[0],
         help="\n".join(f"- **{label.split(':')[0]}**:{label.split(':', 1)[1]}" for label in cal.METHOD_LABELS.values()),
     )
-    explanation = cal.METHOD_LABELS[method].split(":", 1)[1].strip()
-    st.sidebar.caption(explanation[:1].upper() + explanation[1:])
+    st.sidebar.caption(_explanation(method))
     return method
+
+
+def _explanation(method: str) -> str:
+    """The method's one-line explanation, as a sentence."""
+    text = cal.METHOD_LABELS[method].split(":", 1)[1].strip()
+    return text[:1].upper() + text[1:]
 
 
 def calibration_controls(glue_dir: str) -> tuple[str, int]:
@@ -297,7 +302,7 @@ def show_calibrated(request: cal.CalibratedRequest) -> None:
     glue_dir = allowed_paths.dashboard_roots().glue
     st.subheader(cal.METHOD_LABELS[request.method].split(":")[0])
     st.caption(
-        cal.METHOD_LABELS[request.method].split(":", 1)[1].strip() + ". "
+        _explanation(request.method) + ". "
         + ("Calibration → sensitivity → compression → zero-shot STS-B" if request.method == "auto" else
            "Calibration → compression → zero-shot STS-B" if request.calibrated else "Compression → zero-shot STS-B")
         + f" on a click; the zero-shot score uses {mc.STS_PAIRS} STS-B dev pairs, original vs compressed."
@@ -318,14 +323,14 @@ def show_calibrated(request: cal.CalibratedRequest) -> None:
         st.info("The settings changed since the last run: press “Compress and measure” again.")
     else:
         st.caption("Press the button to compress: the result appears on the frontier below.")
-    user = None
-    if current is not None and current["effect"] is not None:
-        user = (current["result"].report["kept_share"], current["effect"].spearman_compressed)
-    show_frontier(request.size, user, request.groups)
+    effect = None if current is None else current["effect"]
+    user = None if effect is None else (current["result"].report["kept_share"], effect.spearman_compressed)
+    show_frontier(request.size, user, request.groups, None if effect is None else effect.spearman_original)
     if current is not None:
         report = current["result"].report
         st.subheader("Where the budget went")
-        st.dataframe(cal.budget_table(report), key="compress_budget", hide_index=True,
+        budget = cal.budget_table(report)
+        st.dataframe(budget, key="compress_budget", hide_index=True, height=35 * (len(budget) + 1) + 3,  # every row
                      column_config={"kept share": st.column_config.NumberColumn(format="%.3f")})
         with st.expander("Per matrix: structure, bond dims, error"):
             st.dataframe(cal.matrix_table(report), key="compress_matrices",
@@ -333,12 +338,12 @@ def show_calibrated(request: cal.CalibratedRequest) -> None:
                                         "relative output error": st.column_config.NumberColumn(format="percent")})
 
 
-def show_frontier(chosen_share: float, user: tuple[float, float] | None, groups) -> None:
-    """The stored zero-shot frontier, the share chosen and (once measured) the user's model."""
+def show_frontier(chosen_share: float, user: tuple[float, float] | None, groups, user_dense: float | None) -> None:
+    """The stored zero-shot frontier, the share chosen and (once measured) the user's model and its dense score."""
     st.subheader("Beside the stored frontier")
     frontier = cal.load_frontier()
     if frontier is not None:
-        st.plotly_chart(cal.frontier_figure(frontier.table, user=user, chosen_share=chosen_share),
+        st.plotly_chart(cal.frontier_figure(frontier.table, user=user, chosen_share=chosen_share, user_dense=user_dense),
                         key="compress_frontier")
     caption = cal.frontier_caption(frontier)
     if user is not None:
@@ -371,10 +376,9 @@ def main() -> None:
     st.dataframe(table, column_config=TABLE_FORMATS)
     built = show_effect(request, table, allowed_paths.dashboard_roots().glue)  # the server's GLUE folder
     show_download(request, built)
-    user = None
-    if built is not None and built["effect"] is not None:
-        user = (totals.matrices_ratio, built["effect"].spearman_compressed)
-    show_frontier(totals.matrices_ratio, user, request.groups)
+    effect = None if built is None else built["effect"]
+    user = None if effect is None else (totals.matrices_ratio, effect.spearman_compressed)
+    show_frontier(totals.matrices_ratio, user, request.groups, None if effect is None else effect.spearman_original)
 
 
 main()

@@ -126,5 +126,7 @@ def test_frontier_figure_traces():
     assert list(traces["issue's baseline"].y) == [0.716, 0.684] and traces["issue's baseline"].opacity < 1
     assert (traces["your model"].x, traces["your model"].y) == ((0.42,), (0.8,))
     assert [s.x0 for s in fig.layout.shapes] == [0.4]
+    with_dense = [t.name for t in cal.frontier_figure(frontier_table(), user=(0.42, 0.8), user_dense=0.86).data]
+    assert with_dense[-2:] == ["dense, your sample (0.860)", "your model"]
     bare = cal.frontier_figure(None)
     assert not bare.data
