@@ -1,4 +1,10 @@
-"""Compress a model page: choose matrices and a target ratio, read the plan, download the model.
+"""Compress a model page: choose a method, matrices and a size; read the plan or run it; download the model.
+
+Plain MPO (the default method) plans per slider move and builds on a click; the
+other methods (plain SVD, the calibrated ones and auto, :mod:`app.calibrated`)
+run calibration, sensitivity, compression and zero-shot STS-B on a click, with
+a progress bar per phase. Both show the stored zero-shot frontier beside the
+user's choice.
 
 The packaged model and its per-matrix spectra are cached resources (the
 spectra once per n, with a progress bar the first time); the plan per slider
@@ -8,17 +14,21 @@ happen on "Build the model and measure"; the zip of the built model follows.
 """
 from __future__ import annotations
 
+from pathlib import Path
+
 import streamlit as st
 
 from app.views import first_paint
 
 st.title("Compress a model")
 st.caption(
-    "Choose matrix groups, layers and a target compression ratio (Eq. 5) for the packaged MiniLM: each chosen "
-    "matrix becomes an MPO cut to the bond dims d′ₖ with the least error within the ratio. Read the plan, then "
-    "download the compressed model (MPO layers) or its merged dense copy (MPOP, ACL 2021)."
+    "Choose a method, matrix groups and a size for the packaged MiniLM. Plain MPO (the default): each chosen "
+    "matrix becomes an MPO cut to the bond dims d′ₖ with the least error within a target ratio (Eq. 5); read the "
+    "plan, then download the compressed model (MPO layers) or its merged dense copy (MPOP, ACL 2021). The other "
+    "methods use calibration sentences to keep what the model's outputs need; each result lands beside the stored "
+    "zero-shot frontier of every method."
 )
-AREA = first_paint.first_paint("compress", "compress_groups")  # the default plan, before the engine is imported
+AREA = first_paint.first_paint("compress", "compress_method")  # the default plan, before the engine is imported
 
 from app import shared_imports  # noqa: E402
 
@@ -28,8 +38,9 @@ import pandas as pd  # noqa: E402
 
 import mpo_core  # noqa: E402
 from mpo_core.model.embedding_agreement import Agreement  # noqa: E402
-from app import allowed_paths, compress as mc, snapshot  # noqa: E402
+from app import allowed_paths, calibrated as cal, compress as mc, snapshot  # noqa: E402
 from app.atlas import GROUP_LABELS, NUM_TENSOR_CHOICES  # noqa: E402
+from mpo_core.data.glue import GLUE_TASKS  # noqa: E402
 from app.user_errors import USER_ERRORS, message as _message  # noqa: E402
 
 TABLE_FORMATS = {
@@ -73,9 +84,77 @@ def cached_plan(request: mc.CompressionRequest, _spectra: dict) -> pd.DataFrame:
 
 
 # --------------------------------------------------------------------------- controls
-def controls(model) -> mc.CompressionRequest | None:
+def method_control() -> str:
+    method = st.sidebar.selectbox(
+        "Method", list(cal.METHOD_LABELS), key="compress_method", format_func=lambda m: cal.METHOD_LABELS[m].split(":")[0],
+        help="\n".join(f"- **{label.split(':')[0]}**:{label.split(':', 1)[1]}" for label in cal.METHOD_LABELS.values()),
+    )
+    st.sidebar.caption(_explanation(method))
+    return method
+
+
+def _explanation(method: str) -> str:
+    """The method's one-line explanation, as a sentence."""
+    text = cal.METHOD_LABELS[method].split(":", 1)[1].strip()
+    return text[:1].upper() + text[1:]
+
+
+def calibration_controls(glue_dir: str) -> tuple[str, int]:
+    """Calibration source (a GLUE task's train file or a text file in the GLUE folder) and sentence count."""
+    st.sidebar.subheader("Calibration data")
+    sources = cal.calibration_sources(glue_dir)
+    source = st.sidebar.selectbox(
+        "Source", [*sources, "text file"], key="compress_calibration",
+        format_func=lambda s: s if s == "text file" else f"{GLUE_TASKS[s].display_name} (train file)",
+        help="A GLUE task's train file (dev sets only report), or a UTF-8 text file, one sentence a line.",
+    )
+    if source == "text file":
+        typed = st.sidebar.text_input("Text file (inside the GLUE folder)", key="compress_calibration_file",
+                                      help=f"Confined to {glue_dir} (see app/allowed_paths.py).")
+        if not typed.strip():
+            raise ValueError(f"type the path of a UTF-8 text file inside {glue_dir} (one sentence a line), "
+                             "or choose a GLUE task as the calibration source.")
+        source = allowed_paths.dashboard_roots().check("glue", typed)
+    count = st.sidebar.number_input(
+        "Sentences", 1, 100_000, cal.DEFAULT_SENTENCES, 64, key="compress_sentences",
+        help="Drawn at random (seed 0); 512 is the experiment's. Fewer run faster; cached on disk after the first run.",
+    )
+    return source, int(count)
+
+
+def calibrated_controls(method: str, groups: tuple[str, ...]) -> cal.CalibratedRequest | None:
+    """The other methods' controls; their groups default to the frontier's 36 encoder matrices."""
+    auto = method == "auto"
+    offered = [g for g in groups if not (auto and g == "word_embedding")]
+    chosen = st.sidebar.multiselect(
+        "Matrix groups", offered, default=[g for g in offered if g in cal.ENCODER_GROUPS],
+        key="compress_auto_groups" if auto else "compress_cal_groups", format_func=_plain,
+        help="Default: the attention and FFN matrices, as the stored frontier."
+        + (" Auto leaves the word embedding dense: its output sensitivity is not measured." if auto else ""),
+    )
+    n = 5
+    if method in ("mpo_kronecker", "mpo_calibrated"):
+        n = st.sidebar.select_slider("Number of local tensors n", NUM_TENSOR_CHOICES, 5, key="compress_n")
+    size = st.sidebar.slider(
+        "Kept share of the chosen matrices' parameters", 0.05, 1.0, cal.DEFAULT_SHARE, 0.01, key="compress_share",
+        help="One budget for all chosen matrices: the same share each, or (auto) split where it costs least.",
+    )
+    source, count = "stsb", cal.DEFAULT_SENTENCES
+    if method in cal.CALIBRATED:
+        source, count = calibration_controls(allowed_paths.dashboard_roots().glue)
+    if not chosen:
+        st.info("Choose at least one matrix group in the sidebar.")
+        return None
+    return cal.CalibratedRequest(method=method, size=float(size), groups=tuple(chosen), n=int(n), calibration=source,
+                                 sentences=count)
+
+
+def controls(model) -> mc.CompressionRequest | cal.CalibratedRequest | None:
     st.sidebar.header("What to compress")
+    method = method_control()
     groups = mc.available_groups(model)
+    if method != "mpo":
+        return calibrated_controls(method, groups)
     chosen = st.sidebar.multiselect(
         "Matrix groups", groups, default=[g for g in groups if g in mc.DEFAULT_GROUPS], key="compress_groups",
         format_func=_plain, help="The groups of mpo_core.model.matrix_groups; the pooler is left dense by default.",
@@ -199,6 +278,81 @@ def show_download(request: mc.CompressionRequest, built: dict | None) -> None:
     )
 
 
+# --------------------------------------------------------------------------- the other methods
+def run_calibrated(request: cal.CalibratedRequest, glue_dir: str) -> None:
+    """Calibrate, (auto) measure sensitivity, compress and measure, with a bar per phase; keep it for this session."""
+    bar = st.progress(0.0, text="Starting…")
+    cache = Path(allowed_paths.dashboard_roots().root("cache")) / "calibration"
+
+    def phase(name: str, done: float, text: str) -> None:
+        bar.progress(done, text=text)
+
+    result = cal.compress_calibrated(base_model(), tokenizer(), request, data_dir=glue_dir, cache_dir=cache,
+                                     phase=phase)
+    record = {"request": request, "result": result, "effect": None, "effect_error": None}
+    try:
+        record["effect"] = mc.model_effect(result.model, tokenizer(), effect_sample(glue_dir))
+    except (OSError, ValueError) as exc:  # no STS-B data: the model is still compressed
+        record["effect_error"] = str(exc)
+    bar.empty()
+    st.session_state["compress_calibrated"] = record
+
+
+def show_calibrated(request: cal.CalibratedRequest) -> None:
+    glue_dir = allowed_paths.dashboard_roots().glue
+    st.subheader(cal.METHOD_LABELS[request.method].split(":")[0])
+    st.caption(
+        _explanation(request.method) + ". "
+        + ("Calibration → sensitivity → compression → zero-shot STS-B" if request.method == "auto" else
+           "Calibration → compression → zero-shot STS-B" if request.calibrated else "Compression → zero-shot STS-B")
+        + f" on a click; the zero-shot score uses {mc.STS_PAIRS} STS-B dev pairs, original vs compressed."
+    )
+    if st.button("Compress and measure", key="compress_run", type="primary",
+                 help="Runs on this server with a progress bar; the calibration is cached on disk for the next run."):
+        try:
+            run_calibrated(request, glue_dir)
+        except USER_ERRORS as exc:
+            st.error(_message(exc))
+    done = st.session_state.get("compress_calibrated")
+    current = done if done is not None and done["request"] == request else None
+    if current is not None:
+        show_rows(cal.result_rows(current["result"].report, current["effect"]))
+        if current["effect_error"]:
+            st.warning(f"The model is compressed, but its zero-shot score was not measured: {current['effect_error']}")
+    elif done is not None:
+        st.info("The settings changed since the last run: press “Compress and measure” again.")
+    else:
+        st.caption("Press the button to compress: the result appears on the frontier below.")
+    effect = None if current is None else current["effect"]
+    user = None if effect is None else (current["result"].report["kept_share"], effect.spearman_compressed)
+    show_frontier(request.size, user, request.groups, None if effect is None else effect.spearman_original)
+    if current is not None:
+        report = current["result"].report
+        st.subheader("Where the budget went")
+        budget = cal.budget_table(report)
+        st.dataframe(budget, key="compress_budget", hide_index=True, height=35 * (len(budget) + 1) + 3,  # every row
+                     column_config={"kept share": st.column_config.NumberColumn(format="%.3f")})
+        with st.expander("Per matrix: structure, bond dims, error"):
+            st.dataframe(cal.matrix_table(report), key="compress_matrices",
+                         column_config={"kept share": st.column_config.NumberColumn(format="%.3f"),
+                                        "relative output error": st.column_config.NumberColumn(format="percent")})
+
+
+def show_frontier(chosen_share: float, user: tuple[float, float] | None, groups, user_dense: float | None) -> None:
+    """The stored zero-shot frontier, the share chosen and (once measured) the user's model and its dense score."""
+    st.subheader("Beside the stored frontier")
+    frontier = cal.load_frontier()
+    if frontier is not None:
+        st.plotly_chart(cal.frontier_figure(frontier.table, user=user, chosen_share=chosen_share, user_dense=user_dense),
+                        key="compress_frontier")
+    caption = cal.frontier_caption(frontier)
+    if user is not None:
+        caption += (" The star is your model, scored on the page's STS-B sample (the frontier uses the dev set)"
+                    + ("; it compresses other matrices than the frontier's 36 encoder ones." if set(groups) !=
+                       set(cal.ENCODER_GROUPS) else "."))
+    (st.caption if frontier is not None else st.info)(caption)
+
+
 def main() -> None:
     try:
         model = base_model()
@@ -206,17 +360,25 @@ def main() -> None:
         if request is None:
             AREA.empty()
             return
+        if isinstance(request, cal.CalibratedRequest):
+            AREA.empty()
+            show_calibrated(request)
+            return
         table = cached_plan(request, load_spectra(request.n))
     except USER_ERRORS as exc:
         AREA.empty()
         st.error(_message(exc))
         return
     AREA.empty()
-    show_rows(mc.totals_rows(mc.size_totals(model, table), table))
+    totals = mc.size_totals(model, table)
+    show_rows(mc.totals_rows(totals, table))
     st.plotly_chart(mc.group_figure(table), key="compress_groups_figure")
     st.dataframe(table, column_config=TABLE_FORMATS)
     built = show_effect(request, table, allowed_paths.dashboard_roots().glue)  # the server's GLUE folder
     show_download(request, built)
+    effect = None if built is None else built["effect"]
+    user = None if effect is None else (totals.matrices_ratio, effect.spearman_compressed)
+    show_frontier(totals.matrices_ratio, user, request.groups, None if effect is None else effect.spearman_original)
 
 
 main()

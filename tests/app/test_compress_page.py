@@ -14,7 +14,10 @@ def _ok(at: AppTest) -> AppTest:
 
 
 @pytest.fixture
-def page() -> AppTest:
+def page(tmp_path, monkeypatch) -> AppTest:
+    # no stored frontier, a fresh calibration cache: what the page shows does not depend on results/ or cache/
+    monkeypatch.setenv("MPO_RESULTS_DIR", str(tmp_path / "results"))
+    monkeypatch.setenv("MPO_CACHE_DIR", str(tmp_path / "cache"))
     return _ok(pages.open_page("compress"))
 
 
@@ -34,7 +37,9 @@ def test_opens_with_the_paper_groups_planned(page):
     assert _millions(at, "#To before") == 22.71  # MiniLM-L6 (BertModel): 22,713,216 parameters
     assert _millions(at, "#To after") < _millions(at, "#To before")
     assert len(at.dataframe[0].value) == 1 + 6 * 6  # word embedding + six matrices in six layers
-    assert len(at.get("plotly_chart")) == 1
+    assert len(at.get("plotly_chart")) == 1  # no stored frontier: a note says how to make it
+    assert any("reproduce zero_shot_frontier --mode full" in i.value for i in at.info)
+    assert at.selectbox(key="compress_method").value == "mpo"
     assert not at.get("download_button")
 
 
@@ -114,3 +119,70 @@ def test_n_changes_the_bond_dims(page):
     assert all(len(d.split(",")) == 4 for d in full) and all(len(d.split(",")) == 2 for d in fewer)
     heat = json.loads(at.get("plotly_chart")[0].proto.spec)
     assert heat["layout"]["yaxis"]["title"]["text"] == "parameters (millions)"
+
+
+def test_every_method_is_offered_and_explained(page):
+    at = page
+    method = at.selectbox(key="compress_method")
+    assert method.options == ["Plain MPO", "Plain SVD", "Whitened SVD (SVD-LLM)", "MPO, Kronecker-whitened",
+                              "Calibrated MPO", "Auto"]
+    method.set_value("auto").run()
+    _ok(at)
+    assert any("one budget" in c.value for c in at.sidebar.caption)
+    assert at.slider(key="compress_share").value == 0.5
+    assert at.number_input(key="compress_sentences").value == 512
+    assert at.selectbox(key="compress_calibration").value == "stsb"
+    assert not [o for o in at.multiselect(key="compress_auto_groups").options if "embedding" in o.lower()]
+    assert not at.dataframe and not at.get("plotly_chart")  # nothing runs before the click
+    at.selectbox(key="compress_method").set_value("svd").run()  # no calibration for a plain method
+    assert not [w for w in _ok(at).sidebar.selectbox if w.key == "compress_calibration"]
+
+
+def test_a_calibrated_method_runs_and_lands_on_the_frontier(page, monkeypatch, tmp_path):
+    from .frontier_results import write_frontier
+
+    write_frontier("small")  # under the fixture's MPO_RESULTS_DIR
+    at = page
+    at.selectbox(key="compress_method").set_value("svd_whitened").run()
+    assert at.multiselect(key="compress_cal_groups").value == ["query", "key", "value", "attention_output",
+                                                               "ffn_in", "ffn_out"]  # the frontier's matrices
+    at.multiselect(key="compress_cal_groups").set_value(["query", "key", "value", "attention_output"]).run()
+    at.slider(key="compress_share").set_value(0.3).run()
+    at.number_input(key="compress_sentences").set_value(32).run()
+    (chart,) = _ok(at).get("plotly_chart")  # the stored frontier, beside the share chosen
+    assert any("small mode: CI-sized, not the experiment" in c.value for c in at.caption)
+    at.button(key="compress_run").click().run()
+    _ok(at)
+    assert float(_metric(at, "Kept share")) <= 0.3
+    original, compressed = float(_metric(at, "STS-B, dense")), float(_metric(at, "STS-B, compressed"))
+    assert original > 0.75 and 0 < compressed < original
+    budget = at.dataframe[0].value
+    assert list(budget["where"]) == ["query", "key", "value", "attention_output", *[f"layer {i}" for i in range(6)]]
+    assert set(budget["structures"]) == {"SVD: 6", "SVD: 4"}
+    assert len(at.dataframe[1].value) == 24
+    names = [t["name"] for t in json.loads(at.get("plotly_chart")[0].proto.spec)["data"]]
+    assert names[-1] == "your model" and "issue's baseline" in names
+    assert any((tmp_path / "cache" / "calibration").iterdir())  # the calibration is cached for the next run
+    at.slider(key="compress_share").set_value(0.5).run()
+    assert any("settings changed" in i.value for i in _ok(at).info)
+
+
+def test_calibration_from_a_text_file_inside_the_glue_folder(page, tmp_path, monkeypatch):
+    glue = tmp_path / "glue"
+    glue.mkdir()
+    (glue / "corpus.txt").write_text("\n".join(f"sentence number {i} about matrices and tensors." for i in range(40)))
+    monkeypatch.setenv("GLUE_DIR", str(glue))  # no GLUE task here, and no STS-B dev file
+    at = page
+    at.selectbox(key="compress_method").set_value("mpo_kronecker").run()
+    assert not at.exception and at.selectbox(key="compress_calibration").value == "text file"  # the only source
+    assert any("type the path of a UTF-8 text file" in e.value for e in at.error)
+    at.text_input(key="compress_calibration_file").set_value("/etc/passwd").run()
+    assert any("outside" in e.value for e in at.error)
+    at.text_input(key="compress_calibration_file").set_value(str(glue / "corpus.txt")).run()
+    at.multiselect(key="compress_cal_groups").set_value(["query"]).run()
+    at.number_input(key="compress_sentences").set_value(16).run()
+    at.button(key="compress_run").click().run()
+    assert not at.exception and not at.error
+    assert float(_metric(at, "Kept share")) <= 0.5
+    assert any("not measured" in w.value for w in at.warning)  # no STS-B dev file: compressed all the same
+    assert set(at.dataframe[1].value["structure"]) == {"MPO n=5"}
