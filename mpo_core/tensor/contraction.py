@@ -128,6 +128,10 @@ def chain_flops(batch: int, shape: MPOShape, bond_dims: Sequence[int]) -> int:
     return plan_flops(batch, shape, bond_dims, cheaper_chain(shape, bond_dims, batch))
 
 
+#: at most this many entries of per-row central slices are gathered at once by :func:`gather_rows`
+BATCHED_SLICE_LIMIT = 1 << 24
+
+
 def row_digits(rows: torch.Tensor, out_factors: Sequence[int]) -> list[torch.Tensor]:
     """Mixed-radix digits ``(i_0, ..., i_{n-1})`` of row indices (C order)."""
     digits, rest = [], rows
@@ -191,10 +195,26 @@ def gather_rows(rows: torch.Tensor, tensors: Tensors, shape: MPOShape, center: i
     digits = row_digits(rows, shape.out_factors)
     core = tensors[center]  # (d_{c-1}, i_c, j_c, d_c)
     d_left, _, j_c, d_right = core.shape
+    num = rows.shape[0]
+    if num and num * d_left * j_c * d_right <= BATCHED_SLICE_LIMIT:
+        # every row's central slice at once (the usual case for a lookup: the loop below would visit up to
+        # one group per row when the central tensor holds the row index, e.g. an SVD-planned embedding);
+        # a side whose output digits are all 1 is the same block for every row, so it is not copied per row
+        slices = core.permute(1, 0, 2, 3)[digits[center]].reshape(num, d_left, j_c * d_right)  # (R, d_{c-1}, j_c d_c)
+        if math.prod(shape.out_factors[:center]) == 1:
+            lc = torch.matmul(_left_rows([d[:1] for d in digits], tensors, shape, center, core)[0], slices)
+        else:
+            lc = torch.bmm(_left_rows(digits, tensors, shape, center, core), slices)  # (R, J_<c, j_c d_c)
+        lc = lc.reshape(num, -1, d_right)  # (R, J_<c j_c, d_c)
+        if math.prod(shape.out_factors[center + 1:]) == 1:
+            part = lc @ _right_rows([d[:1] for d in digits], tensors, shape, center, core)[0]  # (d_c, J_>c) shared
+        else:
+            part = torch.bmm(lc, _right_rows(digits, tensors, shape, center, core))  # (R, J_<c j_c, J_>c)
+        return part.reshape(num, -1)[:, : shape.in_features]
     left = _left_rows(digits, tensors, shape, center, core)  # (R, J_<c, d_{c-1})
     right = _right_rows(digits, tensors, shape, center, core)  # (R, d_c, J_>c)
     j_left, j_right = left.shape[1], right.shape[2]
-    if rows.shape[0] == 0:  # no rows: an empty (0, in_features), still in the graph of every tensor (zero grads)
+    if num == 0:  # no rows: an empty (0, in_features), still in the graph of every tensor (zero grads)
         return (left.sum() + core.sum() + right.sum()).mul(0).expand(0, shape.in_features)
     from_right = _core_first_from_right(shape, center, core.shape)
     out = core.new_empty(rows.shape[0], j_left, j_c, j_right)
@@ -209,7 +229,7 @@ def gather_rows(rows: torch.Tensor, tensors: Tensors, shape: MPOShape, center: i
         else:  # L C first: (R' J_<c, d_{c-1}) @ (d_{c-1}, j_c d_c), then R
             lc = left[sel].reshape(-1, d_left) @ slice_.reshape(d_left, j_c * d_right)
             part = torch.bmm(lc.reshape(sel.shape[0], -1, d_right), right[sel])  # (R', J_<c j_c, J_>c)
-        out = out.index_put((sel,), part.reshape(sel.shape[0], j_left, j_c, j_right))
+        out.index_put_((sel,), part.reshape(sel.shape[0], j_left, j_c, j_right))  # in place: no copy per group
     return out.reshape(rows.shape[0], j_left * j_c * j_right)[:, : shape.in_features]  # rows may be empty
 
 
