@@ -70,11 +70,6 @@ class CalibratedRequest:
             raise ValueError(f"the number of calibration sentences must be in 1..{MAX_CALIBRATION_SENTENCES}, "
                              f"got {self.sentences!r}.")
         self.config()  # method, size, groups and n checked with CompressionConfig's messages
-        if self.method == "auto" and "word_embedding" in self.groups:
-            # measured_sensitivity probes the linear matrices only, and compress_model's auto needs a factor
-            # for every matrix: say so here rather than fail with a KeyError after the calibration
-            raise ValueError("auto weighs each matrix by its measured output sensitivity, which is measured for "
-                             "the linear matrices only: leave the word embedding out of the matrix groups for auto.")
 
     @property
     def calibrated(self) -> bool:

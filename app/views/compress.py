@@ -125,12 +125,12 @@ def calibration_controls(glue_dir: str) -> tuple[str, int]:
 def calibrated_controls(method: str, groups: tuple[str, ...]) -> cal.CalibratedRequest | None:
     """The other methods' controls; their groups default to the frontier's 36 encoder matrices."""
     auto = method == "auto"
-    offered = [g for g in groups if not (auto and g == "word_embedding")]
+    offered = list(groups)
     chosen = st.sidebar.multiselect(
         "Matrix groups", offered, default=[g for g in offered if g in cal.ENCODER_GROUPS],
         key="compress_auto_groups" if auto else "compress_cal_groups", format_func=_plain,
         help="Default: the attention and FFN matrices, as the stored frontier."
-        + (" Auto leaves the word embedding dense: its output sensitivity is not measured." if auto else ""),
+        + (" Auto measures every chosen matrix's output sensitivity, the word embedding's too." if auto else ""),
     )
     n = 5
     if method in ("mpo_kronecker", "mpo_calibrated"):

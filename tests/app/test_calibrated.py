@@ -21,7 +21,6 @@ GLUE = Path(__file__).resolve().parents[2].parent / "shared" / "glue"  # as the 
     ({"sentences": 0}, "calibration sentences"),
     ({"sentences": 2.5}, "calibration sentences"),
     ({"n": 1}, "n must be"),
-    ({"method": "auto", "groups": ("query", "word_embedding")}, "leave the word embedding out"),
 ])
 def test_request_rejects_bad_input(kwargs, message):
     with pytest.raises(ValueError, match=message):

@@ -132,7 +132,9 @@ def test_every_method_is_offered_and_explained(page):
     assert at.slider(key="compress_share").value == 0.5
     assert at.number_input(key="compress_sentences").value == 512
     assert at.selectbox(key="compress_calibration").value == "stsb"
-    assert not [o for o in at.multiselect(key="compress_auto_groups").options if "embedding" in o.lower()]
+    groups = at.multiselect(key="compress_auto_groups")
+    assert [o for o in groups.options if "embedding" in o.lower()]  # offered: its sensitivity is measured too
+    assert not [o for o in groups.value if "embedding" in o.lower()]  # not chosen by default (the frontier's 36)
     assert not at.dataframe and not at.get("plotly_chart")  # nothing runs before the click
     at.selectbox(key="compress_method").set_value("svd").run()  # no calibration for a plain method
     assert not [w for w in _ok(at).sidebar.selectbox if w.key == "compress_calibration"]
