@@ -60,13 +60,13 @@ MODE_SETTINGS = {
     "small": {"rows": ["mpo_n5", "svd_whitened", "auto"],
               "sizes": [("encoder", 0.5), ("model", 0.75)], "num_hidden_layers": 2, "calibration_sentences": 64,
               "dev_pairs": 100, "heal_rows": ["auto"], "heal_sizes": [("encoder", 0.5)], "heal_steps": 3,
-              "heal_sentences": 96, "latency_repeats": 3},
+              "heal_sentences": 96, "latency_repeats": 3, "structures": (2,)},
     "full": {"rows": list(ROWS), "sizes": [("encoder", 0.5), ("encoder", 0.2), ("model", 0.5), ("encoder", 0.3),
                                           ("encoder", 0.1), ("model", 0.75)],
              "num_hidden_layers": None, "calibration_sentences": 512, "dev_pairs": None,
              "heal_rows": ["mpo_n5", "svd_whitened", "mpo_calibrated", "auto"],
              "heal_sizes": [("encoder", 0.5), ("encoder", 0.2), ("model", 0.5)], "heal_steps": 100,
-             "heal_sentences": 4096, "latency_repeats": 11},
+             "heal_sentences": 4096, "latency_repeats": 11, "structures": (2, 3, 5)},
 }
 MODE_SETTINGS["gpu"] = MODE_SETTINGS["full"]
 CALIBRATION = "stsb"  # its train file
@@ -122,7 +122,8 @@ class _World:
     def config(self, row: str, kind: str, size: float) -> CompressionConfig:
         groups = ENCODER_GROUPS if kind == "encoder" else (*ENCODER_GROUPS, "word_embedding")
         sizes = {"size": size} if kind == "encoder" else {"model_size": size}
-        return CompressionConfig(**ROWS[row], **sizes, groups=groups)
+        options = {"structures": self.settings["structures"]} if ROWS[row]["method"] == "auto" else {}
+        return CompressionConfig(**ROWS[row], **sizes, **options, groups=groups)
 
 
 def _weights_mib(model) -> float:
