@@ -13,6 +13,7 @@ Rows (methods of :mod:`~mpo_core.model.calibrated_compression`)::
     mpo_kronecker      MPO n = 5 truncated in the Kronecker-whitened metric
     mpo_calibrated     ... then refined by ALS with the full X^T X
     auto               structure and size per matrix under one budget, errors weighted by output sensitivity
+    auto_mpo           the same budget spread, every matrix an MPO n = 5 (or dense), ALS-refined
 
 Sizes: kept share 0.5 / 0.3 / 0.2 / 0.1 of the 36 encoder matrices, and the
 whole model at #To 0.75x / 0.5x dense (word embedding included). A row
@@ -55,6 +56,7 @@ ROWS = {
     "mpo_n5": {"method": "mpo", "n": 5}, "mpo_n3": {"method": "mpo", "n": 3}, "svd": {"method": "svd"},
     "svd_whitened": {"method": "svd_whitened"}, "mpo_kronecker": {"method": "mpo_kronecker", "n": 5},
     "mpo_calibrated": {"method": "mpo_calibrated", "n": 5}, "auto": {"method": "auto"},
+    "auto_mpo": {"method": "auto", "structures": (5,)},
 }
 MODE_SETTINGS = {
     "small": {"rows": ["mpo_n5", "svd_whitened", "auto"],
@@ -122,7 +124,7 @@ class _World:
     def config(self, row: str, kind: str, size: float) -> CompressionConfig:
         groups = ENCODER_GROUPS if kind == "encoder" else (*ENCODER_GROUPS, "word_embedding")
         sizes = {"size": size} if kind == "encoder" else {"model_size": size}
-        options = {"structures": self.settings["structures"]} if ROWS[row]["method"] == "auto" else {}
+        options = {"structures": self.settings["structures"]} if row == "auto" else {}
         return CompressionConfig(**ROWS[row], **sizes, **options, groups=groups)
 
 
@@ -285,7 +287,7 @@ def frontier_figure(results: Results):
     table = results.table
     part = table[table["size_kind"] == "encoder"]
     fig = go.Figure()
-    palette = ("#7f7f7f", "#bcbd22", "#17becf", "#1f77b4", "#9467bd", "#d62728", "#2ca02c")
+    palette = ("#7f7f7f", "#bcbd22", "#17becf", "#1f77b4", "#9467bd", "#d62728", "#2ca02c", "#8c564b")
     colors = dict(zip(ROWS, palette))
     for row, rows in part.groupby("row", sort=False):
         base = row.replace("+heal", "")
