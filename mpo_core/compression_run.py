@@ -17,10 +17,9 @@ from __future__ import annotations
 import copy
 import json
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
-import torch
 from torch import nn
 
 from .model.calibrated_compression import CALIBRATED, ENCODER_GROUPS, CompressionConfig, compress_model
@@ -86,6 +85,8 @@ def compress(model: nn.Module | str | None = None, config: CompressionConfig | N
         tokenizer = tokenizer or loaded_tokenizer
     if tokenizer is None:
         raise ValueError("give the tokenizer of the model (or a model folder, which has one).")
+    if out is not None:  # a folder that cannot be written fails now, not after the work
+        Path(out).mkdir(parents=True, exist_ok=True)
     teacher = model
     student = copy.deepcopy(model).eval()
     timings = {}
@@ -106,26 +107,32 @@ def compress(model: nn.Module | str | None = None, config: CompressionConfig | N
     report = compress_model(student, config, stats, sensitivity=sensitivity, progress=progress)
     timings["compression"] = report.seconds
     result = report.to_dict()
-    reference = None
+    reference = _reference(teacher, tokenizer, data_dir) if zero_shot else None
     if zero_shot:
         t = time.perf_counter()
-        result["zero_shot_before_healing"] = _zero_shot(teacher, student, tokenizer, data_dir)
+        result["zero_shot_before_healing"] = _zero_shot(reference, student, tokenizer, data_dir)
         timings["zero_shot"] = time.perf_counter() - t
     if heal_steps:
         from .training.healing import heal
         from .training.healing_config import HealConfig
 
+        import tempfile
+
         t = time.perf_counter()
-        heal_dir = Path(out) / "healing" if out is not None else None
         heal_config = HealConfig(steps=heal_steps, variant=heal_variant,
                                  **{"warmup_steps": min(20, heal_steps // 10), **(heal_options or {})})
         heal_sentences = _heal_sentences(calibration, heal_size, data_dir)
-        healed = heal(student, teacher, tokenizer, heal_sentences, heal_config, heal_dir, progress=progress)
+        with tempfile.TemporaryDirectory() as scratch:  # without --out the healing run is not kept
+            heal_dir = Path(out) / "healing" if out is not None else Path(scratch) / "healing"
+            healed = heal(student, teacher, tokenizer, heal_sentences, heal_config, heal_dir, progress=progress)
         result["heal_sentences"] = len(heal_sentences)
-        result["healing"] = _plain(healed)
+        result["healing"] = _plain({"global_step": healed.global_step, "train_loss": healed.train_loss,
+                                    "steps_per_second": healed.steps_per_second,
+                                    "run_dir": str(heal_dir) if out is not None else None,
+                                    "config": heal_config.to_dict()})
         timings["healing"] = time.perf_counter() - t
         if zero_shot:
-            result["zero_shot"] = _zero_shot(teacher, student, tokenizer, data_dir)
+            result["zero_shot"] = _zero_shot(reference, student, tokenizer, data_dir)
     elif zero_shot:
         result["zero_shot"] = result["zero_shot_before_healing"]
     result["sensitivity"] = sensitivity
@@ -143,14 +150,26 @@ def _heal_sentences(source, size: int, data_dir) -> list[str]:
     return calibration_sentences(source, size, seed=1, data_dir=data_dir, at_most=True)
 
 
-def _zero_shot(teacher, student, tokenizer, data_dir):
-    return zero_shot_stsb(student, tokenizer, data_dir, reference=teacher)
+def _reference(teacher, tokenizer, data_dir):
+    """The original model's embeddings of the STS-B dev pairs (computed once), or ``None`` without the file."""
+    from .data.glue import load_glue_split
+    from .model.embedding_agreement import pair_embeddings
+
+    try:
+        dev = load_glue_split("stsb", "dev", data_dir=data_dir)
+    except (FileNotFoundError, OSError):
+        return None
+    return pair_embeddings(teacher, tokenizer, list(zip(dev.texts_a, dev.texts_b)))
 
 
-def _plain(value):
-    """A JSON-ready copy of a result object (dataclass or dict)."""
-    if hasattr(value, "__dataclass_fields__"):
-        value = asdict(value)
+def _zero_shot(reference, student, tokenizer, data_dir):
+    if reference is None:
+        return None
+    return zero_shot_stsb(student, tokenizer, data_dir, reference=reference)
+
+
+def _plain(value: dict) -> dict:
+    """A JSON-ready copy."""
     return json.loads(json.dumps(value, default=str))
 
 

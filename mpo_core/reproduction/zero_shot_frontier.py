@@ -181,9 +181,9 @@ def _heal(world: _World, student, name: str, mode: str) -> dict:
     t = time.perf_counter()
     result = heal(student, world.teacher, world.tokenizer, world.heal_sentences, config, folder,
                   resume=(folder / "config.json").is_file(), progress=world.progress)
-    summary = asdict(result) if hasattr(result, "__dataclass_fields__") else dict(result)
-    return {"heal_seconds": time.perf_counter() - t, "heal": {k: v for k, v in summary.items()
-                                                             if isinstance(v, (int, float, str, type(None)))},
+    summary = {"global_step": result.global_step, "train_loss": result.train_loss,
+               "steps_per_second": result.steps_per_second, "run_dir": str(result.run_dir)}
+    return {"heal_seconds": time.perf_counter() - t, "heal": summary,
             "heal_config": asdict(config)}
 
 
