@@ -54,7 +54,10 @@ from ..training.method_config import mpo_config_of
 from ..training.strategy import HELDOUT, MPOStrategy
 from .config import MPOPConfig, MPOPDirConfig
 from .schedule import phased_factor, scheduler_factor
-from .squeeze import all_moves, apply_move, best_move
+from .squeeze import DataMetric, all_moves, apply_move, best_move
+
+#: training sentences the data-aware squeeze (``error="data"``) measures cuts on
+CALIBRATION_SENTENCES = 256
 
 #: the last accepted model, its squeeze state in the file's metadata: one file, committed by one rename
 ACCEPTED_FILE = "squeeze_accepted.safetensors"
@@ -115,10 +118,16 @@ class MPOPStrategy(MPOStrategy, MPOPConfig):
     restarted: bool = field(default=False, init=False, repr=False)
     #: resumed from a Trainer checkpoint: its squeeze callback's state, taken over at the training's begin
     resumed: dict | None = field(default=None, init=False, repr=False)
+    #: ``error="data"``: the calibration data cuts are measured on (collected in :meth:`prepare`)
+    data_metric: DataMetric | None = field(default=None, init=False, repr=False)
+    #: where the calibration sentences and the tokenizer come from (set by :meth:`bind`)
+    source: dict | None = field(default=None, init=False, repr=False)
 
     def bind(self, config) -> None:
         if self.metric is None:
             self.metric = get_task(config.task).metric
+        self.source = {"task": config.task, "data_dir": config.data_dir, "model": config.model,
+                       "max_length": config.max_length}
 
     def prepare(self, model, progress=True):
         if int(os.environ.get("WORLD_SIZE", "1")) > 1:  # refused here, before the run folder is made
@@ -126,7 +135,32 @@ class MPOPStrategy(MPOStrategy, MPOPConfig):
         self.dense_params = count_parameters(model).total
         super().prepare(model, progress)
         self.mpo_params = count_parameters(model).total
+        if self.error == "data":
+            self.data_metric = self.calibrate(model, progress)
         return model
+
+    def calibrate(self, model, progress: bool = True) -> DataMetric:
+        """``X^T X`` of every MPO layer's inputs (token counts for the word embedding) on the task's training
+        sentences (:data:`CALIBRATION_SENTENCES`, drawn with seed 0; never the dev set), on the full-bond model."""
+        from transformers import AutoTokenizer
+
+        from ..data.glue import default_glue_dir
+        from ..model.calibrated_compression import good_turing_floor
+        from ..model.calibration import collect_calibration
+        from ..model.calibration_sentences import calibration_sentences
+        from ..model.pretrained import default_model_path
+
+        if self.source is None:
+            raise ValueError("mpop with error='data' needs the run's task and model (bind the run config first).")
+        tokenizer = AutoTokenizer.from_pretrained(str(self.source["model"] or default_model_path()),
+                                                  trust_remote_code=False)
+        sentences = calibration_sentences(self.source["task"], CALIBRATION_SENTENCES, seed=0, at_most=True,
+                                          data_dir=self.source["data_dir"] or default_glue_dir())
+        groups = tuple(dict.fromkeys(m.group for m in mpo_modules(model).values() if hasattr(m, "group")))
+        stats = collect_calibration(model, tokenizer, sentences, groups=groups or None,
+                                    max_length=self.source["max_length"], progress=progress)
+        rows = {name: counts + good_turing_floor(counts) for name, counts in stats.token_counts.items()}
+        return DataMetric(stats.second_moments, rows)
 
     def heldout_size(self, num_train: int) -> int:
         """``heldout_examples``, at most a quarter of the ``num_train`` training examples."""
@@ -465,7 +499,7 @@ class SqueezeCallback(TrainerCallback):
             return
         strategy, modules = self.strategy, mpo_modules(model)
         need = strategy.params_per_cut(parameter_summary(model)["total_params"])
-        moves = all_moves(modules, strategy.step_size, strategy.bonds, params_to_remove=need)
+        moves = all_moves(modules, strategy.step_size, strategy.bonds, params_to_remove=need, data=strategy.data_metric)
         move = best_move(moves, strategy.error, strategy.rank)
         if move is None:
             self._stop(model, control, "every candidate bond is 1" if need is None

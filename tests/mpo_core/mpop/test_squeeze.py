@@ -151,3 +151,40 @@ def test_apply_move_refuses_a_stale_move():
     apply_move(module, move)
     with pytest.raises(ValueError, match="expects"):
         apply_move(module, move)
+
+
+def test_data_aware_cut_errors_are_the_output_errors_on_the_calibration_data():
+    from mpo_core.mpop.squeeze import DataMetric
+
+    model = trained_tiny_mpo(3)
+    modules = mpo_modules(model)
+    gen = torch.Generator().manual_seed(0)
+    moments, rows = {}, {}
+    for name, module in modules.items():
+        if hasattr(module, "in_features"):
+            x = torch.randn(40, module.in_features, generator=gen, dtype=torch.float64) * torch.linspace(
+                0.1, 3, module.in_features, dtype=torch.float64)
+            moments[name] = x.T @ x
+        else:
+            rows[name] = torch.rand(module.num_embeddings, generator=gen, dtype=torch.float64) + 0.01
+    data = DataMetric(moments, rows, weights={name: 4.0 for name in moments})
+    moves = all_moves(modules, step_size=1, data=data)
+    assert moves
+    for move in moves:
+        module = modules[move.name]
+        before = module.weight.detach().double()
+        trial = copy.deepcopy(module)
+        dims = list(trial.bond_dims)
+        dims[move.bond] = move.after
+        trial.truncate_(dims)
+        delta = before - trial.weight.detach().double()
+        if move.name in moments:
+            expected = 2.0 * float(((delta @ moments[move.name]) * delta).sum().sqrt())  # sqrt(4) from the weight
+        else:
+            expected = float((delta.square().sum(1) * rows[move.name]).sum().sqrt())
+        assert move.estimated_error == pytest.approx(expected, rel=1e-6, abs=1e-9)
+    chosen = best_move(moves, error="data", rank="per_param")
+    assert chosen == min(moves, key=lambda m: (m.estimated_error ** 2 / m.params_saved, -m.params_saved, m.name,
+                                               m.bond))
+    with pytest.raises(ValueError, match="nothing for"):
+        all_moves(modules, step_size=1, data=DataMetric({}, {}))

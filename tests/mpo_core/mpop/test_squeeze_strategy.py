@@ -295,3 +295,15 @@ def test_the_first_behaviour_through_its_options(tmp_path):
     assert all(s["before"] - s["after"] == 16 and s["bond"] in (1, 2) for s in squeeze_events(run, "step"))
     rates = learning_rates(run)
     assert [rates[k] for k in (1, 2, 3)] == pytest.approx([1e-3] * 3) and rates[4] == pytest.approx(1e-4)
+
+
+@pytest.mark.slow  # real training
+def test_mpop_can_rank_cuts_by_their_output_error_on_training_sentences(tmp_path):
+    config = tiny_run(tmp_path, error="data")
+    results = fine_tune(config)
+    steps = squeeze_events(tmp_path / config.run_name, "step")
+    assert len(steps) == 3 and all(s["estimated_error"] > 0 for s in steps)
+    assert results["squeeze"]["steps_accepted"] == 3
+    plain = squeeze_events(tmp_path / fine_tune(tiny_run(tmp_path, run_name="plain"))["run_name"], "step")
+    # the errors are output errors on the task's training sentences, not the spectra's Frobenius errors
+    assert [s["estimated_error"] for s in steps] != pytest.approx([s["estimated_error"] for s in plain])
