@@ -6,11 +6,13 @@ own floor or below; ``tests/test_import_floors.py`` checks it)::
     tensor/        pure math on torch tensors (no nn.Module, transformers, streamlit):
                    shape, decomposition (Algorithm 1), canonical, truncation, truncation_error
                    (Eq. 3-4), compression (Eq. 5), entropy (Eq. 6), contraction, mpo (the chain),
-                   factored_forward, baselines (CPD/Tucker/SVD), compress, linalg, validation
+                   factored_forward, baselines (CPD/Tucker/SVD), compress, linalg, validation,
+                   whitening, kronecker, calibrated_truncation, als_refinement, budget_allocation
     layers/        MPOModule, MPOLinear, MPOEmbedding (from_linear/to_linear, ...)
     model/         Hugging Face surgery: matrix_groups, mpo_config, surgery, parameter_count,
                    checkpoint, pretrained, sequence_classifier, parameter_variation (Table 1),
-                   calibration_sentences, calibration (X^T X of each matrix's inputs, cached)
+                   calibration_sentences, calibration (X^T X of each matrix's inputs, cached),
+                   output_sensitivity, calibrated_compression (compress_model: one budget, six methods)
     data/          glue (9 tasks, local folder or hub), metrics
     runs/          the run folder, written and read in one place: run_folder, run_models,
                    atomic_write, latency, process_alive
@@ -20,7 +22,8 @@ own floor or below; ``tests/test_import_floors.py`` checks it)::
     mpop/          MPOP: config (MPOPConfig), squeeze (Algorithm 2's cut), strategy
     opf/           OPF: config (OPFConfig), growth, fisher, scoring, selection, strategy
     reproduction/  one module per table/figure of the papers (what notebooks/ calls)
-    cli.py         python -m mpo_core finetune | runs | reproduce
+    compression_run.py  compress(): calibrate, compress, heal, judge, save in one call
+    cli.py         python -m mpo_core finetune | compress | predict | runs | reproduce
 
 The math, layers and surgery load eagerly; training, the baselines and the run
 readers load on first use of their names (they need transformers' Trainer,
@@ -54,6 +57,11 @@ from .tensor.truncation import Truncation, bond_dims_for_error, bond_dims_for_ra
 from .model.calibration import (CalibrationStats, calibration_stats, collect_calibration, default_calibration_dir,
                                 model_fingerprint)
 from .model.calibration_sentences import calibration_sentences
+from .model.calibrated_compression import CompressionConfig, CompressionReport, compress_model
+from .tensor.whitening import whitened_error, whitened_svd
+from .tensor.calibrated_truncation import CalibratedTruncation, calibrated_truncate
+from .tensor.als_refinement import Refinement, refine
+from .tensor.budget_allocation import Allocation, allocate_budget
 from .model.pretrained import default_model_path, list_weight_matrices, load_weight_matrix
 from .tensor.truncation_error import frobenius_error, local_truncation_errors, truncation_error_bound
 
@@ -71,6 +79,7 @@ _LAZY = {  # name -> module (relative to mpo_core)
     # healing: distil the original model into its compressed copy
     **dict.fromkeys(("heal", "HealResult", "HealStrategy", "evaluate_distillation"), "training.healing"),
     "HealConfig": "training.healing_config",
+    "compress": "compression_run", "CompressResult": "compression_run",
     "MPOPConfig": "mpop.config", "MPOPDirConfig": "mpop.config", "OPFConfig": "opf.config",
     # run folders
     "RunFolder": "runs.run_folder", "read_metrics": "runs.run_folder", "read_results": "runs.run_folder",
@@ -101,6 +110,9 @@ __all__ = [
     "count_parameters", "ParameterCount", "save_mpo_model", "load_mpo_model",
     "CalibrationStats", "calibration_sentences", "calibration_stats", "collect_calibration",
     "default_calibration_dir", "model_fingerprint",
+    "CompressionConfig", "CompressionReport", "compress_model", "compress", "CompressResult",
+    "whitened_error", "whitened_svd", "CalibratedTruncation", "calibrated_truncate", "Refinement", "refine",
+    "Allocation", "allocate_budget",
     "GLUE_TASKS", "GlueTask", "GlueSplit", "get_task", "load_glue_split", "tokenize_split",
     "glue_file", "subset_indices", "compute_glue_metrics",
     "SqueezeMove", "all_moves", "best_move", "apply_move", "plan_growth_factors", "growth_of",

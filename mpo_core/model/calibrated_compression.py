@@ -20,7 +20,8 @@ tokens (:mod:`~mpo_core.tensor.whitening`); for the word embedding, whose
 input is a one-hot token, it is the token-count-weighted row error (the counts
 plus a floor per row, so tokens the calibration never saw keep some weight),
 which enters the MPO exactly for ``n = 2`` and through an outer-product fit over
-the row digits otherwise (:func:`~mpo_core.tensor.calibrated_truncation.whiten_rows`).
+the row digits otherwise (:func:`~mpo_core.tensor.calibrated_truncation.whiten_rows`;
+no ALS for the embedding: its weight is on the rows, not a second moment of inputs).
 The floor is the Good-Turing estimate unless given: the unseen tokens together
 get the share of new text that tokens seen once had in the calibration
 (``floor = #rows seen once / #rows never seen``), so the weights stay in the
