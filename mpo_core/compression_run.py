@@ -15,7 +15,6 @@ never from a dev set; the zero-shot score uses the STS-B dev set only to report.
 from __future__ import annotations
 
 import copy
-import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -126,10 +125,10 @@ def compress(model: nn.Module | str | None = None, config: CompressionConfig | N
             heal_dir = Path(out) / "healing" if out is not None else Path(scratch) / "healing"
             healed = heal(student, teacher, tokenizer, heal_sentences, heal_config, heal_dir, progress=progress)
         result["heal_sentences"] = len(heal_sentences)
-        result["healing"] = _plain({"global_step": healed.global_step, "train_loss": healed.train_loss,
-                                    "steps_per_second": healed.steps_per_second,
-                                    "run_dir": str(heal_dir) if out is not None else None,
-                                    "config": heal_config.to_dict()})
+        result["healing"] = {"global_step": int(healed.global_step), "train_loss": float(healed.train_loss),
+                             "steps_per_second": float(healed.steps_per_second),
+                             "run_dir": str(heal_dir) if out is not None else None,
+                             "config": heal_config.to_dict()}
         timings["healing"] = time.perf_counter() - t
         if zero_shot:
             result["zero_shot"] = _zero_shot(reference, student, tokenizer, data_dir)
@@ -166,11 +165,6 @@ def _zero_shot(reference, student, tokenizer, data_dir):
     if reference is None:
         return None
     return zero_shot_stsb(student, tokenizer, data_dir, reference=reference)
-
-
-def _plain(value: dict) -> dict:
-    """A JSON-ready copy."""
-    return json.loads(json.dumps(value, default=str))
 
 
 def _save(student: nn.Module, result: dict, out: Path, merged: bool) -> None:
