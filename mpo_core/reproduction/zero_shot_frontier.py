@@ -265,6 +265,27 @@ def run(mode: str) -> Results:
     return save_results(NAME, mode, table, settings, records, time.perf_counter() - start)
 
 
+def save_stored(mode: str) -> Results | None:
+    """The table of every point stored so far (a run still going, or stopped), saved as this mode's results.
+
+    The settings name the points still missing (``missing_points``), so a notebook shows a partial frontier
+    as partial; a finished :func:`run` overwrites it with the whole table. ``None`` when nothing is stored.
+    """
+    root = records_root(NAME, mode)
+    settings = MODE_SETTINGS[mode]
+    wanted = [point_name(row, kind, size, healed) for kind, size in settings["sizes"] for row in settings["rows"]
+              for healed in (False, True)
+              if not healed or (row in settings["heal_rows"] and (kind, size) in settings["heal_sizes"])]
+    records = [read_json(root / f"{name}.json") for name in wanted if (root / f"{name}.json").is_file()]
+    if not records:
+        return None
+    missing = [name for name in wanted if not (root / f"{name}.json").is_file()]
+    table = pd.DataFrame([_row(r) for r in records])
+    meta = {**settings, "calibration": CALIBRATION, "heal": HEAL, "dense_spearman": records[0]["spearman_dense"],
+            "missing_points": missing, "partial": bool(missing)}
+    return save_results(NAME, mode, table, meta, records, 0.0)
+
+
 def frontier_table(results: Results) -> pd.DataFrame:
     """Spearman per row (rows) and size (columns), healed rows below their unhealed ones."""
     table = results.table.copy()
@@ -339,4 +360,4 @@ def target_checks(results: Results) -> pd.DataFrame:
 
 
 __all__ = ["BASELINE", "MODE_SETTINGS", "NAME", "ROWS", "TARGETS", "frontier_figure", "frontier_table", "point_name",
-           "run", "target_checks"]
+           "run", "save_stored", "target_checks"]

@@ -39,3 +39,24 @@ def test_the_figure_draws_encoder_rows_healed_dashed_and_the_baseline():
     assert traces["auto+heal"].line.dash == "dash" and traces["auto"].line.dash == "solid"
     assert list(traces["auto"].x) == [0.2, 0.5] and "issue's table" in traces
     assert 0.83 not in list(traces["auto+heal"].y)  # the whole-model point is not on the share axis
+
+
+def test_the_points_stored_so_far_are_saved_as_a_partial_table(tmp_path, monkeypatch):
+    import json
+
+    from mpo_core.reproduction.glue_grid import records_root
+
+    monkeypatch.setenv("MPO_RESULTS_DIR", str(tmp_path))
+    root = records_root(zsf.NAME, "small")
+    root.mkdir(parents=True)
+    record = {"row": "mpo_n5", "size_kind": "encoder", "size": 0.5, "healed": False, "config": {"method": "mpo"},
+              "spearman": 0.5, "spearman_dense": 0.57, "cosine_to_original": 0.7, "compress_seconds": 2.0,
+              "latency_ratio": 1.0, "weights_mib": 50.0, "weights_mib_dense": 60.0, "pairs": 100,
+              "report": {"kept_share": 0.5, "model_share": 0.88, "model_params_after": 13_000_000,
+                         "summed_squared_error": 1.0}}
+    (root / "mpo_n5@encoder0.5.json").write_text(json.dumps(record))
+    results = zsf.save_stored("small")
+    assert len(results.table) == 1 and results.meta["settings"]["partial"]
+    assert "svd_whitened@encoder0.5" in results.meta["settings"]["missing_points"]
+    assert (tmp_path / "small" / "zero_shot_frontier.csv").is_file()
+    assert zsf.save_stored("full") is None  # nothing stored in that mode
