@@ -38,6 +38,9 @@ def _finetune_parser(sub) -> None:
     squeeze.add_argument("--rank", choices=("per_param", "error"),
                          help="mpop: pick the cut by squared error per parameter removed (default) or by error")
     squeeze.add_argument("--bonds", choices=("all", "central"), help="mpop: bonds a cut may lower (default all)")
+    squeeze.add_argument("--squeeze-error", dest="error", choices=("relative", "absolute", "data"),
+                         help="mpop: a cut's error from the spectra, relative (default) or absolute, or 'data': its "
+                              "output error on 256 of the task's training sentences")
     squeeze.add_argument("--heldout-examples", type=int,
                          help="mpop: training examples held out to judge p (default 256; 0 = judge on dev)")
     squeeze.add_argument("--lfa-steps", type=int, help="mpop: lightweight fine-tuning steps before squeezing")
@@ -84,12 +87,13 @@ def _predict_parser(sub) -> None:
 
 
 STRATEGY_OPTIONS = ("k", "compression_ratio", "delta", "squeeze_steps", "step_size", "step_unit", "target_size",
-                    "rank", "bonds", "heldout_examples", "lfa_steps", "tune_steps", "metric", "bond_dims_from",
+                    "rank", "error", "bonds", "heldout_examples", "lfa_steps", "tune_steps", "metric", "bond_dims_from",
                     "growth", "selection", "top_n", "stages", "fisher_batches")
 #: the largest ``--config`` file read (a FineTuneConfig is a few hundred bytes)
 MAX_CONFIG_BYTES = 1 << 20
 #: the command-line flag of each option, for messages
-FLAGS = {name: "--" + name.replace("_", "-") for name in STRATEGY_OPTIONS} | {"metric": "--squeeze-metric"}
+FLAGS = {name: "--" + name.replace("_", "-") for name in STRATEGY_OPTIONS} | {"metric": "--squeeze-metric",
+                                                                           "error": "--squeeze-error"}
 
 
 def _compress_parser(sub) -> None:
