@@ -33,7 +33,7 @@ spectra the engine caches are those of the refined matrix.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Sequence
+from typing import Callable
 
 import torch
 
