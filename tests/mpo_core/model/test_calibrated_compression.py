@@ -142,3 +142,9 @@ def test_calibrated_methods_need_calibration(model, method):
 def test_a_model_size_too_small_for_what_stays_dense_is_an_error(model, stats):
     with pytest.raises(ValueError, match="model_size"):
         compress_model(copy.deepcopy(model), CompressionConfig(method="svd", model_size=0.01), stats, progress=False)
+
+
+def test_auto_with_mpo_structures_only_finds_a_choice_at_a_small_share(model, stats):
+    _, report = _compressed(model, stats, method="auto", size=0.1, structures=(3,), sweeps=0)
+    assert report.params_after <= 0.1 * report.params_before
+    assert {m.structure for m in report.matrices} <= {0, 3}
