@@ -38,7 +38,7 @@ METHOD_LABELS = {
     "svd": "Plain SVD: truncated SVD (an MPO with n = 2), same share per matrix",
     "svd_whitened": "Whitened SVD (SVD-LLM): least output error on calibration data at each rank",
     "mpo_kronecker": "MPO, Kronecker-whitened: MPO truncated in the calibration data's metric",
-    "mpo_calibrated": "Calibrated MPO: Kronecker-whitened, then refined by ALS with the full XᵀX",
+    "mpo_calibrated": "Calibrated MPO: the plain MPO refined by ALS with the full XᵀX of the calibration data",
     "auto": "Auto: structure and size per matrix under one budget, weighted by measured output sensitivity",
 }
 assert set(METHOD_LABELS) == set(METHODS)
