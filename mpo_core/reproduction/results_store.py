@@ -123,9 +123,15 @@ def load_results(name: str, mode: str) -> Results | None:
 
 
 def load_or_run(name: str, mode: str, run: Callable[[str], Results], force: bool = False) -> Results:
-    """Stored results of ``name`` in ``mode`` when they exist (and not ``force``), else ``run(mode)``."""
+    """Stored results of ``name`` in ``mode`` when they exist (and not ``force``), else ``run(mode)``.
+
+    Results saved as partial (``settings["partial"]``: an experiment stopped before its last point) are
+    not an answer: the experiment runs, and its stored points are reused by it.
+    """
     mode = check_mode(mode)
     stored = None if force else load_results(name, mode)
+    if stored is not None and (stored.meta.get("settings") or {}).get("partial"):
+        stored = None
     return stored if stored is not None else run(mode)
 
 

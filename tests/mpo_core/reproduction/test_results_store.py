@@ -51,3 +51,18 @@ def test_every_registered_experiment_has_a_run_function():
         assert callable(experiment(name).run)
     with pytest.raises(ValueError, match="unknown experiment"):
         experiment("table9")
+
+
+def test_partial_results_are_not_an_answer(tmp_path, monkeypatch):
+    import pandas as pd
+
+    from mpo_core.reproduction.results_store import load_or_run, save_results
+
+    monkeypatch.setenv("MPO_RESULTS_DIR", str(tmp_path))
+    save_results("demo", "small", pd.DataFrame({"x": [1]}), {"partial": True}, [], 0.0)
+    ran = []
+    load_or_run("demo", "small", lambda mode: ran.append(mode) or "ran")
+    assert ran == ["small"]
+    save_results("demo", "small", pd.DataFrame({"x": [1]}), {"partial": False}, [], 0.0)
+    assert load_or_run("demo", "small", lambda mode: ran.append(mode)).table["x"].tolist() == [1]
+    assert ran == ["small"]
