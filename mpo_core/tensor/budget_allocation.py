@@ -23,6 +23,8 @@ from typing import Sequence
 
 import numpy as np
 
+from .bond_allocation import _pareto
+
 #: grains the budget is counted in (a budget of more parameters is rounded to grains of budget / resolution)
 DEFAULT_RESOLUTION = 4096
 
@@ -62,15 +64,6 @@ def _check_front(k: int, params, errors) -> tuple[np.ndarray, np.ndarray]:
     return params, errors
 
 
-def _frontier(cost: np.ndarray, errors: np.ndarray) -> np.ndarray:
-    """Indices of the options worth trying, by cost: each strictly better than every cheaper one."""
-    order = np.lexsort((errors, cost))
-    best_before = np.minimum.accumulate(errors[order])
-    keep = np.ones(len(order), dtype=bool)
-    keep[1:] = errors[order][1:] < best_before[:-1]
-    return order[keep]
-
-
 def allocate_budget(fronts: Sequence[tuple[Sequence[int], Sequence[float]]], budget: float, *,
                     resolution: int = DEFAULT_RESOLUTION) -> Allocation:
     """The option per front with the least summed error whose parameters fit ``budget`` (module docstring).
@@ -104,7 +97,7 @@ def allocate_budget(fronts: Sequence[tuple[Sequence[int], Sequence[float]]], bud
         cost = -(-params // grain)  # ceil
         new = np.full(grains + 1, np.inf)
         arg = np.full(grains + 1, -1, dtype=np.int64)
-        for p in _frontier(cost, errors):
+        for p in _pareto(cost, errors):  # each option worth trying, cheapest first
             c = int(cost[p])
             if c > grains:
                 break

@@ -50,7 +50,7 @@ def minilm():
 
 @pytest.fixture(scope="module")
 def tokenizer():
-    return AutoTokenizer.from_pretrained(str(mpo_core.default_model_path()))
+    return AutoTokenizer.from_pretrained(str(mpo_core.default_model_path()), trust_remote_code=False)
 
 
 def test_auto_runs_every_phase_and_reports_where_the_budget_went(minilm, tokenizer, tmp_path):

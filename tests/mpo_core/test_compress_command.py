@@ -41,7 +41,7 @@ def tiny(tmp_path_factory):
     torch.manual_seed(0)
     config = BertConfig(vocab_size=30522, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
                         intermediate_size=48)
-    return BertModel(config).eval(), AutoTokenizer.from_pretrained(str(mpo_core.default_model_path()))
+    return BertModel(config).eval(), AutoTokenizer.from_pretrained(str(mpo_core.default_model_path()), trust_remote_code=False)
 
 
 @pytest.mark.parametrize("method", ["svd_whitened", "auto"])

@@ -19,7 +19,7 @@ SENTENCES = ["a man is playing a guitar.", "the cat sleeps on the warm mat.", "t
 
 @pytest.fixture(scope="module")
 def tokenizer():
-    return AutoTokenizer.from_pretrained(str(mpo_core.default_model_path()))
+    return AutoTokenizer.from_pretrained(str(mpo_core.default_model_path()), trust_remote_code=False)
 
 
 @pytest.fixture(scope="module")
@@ -91,7 +91,7 @@ def test_a_model_size_includes_the_word_embedding_and_holds_the_whole_model_budg
 
 
 def _batch():
-    tok = AutoTokenizer.from_pretrained(str(mpo_core.default_model_path()))
+    tok = AutoTokenizer.from_pretrained(str(mpo_core.default_model_path()), trust_remote_code=False)
     return tok(SENTENCES[:3], padding=True, return_tensors="pt")
 
 
