@@ -154,10 +154,14 @@ def _compress(args) -> dict:
                       data_dir=args.data_dir, heal_steps=args.heal_steps, heal_variant=args.heal_variant,
                       out=args.out, merged=args.merged, zero_shot=args.zero_shot)
     report = result.report
+
+    def summary(score):  # the per-pair cosines stay in report.json
+        return None if score is None else {k: v for k, v in score.items() if k != "pair_cosines"}
+
     return {"out": args.out, "method": args.method, "kept_share": report["kept_share"],
             "model_share": report["model_share"], "params_millions": report["model_params_after"] / 1e6,
-            "zero_shot_before_healing": report.get("zero_shot_before_healing"), "zero_shot": report.get("zero_shot"),
-            "seconds": report["seconds"]}
+            "zero_shot_before_healing": summary(report.get("zero_shot_before_healing")),
+            "zero_shot": summary(report.get("zero_shot")), "seconds": report["seconds"]}
 
 
 def _step_size(text: str) -> int | float:

@@ -62,12 +62,18 @@ class Agreement:
     cosine_min: float  # the worst sentence
     spearman_original: float | None  # zero-shot STS: Spearman(gold, cos(pair)) of the original; None without scores
     spearman_compressed: float | None  # the same for the compressed model
+    #: cos(first, second) of each pair under the compressed model, in the pairs' order (for paired tests)
+    pair_cosines: tuple[float, ...] = ()
+
+
+def _pair_cosines(embeddings: torch.Tensor) -> torch.Tensor:
+    """cos(first, second) per pair of :func:`pair_embeddings`' layout ``(2 * pairs, hidden)``."""
+    half = embeddings.shape[0] // 2
+    return torch.nn.functional.cosine_similarity(embeddings[:half], embeddings[half:], dim=1)
 
 
 def _pair_spearman(embeddings: torch.Tensor, scores: Sequence[float]) -> float:
-    half = embeddings.shape[0] // 2
-    similarity = torch.nn.functional.cosine_similarity(embeddings[:half], embeddings[half:], dim=1)
-    value = spearmanr(similarity.numpy(), list(scores)).statistic
+    value = spearmanr(_pair_cosines(embeddings).numpy(), list(scores)).statistic
     return float(value) if math.isfinite(value) else float("nan")
 
 
@@ -92,6 +98,7 @@ def embedding_agreement(original: nn.Module | torch.Tensor, compressed: nn.Modul
         sentences=int(cosine.numel()), cosine_mean=float(cosine.mean()), cosine_min=float(cosine.min()),
         spearman_original=None if scores is None else _pair_spearman(reference, scores),
         spearman_compressed=None if scores is None else _pair_spearman(ours, scores),
+        pair_cosines=tuple(float(c) for c in _pair_cosines(ours)),
     )
 
 
@@ -109,7 +116,8 @@ def zero_shot_stsb(model: nn.Module, tokenizer, data_dir=None, reference: nn.Mod
     """Zero-shot STS-B on the dev set (Spearman of gold scores and embedding cosines), or ``None`` without the file.
 
     With ``reference`` (the original model, or its :func:`pair_embeddings` of the same pairs)
-    the original's score and the mean cosine to its embeddings are given too.
+    the original's score and the mean cosine to its embeddings are given too. ``pair_cosines``
+    (each pair's cosine, in the dev file's order) lets two models be compared on the same pairs.
     """
     from ..data.glue import load_glue_split
 
@@ -121,10 +129,12 @@ def zero_shot_stsb(model: nn.Module, tokenizer, data_dir=None, reference: nn.Mod
     scores = list(dev.labels)[: len(pairs)]
     if reference is None:
         ours = pair_embeddings(model, tokenizer, pairs, max_length=max_length)
-        return {"pairs": len(pairs), "spearman": _pair_spearman(ours, scores)}
+        return {"pairs": len(pairs), "spearman": _pair_spearman(ours, scores),
+                "pair_cosines": [float(c) for c in _pair_cosines(ours)]}
     agreement = embedding_agreement(reference, model, tokenizer, pairs, scores, max_length=max_length)
     return {"pairs": len(pairs), "spearman_original": agreement.spearman_original,
-            "spearman": agreement.spearman_compressed, "cosine_to_original": agreement.cosine_mean}
+            "spearman": agreement.spearman_compressed, "cosine_to_original": agreement.cosine_mean,
+            "pair_cosines": list(agreement.pair_cosines)}
 
 
 __all__ = ["Agreement", "embedding_agreement", "pair_embeddings", "sentence_embeddings", "zero_shot_stsb"]

@@ -39,6 +39,7 @@ from ..model.output_sensitivity import measured_sensitivity
 from ..model.pretrained import default_model_path
 from ..runs.atomic_write import atomic_write_json
 from ..runs.latency import compare_latency, random_token_batch
+from ..runs.peak_memory import peak_forward_bytes
 from ..runs.run_folder import read_json
 from .glue_grid import POLL_SECONDS, claim, records_root, release
 from .results_store import Results, save_results
@@ -114,7 +115,10 @@ class _World:
         dev = load_glue_split("stsb", "dev", data_dir=self.data_dir)
         self.pairs = list(zip(dev.texts_a, dev.texts_b))[: settings["dev_pairs"]]
         self.reference = pair_embeddings(self.teacher, self.tokenizer, self.pairs)
-        self.dense_score = self.score(self.teacher)["spearman"]
+        dense = self.score(self.teacher)
+        self.dense_score, self.dense_pair_cosines = dense["spearman"], dense["pair_cosines"]
+        self.inputs = random_token_batch(self.teacher.config, 32, 64)  # the deployment batch: 32 x 64 tokens
+        self.dense_activation_mib = peak_forward_bytes(self.teacher, self.inputs) / 2**20
         self.sensitivity: dict = {}
 
     def score(self, model) -> dict:
@@ -151,23 +155,36 @@ def _measure(world: _World, row: str, kind: str, size: float) -> tuple[dict, tor
     return record, student
 
 
+def _inference_memory(student, memory: str) -> None:
+    for module in student.modules():
+        if hasattr(module, "inference_memory"):
+            module.inference_memory = memory
+
+
 def _latency(world: _World, student) -> dict:
     """Inference time against dense, with the MPO layers keeping what they rebuild ("fast") and holding only
     their compressed size ("compact", as a memory-bound deployment would)."""
-    inputs = random_token_batch(world.teacher.config, 32, 64)
     out = {"weights_mib": _weights_mib(student), "weights_mib_dense": _weights_mib(world.teacher)}
     for memory in ("fast", "compact"):
-        for module in student.modules():
-            if hasattr(module, "inference_memory"):
-                module.inference_memory = memory
-        timing = compare_latency(student, world.teacher, inputs, warmup=1,
+        _inference_memory(student, memory)
+        timing = compare_latency(student, world.teacher, world.inputs, warmup=1,
                                  repeats=world.settings["latency_repeats"], names=("compressed", "dense"))
         suffix = "" if memory == "fast" else "_compact"
         out.update({f"latency_ratio{suffix}": timing["ratio"], f"latency_ms{suffix}": timing["median_ms"]["compressed"],
                     f"latency_ms_dense{suffix}": timing["median_ms"]["dense"]})
-    for module in student.modules():
-        if hasattr(module, "inference_memory"):
-            module.inference_memory = "fast"
+    _inference_memory(student, "fast")
+    return {**out, **_activation(world, student)}
+
+
+def _activation(world: _World, student) -> dict:
+    """Peak memory one forward pass of the deployment batch allocates beyond the weights, in both memory modes
+    (in ``compact`` the MPO layers contract their weights inside the pass, so those count here)."""
+    out = {"activation_mib_dense": world.dense_activation_mib}
+    for memory in ("fast", "compact"):
+        _inference_memory(student, memory)
+        suffix = "" if memory == "fast" else "_compact"
+        out[f"activation_mib{suffix}"] = peak_forward_bytes(student, world.inputs) / 2**20
+    _inference_memory(student, "fast")
     return out
 
 
@@ -195,6 +212,49 @@ def _stored(world: _World, row: str, kind: str, size: float, mode: str) -> list[
         names.append(point_name(row, kind, size, True))
     paths = [root / f"{n}.json" for n in names]
     return [read_json(p) for p in paths] if all(p.is_file() for p in paths) else None
+
+
+#: what a record of today's code has that older stored records may lack
+LATER_FIELDS = ("pair_cosines", "activation_mib")
+#: a rebuilt model must score what its record says (compression and healing are deterministic on one thread)
+REBUILD_TOLERANCE = 1e-4
+
+
+def _complete(world: _World, row: str, kind: str, size: float, mode: str, records: list[dict]) -> list[dict]:
+    """Stored records of one point given the fields they lack (:data:`LATER_FIELDS`), keeping every stored figure.
+
+    The model is rebuilt: compressed again, and for the healed record its healing run resumed from the
+    checkpoint it left (healed again, with the same config, where that folder is gone). The rebuilt model
+    must reproduce the stored Spearman within :data:`REBUILD_TOLERANCE`, else this is an error: the
+    added per-pair cosines would describe another model.
+    """
+    root = records_root(NAME, mode)
+    _, student = _measure(world, row, kind, size)
+    out = []
+    for record in records:
+        if record["healed"]:
+            folder = records_root(NAME, mode) / "healing" / point_name(row, kind, size, True)
+            if (folder / "results.json").is_file():  # the finished run's weights, into the same structure
+                from safetensors.torch import load_file
+
+                student.load_state_dict(load_file(folder / "final_model" / "model.safetensors"), strict=True)
+            else:
+                stored_heal = {k: record[k] for k in ("heal_seconds", "heal", "heal_config")}
+                _heal(world, student, point_name(row, kind, size, True), mode)
+                record.update(stored_heal)
+        score = world.score(student)
+        if abs(score["spearman"] - record["spearman"]) > REBUILD_TOLERANCE:
+            raise RuntimeError(f"{point_name(row, kind, size, record['healed'])}: the rebuilt model scores "
+                               f"{score['spearman']:.5f}, its record {record['spearman']:.5f}; not the same model.")
+        record.update(pair_cosines=score["pair_cosines"], **_activation(world, student))
+        atomic_write_json(root / f"{point_name(row, kind, size, record['healed'])}.json", record, indent=1,
+                          default=str)
+        out.append(record)
+    return out
+
+
+def _incomplete(records: list[dict]) -> bool:
+    return any(field not in record for record in records for field in LATER_FIELDS)
 
 
 def _point(world: _World, row: str, kind: str, size: float, mode: str) -> list[dict]:
@@ -231,7 +291,8 @@ def _row(record: dict) -> dict:
             "heal_seconds": record.get("heal_seconds"), "latency_ratio": record["latency_ratio"],
             "latency_ratio_compact": record.get("latency_ratio_compact"),
             "weights_mib": record["weights_mib"], "weights_mib_dense": record["weights_mib_dense"],
-            "pairs": record["pairs"]}
+            "activation_mib": record.get("activation_mib"), "activation_mib_compact": record.get("activation_mib_compact"),
+            "activation_mib_dense": record.get("activation_mib_dense"), "pairs": record["pairs"]}
 
 
 def run(mode: str) -> Results:
@@ -248,11 +309,17 @@ def run(mode: str) -> Results:
             if point in done:
                 continue
             stored = _stored(world, *point, mode)
-            if stored is None and claim(records_root(NAME, mode) / point_name(*point, False)):
+            if (stored is None or _incomplete(stored)) and claim(records_root(NAME, mode) / point_name(*point, False)):
                 try:
-                    stored = _stored(world, *point, mode) or _point(world, *point, mode)
+                    stored = _stored(world, *point, mode)
+                    if stored is None:
+                        stored = _point(world, *point, mode)
+                    elif _incomplete(stored):
+                        stored = _complete(world, *point, mode, stored)
                 finally:
                     release(records_root(NAME, mode) / point_name(*point, False))
+            elif stored is not None and _incomplete(stored):
+                stored = None  # another process is completing it
             if stored is not None:
                 done[point], progressed = stored, True
         if not progressed:  # the rest are another process's: wait for them
@@ -260,7 +327,8 @@ def run(mode: str) -> Results:
     records = [r for point in pending for r in done[point]]
     table = pd.DataFrame([_row(r) for r in records])
     settings = {**{k: v for k, v in world.settings.items()}, "calibration": CALIBRATION, "heal": HEAL,
-                "dense_spearman": world.dense_score, "calibration_seconds": world.calibration_seconds,
+                "dense_spearman": world.dense_score, "dense_pair_cosines": world.dense_pair_cosines,
+                "calibration_seconds": world.calibration_seconds,
                 "rows": {k: v for k, v in ROWS.items() if k in world.settings["rows"]}}
     return save_results(NAME, mode, table, settings, records, time.perf_counter() - start)
 
