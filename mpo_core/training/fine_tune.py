@@ -24,6 +24,7 @@ import numpy as np
 import torch
 
 from .fine_tune_config import FineTuneConfig
+from ..data.evaluation_set import EvaluationSet, split_evaluation_slice, subset
 from ..data.glue import get_task, hold_out, load_glue_split, tokenize_split
 from ..data.metrics import compute_glue_metrics, predicted_classes
 from ..model.parameter_variation import matrix_snapshot, relative_change
@@ -77,17 +78,26 @@ class RunData:
     heldout: object
     dev: object
     heldout_indices: list  # source positions (in the training file) of the held-out examples
+    evaluation_slice: object = None  # the fixed slice of the training file scored with dev, or None
+    evaluation_set: EvaluationSet | None = None  # what kept predictions align with
 
     def sizes(self) -> dict:
         return {"num_train_examples": len(self.train), "num_heldout_examples": len(self.heldout or ()),
-                "num_eval_examples": len(self.dev)}
+                "num_eval_examples": len(self.dev),
+                **({"evaluation_set": self.evaluation_set.to_dict()} if self.evaluation_set else {})}
 
 
 def load_run_data(config: FineTuneConfig, tokenizer, strategy=None) -> RunData:
     """Train and dev splits, and the training examples ``strategy`` holds out (seeded, disjoint from train)."""
     data_dir = None if config.hub_data else config.data_dir
     options = {"seed": config.seed, "hub": config.hub_data}
-    train = load_glue_split(config.task, "train", data_dir, max_examples=config.max_train_examples, **options)
+    part = None
+    if config.evaluation_slice:  # the fixed slice out of the whole file first, then the run's draws from the rest
+        whole = load_glue_split(config.task, "train", data_dir, **options)
+        pool, part = split_evaluation_slice(whole, config.evaluation_slice)
+        train = subset(pool, config.max_train_examples, config.seed)
+    else:
+        train = load_glue_split(config.task, "train", data_dir, max_examples=config.max_train_examples, **options)
     dev = load_glue_split(config.task, "dev", data_dir, max_examples=config.max_eval_examples, **options)
     size = (strategy.heldout_size(len(train)) if strategy is not None else 0) or config.heldout_examples
     if size >= len(train):
@@ -98,7 +108,10 @@ def load_run_data(config: FineTuneConfig, tokenizer, strategy=None) -> RunData:
     def tokenize(split):
         return tokenize_split(split, tokenizer, config.max_length)
 
-    return RunData(tokenize(train), tokenize(heldout) if size else None, tokenize(dev), list(heldout.indices))
+    evaluation = EvaluationSet(len(dev), tuple(part.indices) if part is not None else ())
+    return RunData(tokenize(train), tokenize(heldout) if size else None, tokenize(dev), list(heldout.indices),
+                   tokenize(part) if part is not None else None,
+                   evaluation if (config.keep_predictions or part is not None) else None)
 
 
 def training_arguments(config: FineTuneConfig, run: RunFolder, device: str, precision: str, overrides=None):
@@ -286,6 +299,8 @@ def fine_tune(config: FineTuneConfig, resume: bool = False, callbacks=()) -> dic
                 save_adapter(trainer.model, folder, base_model=config.model, task=config.task,
                              num_hidden_layers=config.num_hidden_layers, strategy=config.strategy)
         results = _results(config, trainer.model, final, seconds, device, precision, data)
+        if data.evaluation_set is not None:
+            results.update(_evaluation_results(config, trainer, data))
         results.update(_heldout_results(config, heldout), curve=learning_curve(history, config.task),
                        global_step=run.step(trainer.state.global_step), diverged=divergence.step, weight_change=relative_change(pretrained, trainer.model))
         results.update(strategy.results())
@@ -353,6 +368,28 @@ def _heldout_results(config, heldout: dict | None) -> dict:
     prefix = f"eval_{HELDOUT}_"
     return {"heldout_score": heldout.get(f"{prefix}{get_task(config.task).metric}"),
             "heldout_eval": {k.removeprefix(prefix): v for k, v in heldout.items()}}
+
+
+def _evaluation_results(config, trainer, data: RunData) -> dict:
+    """The final model on the fixed evaluation set (dev, then the slice): its score and, if kept, every prediction.
+
+    Predictions are class ids (classification) or scores rounded to 4 decimals (STS-B), in the order of
+    :class:`~mpo_core.data.evaluation_set.EvaluationSet`; ``predicted_classes`` counts distinct classes
+    over the whole set (1 = one class for every example: the run learned nothing).
+    """
+    task = get_task(config.task)
+    parts = [data.dev] + ([data.evaluation_slice] if data.evaluation_slice is not None else [])
+    outputs = [trainer.predict(part, metric_key_prefix="predict") for part in parts]
+    logits = np.concatenate([np.asarray(o.predictions) for o in outputs])  # (N, C) or (N, 1)
+    labels = np.concatenate([np.asarray(o.label_ids) for o in outputs])
+    scores = compute_glue_metrics(task, logits, labels)
+    values = (logits.reshape(-1) if task.is_regression else logits.argmax(axis=1))
+    out = {"evaluation_score": scores.get(task.metric), "evaluation_eval": scores,
+           "evaluation_predicted_classes": predicted_classes(task, logits)}
+    if config.keep_predictions:
+        out["predictions"] = ([round(float(v), 4) for v in values] if task.is_regression
+                              else [int(v) for v in values])
+    return out
 
 
 def learning_curve(log_history: list, task: str) -> list[dict]:

@@ -37,6 +37,12 @@ class FineTuneConfig:
     heldout_examples: Training examples held out (seeded, never trained on) and scored at the end
         (``heldout_score`` in the results), for choices that must not look at dev, e.g. a learning-rate
         probe. 0 = none. A strategy that holds out its own (mpop's ``heldout_examples``) takes precedence.
+    evaluation_slice: Training-file examples added to the dev set as the task's fixed evaluation set
+        (:mod:`mpo_core.data.evaluation_set`): drawn with a fixed seed, the same for every run, and taken out
+        of the training file before the run's training subset and held-out examples are drawn. 0 = none.
+    keep_predictions: Keep the final model's prediction for every example of the fixed evaluation set
+        (dev, then the slice) in the results (``predictions``: class ids, or STS-B scores), for paired
+        comparisons of runs; the whole dev set is needed (``max_eval_examples`` unset).
     seed: Seed of subsets, initialization and data order.
     epochs, max_steps: Training length (``max_steps > 0`` overrides epochs).
     batch_size, eval_batch_size, learning_rate, weight_decay, warmup_steps: Optimization.
@@ -64,6 +70,8 @@ class FineTuneConfig:
     max_train_examples: int | None = None
     max_eval_examples: int | None = None
     heldout_examples: int = 0
+    evaluation_slice: int = 0
+    keep_predictions: bool = False
     seed: int = 0
     epochs: float = 3.0
     max_steps: int = -1
@@ -92,6 +100,7 @@ class FineTuneConfig:
             if getattr(self, name) is not None:
                 check_positive_int(name, getattr(self, name))
         self.heldout_examples = check_positive_int("heldout_examples", self.heldout_examples, minimum=0)
+        self.evaluation_slice = check_positive_int("evaluation_slice", self.evaluation_slice, minimum=0)
         self.learning_rate = check_number("learning_rate", self.learning_rate, minimum=0)
         self.weight_decay = check_number("weight_decay", self.weight_decay, minimum=0, strict=False)
         self.epochs = check_number("epochs", self.epochs, minimum=0, strict=False)
@@ -100,7 +109,7 @@ class FineTuneConfig:
         self.seed = check_positive_int("seed", self.seed, minimum=0, maximum=MAX_SEED)
         if self.max_steps <= 0 and not self.epochs > 0:
             raise ValueError("give epochs > 0 or max_steps > 0.")
-        for name in ("hub_data", "save_model", "save_adapter"):
+        for name in ("hub_data", "save_model", "save_adapter", "keep_predictions"):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"{name} must be true or false, got {getattr(self, name)!r}.")
         for name in ("model", "data_dir", "runs_dir", "run_name"):
@@ -116,6 +125,9 @@ class FineTuneConfig:
         if self.save_adapter and self.strategy in ("mpop", "opf"):
             raise ValueError(f"save_adapter: {self.strategy} runs cannot be saved as adapters (their frozen tensors "
                              "do not stay the base model's); keep save_model.")
+        if (self.keep_predictions or self.evaluation_slice) and self.max_eval_examples is not None:
+            raise ValueError("keep_predictions / evaluation_slice score every run on the same examples: the whole "
+                             "dev set, so leave max_eval_examples unset.")
         if self.run_name is None:
             self.run_name = f"{self.task}-{self.strategy}-seed{self.seed}"
         check_run_name(self.run_name)

@@ -198,3 +198,46 @@ def test_heldout_examples_are_scored_at_the_end_and_the_dev_curve_is_recorded(tm
     assert 0 < plain["weight_change"]["ffn"] < 0.5 and plain["global_step"] == 4
     with pytest.raises(ValueError, match="heldout_examples"):
         fine_tune(small(tmp_path, max_train_examples=16, heldout_examples=16, run_name="all_held"))
+
+
+def test_the_fixed_evaluation_set_is_the_same_for_every_seed_and_never_trained_on(tmp_path):
+    from transformers import AutoTokenizer
+
+    from mpo_core.model.pretrained import default_model_path
+    from mpo_core.training.fine_tune import load_run_data
+
+    tokenizer = AutoTokenizer.from_pretrained(str(default_model_path()), trust_remote_code=False)
+    datas = [load_run_data(small(tmp_path, max_eval_examples=None, evaluation_slice=300, heldout_examples=50,
+                                 max_train_examples=500, seed=seed), tokenizer) for seed in (0, 1)]
+    assert datas[0].evaluation_set == datas[1].evaluation_set and datas[0].evaluation_set.size == 872 + 300
+    first, second = datas
+    assert first.evaluation_set.slice_indices == second.evaluation_set.slice_indices
+    slice_ = set(first.evaluation_set.slice_indices)
+    for data in datas:
+        assert len(data.train) == 450 and not slice_ & set(data.heldout_indices)
+        assert len(data.evaluation_slice) == 300
+    # the training examples are a per-seed draw from the pool, never from the slice
+    texts = {tuple(x) for x in first.evaluation_slice["input_ids"]}
+    assert not texts & {tuple(x) for x in first.train["input_ids"]} - {tuple(x) for x in first.dev["input_ids"]}
+    assert first.heldout_indices != second.heldout_indices
+
+
+def test_kept_predictions_cover_dev_then_the_slice(tmp_path):
+    config = small(tmp_path, num_hidden_layers=1, max_train_examples=64, max_eval_examples=None, max_steps=2,
+                   evaluation_slice=128, keep_predictions=True, save_model=False)
+    results = fine_tune(config)
+    predictions = results["predictions"]
+    assert len(predictions) == 872 + 128 and set(predictions) <= {0, 1}
+    assert results["evaluation_set"]["dev_examples"] == 872 and results["evaluation_set"]["slice_examples"] == 128
+    assert results["evaluation_predicted_classes"] == len(set(predictions))
+    from mpo_core.data.glue import load_glue_split
+
+    dev = load_glue_split("sst2", "dev", GLUE).labels
+    assert sum(p == y for p, y in zip(predictions[:872], dev)) / 872 == pytest.approx(results["score"])
+    stsb = fine_tune(small(tmp_path, task="stsb", num_hidden_layers=1, max_train_examples=32, max_eval_examples=None,
+                           max_steps=1, keep_predictions=True, save_model=False, run_name="stsb"))
+    assert len(stsb["predictions"]) == 1500 and "evaluation_set" in stsb
+    assert isinstance(stsb["predictions"][0], float) and stsb["evaluation_score"] == pytest.approx(stsb["score"],
+                                                                                                  abs=1e-3)
+    with pytest.raises(ValueError, match="max_eval_examples"):
+        small(tmp_path, keep_predictions=True, max_eval_examples=100)
