@@ -26,8 +26,12 @@ def thread_share(workers: int) -> int:
     return max(1, (os.cpu_count() or 1) // workers)
 
 
-def start_helpers(name: str, mode: str, count: int) -> list[tuple[subprocess.Popen, object]]:
-    """``count`` processes running ``python -m mpo_core reproduce name --mode mode`` (logs beside the runs)."""
+def start_helpers(name: str, mode: str, count: int, force: bool = False) -> list[tuple[subprocess.Popen, object]]:
+    """``count`` processes running ``python -m mpo_core reproduce name --mode mode [--force]`` (logs beside the runs).
+
+    With ``force`` the helpers run the experiment again too (its stored points are reused, what they lack is
+    measured), instead of reading the stored results and leaving the work to this process.
+    """
     logs = results_dir(mode) / "runs" / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     threads = str(thread_share(count + 1))
@@ -35,7 +39,8 @@ def start_helpers(name: str, mode: str, count: int) -> list[tuple[subprocess.Pop
     helpers = []
     for index in range(count):
         log = open(logs / f"{name}-{index + 1}.log", "wb")  # noqa: SIM115 - closed in wait_for
-        process = subprocess.Popen([sys.executable, "-m", "mpo_core", "reproduce", name, "--mode", mode],
+        command = [sys.executable, "-m", "mpo_core", "reproduce", name, "--mode", mode, *(["--force"] if force else [])]
+        process = subprocess.Popen(command,
                                    stdout=log, stderr=subprocess.STDOUT, env=env)
         helpers.append((process, log))
     return helpers
@@ -69,7 +74,7 @@ def reproduce_all(names: Sequence[str], mode: str, workers: int = 1, force: bool
     torch.set_num_threads(thread_share(workers))
     out = {}
     for name in names:
-        helpers = start_helpers(name, mode, workers - 1) if workers > 1 else []
+        helpers = start_helpers(name, mode, workers - 1, force=force) if workers > 1 else []
         try:
             out[name] = reproduce(name, mode, force=force)
         finally:
