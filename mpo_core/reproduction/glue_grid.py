@@ -222,7 +222,7 @@ def run_one(spec: RunSpec, mode: str, experiment: str, data_dir=None, wait: bool
 #: The config fields a finished run must share with its spec to stand for it (what changes its scores).
 IDENTITY = ("task", "model", "strategy", "strategy_options", "seed", "learning_rate", "num_hidden_layers",
             "max_length", "max_train_examples", "max_eval_examples", "epochs", "max_steps", "batch_size",
-            "warmup_steps", "lr_scheduler_type", "weight_decay", "heldout_examples", "evaluation_slice",
+            "warmup_steps", "lr_scheduler_type", "decay_steps", "weight_decay", "heldout_examples", "evaluation_slice",
             "keep_predictions")
 
 

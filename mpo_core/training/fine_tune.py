@@ -122,6 +122,8 @@ def training_arguments(config: FineTuneConfig, run: RunFolder, device: str, prec
         learning_rate=config.learning_rate, weight_decay=config.weight_decay, warmup_steps=config.warmup_steps,
         eval_strategy="steps", eval_steps=config.eval_steps,
         logging_steps=config.logging_steps, save_steps=config.save_steps, lr_scheduler_type=config.lr_scheduler_type,
+        **({"lr_scheduler_kwargs": {"num_decay_steps": config.decay_steps, "decay_type": "linear"}}
+           if config.decay_steps else {}),
     )
     arguments.update(overrides or {})
     return engine_arguments(run, config.seed, device, precision, **arguments)

@@ -48,6 +48,8 @@ class FineTuneConfig:
     batch_size, eval_batch_size, learning_rate, weight_decay, warmup_steps: Optimization.
     lr_scheduler_type: transformers scheduler name (``"linear"``, ``"constant_with_warmup"``, ...);
         a strategy may override it (mpop: this schedule over its LFA steps, then a constant rate while squeezing).
+    decay_steps: With ``"warmup_stable_decay"`` (constant-then-decay): the last steps, over which the rate
+        falls linearly to zero after the constant phase; required there, 0 otherwise.
     eval_steps, logging_steps, save_steps: Evaluation, logging and checkpoint intervals (steps).
     device: ``"auto"`` (GPU when present), ``"cpu"`` or ``"cuda"``.
     precision: ``"auto"`` (bf16/fp16 autocast on GPU, fp32 on CPU) or explicit.
@@ -81,6 +83,7 @@ class FineTuneConfig:
     weight_decay: float = 0.01
     warmup_steps: int = 0
     lr_scheduler_type: str = "linear"
+    decay_steps: int = 0
     eval_steps: int = 100
     logging_steps: int = 10
     save_steps: int = 100
@@ -120,6 +123,11 @@ class FineTuneConfig:
         from transformers import SchedulerType
 
         check_choice("lr_scheduler_type", self.lr_scheduler_type, [t.value for t in SchedulerType])
+        self.decay_steps = check_positive_int("decay_steps", self.decay_steps, minimum=0)
+        if (self.lr_scheduler_type == "warmup_stable_decay") != (self.decay_steps > 0):
+            raise ValueError("decay_steps goes with lr_scheduler_type 'warmup_stable_decay' (constant, then a linear "
+                             f"decay over the last decay_steps), got {self.lr_scheduler_type!r} and "
+                             f"decay_steps={self.decay_steps}.")
         check_choice("device", self.device, DEVICES)
         check_choice("precision", self.precision, PRECISIONS)
         if self.save_adapter and self.strategy in ("mpop", "opf"):

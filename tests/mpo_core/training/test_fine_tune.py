@@ -241,3 +241,17 @@ def test_kept_predictions_cover_dev_then_the_slice(tmp_path):
                                                                                                   abs=1e-3)
     with pytest.raises(ValueError, match="max_eval_examples"):
         small(tmp_path, keep_predictions=True, max_eval_examples=100)
+
+
+def test_constant_then_decay_schedule(tmp_path):
+    config = small(tmp_path, num_hidden_layers=1, max_train_examples=64, max_eval_examples=32, max_steps=6,
+                   batch_size=8, warmup_steps=0, logging_steps=1, lr_scheduler_type="warmup_stable_decay",
+                   decay_steps=2, learning_rate=1e-4, save_model=False)
+    fine_tune(config)
+    rates = [m["learning_rate"] for m in read_metrics(tmp_path / config.run_name) if "learning_rate" in m]
+    # each step logs the rate after its scheduler step: constant through step 5, then halfway down the linear decay
+    assert rates == pytest.approx([1e-4] * 5 + [5e-5])
+    with pytest.raises(ValueError, match="decay_steps"):
+        small(tmp_path, lr_scheduler_type="warmup_stable_decay")
+    with pytest.raises(ValueError, match="decay_steps"):
+        small(tmp_path, decay_steps=10)
