@@ -37,7 +37,8 @@ from ..tensor.compression import count_params
 from ..tensor.decomposition import decompose
 from ..tensor.mpo import MPO
 from ..tensor.truncation import bond_dims_for_ratio
-from .glue_grid import ByMode, RunSpec, constant_levels, mode_settings, records_root, run_grid
+from .glue_grid import (ByMode, RunSpec, constant_levels, mode_settings, predicted_one_class, records_root,
+                        run_grid, run_records)
 from .results_store import Results
 from .verdict import HOLDS, Verdict, not_below
 
@@ -315,14 +316,15 @@ def ratio_table(results: Results) -> pd.DataFrame:
 
 
 def constant_runs(results: Results, data_dir=None) -> list[str]:
-    """The runs whose dev score is a constant prediction's (a class share, or Matthews 0)."""
+    """The runs that predicted one class on dev (:func:`~.glue_grid.predicted_one_class`: their predictions, or
+    for records without the count, a score equal to a constant prediction's)."""
     max_eval = results.meta.get("settings", {}).get("mode_settings", {}).get("max_eval_examples")
-    levels, stuck = {}, []
+    levels, stuck, records = {}, [], run_records(results)
     for task, seed, score, name in results.table[["task", "seed", "score", "run"]].itertuples(index=False):
         key = (task, int(seed))
         if key not in levels:
             levels[key] = constant_levels(task, max_eval, int(seed), data_dir)
-        if any(abs(score - level) < 1e-9 for level in levels[key]):
+        if predicted_one_class(records.get(name) or {"score": score, "metric": get_task(task).metric}, levels[key]):
             stuck.append(name)
     return stuck
 

@@ -394,13 +394,41 @@ def constant_levels(task: str, max_eval_examples: int | None, seed: int = 0, dat
     return {labels.count(label) / len(labels) for label in set(labels)}
 
 
+def predicted_one_class(record: dict, levels=()) -> bool:
+    """Whether a run predicted one class for every dev example: the one rule of every table.
+
+    From the run's own predictions (``eval.predicted_classes``, counted on dev) when its record has them;
+    a record from before that count falls back to its score equalling a constant prediction's (``levels``,
+    :func:`constant_levels`). STS-B: a constant score (Spearman 0 or NaN).
+    """
+    classes = (record.get("eval") or {}).get("predicted_classes")
+    if classes is not None:
+        return int(classes) <= 1
+    score = record.get("score")
+    if score is None or score != score:
+        return record.get("metric") == "spearman"
+    if record.get("metric") == "spearman":
+        return score == 0.0
+    return any(abs(score - level) < 1e-9 for level in levels)
+
+
+def run_records(results: Results) -> dict[str, dict]:
+    """``{run name: record}`` of a grid's results (the records in the table's order)."""
+    records = results.meta.get("records") or []
+    runs = list(results.table["run"]) if "run" in results.table else []
+    return dict(zip(runs, records)) if len(runs) == len(records) else {}
+
+
 def constant_rows(results: Results, data_dir=None) -> dict[str, list[str]]:
-    """Per task, the rows whose score equals a constant prediction's: they did not learn within the budget."""
+    """Per task, the rows that predicted one class on dev (:func:`predicted_one_class`): they did not learn."""
     settings = results.meta.get("settings", {}).get("mode_settings", {})
+    records = run_records(results)
     out = {}
     for task, part in results.table.groupby("task", sort=False):
         levels = constant_levels(task, settings.get("max_eval_examples"), settings.get("seed", 0), data_dir)
-        stuck = [row for row, score in zip(part["row"], part["score"]) if any(abs(score - x) < 1e-9 for x in levels)]
+        stuck = [row for row, score, run in zip(part["row"], part["score"], part.get("run", [None] * len(part)))
+                 if predicted_one_class(records.get(run) or {"score": score, "metric": get_task(task).metric},
+                                        levels)]
         if stuck:
             out[task] = stuck
     return out

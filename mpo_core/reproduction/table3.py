@@ -31,7 +31,7 @@ import pandas as pd
 
 from ..data.glue import get_task
 from . import frontier, lr_probe
-from .glue_grid import ByMode, RunSpec, constant_levels, records_root, run_grid
+from .glue_grid import ByMode, RunSpec, constant_levels, predicted_one_class, records_root, run_grid, run_records
 from .paper_numbers import TABLE3, TABLE3_ROW_OF, TABLE3_TASKS, paper_frame
 from .results_store import Results, results_dir
 from .seed_summary import claim_sentence, score_frame, seed_table
@@ -139,19 +139,21 @@ def run(mode: str) -> Results:
 
 
 def with_constant(results: Results, data_dir=None) -> pd.DataFrame:
-    """The results table with ``constant``: the run predicted one class on dev (or scored exactly what that scores)."""
+    """The results table with ``constant``: the run predicted one class on dev (:func:`.glue_grid.predicted_one_class`)."""
     table = results.table.copy()
     max_eval = results.meta.get("settings", {}).get("mode_settings", {}).get("max_eval_examples")
-    levels = {}
+    levels, records = {}, run_records(results)
 
     def stuck(r) -> bool:
-        if "predicted_classes" in r and not pd.isna(r["predicted_classes"]):
-            return r["predicted_classes"] <= 1
+        record = records.get(r.get("run")) if "run" in r else None
+        if record is None:
+            record = {"score": r["score"], "metric": r["metric"]}
+            if "predicted_classes" in r and not pd.isna(r["predicted_classes"]):
+                record["eval"] = {"predicted_classes": r["predicted_classes"]}
         key = (r["task"], int(r["seed"]))
         if key not in levels:
             levels[key] = constant_levels(r["task"], max_eval, int(r["seed"]), data_dir)
-        return any(abs(r["score"] - level) < 1e-9 for level in levels[key]) or (
-            r["metric"] == "spearman" and r["score"] == 0.0)
+        return predicted_one_class(record, levels[key])
 
     table["constant"] = table.apply(stuck, axis=1)
     return table
@@ -185,7 +187,7 @@ CLAIMS = (
     ("training only the auxiliary tensors stays within 1 point of training all of them", "mpo_full_lfa",
      "mpo_full", 1.0, "+0.1"),
     ("the full-bond MPO, all tensors training, stays within 1 point of full fine-tuning", "mpo_full", "full", 1.0,
-     "+1.3 (MPOP_full vs ALBERT_rep)"),
+     "+1.4 (the Score column: MPOP_full 80.3 vs ALBERT_rep 78.9)"),
 )
 
 

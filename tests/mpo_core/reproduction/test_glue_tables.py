@@ -145,7 +145,8 @@ def test_table5_side_by_side_and_verdicts():
     assert frame.loc["mpop (paper: MPOP_B)", ("sst2", "paper")] == TABLE5["MPOP_B"]["sst2"]
     assert frame.loc["last_1 (paper: BERT_12)", ("#Pr", "ours")] == 1.92
     lines = table5.findings(results)
-    assert lines[0].startswith("mpop (#Pr 1.69M) beats last_3 (#Pr 5.47M): sst2 does not hold")
+    assert lines[0].startswith("mpop (#Pr 1.69M) beats last_3 (#Pr 5.47M) (paper: +4.0 points (MPOP_B vs BERT_10-12")
+    assert "sst2 does not hold" in lines[0]
     assert lines[2].startswith("mpop (#Pr 1.69M) beats last_1 (#Pr 1.92M) (paper: +3.2") and "sst2 holds" in lines[2]
 
 
