@@ -444,5 +444,42 @@ def target_checks(results: Results) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-__all__ = ["BASELINE", "MODE_SETTINGS", "NAME", "ROWS", "TARGETS", "frontier_figure", "frontier_table", "point_name",
-           "run", "save_stored", "target_checks"]
+#: paired comparisons of :func:`paired_table`: (method row, reference row); "dense" is the uncompressed model
+COMPARISONS = (("mpo_calibrated", "svd_whitened"), ("auto", "svd_whitened"), ("mpo_calibrated", "mpo_n5"),
+               ("auto+heal", "dense"), ("svd_whitened+heal", "dense"), ("auto", "dense"))
+#: "as good as dense" is an equivalence statement within this Spearman margin
+DENSE_MARGIN = 0.01
+
+
+def paired_table(results: Results, data_dir=None, resamples: int = 2000) -> pd.DataFrame:
+    """:data:`COMPARISONS` at every size both rows have, on the same dev pairs: the Spearman difference and its
+    paired bootstrap interval over pairs (one deterministic model per row, so no seed term), with the
+    verdicts "not below" (vs another compressor) or "within ``DENSE_MARGIN``" (vs dense)."""
+    from ..data.glue import default_glue_dir, load_glue_split
+    from .paired_bootstrap import paired_difference
+
+    records = {(_row(r)["row"], r["size_kind"], r["size"]): r for r in results.meta.get("records", [])}
+    dense = results.meta["settings"].get("dense_pair_cosines")
+    if not records or dense is None or not all("pair_cosines" in r for r in records.values()):
+        return pd.DataFrame()
+    pairs = len(dense)
+    gold = load_glue_split("stsb", "dev", data_dir or default_glue_dir()).labels[:pairs]
+    rows = []
+    for method, reference in COMPARISONS:
+        for (row, kind, size), record in records.items():
+            if row != method:
+                continue
+            other = dense if reference == "dense" else (records.get((reference, kind, size)) or {}).get("pair_cosines")
+            if other is None:
+                continue
+            interval = paired_difference("spearman", record["pair_cosines"], other, gold, resamples=resamples)
+            verdict = interval.equivalent(DENSE_MARGIN) if reference == "dense" else interval.not_below(0.0)
+            rows.append({"method": method, "reference": reference, "size": f"{'share' if kind == 'encoder' else '#To'} "
+                         f"{size:g}", "difference": interval.difference, "low": interval.low, "high": interval.high,
+                         "claim": f"within {DENSE_MARGIN} of dense" if reference == "dense" else "not below",
+                         "verdict": verdict, "pairs": pairs})
+    return pd.DataFrame(rows)
+
+
+__all__ = ["BASELINE", "COMPARISONS", "MODE_SETTINGS", "NAME", "ROWS", "TARGETS", "frontier_figure", "frontier_table",
+           "paired_table", "point_name", "run", "save_stored", "target_checks"]

@@ -60,3 +60,31 @@ def test_the_points_stored_so_far_are_saved_as_a_partial_table(tmp_path, monkeyp
     assert "svd_whitened@encoder0.5" in results.meta["settings"]["missing_points"]
     assert (tmp_path / "small" / "zero_shot_frontier.csv").is_file()
     assert zsf.save_stored("full") is None  # nothing stored in that mode
+
+
+def test_paired_table_judges_on_the_same_pairs():
+    import numpy as np
+
+    from mpo_core.data.glue import default_glue_dir, load_glue_split
+
+    gold = np.array(load_glue_split("stsb", "dev", default_glue_dir()).labels[:400])
+    rng = np.random.default_rng(0)
+    dense = gold + rng.normal(0, 1.0, 400)
+    close = dense + rng.normal(0, 0.05, 400)  # nearly the dense model
+    worse = gold + rng.normal(0, 3.0, 400)
+
+    def record(row, cosines):
+        return {"row": row, "size_kind": "encoder", "size": 0.5, "healed": False, "config": {"method": row},
+                "spearman": 0.0, "spearman_dense": 0.0, "pairs": 400, "pair_cosines": list(cosines),
+                "compress_seconds": 1.0, "latency_ratio": 1.0, "weights_mib": 1.0, "weights_mib_dense": 1.0,
+                "report": {"kept_share": 0.5, "model_share": 0.8, "model_params_after": 1, "summed_squared_error": 0}}
+
+    results = Results(zsf.NAME, "full", pd.DataFrame(), {
+        "settings": {"dense_pair_cosines": list(dense)},
+        "records": [record("auto", close), record("svd_whitened", worse), record("mpo_calibrated", worse)]})
+    table = zsf.paired_table(results, resamples=300).set_index(["method", "reference"])
+    assert table.loc[("auto", "dense"), "verdict"] == "holds"  # within 0.01 of dense
+    assert table.loc[("auto", "svd_whitened"), "verdict"] == "holds" and table.loc[("auto", "svd_whitened"),
+                                                                                   "low"] > 0
+    assert table.loc[("mpo_calibrated", "svd_whitened"), "difference"] == 0.0  # the same predictions
+    assert zsf.paired_table(Results(zsf.NAME, "full", pd.DataFrame(), {"settings": {}, "records": []})).empty
