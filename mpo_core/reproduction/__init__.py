@@ -28,8 +28,10 @@ def experiment(name: str):
 
 def reproduce(name: str, mode: str, force: bool = False):
     """Stored results of ``name`` in ``mode``, or run it (``force``: run even if stored)."""
+    from ..runs.provenance import commit
     from .results_store import load_or_run
 
+    commit()  # the provenance of what runs now: the code as it starts (see mpo_core.runs.provenance)
     return load_or_run(name, mode, experiment(name).run, force=force)
 
 

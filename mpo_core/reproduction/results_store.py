@@ -28,6 +28,7 @@ import torch
 
 from ..tensor.validation import check_choice
 from ..runs.atomic_write import atomic_write_json, atomic_write_text
+from ..runs.provenance import commit
 from ..runs.run_folder import read_json
 
 MODES = ("small", "full", "gpu")
@@ -59,17 +60,6 @@ def hardware() -> dict:
             "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(),
             "gpu": torch.cuda.get_device_name() if torch.cuda.is_available() else None}
     return info
-
-
-def commit() -> str | None:
-    """The repository's commit (``+dirty`` when it has uncommitted changes), or ``None`` outside git."""
-    try:
-        sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=True)
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT,
-                               capture_output=True, text=True, check=True)
-    except (OSError, subprocess.CalledProcessError):
-        return None
-    return sha.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
 
 
 def versions() -> dict:

@@ -40,6 +40,7 @@ from ..model.pretrained import default_model_path
 from ..runs.atomic_write import atomic_write_json
 from ..runs.latency import compare_latency, random_token_batch
 from ..runs.peak_memory import peak_forward_bytes
+from ..runs.provenance import commit
 from ..runs.run_folder import read_json
 from .glue_grid import POLL_SECONDS, claim, records_root, release
 from .results_store import Results, save_results
@@ -151,7 +152,7 @@ def _measure(world: _World, row: str, kind: str, size: float) -> tuple[dict, tor
     record = {"row": row, "size_kind": kind, "size": size, "config": asdict(config), "report": report.to_dict(),
               "full_model": world.settings["num_hidden_layers"] is None,
               "compress_seconds": report.seconds, "sensitivity_seconds": sensitivity_seconds,
-              "calibration_seconds": world.calibration_seconds}
+              "calibration_seconds": world.calibration_seconds, "commit": commit()}
     return record, student
 
 

@@ -32,6 +32,7 @@ from ..model.parameter_count import count_parameters, parameter_summary
 from ..model.sequence_classifier import load_sequence_classifier
 from ..model.checkpoint import save_mpo_model
 from ..runs.adapter import save_adapter
+from ..runs.provenance import commit
 from ..runs.run_folder import (ADAPTER, CHECKPOINTS, FINAL_MODEL, STOP_FILE, RunFolder, is_main_process,
                                is_write_failure, read_config)
 from .strategies import get_strategy
@@ -419,5 +420,5 @@ def _results(config, model, final, seconds, device, precision, data: RunData) ->
         **data.sizes(), "heldout_indices": data.heldout_indices,
         "wall_seconds": seconds, "device": device, "precision": precision,
         "device_name": torch.cuda.get_device_name() if device == "cuda" else platform.processor() or "cpu",
-        "seed": config.seed, "versions": _versions(), "config": config.to_dict(),
+        "seed": config.seed, "versions": _versions(), "commit": commit(), "config": config.to_dict(),
     }
