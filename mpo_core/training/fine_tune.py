@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import platform
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -81,6 +81,7 @@ class RunData:
     heldout_indices: list  # source positions (in the training file) of the held-out examples
     evaluation_slice: object = None  # the fixed slice of the training file scored with dev, or None
     evaluation_set: EvaluationSet | None = None  # what kept predictions align with
+    train_texts: list = field(default_factory=list)  # the training examples' sentences (both texts of a pair)
 
     def sizes(self) -> dict:
         return {"num_train_examples": len(self.train), "num_heldout_examples": len(self.heldout or ()),
@@ -112,7 +113,8 @@ def load_run_data(config: FineTuneConfig, tokenizer, strategy=None) -> RunData:
     evaluation = EvaluationSet(len(dev), tuple(part.indices) if part is not None else ())
     return RunData(tokenize(train), tokenize(heldout) if size else None, tokenize(dev), list(heldout.indices),
                    tokenize(part) if part is not None else None,
-                   evaluation if (config.keep_predictions or part is not None) else None)
+                   evaluation if (config.keep_predictions or part is not None) else None,
+                   list(train.texts_a) + list(train.texts_b or []))
 
 
 def training_arguments(config: FineTuneConfig, run: RunFolder, device: str, precision: str, overrides=None):
@@ -257,6 +259,7 @@ def fine_tune(config: FineTuneConfig, resume: bool = False, callbacks=()) -> dic
     strategy = get_strategy(config.strategy, config.strategy_options)
     data = load_run_data(config, tokenizer, strategy)  # bad input fails here, before a run folder exists
     strategy.bind(config)
+    strategy.bind_training_texts(data.train_texts)
     pretrained = matrix_snapshot(model)  # before the surgery: how far training moves each group, at the end
     strategy.prepare(model)
     run = RunFolder(run_path, resume=resume)

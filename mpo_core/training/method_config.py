@@ -155,3 +155,40 @@ class MPOLFAConfig(MPOMethodConfig):
                                       bond_dims=dict(self.bond_dims or {}))
         if not self.truncated:
             raise ValueError("mpo_lfa needs a truncation: give bond_dims or compression_ratio (or set them in mpo_config).")
+
+
+#: what trains after the calibrated compression: the MPO layers' auxiliary tensors and the head, or everything
+COMPRESSED_TRAINS = ("auxiliary", "all")
+#: the compressors of :func:`~mpo_core.model.calibrated_compression.compress_model` a compressed row may use
+COMPRESSED_METHODS = ("auto", "mpo_calibrated", "svd_whitened", "mpo", "svd")
+
+
+@dataclass
+class CompressedConfig(MethodConfig):
+    """``compressed``: the calibrated compressor on the run's own training sentences, then fine-tuning.
+
+    Attributes
+    ----------
+    compression: The compressor (:data:`COMPRESSED_METHODS`; ``auto`` chooses structure and size per matrix).
+    model_size: The whole model's #To as a share of the dense model's (word embedding included).
+    trains: ``"auxiliary"`` (MPOP's lightweight fine-tuning: auxiliary tensors + head) or ``"all"``.
+    calibration_sentences: How many of the run's training sentences calibrate (drawn with seed 0).
+    """
+
+    method: ClassVar[str] = "compressed"
+    compression: str = "auto"
+    model_size: float = 0.5
+    trains: str = "auxiliary"
+    calibration_sentences: int = 512
+
+    def __post_init__(self):
+        from ..tensor.validation import check_choice
+
+        check_choice("compressed: compression", self.compression, COMPRESSED_METHODS)
+        check_choice("compressed: trains", self.trains, COMPRESSED_TRAINS)
+        self.model_size = check_number("compressed: model_size", self.model_size, minimum=0)
+        if self.model_size >= 1:
+            raise ValueError(f"compressed: model_size is the kept share of the dense model's #To, in (0, 1); "
+                             f"got {self.model_size}.")
+        self.calibration_sentences = check_positive_int("compressed: calibration_sentences",
+                                                        self.calibration_sentences)

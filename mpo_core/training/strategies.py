@@ -11,6 +11,7 @@ name            config (its options)                        strategy
 ``mpop``        :class:`~mpo_core.mpop.config.MPOPConfig`   :class:`~mpo_core.mpop.strategy.MPOPStrategy`
 ``mpop_dir``    :class:`~mpo_core.mpop.config.MPOPDirConfig` ``DirectTruncationStrategy``
 ``opf``         :class:`~mpo_core.opf.config.OPFConfig`     :class:`~mpo_core.opf.strategy.OPFStrategy`
+``compressed``  :class:`~.method_config.CompressedConfig`   :class:`~.compressed_strategy.CompressedStrategy`
 ==============  ==========================================  ==========================================
 
 Declared in one place; the MPOP and OPF strategies build on
@@ -26,7 +27,8 @@ from ..mpop.config import MPOPConfig, MPOPDirConfig
 from ..mpop.strategy import MPOPStrategy, make_mpop_dir
 from ..opf.config import OPFConfig
 from ..opf.strategy import OPFStrategy
-from .method_config import FullConfig, LastKConfig, MethodConfig, MPOFullConfig, MPOLFAConfig
+from .compressed_strategy import CompressedStrategy
+from .method_config import CompressedConfig, FullConfig, LastKConfig, MethodConfig, MPOFullConfig, MPOLFAConfig
 from .strategy import LastK, MPOStrategy, Strategy, head_modules, num_encoder_layers  # noqa: F401 (re-exported)
 
 
@@ -59,6 +61,7 @@ STRATEGIES: dict[str, Method] = {
     "mpop": Method(MPOPConfig, lambda c: MPOPStrategy(**c.options())),
     "mpop_dir": Method(MPOPDirConfig, make_mpop_dir),
     "opf": Method(OPFConfig, lambda c: OPFStrategy(**c.options())),
+    "compressed": Method(CompressedConfig, lambda c: CompressedStrategy(**c.options())),
 }
 
 

@@ -102,6 +102,10 @@ class Strategy:
     def bind(self, config) -> None:
         """See the run's :class:`~mpo_core.training.fine_tune_config.FineTuneConfig` (e.g. its task's metric)."""
 
+    def bind_training_texts(self, texts: list[str]) -> None:
+        """See the run's training sentences (both texts of a pair; never dev, held-out or evaluation examples),
+        e.g. to calibrate a compression on them."""
+
     def callbacks(self, run=None) -> list:
         """Trainer callbacks the strategy needs (bond changes, matrix selection); ``run`` is the run folder."""
         return []

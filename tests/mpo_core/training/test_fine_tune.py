@@ -255,3 +255,18 @@ def test_constant_then_decay_schedule(tmp_path):
         small(tmp_path, lr_scheduler_type="warmup_stable_decay")
     with pytest.raises(ValueError, match="decay_steps"):
         small(tmp_path, decay_steps=10)
+
+
+@pytest.mark.slow  # compresses the word embedding (whitened SVD of 30522 x 384)
+def test_compressed_rows_calibrate_on_the_runs_training_sentences_then_train(tmp_path):
+    config = small(tmp_path, num_hidden_layers=1, max_train_examples=96, max_eval_examples=None, max_steps=2,
+                   batch_size=16, strategy="compressed", keep_predictions=True, save_model=False,
+                   strategy_options={"compression": "svd_whitened", "model_size": 0.6, "trains": "auxiliary",
+                                     "calibration_sentences": 64})
+    results = fine_tune(config)
+    assert 0.55 < results["compression"]["model_share"] <= 0.6
+    assert results["total_params"] < 0.61 * results["compression"]["model_params_before"] + 2000  # + the head
+    assert results["trainable_params"] < 0.2 * results["total_params"]  # auxiliary tensors and the head
+    assert set(results["structures"].values()) == {2} and len(results["predictions"]) == 872
+    with pytest.raises(ValueError, match="trains"):
+        small(tmp_path, strategy="compressed", strategy_options={"trains": "some"})

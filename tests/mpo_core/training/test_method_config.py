@@ -17,6 +17,7 @@ EXAMPLES = {  # strategy -> non-default options
     "mpop": {"delta": 0.02, "step_size": 0.1, "stop_on": "drop", "mpo_config": {"groups": ["query"]}},
     "mpop_dir": {"layer_bond_dims": {"bert.encoder.layer.0.attention.self.query": [2, 4, 4, 2]}},
     "opf": {"growth": 2.0, "selection": "dynamic", "top_n": 2, "stages": 2, "groups": ["ffn_in"]},
+    "compressed": {"compression": "mpo_calibrated", "model_size": 0.75, "trains": "all", "calibration_sentences": 128},
 }
 
 

@@ -72,7 +72,8 @@ def test_mpo_lfa_on_the_real_model_trains_under_ten_percent():
 
 
 def test_strategy_errors():
-    assert set(STRATEGIES) == {"full", "last_k", "mpo_full", "mpo_full_lfa", "mpo_lfa", "mpop", "mpop_dir", "opf"}
+    assert set(STRATEGIES) == {"full", "last_k", "mpo_full", "mpo_full_lfa", "mpo_lfa", "mpop", "mpop_dir", "opf",
+                               "compressed"}
     with pytest.raises(ValueError, match="unknown strategy"):
         get_strategy("lora")
     with pytest.raises(ValueError, match="needs a truncation"):
