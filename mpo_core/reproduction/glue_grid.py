@@ -241,9 +241,18 @@ def matches(record: dict, config: FineTuneConfig) -> bool:
         value = recorded.get(key, defaults[key].default)
         if key == "strategy_options":
             value = {**wanted[key], **(value or {})} if value is not None else value  # options added since
+            if value is not None and _source(value) is not None and _source(value) == _source(wanted[key]):
+                value = {**value, "bond_dims_from": wanted[key]["bond_dims_from"]}  # the same record, elsewhere
         if value != wanted[key]:
             return False
     return True
+
+
+def _source(options: dict) -> str | None:
+    """``bond_dims_from`` (an mpop run's kept record) as ``<experiment>/<file>``: the same record whichever
+    folder the repository was cloned to."""
+    source = options.get("bond_dims_from")
+    return None if source is None else "/".join(Path(source).parts[-2:])
 
 
 def records_root(experiment: str, mode: str) -> Path:
