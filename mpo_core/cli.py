@@ -7,6 +7,7 @@ import os
 import sys
 
 from .training.fine_tune_config import FineTuneConfig
+from .training.method_config import COMPRESSED_METHODS, COMPRESSED_TRAINS
 from .training.strategies import STRATEGIES
 
 RUN_COLUMNS = ("run_name", "task", "strategy", "metric", "score", "trainable_millions", "total_millions",
@@ -53,6 +54,21 @@ def _finetune_parser(sub) -> None:
     opf.add_argument("--top-n", type=int, help="opf: matrices per group to over-parameterize")
     opf.add_argument("--stages", type=int, help="opf dynamic: number of selection stages")
     opf.add_argument("--fisher-batches", type=int, help="opf: training batches for the Fisher scores")
+    compressed = p.add_argument_group("compressed (calibrated compression on the run's training sentences, then "
+                                      "fine-tuning)")
+    compressed.add_argument("--compression", choices=COMPRESSED_METHODS, help="compressed: the compressor")
+    compressed.add_argument("--model-size", type=float, help="compressed: the whole model's #To as a share of dense")
+    compressed.add_argument("--trains", choices=COMPRESSED_TRAINS,
+                            help="compressed: auxiliary tensors + head, or every parameter")
+    compressed.add_argument("--calibration-sentences", type=int, help="compressed: training sentences calibrating")
+    p.add_argument("--evaluation-slice", type=int, default=0,
+                   help="training sentences set aside (fixed seed, never trained on) and scored with dev")
+    p.add_argument("--keep-predictions", action="store_true",
+                   help="keep the final model's prediction for every dev (and slice) example in results.json")
+    p.add_argument("--lr-scheduler-type", default=defaults.lr_scheduler_type,
+                   help="transformers scheduler (linear, constant_with_warmup, warmup_stable_decay, ...)")
+    p.add_argument("--decay-steps", type=int, default=0,
+                   help="warmup_stable_decay: the last steps, over which the rate falls linearly to 0")
     for name in ("num_hidden_layers", "max_train_examples", "max_eval_examples"):
         p.add_argument("--" + name.replace("_", "-"), type=int)
     for name in ("max_length", "seed", "max_steps", "batch_size", "eval_batch_size", "warmup_steps",
@@ -88,7 +104,8 @@ def _predict_parser(sub) -> None:
 
 STRATEGY_OPTIONS = ("k", "compression_ratio", "delta", "squeeze_steps", "step_size", "step_unit", "target_size",
                     "rank", "error", "bonds", "heldout_examples", "lfa_steps", "tune_steps", "metric", "bond_dims_from",
-                    "growth", "selection", "top_n", "stages", "fisher_batches")
+                    "growth", "selection", "top_n", "stages", "fisher_batches", "compression", "model_size", "trains",
+                    "calibration_sentences")
 #: the largest ``--config`` file read (a FineTuneConfig is a few hundred bytes)
 MAX_CONFIG_BYTES = 1 << 20
 #: the command-line flag of each option, for messages

@@ -127,3 +127,22 @@ def test_resuming_a_run_whose_strategy_options_are_not_an_object(options, tmp_pa
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1, err
     assert "config.json: strategy_options must be a JSON object" in err[0], err
+
+
+def test_compressed_options_and_the_verdict_fields():
+    import argparse
+
+    from mpo_core.cli import _finetune_parser
+    from mpo_core.training.method_config import CompressedConfig
+
+    parser = argparse.ArgumentParser()
+    _finetune_parser(parser.add_subparsers(dest="command"))
+    args = parser.parse_args(["finetune", "--task", "sst2", "--strategy", "compressed", "--compression",
+                              "svd_whitened", "--model-size", "0.5", "--trains", "all", "--evaluation-slice", "5000",
+                              "--keep-predictions", "--lr-scheduler-type", "warmup_stable_decay", "--decay-steps", "40"])
+    config = config_from_args(args)
+    assert config.strategy_options == CompressedConfig(compression="svd_whitened", model_size=0.5, trains="all")
+    assert config.evaluation_slice == 5000 and config.keep_predictions and config.decay_steps == 40
+    args = parser.parse_args(["finetune", "--task", "sst2", "--strategy", "full", "--trains", "all"])
+    with pytest.raises(ValueError, match="does not take --trains"):
+        config_from_args(args)
