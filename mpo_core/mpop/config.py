@@ -57,6 +57,9 @@ class MPOPConfig(MPOMethodConfig):
     lfa_scheduler: Schedule of the LFA phase over exactly ``lfa_steps`` (with the run's warmup):
         ``None`` = the run's ``lr_scheduler_type``, so p is measured where an ``mpo_full_lfa`` run of
         ``lfa_steps`` ends. Squeezing then trains at a constant ``tune_lr_scale`` x the learning rate.
+    fill_budget: Once squeezing stops at ``target_size`` (or finds no bond to cut) before its step budget is
+        spent, keep tuning the auxiliary tensors at the squeezing rate for the steps left, so the run takes
+        exactly ``lfa_steps + squeeze_steps x tune_steps`` steps, as many as the rows it is compared with.
     tune_lr_scale: Learning rate while squeezing, as a fraction of the run's. The few steps
         after a cut only repair it; at the full rate their own noise can move the metric by more
         than delta (MPOP's reference code also trains auxiliary tensors at a smaller rate).
@@ -78,6 +81,7 @@ class MPOPConfig(MPOMethodConfig):
     heldout_examples: int = 256
     lfa_scheduler: str | None = None
     tune_lr_scale: float = 0.1
+    fill_budget: bool = False
 
     def __post_init__(self):
         super().__post_init__()
@@ -103,6 +107,8 @@ class MPOPConfig(MPOMethodConfig):
 
             check_choice("mpop: lfa_scheduler", self.lfa_scheduler, [t.value for t in SchedulerType])
         self.tune_lr_scale = check_fraction("mpop: tune_lr_scale", self.tune_lr_scale)
+        if not isinstance(self.fill_budget, bool):
+            raise ValueError(f"mpop: fill_budget must be true or false, got {self.fill_budget!r}.")
         if self.truncated:
             raise ValueError("mpop starts from full bonds and squeezes them; do not give bond_dims/compression_ratio.")
 

@@ -445,7 +445,7 @@ class SqueezeCallback(TrainerCallback):
         else:
             load_parameters(model, self.accepted)
             reason = "training ended before the last cut was evaluated; it was undone"
-        self._stop(model, control, reason)
+        self._stop(model, control, reason, final=True)
         return control
 
     def _rules(self, value: float) -> dict:
@@ -481,11 +481,13 @@ class SqueezeCallback(TrainerCallback):
         if not accepted:
             load_parameters(model, self.accepted)
             reset_optimizer_state(optimizer, model.parameters())
-            self._stop(model, control, f"|p - p~| = {abs(s.baseline - value):.4g} > delta = {self.strategy.delta}")
+            self._stop(model, control, f"|p - p~| = {abs(s.baseline - value):.4g} > delta = {self.strategy.delta}",
+                       final=True)
             return
         reason = self._target_reached(model)
         if reason is None and s.steps_accepted >= self.strategy.squeeze_steps:
-            reason = "step budget spent"
+            self._stop(model, control, "step budget spent", final=True)
+            return
         if reason is not None:
             self._stop(model, control, reason)
             return
@@ -514,11 +516,13 @@ class SqueezeCallback(TrainerCallback):
         self._log("cut", model, step=self.step, **self.pending)
         self.eval_at = state.global_step + strategy.tune_steps
 
-    def _stop(self, model, control, reason: str) -> None:
+    def _stop(self, model, control, reason: str, final: bool = False) -> None:
         self.state.phase = "done"
         self.state.stop_reason = reason
         self.eval_at = None
-        control.should_training_stop = True
+        # fill_budget: a squeeze that ends early (target reached, nothing left to cut) tunes on for the steps
+        # left; a rejected cut or a spent budget ends the run as in the paper
+        control.should_training_stop = final or not self.strategy.fill_budget
         self._log("stop", model, reason=reason, steps_accepted=self.state.steps_accepted,
                   p=self.state.baseline, final=self.state.last_accepted)
         self._save(model)  # after the record: a run resumed from here keeps it

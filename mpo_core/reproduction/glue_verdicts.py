@@ -64,8 +64,8 @@ FAMILY = {"full": "whole", "mpo_full_lfa": "lfa", "last_k": "last_k", "opf_stati
           "mpop": "lfa", "mpop_dir": "lfa", "compressed_aux": "lfa", "compressed_all": "truncated",
           "svd_whitened": "truncated"}
 #: the first protocol's rate of each family, used (and said) until the probe at this budget is stored
-FIRST_RATES = {"whole": LEARNING_RATES["full"], "lfa": LEARNING_RATES["mpo_full_lfa"], "last_k": LEARNING_RATES["last_k"],
-               "opf": LEARNING_RATES["opf"], "truncated": LEARNING_RATES["mpo_full"]}
+FIRST_RATES = {"whole": LEARNING_RATES["full"], "lfa": LEARNING_RATES["mpo_full_lfa"],
+               "last_k": LEARNING_RATES["last_k"], "opf": LEARNING_RATES["opf"], "truncated": LEARNING_RATES["mpo_full"]}
 #: the papers' claims, judged per task: (text, row, reference row, kind, margin in points, the paper's number)
 CLAIMS = (
     ("MPOP stays within 1 point of full fine-tuning (MPOP Table 3)", "mpop@{t}", "full", "within", WITHIN, "+0.8"),
@@ -128,7 +128,8 @@ def mpop_options(mode: str, target: float, steps: int, heldout: int) -> dict:
         raise ValueError(f"mpop@{target}: {cuts} cuts x {squeeze['tune_steps']} steps leave {lfa} of {steps} steps "
                          "for LFA; give a larger budget or fewer tune steps.")
     return dict(target_size=target, step_unit="model", rank="per_param", bonds="all", stop_on="never",
-                error="data", lfa_steps=lfa, squeeze_steps=cuts, heldout_examples=heldout, **squeeze)
+                error="data", lfa_steps=lfa, squeeze_steps=cuts, heldout_examples=heldout, fill_budget=True,
+                **squeeze)
 
 
 def cells(mode: str, task: str, seed: int, steps: int, rate_of: dict) -> list[RunSpec]:

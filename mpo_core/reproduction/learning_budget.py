@@ -43,7 +43,7 @@ LEARNING_RATE = 1e-4  # the whole-matrix family's rate of the first protocol (it
 #: per task: training pool size (None: the whole file less the evaluation slice), held-out, evaluation slice,
 #: and the constant run's length
 DESIGN = ByMode(
-    small={"sst2": dict(max_train_examples=96, heldout_examples=32, evaluation_slice=64, max_steps=12, eval_steps=2)},
+    small={"sst2": dict(max_train_examples=96, heldout_examples=24, evaluation_slice=64, max_steps=12, eval_steps=2)},
     full={"sst2": dict(max_train_examples=16_000, heldout_examples=1000, evaluation_slice=5000, max_steps=900,
                        eval_steps=50),
           "stsb": dict(max_train_examples=None, heldout_examples=500, evaluation_slice=0, max_steps=600,

@@ -211,6 +211,16 @@ def test_a_size_target_stops_the_squeeze_once_reached(tmp_path):
 
 
 @pytest.mark.slow  # real training
+def test_fill_budget_tunes_on_after_the_target_so_the_steps_match_the_comparators(tmp_path):
+    config = tiny_run(tmp_path, target_size=0.99, squeeze_steps=10, fill_budget=True)
+    results = fine_tune(config)
+    squeeze = results["squeeze"]
+    assert squeeze["stop_reason"].startswith("target size reached") and squeeze["steps_accepted"] < 10
+    assert results["global_step"] == 3 + 10 * 2  # lfa_steps + squeeze_steps x tune_steps, all of them
+    assert results["total_params"] <= 0.99 * squeeze["dense_params"]
+
+
+@pytest.mark.slow  # real training
 def test_p_is_judged_on_held_out_training_examples_and_dev_only_reported(tmp_path):
     config = tiny_run(tmp_path)
     results = fine_tune(config)

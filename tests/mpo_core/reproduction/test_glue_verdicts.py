@@ -20,6 +20,7 @@ def test_every_row_of_a_task_shares_data_steps_and_schedule(monkeypatch, tmp_pat
     # mpop's steps are the comparators': LFA plus every cut's tuning steps is the budget
     assert options["lfa_steps"] + options["squeeze_steps"] * options["tune_steps"] == shared["max_steps"]
     assert options["error"] == "data" and options["heldout_examples"] == shared["heldout_examples"]
+    assert options["fill_budget"]  # a squeeze that reaches its target early tunes on: the same steps
     assert specs[labels.index("mpop_dir@0.75")].after == mpop.run_name
 
 
