@@ -15,7 +15,7 @@ EXPERIMENTS = {
     "table3": "table3", "table4": "table4", "table5": "table5", "opf": "opf_comparison",
     "frontier": "frontier", "lr_probe": "lr_probe", "stsb_collapse": "stsb_collapse",
     "frontier_errors": "frontier_errors", "zero_shot_frontier": "zero_shot_frontier",
-    "learning_budget": "learning_budget", "glue_verdicts": "glue_verdicts",
+    "learning_budget": "learning_budget", "glue_verdicts": "glue_verdicts", "verdict_probe": "verdict_probe",
 }
 
 

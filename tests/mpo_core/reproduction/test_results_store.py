@@ -47,7 +47,7 @@ def test_load_or_run_runs_only_when_missing_or_forced(tmp_path, monkeypatch):
 def test_every_registered_experiment_has_a_run_function():
     assert set(EXPERIMENTS) == {"mpo_basics", "figure2", "table1", "table2", "table3", "table4", "table5", "opf",
                                 "frontier", "lr_probe", "stsb_collapse", "frontier_errors", "zero_shot_frontier",
-                                "learning_budget"}
+                                "learning_budget", "glue_verdicts", "verdict_probe"}
     for name in EXPERIMENTS:
         assert callable(experiment(name).run)
     with pytest.raises(ValueError, match="unknown experiment"):
