@@ -192,7 +192,8 @@ def compress_snapshot() -> dict:
     tokenizer = AutoTokenizer.from_pretrained(str(mpo_core.default_model_path()), trust_remote_code=False)
     built, _ = mc.build_compressed_model(model, request)
     sample = mc.effect_sample(model, tokenizer, allowed_paths.dashboard_roots([]).glue)
-    effect = asdict(mc.model_effect(built, tokenizer, sample))
+    # the page shows the three numbers; the per-pair cosines (for paired tests) stay out of the first paint
+    effect = {k: v for k, v in asdict(mc.model_effect(built, tokenizer, sample)).items() if k != "pair_cosines"}
     return {"page": "compress", "caption": "", "metrics": rows, "figures": [figure_dict(mc.group_figure(table))],
             "state": {"groups": list(groups), "ratio": mc.DEFAULT_RATIO, "n": request.n,
                       "request": [list(groups), request.ratio, request.n, None], "effect": effect}}
