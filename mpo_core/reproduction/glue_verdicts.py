@@ -58,6 +58,9 @@ WITHIN = 1.0  # points: "within 1 point"
 SQUEEZE = ByMode(small=dict(step_size=0.2, tune_steps=1, delta=0.01),
                  full=dict(step_size=0.05, tune_steps=12, delta=0.01))
 SQUEEZE_SLACK = 2
+#: the calibrated compressor of the compressed rows (the small mode's auto would spend minutes on the embedding's
+#: MPO options; it exercises the code path with the whitened SVD)
+COMPRESSOR = ByMode(small="svd_whitened", full="auto")
 OPF = ByMode(small={"top_n": 1, "stages": 1}, full={})  # the small mode's one layer: one matrix per group
 MPO_FULL_BOND_SHARE = 1.07  # #To of the full-bond MPO model (n = 5) as a share of dense (MiniLM)
 FAMILY = {"full": "whole", "mpo_full_lfa": "lfa", "last_k": "last_k", "opf_static": "opf", "opf_dynamic": "opf",
@@ -148,9 +151,10 @@ def cells(mode: str, task: str, seed: int, steps: int, rate_of: dict) -> list[Ru
         mpop = spec(f"mpop@{t:g}", "mpop", mpop_options(mode, t, steps, heldout))
         kept = records_root(NAME, mode) / f"{mpop.run_name}.json"  # committed: a fresh machine has it too
         out += [mpop, spec(f"mpop_dir@{t:g}", "mpop_dir", {"bond_dims_from": str(kept)}, after=mpop.run_name),
-                spec(f"compressed_aux@{t:g}", "compressed", {"compression": "auto", "model_size": t,
+                spec(f"compressed_aux@{t:g}", "compressed", {"compression": COMPRESSOR[mode], "model_size": t,
                                                              "trains": "auxiliary"}),
-                spec(f"compressed_all@{t:g}", "compressed", {"compression": "auto", "model_size": t, "trains": "all"}),
+                spec(f"compressed_all@{t:g}", "compressed", {"compression": COMPRESSOR[mode], "model_size": t,
+                                                             "trains": "all"}),
                 spec(f"svd_whitened@{t:g}", "compressed", {"compression": "svd_whitened", "model_size": t,
                                                            "trains": "all"})]
     return out
