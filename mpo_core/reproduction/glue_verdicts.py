@@ -231,7 +231,7 @@ def _labels(task: str, evaluation_set: dict, data_dir=None) -> np.ndarray:
 
 def verdicts(results: Results, resamples: int = 2000, data_dir=None) -> pd.DataFrame:
     """Each claim per task and size: the paired difference (points) and interval, its verdict, the Welch interval."""
-    from .paired_bootstrap import paired_difference
+    from .paired_bootstrap import METRICS, paired_difference
     from .verdict import difference_interval
 
     table, records = results.table, results.meta["records"]
@@ -255,8 +255,9 @@ def verdicts(results: Results, resamples: int = 2000, data_dir=None) -> pd.DataF
                     continue
                 if labels is None:
                     labels = _labels(task, by_run[a.at[seeds[0], "run"]]["evaluation_set"], data_dir)
-                interval = paired_difference(metric if metric in ("accuracy", "spearman") else "accuracy",
-                                             np.asarray(pa), np.asarray(pb), labels, resamples=resamples)
+                if metric not in METRICS:
+                    raise ValueError(f"{task}: paired verdicts support {METRICS}, not {metric}.")
+                interval = paired_difference(metric, np.asarray(pa), np.asarray(pb), labels, resamples=resamples)
                 scale = 100.0
                 if kind == "within":
                     verdict = interval.equivalent(margin / scale)
