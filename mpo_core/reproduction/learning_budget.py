@@ -50,7 +50,8 @@ DESIGN = ByMode(
                        eval_steps=50),
           "stsb": dict(max_train_examples=None, heldout_examples=500, evaluation_slice=0, max_steps=600,
                        eval_steps=50),
-          "mrpc": dict(max_train_examples=None, heldout_examples=400, evaluation_slice=0, max_steps=600,
+          # MRPC: 600 constant steps still gained 0.9 points over their last third (held-out 79.0): twice as long
+          "mrpc": dict(max_train_examples=None, heldout_examples=400, evaluation_slice=0, max_steps=1200,
                        eval_steps=50)},
 )
 #: the smallest budget considered (steps): a shorter run has too few evaluations in its last third
