@@ -138,7 +138,8 @@ def _train_labels(task: str) -> tuple:
 def run(mode: str) -> Results:
     tasks = TASKS[mode]
     first = [constant_spec(mode, task) for task in tasks]
-    stage1 = run_grid(NAME, first, mode, keep_records=True)
+    # saved as partial: a run stopped after this stage is continued, not read back as the answer
+    stage1 = run_grid(NAME, first, mode, keep_records=True, extra_settings={"partial": True})
     budgets = {}
     for spec, record in zip(first, stage1.meta["records"]):
         budgets[spec.task] = chosen_steps(heldout_curve(record), MIN_BUDGET[mode], PLATEAU_GAIN[mode])
