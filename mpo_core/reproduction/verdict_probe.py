@@ -87,7 +87,7 @@ def run(mode: str) -> Results:
     for widening in range(MAX_WIDENINGS[mode] + 1):
         specs = [probe_spec(mode, family, task, rate, seed, steps[task])
                  for (family, task), rates in grid.items() for rate in sorted(rates) for seed in PROBE_SEEDS[mode]]
-        results = run_grid(NAME, specs, mode, keep_records=True, row=_row)
+        results = run_grid(NAME, specs, mode, keep_records=True, row=_row, extra_settings={"partial": True})
         edges = {key: best for key, (best, interior) in choose(results.table).items()
                  if best is not None and not interior}
         if not edges or widening == MAX_WIDENINGS[mode]:
