@@ -21,10 +21,9 @@ from dataclasses import dataclass, field
 import numpy as np
 from torch import nn
 
-from ..layers.mpo_module import MPOModule
 from ..model.calibrated_compression import ENCODER_GROUPS, CompressionConfig, compress_model
 from .method_config import CompressedConfig
-from .strategy import Strategy, _freeze_all, _set_trainable, head_modules
+from .strategy import Strategy, train_auxiliary_and_head
 
 CALIBRATION_SEED = 0
 
@@ -75,13 +74,7 @@ class CompressedStrategy(Strategy, CompressedConfig):
         self.report = compress_model(encoder, config, stats, sensitivity=sensitivity, progress=progress).to_dict()
         if self.trains == "all":
             return super().prepare(model)
-        _freeze_all(model)
-        for module in model.modules():
-            if isinstance(module, MPOModule):
-                for tensor in module.auxiliary_tensors:
-                    tensor.requires_grad_(True)
-        _set_trainable(head_modules(model))
-        return model
+        return train_auxiliary_and_head(model)
 
     def results(self) -> dict:
         if self.report is None:

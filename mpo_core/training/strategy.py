@@ -68,6 +68,17 @@ def _set_trainable(modules, trainable: bool = True) -> None:
             p.requires_grad_(trainable)
 
 
+def train_auxiliary_and_head(model: nn.Module) -> nn.Module:
+    """MPOP's lightweight fine-tuning: only the MPO layers' auxiliary tensors and the task head train."""
+    _freeze_all(model)
+    for module in model.modules():
+        if isinstance(module, MPOModule):
+            for tensor in module.auxiliary_tensors:
+                tensor.requires_grad_(True)
+    _set_trainable(head_modules(model))
+    return model
+
+
 def _freeze_all(model: nn.Module) -> None:
     for p in model.parameters():
         p.requires_grad_(False)
@@ -189,10 +200,4 @@ class MPOStrategy(Strategy, MPOMethodConfig):
         self.replacements = apply_mpo(model, self.mpo_config, progress=progress)
         if not self.lightweight:
             return super().prepare(model)
-        _freeze_all(model)
-        for module in model.modules():
-            if isinstance(module, MPOModule):
-                for tensor in module.auxiliary_tensors:
-                    tensor.requires_grad_(True)
-        _set_trainable(head_modules(model))
-        return model
+        return train_auxiliary_and_head(model)
