@@ -355,15 +355,27 @@ def loss_figure(frames: dict) -> go.Figure:
     return fig
 
 
+# GLUE metrics that are correlations (may be negative); the others (accuracy, F1) are shares in [0, 1].
+CORRELATION_METRICS = ("matthews", "spearman", "pearson")
+
+
+def metric_range(metric: str, values) -> tuple[float, float]:
+    """The fixed y range of a dev metric: [0, 1], or [-1, 1] for a correlation that went negative."""
+    negative = metric in CORRELATION_METRICS and min(values, default=0.0) < 0
+    return (-1.0 if negative else 0.0, 1.0)
+
+
 def eval_figure(frames: dict, metric: str) -> go.Figure:
-    """The task's dev metric at each evaluation."""
+    """The task's dev metric at each evaluation, on its whole scale (autoscaling ran an accuracy to 1.5)."""
     evals = frames["eval"]
     if evals.empty or metric not in evals:
         return _empty(f"dev {metric}", "no evaluation yet")
-    fig = go.Figure(go.Scatter(x=evals["step"], y=evals[metric], mode="lines+markers", name=metric))
+    fig = go.Figure(go.Scatter(x=evals["step"], y=evals[metric], mode="lines+markers", name=metric,
+                               cliponaxis=False))  # a point at 1.0 is drawn whole on the axis' edge
     _selection_lines(fig, frames)
     fig.update_layout(title=f"dev {metric}", xaxis_title="training step", yaxis_title=f"dev {metric}",
-                      height=320, margin={"t": 50, "b": 40})
+                      yaxis_range=list(metric_range(metric, evals[metric].dropna())), height=320,
+                      margin={"t": 50, "b": 40})
     return fig
 
 
@@ -431,12 +443,25 @@ def measure_latency(run_path, batch_size: int = 8, length: int = 64, warmup: int
     return latency
 
 
+def latency_numbers(latency: dict) -> dict:
+    """The page's latency numbers, each ratio computed from the figures shown beside it.
+
+    ``original_ms`` and ``merged_ms`` are each model's median pass, rounded as shown (0.01 ms);
+    ``ratio`` is merged_ms / original_ms of those shown figures. ``paired_ratio`` is the
+    engine's median of per-repeat ratios (:func:`~mpo_core.runs.latency.compare_latency`),
+    robust to drift: far from ``ratio``, it says the machine's load changed while measuring.
+    """
+    original, merged = (round(float(latency["median_ms"][key]), 2) for key in ("original", "merged"))
+    return {"original_ms": original, "merged_ms": merged,
+            "ratio": merged / original if original > 0 else float("nan"), "paired_ratio": float(latency["ratio"])}
+
+
 def within_target(ratio: float, tolerance: float = LATENCY_TARGET) -> bool:
     return abs(ratio - 1.0) <= tolerance
 
 
 def latency_figure(latency: dict) -> go.Figure:
-    """Every timed forward pass of both models (ms), with the medians' ratio in the title."""
+    """Every timed forward pass of both models (ms), with the medians' ratio (:func:`latency_numbers`) in the title."""
     fig = go.Figure()
     for key, color in (("original", ORIGINAL_COLOR), ("merged", GROWN_COLOR)):
         fig.add_trace(go.Box(y=np.array(latency["seconds"][key]) * 1000,
@@ -444,7 +469,8 @@ def latency_figure(latency: dict) -> go.Figure:
                              boxpoints="all", marker_color=color))
     fig.update_layout(
         title=f"forward pass, batch {latency['batch_size']} x {latency['length']} tokens, "
-              f"{latency['threads']} CPU thread(s): merged / original = {latency['ratio']:.3f}",
+              f"{latency['threads']} CPU thread(s): median merged / median original = "
+              f"{latency_numbers(latency)['ratio']:.3f}",
         yaxis_title="latency (ms)", height=340, margin={"t": 50, "b": 40}, showlegend=False,
     )
     return fig

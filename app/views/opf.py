@@ -174,6 +174,7 @@ def follow_preview(preview: dict) -> None:
 
 
 def start_form(runs_dir: str, glue_dir: str, preview: dict) -> None:
+    """The form; a started run redraws the page (one listing of the runs per page run)."""
     tasks = list(GLUE_TASKS)
     follow_preview(preview)
     with st.expander("Start a new OPF run", expanded=False), st.form("new_opf_run"):
@@ -205,15 +206,21 @@ def start_form(runs_dir: str, glue_dir: str, preview: dict) -> None:
                 eval_steps=max(1, int(steps) // 5), save_steps=10**6, runs_dir=runs_dir, run_name=run_name.strip(),
             )
             jobs.start_job(config)  # checks the GLUE files first
-            st.session_state["opf_run"] = config.run_name
-            st.session_state.pop("_new_opf_run_name")  # the next run gets a fresh default name
-            st.success(f"started {config.run_name}")
         except USER_ERRORS as exc:
             st.error(_message(exc))
+            return
+        st.session_state["opf_run"] = st.session_state["_opf_started"] = config.run_name
+        st.session_state.pop("_new_opf_run_name")  # the next run gets a fresh default name
+        st.rerun()  # the runs table, the live view and the merge check read the new run from one listing
 
 
-def live(runs_dir: str, run_name: str, was_active: bool) -> None:
-    """Status, curves, selections and #To of one run; refreshed every 2 s while it trains."""
+def live(runs_dir: str, run_name: str, shown: str) -> None:
+    """Status, curves, selections and #To of one run; refreshed every 2 s while it trains.
+
+    ``shown`` is the status the rest of the page was drawn with (the runs table, the merge
+    check): when :func:`app.jobs.run_status` says otherwise, the whole page is drawn again, so
+    that every place shows the same status.
+    """
     try:  # its files may have changed since the list was read
         status = jobs.run_status(runs_dir, run_name)
         path = Path(runs_dir) / run_name
@@ -222,8 +229,8 @@ def live(runs_dir: str, run_name: str, was_active: bool) -> None:
     except USER_ERRORS as exc:
         st.error(f"Could not read the run {run_name}: {_message(exc)}")
         return
-    if was_active and status not in ACTIVE:
-        st.rerun()  # it just ended: the whole page shows the merge check
+    if status != shown:
+        st.rerun(scope="app")  # e.g. starting -> running, or it just ended: the merge check follows
     options = config.get("strategy_options", {})
     num_stages = options.get("stages", 2) if options.get("selection") == "dynamic" else 1
     summary = opf.opf_summary(frames, num_stages)
@@ -262,10 +269,12 @@ def live(runs_dir: str, run_name: str, was_active: bool) -> None:
                      column_config={"F(W)": st.column_config.NumberColumn(format="%.3e")})
 
 
-def runs_section(runs_dir: str, glue_dir: str, preview: dict) -> tuple[str, str] | None:
+def runs_section(runs_dir: str, glue_dir: str, preview: dict, listing: jobs.RunListing) -> tuple[str, str] | None:
+    """The form, the runs table and the live view of one run; returns it and its status (the table's)."""
     st.subheader("2. A live OPF run")
     start_form(runs_dir, glue_dir, preview)
-    listing = jobs.scan_runs(runs_dir)  # after the form: it may add one
+    if started := st.session_state.pop("_opf_started", None):
+        st.success(f"started {started}")
     for problem in listing.problems:
         st.warning(problem)
     runs = [r for r in listing.rows if r["strategy"] == "opf"]
@@ -276,21 +285,27 @@ def runs_section(runs_dir: str, glue_dir: str, preview: dict) -> tuple[str, str]
     names, chosen = [r["run"] for r in runs], st.session_state.get("opf_run")
     selected = st.selectbox("run", names, index=names.index(chosen) if chosen in names else 0, key="opf_select")
     st.session_state["opf_run"] = selected
-    status = jobs.run_status(runs_dir, selected)
-    active = status in ACTIVE
-    st.fragment(run_every=2.0 if active else None)(live)(runs_dir, selected, active)
+    status = next(r["status"] for r in runs if r["run"] == selected)  # one status per run on the page
+    st.fragment(run_every=2.0 if status in ACTIVE else None)(live)(runs_dir, selected, status)
     return selected, status
 
 
 # --------------------------------------------------------------------------- 3. merge check
 def show_latency(latency: dict) -> None:
+    numbers = opf.latency_numbers(latency)  # the ratio card is the quotient of the two cards beside it
+    ratio, repeats = numbers["ratio"], latency.get("repeats", len(latency["seconds"]["original"]))
     cols = st.columns(4)
-    cols[0].metric("original forward (ms)", f"{latency['median_ms']['original']:.2f}")
-    cols[1].metric("merged forward (ms)", f"{latency['median_ms']['merged']:.2f}")
-    ratio = latency["ratio"]
-    cols[2].metric("latency ratio merged / original", f"{ratio:.3f}", delta=f"{ratio - 1:+.3f}", delta_color="off")
+    cols[0].metric("original forward, median (ms)", f"{numbers['original_ms']:.2f}",
+                   help=f"Median of {repeats} timed passes of the pre-trained model.")
+    cols[1].metric("merged forward, median (ms)", f"{numbers['merged_ms']:.2f}",
+                   help=f"Median of {repeats} timed passes of the run's merged model, interleaved with the original's.")
+    cols[2].metric("latency ratio merged / original", f"{ratio:.3f}", delta=f"{ratio - 1:+.3f}", delta_color="off",
+                   help="The merged median divided by the original median, the two numbers on its left.")
     cols[3].metric("params measured (merged)", f"{latency['params']['merged']:,}",
                    help=f"original: {latency['params']['original']:,}")
+    st.caption(f"Each pass of the merged model was timed next to one of the original: the median of those "
+               f"{repeats} paired ratios is {numbers['paired_ratio']:.3f}. When it is far from the ratio of the "
+               "medians, the machine's load changed while measuring.")
     same = latency["params"]["merged"] == latency["params"]["original"] and latency["same_shapes"]
     facts = (f"{latency['mpo_layers_left']} MPO layers left, tensor shapes "
              f"{'identical to' if latency['same_shapes'] else 'different from'} the original")
@@ -344,10 +359,11 @@ def main() -> None:
         AREA.empty()
         st.error(_message(exc))
         return
-    runs = [r for r in jobs.list_runs(runs_dir) if r["strategy"] == "opf"]
+    listing = jobs.scan_runs(runs_dir)  # read once: every place on the page shows these statuses
+    runs = [r for r in listing.rows if r["strategy"] == "opf"]
     preview = scores_and_preview(runs_dir, glue_dir, runs) or {}
     AREA.empty()  # the live preview is drawn: the snapshot above it goes
-    selected = runs_section(runs_dir, glue_dir, preview)
+    selected = runs_section(runs_dir, glue_dir, preview, listing)
     if selected is not None:
         merge_check(runs_dir, *selected)
 

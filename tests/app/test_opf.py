@@ -3,6 +3,7 @@ import json
 import math
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from app import opf
@@ -170,6 +171,27 @@ def test_merge_check_measures_the_original_size_and_latency(run):
     assert opf.read_latency(path) == json.loads(json.dumps(latency))
     assert len(opf.latency_figure(latency).data) == 2
     assert opf.within_target(1.04) and not opf.within_target(0.9)
+
+
+def test_the_latency_ratio_is_computed_from_the_medians_it_is_shown_with():
+    latency = {"median_ms": {"original": 132.8412, "merged": 137.5388}, "ratio": 0.996, "batch_size": 8,
+               "length": 64, "threads": 1, "seconds": {"original": [0.1328], "merged": [0.1375]},
+               "params": {"original": 1, "merged": 1}}
+    numbers = opf.latency_numbers(latency)
+    assert (numbers["original_ms"], numbers["merged_ms"]) == (132.84, 137.54)
+    assert numbers["ratio"] == 137.54 / 132.84 and numbers["paired_ratio"] == 0.996
+    assert f"= {137.54 / 132.84:.3f}" in opf.latency_figure(latency).layout.title.text
+
+
+@pytest.mark.parametrize("metric, values, expected", [
+    ("accuracy", [0.5, 0.52, 1.0], (0.0, 1.0)), ("f1", [0.0], (0.0, 1.0)),
+    ("matthews", [0.1, 0.3], (0.0, 1.0)), ("matthews", [-0.05, 0.2], (-1.0, 1.0)), ("spearman", [-0.3], (-1.0, 1.0)),
+])
+def test_the_dev_metric_axis_spans_the_metrics_scale(metric, values, expected):
+    """Autoscaling ran a dev accuracy's axis to 1.5 (issue 27): the axis is fixed to the metric's range."""
+    frames = {"eval": pd.DataFrame({"step": range(len(values)), metric: values}), "selections": pd.DataFrame()}
+    figure = opf.eval_figure(frames, metric)
+    assert tuple(figure.layout.yaxis.range) == expected and opf.metric_range(metric, values) == expected
 
 
 def test_an_empty_run_draws_placeholders(tmp_path):
