@@ -1,5 +1,6 @@
 """Background jobs: real ``python -m mpo_core finetune`` processes on the packaged model and real GLUE."""
 import json
+import os
 import subprocess
 import sys
 import threading
@@ -193,3 +194,25 @@ def test_a_torn_file_leaves_its_run_out_of_the_list_and_names_it(tmp_path):
         [line] = [p for p in listing.problems if f"run {name!r}" in p]
         assert str(tmp_path / name / file) in line
     assert jobs.list_runs(tmp_path) == listing.rows
+
+
+def test_the_listing_and_run_status_give_every_run_one_status(tmp_path):
+    """Each of the five statuses, from files only: the runs list says what run_status says (pages show both)."""
+    config = json.dumps({"task": "rte", "strategy": "opf"})
+    (tmp_path / ".jobs").mkdir()
+
+    def job(name: str, pid: int) -> None:
+        (tmp_path / ".jobs" / f"{name}.json").write_text(json.dumps(
+            {"run_name": name, "runs_dir": str(tmp_path), "pid": pid, "started": time.time()}))
+
+    (tmp_path / ".jobs" / "starting.config.json").write_text(config)  # launched; no run folder yet
+    job("starting", os.getpid())
+    _write_run(tmp_path, "running", config)
+    job("running", os.getpid())
+    _write_run(tmp_path, "finished", config, "{}")
+    _write_run(tmp_path, "stopped", config, "{}")
+    (tmp_path / "stopped" / "STOP").touch()
+    _write_run(tmp_path, "failed", config)  # no live process, no results
+    rows = {r["run"]: r["status"] for r in jobs.scan_runs(tmp_path).rows}
+    assert rows == {name: name for name in jobs.STATUSES}
+    assert rows == {name: jobs.run_status(tmp_path, name) for name in rows}
