@@ -28,6 +28,7 @@ import hashlib
 import json
 import math
 import os
+import re
 import threading
 import time
 from dataclasses import dataclass, field, replace
@@ -718,6 +719,57 @@ def ratio_table(frame: pd.DataFrame, value: str = "relative_error") -> pd.DataFr
     table.index.name = "target ρ"
     table.columns.name = None
     return table
+
+
+def short_reason(reason: str) -> str:
+    """A skipped point's reason in a few words, for a table cell: ``"skipped: needs 3.90 GiB"``.
+
+    Reads the messages of :mod:`mpo_core.tensor.baselines`' ``InfeasibleError`` s; any other reason
+    gives a plain ``"skipped"`` (the full text stays in :func:`skipped`).
+    """
+    if need := re.search(r"needs about ([\d.]+ GiB)", reason):
+        return f"skipped: needs {need.group(1)}"
+    if smallest := re.search(r"smallest \w+ model .*\(ratio ([^)]+)\)", reason):
+        return f"skipped: smallest is ρ {smallest.group(1)}"
+    if "non-finite" in reason or "singular" in reason:
+        return "skipped: ALS diverged"
+    return "skipped"
+
+
+def _curve_labels(frame: pd.DataFrame) -> list[str]:
+    return [Curve(m, int(n)).label for m, n in zip(frame["method"], frame["n"])]
+
+
+def ratio_display_table(frame: pd.DataFrame, value: str = "relative_error", digits: int = 4) -> pd.DataFrame:
+    """:func:`ratio_table` as text: each number with ``digits`` decimals, each skipped cell with its short reason."""
+    numbers = ratio_table(frame, value)
+    why = dict(zip(zip(frame["target_ratio"], _curve_labels(frame)), frame["skipped_reason"]))
+    text = numbers.astype(object)
+    for curve in numbers.columns:
+        text[curve] = [f"{v:.{digits}f}" if v == v else short_reason(why.get((ratio, curve)) or "")
+                       for ratio, v in numbers[curve].items()]
+    return text
+
+
+GIB_NEEDED = re.compile(r"needs about ([\d.]+) GiB")
+
+
+def skipped_notes(frame: pd.DataFrame) -> list[str]:
+    """One line per curve with skipped points: at which ratios, and why in a few words (e.g. the GiB needed)."""
+    counts = pd.Series(_curve_labels(frame)).value_counts()
+    notes = []
+    for curve, rows in skipped(frame).groupby("curve", sort=False):
+        where = "every ratio" if len(rows) == counts[curve] else "ρ = " + format_ratios(rows["target ρ"])
+        needs = [float(m.group(1)) for r in rows["reason"] if (m := GIB_NEEDED.search(r))]
+        if needs and len(needs) == len(rows):
+            budget = re.search(r"max_bytes = ([\d.]+ GiB)", rows["reason"].iloc[0])
+            span = f"{min(needs):.2f}" if min(needs) == max(needs) else f"{min(needs):.2f} to {max(needs):.2f}"
+            why = (f"needs {span} GiB of memory, over the CPD memory budget of {budget.group(1) if budget else '?'} "
+                   "(CPD / Tucker options in the sidebar; a smaller n or ratio needs less)")
+        else:
+            why = "; ".join(dict.fromkeys(short_reason(r).removeprefix("skipped: ") for r in rows["reason"]))
+        notes.append(f"**{curve}**: skipped at {where}: {why}.")
+    return notes
 
 
 def skipped(frame: pd.DataFrame) -> pd.DataFrame:

@@ -34,8 +34,9 @@ if (STORED := snapshot.load("compare")) is not None:
     st.subheader("The stored run")
     first_paint.show(STORED, live=False)
 st.subheader("Your own curves")
-st.caption("Pick a matrix, methods and ratios in the sidebar. MPO and SVD curves are computed at once; CPD and "
-           "Tucker wait for a click (their cost is estimated below).")
+st.caption("Pick a matrix, methods and ratios in the sidebar. Curves already in the disk cache are read; of the "
+           "others, the cheapest (a few seconds in all, by their estimated cost) are computed at once, and the rest "
+           "wait for “Compute” below, each with its estimated time.")
 
 # The engine (torch, ~2.5 s cold) is imported only after the stored run is on screen.
 from app import shared_imports  # noqa: E402
@@ -248,10 +249,14 @@ def show_sources(plans, folder: str) -> None:
 
 
 def show_skipped(frame: pd.DataFrame) -> None:
+    """Why points are missing, in view (one line per curve), and each point's full message below, unfolded on demand."""
     gaps = compare.skipped(frame)
-    if not gaps.empty:
-        with st.expander(f"{len(gaps)} point(s) skipped"):
-            st.dataframe(gaps, hide_index=True)
+    if gaps.empty:
+        return
+    st.markdown("\n".join(f"- {note}" for note in compare.skipped_notes(frame)))
+    with st.expander(f"The full message of each of the {len(gaps)} skipped point(s)"):
+        st.markdown("\n".join(f"- **{row['curve']}**, ρ = {row['target ρ']:g}: {row['reason']}"
+                               for _, row in gaps.iterrows()))
 
 
 def show_results(frame: pd.DataFrame, settings: compare.CompareSettings, key: str, waiting: bool) -> None:
@@ -269,7 +274,7 @@ def show_results(frame: pd.DataFrame, settings: compare.CompareSettings, key: st
     for n, wins, count in compare.mpo_vs_cpd(frame):
         st.caption(f"Our numbers, n = {n}: the MPO error is below the CPD error at {wins} of {count} target ratios.")
     st.subheader("Error at the chosen ratios")
-    st.dataframe(compare.ratio_table(frame, value).style.format("{:.4f}", na_rep="— (skipped)"))
+    st.dataframe(compare.ratio_display_table(frame, value), key="ratio_table")  # a skipped cell says why
     show_skipped(frame)
     with st.expander("Every point"):
         st.dataframe(frame, hide_index=True)

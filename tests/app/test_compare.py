@@ -387,9 +387,37 @@ def test_ratio_table_and_skipped_points():
     assert [t.name for t in compare.error_figure(frame).data] == ["MPO n=3", "SVD"]
     assert len(compare.error_figure(frame).data[1].x) == 1  # the skipped point is not drawn
     never = pd.concat([frame, _fake("cpd", 7, [0.5, 0.4], skipped=(0.1, 0.3))], ignore_index=True)
-    table = compare.ratio_table(never)  # a curve skipped at every ratio: NaN, shown as "— (skipped)", not None
+    table = compare.ratio_table(never)  # a curve skipped at every ratio: NaN, not None
     assert table["CPD n=7"].dtype == float and table["CPD n=7"].isna().all()
-    assert "None" not in table.style.format("{:.4f}", na_rep="— (skipped)").to_html()
+    shown = compare.ratio_display_table(never)  # what the page shows: each cell a number or why it is missing
+    assert shown.loc[0.3, "SVD"] == "0.3000" and shown.loc[0.1, "SVD"] == "skipped"
+    assert list(shown["CPD n=7"]) == ["skipped", "skipped"] and "None" not in shown.to_string()
+
+
+MEMORY = ("CPD of rank 1203 on a (16, 12, 12, 8, 8, 8, 8) tensor needs about {} GiB (Khatri-Rao product and (R, R) "
+          "normal equations), over max_bytes = 2.00 GiB; lower the ratio, use a smaller n, or raise max_bytes.")
+SMALL = ("compression_ratio 0.001 allows 1572 parameters, but the smallest mpo model (all ranks 1, n=7) has 72 "
+         "(ratio 0.004578); ask for a larger ratio.")
+
+
+def test_a_skipped_cell_and_note_say_why_in_a_few_words():
+    assert compare.short_reason(MEMORY.format("3.90")) == "skipped: needs 3.90 GiB"
+    assert compare.short_reason(SMALL) == "skipped: smallest is ρ 0.004578"
+    assert compare.short_reason("cpd: ALS of rank 3 on the (4, 4) tensorization gave non-finite values") == \
+        "skipped: ALS diverged"
+    assert compare.short_reason("something else") == "skipped"
+    frame = pd.concat([_fake("cpd", 7, [0.5, 0.4]), _fake("mpo", 7, [0.5, 0.4], ratios=(0.001, 0.3))],
+                      ignore_index=True)
+    frame.loc[0, "skipped_reason"], frame.loc[1, "skipped_reason"] = MEMORY.format("3.90"), MEMORY.format("40.12")
+    frame.loc[2, "skipped_reason"] = SMALL
+    shown = compare.ratio_display_table(frame)
+    assert shown.loc[0.1, "CPD n=7"] == "skipped: needs 3.90 GiB" and shown.loc[0.3, "CPD n=7"] == \
+        "skipped: needs 40.12 GiB"
+    assert shown.loc[0.001, "MPO n=7"] == "skipped: smallest is ρ 0.004578" and shown.loc[0.3, "MPO n=7"] == "0.4000"
+    assert shown.loc[0.001, "CPD n=7"] == "skipped"  # no such point in the frame: still no None
+    cpd, mpo = compare.skipped_notes(frame)
+    assert cpd.startswith("**CPD n=7**: skipped at every ratio: needs 3.90 to 40.12 GiB") and "2.00 GiB" in cpd
+    assert mpo == "**MPO n=7**: skipped at ρ = 0.001: smallest is ρ 0.004578."
 
 
 def test_mpo_vs_cpd_counts_the_ratios_where_mpo_is_better():
