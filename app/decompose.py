@@ -66,7 +66,8 @@ MAX_IMAGE_PIXELS = 50_000_000
 AUXILIARY_COLOR = "#4c78a8"
 CENTRAL_COLOR = "#f58518"
 FULL_COLOR = "#9d9d9d"
-# Log axes labelled at decades only, as powers of ten (plotly's default also labels 2, 3, 5 between them).
+# Log axes labelled at decades only, as powers of ten (plotly's default also labels 2, 3, 5 between them);
+# for axes that span few decades, see log_ticks.
 LOG_AXIS = {"type": "log", "dtick": 1, "exponentformat": "power"}
 BOND_COLORS = ("#4c78a8", "#f58518", "#54a24b", "#e45756", "#72b7b2", "#b279a2", "#ff9da6", "#9d755d")
 
@@ -349,6 +350,29 @@ BOUND_HELP = (
 )
 
 
+BOUND_OVER_NOTE = (
+    "The Eq. (4) bound passes 100 % here because it adds every bond's discarded energy as if each cut were made "
+    "alone, which over-counts at deep cuts; the true error is measured on the matrix itself."
+)
+
+
+def bound_note(relative_bound: float) -> str | None:
+    """A sentence for the page when the relative Eq. (4) bound is over 100 % (else ``None``)."""
+    return BOUND_OVER_NOTE if relative_bound > 1 else None
+
+
+_SUBSCRIPT = str.maketrans("0123456789", "₀₁₂₃₄₅₆₇₈₉")
+
+
+def bond_label(k: int, full: int) -> str:
+    """Plain-text label of bond ``k`` (0-based) of a chain: ``"d′₁ between T₁ and T₂ (full 18)"``.
+
+    Plain Unicode, not LaTeX: it is also the slider's accessible name, read out by screen readers.
+    """
+    sub = lambda i: str(i).translate(_SUBSCRIPT)  # noqa: E731
+    return f"d′{sub(k + 1)} between T{sub(k + 1)} and T{sub(k + 2)} (full {full})"
+
+
 def metric_rows(summary: LiveSummary, exact: TrueError | None = None) -> list[tuple[str, str, str]]:
     """The page's numbers as ``(label, value, help)`` rows: five error figures, then the parameter split.
 
@@ -411,6 +435,36 @@ def bond_table(mpo: MPO, summary: LiveSummary, exact: TrueError | None = None) -
 
 
 # --------------------------------------------------------------------------- figures
+def _tick_text(value: float, plain: bool) -> str:
+    """``0.05``, ``20`` as written when ``plain``; else ``2·10⁵``-style (plotly's own log labels are powers only)."""
+    if plain:
+        return f"{value:g}"
+    exponent = math.floor(math.log10(value) + 1e-9)
+    mantissa = round(value / 10**exponent)
+    power = f"10<sup>{exponent}</sup>".replace("-", "−")
+    return power if mantissa == 1 else f"{mantissa}·{power}"
+
+
+def log_ticks(low: float, high: float) -> dict:
+    """``tickvals`` / ``ticktext`` for a log axis over ``[low, high]``.
+
+    At 1, 2, 5 of each decade when the data span up to three decades, at each decade up to six, at every
+    other one beyond; numbers written out between 0.001 and 10⁵, powers of ten otherwise (one style per axis).
+    ``{}`` (plotly's defaults) without a positive range.
+    """
+    if not (0 < low <= high < math.inf):
+        return {}
+    first, last = math.floor(math.log10(low)), math.ceil(math.log10(high))
+    span = last - first
+    steps, every = ((1, 2, 5), 1) if span <= 3 else ((1,), 1 if span <= 6 else 2)
+    values = [m * 10.0**e for e in range(first, last + 1) if (e - first) % every == 0 for m in steps]
+    if sum(low <= v <= high for v in values) < 3:  # within about a decade: every digit
+        values = [m * 10.0**e for e in range(first, last + 1) for m in range(1, 10)]
+    inside = [v for v in values if low / 1.5 <= v <= high * 1.5]  # plotly pads the range a little
+    plain = all(1e-3 <= v < 1e5 for v in inside)
+    return {"tickvals": inside, "ticktext": [_tick_text(v, plain) for v in inside]}
+
+
 def _bond_labels(count: int) -> list[str]:
     return [f"k={k + 1}" for k in range(count)]
 
@@ -462,10 +516,11 @@ def spectra_figure(mpo: MPO, bond_dims: Sequence[int]) -> go.Figure:
             x=[d, d], y=[low, high], mode="lines", line={"color": color, "dash": "dash", "width": 1},
             legendgroup=str(k), showlegend=False, hoverinfo="skip",
         )
+    longest = max((s.numel() for s in mpo.singular_values), default=1)
     fig.update_layout(
         title="Singular-value spectra per bond, Eq. (3): dashed at d'<sub>k</sub>, values right of it are cut",
-        xaxis={"title": "index i (log scale)", **LOG_AXIS},
-        yaxis={"title": "Schmidt values λ<sub>k,i</sub> (log scale)", **LOG_AXIS},
+        xaxis={"title": "index i (log scale)", "type": "log", **log_ticks(1, longest)},
+        yaxis={"title": "Schmidt values λ<sub>k,i</sub> (log scale)", "type": "log", **log_ticks(low, high)},
     )
     return fig
 

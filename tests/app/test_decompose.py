@@ -319,6 +319,40 @@ def test_spectra_figure_has_a_line_and_a_cut_per_bond(mpo):
     assert [len(t.y) for t in lines] == [len(s) for s in mpo.singular_values]
 
 
+@pytest.mark.parametrize("low, high, labels", [
+    (1, 504, ["1", "2", "5", "10", "20", "50", "100", "200", "500"]),  # the word embedding's widest bond
+    (1.7, 60, ["2", "5", "10", "20", "50"]),  # its Schmidt values: one labelled decade was all plotly drew
+    (3, 9, ["2", "3", "4", "5", "6", "7", "8", "9", "10"]),  # within a decade: every digit
+    (1e-12, 1, ["10<sup>−12</sup>", "10<sup>−10</sup>", "10<sup>−8</sup>", "10<sup>−6</sup>", "10<sup>−4</sup>",
+                "10<sup>−2</sup>", "10<sup>0</sup>"]),  # many decades: every other one, as powers
+    (2e4, 3e5, ["2·10<sup>4</sup>", "5·10<sup>4</sup>", "10<sup>5</sup>", "2·10<sup>5</sup>"]),  # beyond 10⁵: powers
+])
+def test_log_ticks_label_several_values_across_the_range(low, high, labels):
+    ticks = decompose.log_ticks(low, high)
+    assert ticks["ticktext"] == labels
+    assert ticks["tickvals"] == sorted(ticks["tickvals"]) and len(ticks["tickvals"]) == len(labels)
+
+
+def test_log_ticks_without_a_positive_range_leave_plotly_its_defaults():
+    assert decompose.log_ticks(0, 1) == {} and decompose.log_ticks(2, 1) == {} and decompose.log_ticks(1, math.inf) == {}
+
+
+def test_spectra_axes_have_readable_ticks_over_the_data(mpo):
+    fig = decompose.spectra_figure(mpo, (2, 3, 2))
+    values = np.concatenate([s.numpy() for s in mpo.singular_values])
+    low, high = values[values > 0].min(), values.max()
+    shown = [v for v in fig.layout.yaxis.tickvals if low / 1.5 <= v <= high * 1.5]
+    assert len(shown) >= 3 and len(fig.layout.yaxis.ticktext) == len(fig.layout.yaxis.tickvals)
+    assert len(fig.layout.xaxis.tickvals) >= 3 and fig.layout.xaxis.type == "log"
+
+
+def test_a_bound_over_100_percent_has_a_note(mpo):
+    assert decompose.bound_note(1.0) is None and decompose.bound_note(0.5) is None
+    assert "over-counts" in decompose.bound_note(1.2)
+    deep = decompose.live_summary(mpo, (1, 1, 1))
+    assert deep.relative_error_bound > 1 and decompose.bound_note(deep.relative_error_bound)
+
+
 def test_parameter_figure_shows_central_auxiliary_and_dense(mpo):
     summary = decompose.live_summary(mpo, (2, 3, 2))
     fig = decompose.parameter_figure(summary)
