@@ -361,6 +361,68 @@ def bound_note(relative_bound: float) -> str | None:
     return BOUND_OVER_NOTE if relative_bound > 1 else None
 
 
+def metric_rows(summary: LiveSummary, exact: TrueError | None = None) -> list[tuple[str, str, str]]:
+    """The page's numbers as ``(label, value, help)`` rows: five error figures, then the parameter split.
+
+    Without ``exact`` the true error shows as "…" (it fills in once computed). A true error below
+    :data:`FLOAT_NOISE` of ‖M‖ is float32 rounding of the contraction and shows as "≈ 0".
+    """
+    if exact is None:
+        true_abs = true_rel = "…"
+        true_help = "Recomputed: truncate, contract, compare (fills in once computed)."
+    elif exact.relative < FLOAT_NOISE:
+        true_abs = true_rel = "≈ 0"
+        true_help = (f"{exact.absolute:.2g} ({_percent(exact.relative)}): float32 rounding of the contraction; "
+                     "nothing was cut.")
+    else:
+        true_abs, true_rel = f"{exact.absolute:.4g}", _percent(exact.relative)
+        true_help = "Recomputed: truncate, contract, compare."
+    split = summary.split
+    rows = [
+        ("Ratio ρ (Eq. 5)", f"{summary.compression_ratio:.4f}",
+         "MPO parameters / matrix entries; ρ > 1 means the MPO is larger than the matrix."),
+        ("Error bound (Eq. 4)", f"{summary.error_bound:.4g}", BOUND_HELP),
+        ("Bound, relative", _percent(summary.relative_error_bound), "Eq. (4) bound / ‖M‖_F. " + BOUND_HELP),
+        ("True error ‖M − M′‖", true_abs, true_help),
+        ("True error, relative", true_rel, "‖M − M′‖_F / ‖M‖_F. " + true_help),
+        ("Params, central tensor", f"{split.central:,}", "The middle tensor C: frozen in MPOP's fine-tuning."),
+        ("Params, auxiliary", f"{split.auxiliary:,}",
+         f"{_percent(split.auxiliary_share)} of the MPO: the outer tensors MPOP fine-tunes."),
+        ("Params, MPO total", f"{split.total:,}", ""),
+        ("Params, dense matrix", f"{split.matrix:,}", ""),
+    ]
+    if summary.effective_bond_dims != summary.bond_dims:
+        rows.append(("Effective d′ₖ", ",".join(map(str, summary.effective_bond_dims)),
+                     "A bond can be no larger than the product of the legs on either side: these were clipped."))
+    return rows
+
+
+def error_image(matrix: torch.Tensor, reconstruction: np.ndarray) -> np.ndarray:
+    """|M − M′| scaled to [0, 1] by its largest entry (all zeros stay black)."""
+    diff = np.abs(matrix.float().numpy() - reconstruction)
+    top = float(diff.max()) if diff.size else 0.0
+    return diff / top if top > 0 else diff
+
+
+def bond_table(mpo: MPO, summary: LiveSummary, exact: TrueError | None = None) -> pd.DataFrame:
+    """Per bond: dims, local error and entropies, for a table under the figures."""
+    table = pd.DataFrame(
+        {
+            "bond k": range(1, mpo.n),
+            "full d_k (Eq. 2)": mpo.full_bond_dims,
+            "chosen d'_k": summary.bond_dims,
+            "effective d'_k": summary.effective_bond_dims,
+            "eps_k (Eq. 3)": summary.local_errors,
+            "S_k full (Eq. 6)": summary.full_entropies,
+            "S_k kept, from spectra": summary.entropies,
+        }
+    )
+    if exact is not None:
+        table["S_k after truncation (exact)"] = exact.entropies
+    return table.set_index("bond k")
+
+
+# --------------------------------------------------------------------------- figures
 def _tick_text(value: float, plain: bool) -> str:
     """``0.05``, ``20`` as written when ``plain``; else ``2·10⁵``-style (plotly's own log labels are powers only)."""
     if plain:
