@@ -83,6 +83,12 @@ def _finetune_parser(sub) -> None:
     p.add_argument("--resume", action="store_true",
                    help="continue an interrupted run (--run-name, --runs-dir) from its last complete checkpoint, "
                         "with its own config.json; an option that differs from it is an error")
+    run = p.add_argument_group("how this process runs (not part of the run's config)")
+    run.add_argument("--threads", type=_threads,
+                     help="CPU threads: N, or 'auto' for the cores other processes leave free, re-measured every "
+                          "10 s (default: torch's, one per core)")
+    run.add_argument("--progress", help="write the run's phase and step n of N to this JSON file as it goes (for a "
+                                        "watcher, e.g. the dashboard)")
     p.add_argument("--no-save-model", dest="save_model", action="store_false",
                    help="do not save the final model to <run>/final_model")
     p.add_argument("--save-adapter", action="store_true",
@@ -186,16 +192,33 @@ def _step_size(text: str) -> int | float:
     return int(value) if value.is_integer() else value
 
 
+#: options of the process, not of the run: allowed beside --config, never stored in config.json
+PROCESS_OPTIONS = ("threads", "progress")
+
+
+def _threads(text: str):
+    """``--threads``: ``auto`` or a positive int."""
+    if text == "auto":
+        return text
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"--threads takes 'auto' or a positive number of threads, got {text!r}")
+    return value
+
+
 def config_from_args(args, given: set[str] | None = None) -> FineTuneConfig:
     """The run's config from the parsed options.
 
     ``given``: the option names typed on the command line (``None``: all count as given). With
-    ``--config`` nothing else but ``--resume`` may be given; with ``--resume`` the run's own
+    ``--config`` nothing else but ``--resume`` (and ``--threads``/``--progress``) may be given; with ``--resume`` the run's own
     ``config.json`` is the start and only the options given are laid over it (a difference is
     then an error of :func:`~mpo_core.training.fine_tune.fine_tune`, naming it).
     """
     if getattr(args, "config", None):
-        extra = sorted((given or set()) - {"config", "resume"})
+        extra = sorted((given or set()) - {"config", "resume", *PROCESS_OPTIONS})
         if extra:
             raise ValueError(f"--config takes no other options (the file holds the whole run); "
                              f"drop {', '.join(_flag(n) for n in extra)}.")
@@ -250,6 +273,23 @@ def _resumed_config(args, given: set[str]) -> FineTuneConfig:
             options[name] = {**options.get(name, {}), **value} if isinstance(value, dict) else value
         stored["strategy_options"] = options
     return FineTuneConfig.from_dict(stored)
+
+
+def _process_options(args) -> dict:
+    """``fine_tune``'s ``threads`` (a ThreadBudget, or a fixed count set now) and ``progress`` from the flags."""
+    import torch
+
+    from .runs.progress_file import ProgressFile
+
+    options = {"progress": ProgressFile(args.progress) if args.progress else None}
+    if args.threads == "auto":
+        from .runs.thread_budget import ThreadBudget
+
+        options["threads"] = ThreadBudget()
+        options["threads"].start()
+    elif args.threads is not None:
+        torch.set_num_threads(args.threads)
+    return options
 
 
 def _flag(name: str) -> str:
@@ -317,7 +357,8 @@ def main(argv=None) -> int:
             from .training.fine_tune import fine_tune
 
             finetune = sub.choices["finetune"]
-            results = fine_tune(config_from_args(args, given_options(finetune, argv)), resume=args.resume)
+            config = config_from_args(args, given_options(finetune, argv))
+            results = fine_tune(config, resume=args.resume, **_process_options(args))
             if is_main_process():
                 print(json.dumps({k: results[k] for k in RUN_COLUMNS if k in results}, indent=1, default=str))
             if results.get("diverged") is not None:

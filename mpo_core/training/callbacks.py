@@ -95,3 +95,25 @@ class DivergenceCallback(TrainerCallback):
             if state.is_world_process_zero:
                 self.run.append_metrics({"kind": "diverged", "step": self.step})
         return control
+
+
+class ProgressCallback(TrainerCallback):
+    """Training steps ``n of N`` to a :class:`~mpo_core.runs.progress_file.ProgressFile` (a watcher's progress bar)."""
+
+    def __init__(self, progress, threads=None):
+        self.progress = progress
+        self.threads = threads  # a ThreadBudget, reported beside the steps
+
+    def _threads(self) -> dict:
+        return {} if self.threads is None else {"threads": self.threads.threads}
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        if state.is_world_process_zero:
+            self.progress.phase("training", done=state.global_step, total=state.max_steps, unit="steps",
+                                **self._threads())
+        return control
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if state.is_world_process_zero:
+            self.progress.advance(state.global_step, total=state.max_steps, **self._threads())
+        return control

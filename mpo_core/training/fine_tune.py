@@ -38,7 +38,9 @@ from ..runs.run_folder import (ADAPTER, CHECKPOINTS, FINAL_MODEL, STOP_FILE, Run
 from .strategies import get_strategy
 from .strategy import HELDOUT
 from ..model.surgery import mpo_modules
-from .callbacks import CompleteCheckpointCallback, DivergenceCallback, MetricsStreamCallback, StopFileCallback
+from .callbacks import (CompleteCheckpointCallback, DivergenceCallback, MetricsStreamCallback, ProgressCallback,
+                        StopFileCallback)
+from ..runs.progress_file import ProgressFile
 
 
 def resolve_device(device: str) -> str:
@@ -237,15 +239,26 @@ def _versions() -> dict:
     return {"python": platform.python_version(), "torch": torch.__version__, "transformers": transformers.__version__}
 
 
-def fine_tune(config: FineTuneConfig, resume: bool = False, callbacks=()) -> dict:
+def fine_tune(config: FineTuneConfig, resume: bool = False, callbacks=(), progress: ProgressFile | None = None,
+              threads=None) -> dict:
     """Fine-tune ``config.model`` on ``config.task`` with ``config.strategy``; returns the results record.
 
     Everything goes to ``<runs_dir>/<run_name>``: config, metrics stream,
     checkpoints and ``results.json``. With ``resume=True`` an interrupted run
     continues from its last checkpoint. ``callbacks`` are extra
-    ``TrainerCallback`` objects (e.g. a dashboard's stop button).
+    ``TrainerCallback`` objects (e.g. a dashboard's stop button). ``progress``
+    (a :class:`~mpo_core.runs.progress_file.ProgressFile`) gets every phase from
+    the first second, and the training steps; ``threads`` (a
+    :class:`~mpo_core.runs.thread_budget.ThreadBudget`) is updated after every step.
     """
     from transformers import DataCollatorWithPadding
+
+    progress = progress if progress is not None else ProgressFile(None)
+    if threads is not None:
+        from ..runs.thread_budget import thread_callback
+
+        callbacks = (*callbacks, thread_callback(threads))
+    callbacks = (*callbacks, ProgressCallback(progress, threads))
 
     run_path = Path(config.runs_dir) / config.run_name
     if is_main_process():
@@ -255,12 +268,15 @@ def fine_tune(config: FineTuneConfig, resume: bool = False, callbacks=()) -> dic
     device = resolve_device(config.device)
     precision = resolve_precision(config.precision, device)
     torch.manual_seed(config.seed)
+    progress.phase("loading the model")
     model, tokenizer = load_model_and_tokenizer(config)
     strategy = get_strategy(config.strategy, config.strategy_options)
+    progress.phase("reading the data")
     data = load_run_data(config, tokenizer, strategy)  # bad input fails here, before a run folder exists
     strategy.bind(config)
     strategy.bind_training_texts(data.train_texts)
     pretrained = matrix_snapshot(model)  # before the surgery: how far training moves each group, at the end
+    progress.phase(f"preparing the model ({strategy.name})")
     strategy.prepare(model)
     run = RunFolder(run_path, resume=resume)
     with run:  # held by this process until it is done, however it ends
@@ -293,6 +309,7 @@ def fine_tune(config: FineTuneConfig, resume: bool = False, callbacks=()) -> dic
         strategy.finish(trainer.model, run)
         seconds = time.perf_counter() - start
         history = list(trainer.state.log_history)  # the evaluations during training, before the final ones
+        progress.phase("evaluating on the dev set", examples=len(data.dev))
         final = trainer.evaluate(eval_dataset=data.dev)  # the report: always the dev set
         heldout = None if data.heldout is None else trainer.evaluate(eval_dataset=data.heldout,
                                                                      metric_key_prefix=f"eval_{HELDOUT}")
@@ -312,6 +329,7 @@ def fine_tune(config: FineTuneConfig, resume: bool = False, callbacks=()) -> dic
         results.update(strategy.results())
         with run.final_write("results.json"):
             run.write_json("results.json", results)
+        progress.phase("done")
         run.append_metrics({"kind": "end", **{k: v for k, v in results.items() if np.isscalar(v)}})
         return results
 

@@ -146,3 +146,26 @@ def test_compressed_options_and_the_verdict_fields():
     args = parser.parse_args(["finetune", "--task", "sst2", "--strategy", "full", "--trains", "all"])
     with pytest.raises(ValueError, match="does not take --trains"):
         config_from_args(args)
+
+
+def test_threads_and_progress_go_with_a_saved_config_and_are_not_stored(tmp_path, monkeypatch, capsys):
+    """How the dashboard starts a job: ``--config FILE --threads auto --progress FILE``."""
+    from mpo_core import cli
+    from mpo_core.runs.thread_budget import ThreadBudget
+    from mpo_core.training.fine_tune_config import FineTuneConfig
+
+    config = FineTuneConfig(task="rte", data_dir=str(GLUE), runs_dir=str(tmp_path), run_name="r")
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps(config.to_dict()))
+    seen = {}
+    monkeypatch.setattr("mpo_core.training.fine_tune.fine_tune",
+                        lambda config, resume=False, **options: seen.update(config=config, **options) or {})
+    monkeypatch.setattr(ThreadBudget, "start", lambda self: 1)
+    assert main(["finetune", "--config", str(path), "--threads", "auto", "--progress", str(tmp_path / "p.json")]) == 0
+    assert seen["config"] == config  # nothing of the process in the run's config
+    assert isinstance(seen["threads"], ThreadBudget) and str(seen["progress"].path) == str(tmp_path / "p.json")
+    for bad in ("0", "two", "-1"):
+        with pytest.raises(SystemExit):
+            main(["finetune", "--config", str(path), "--threads", bad])
+        assert "--threads takes 'auto' or a positive number" in capsys.readouterr().err
+    assert cli.PROCESS_OPTIONS == ("threads", "progress")
