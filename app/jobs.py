@@ -62,8 +62,16 @@ def _jobs_dir(runs_dir) -> Path:
     return Path(runs_dir) / JOBS_DIR
 
 
-def _command(config_file: Path) -> list[str]:
-    return [sys.executable, "-m", "mpo_core", "finetune", "--config", str(config_file)]
+def progress_path(runs_dir, run_name: str) -> Path:
+    """The job's progress file: phase and step n of N from its first second (see :mod:`mpo_core.runs.progress_file`)."""
+    return _jobs_dir(runs_dir) / f"{check_run_name(run_name)}.progress.json"
+
+
+def _command(config_file: Path, progress_file: Path) -> list[str]:
+    # --threads auto: the cores other processes leave free, re-measured as the run goes (a busy machine's other
+    # core would otherwise make two OpenMP threads wait on each other)
+    return [sys.executable, "-m", "mpo_core", "finetune", "--config", str(config_file), "--threads", "auto",
+            "--progress", str(progress_file)]
 
 
 def _claim(log_file: Path, name: str, runs_dir) -> BinaryIO:
@@ -101,7 +109,8 @@ def start_job(config: FineTuneConfig) -> Job:
             atomic_write_json(config_file, config.to_dict())
             env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
             process = subprocess.Popen(
-                _command(config_file), cwd=str(ROOT), stdout=log, stderr=subprocess.STDOUT,
+                _command(config_file, progress_path(config.runs_dir, name)), cwd=str(ROOT), stdout=log,
+                stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL, start_new_session=True, env=env,
             )
         except BaseException:  # nothing launched: give the name back

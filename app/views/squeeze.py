@@ -27,6 +27,8 @@ from app import allowed_paths, jobs, squeeze  # noqa: E402
 from app.user_errors import USER_ERRORS, message as _message  # noqa: E402
 from mpo_core.training.fine_tune_config import FineTuneConfig  # noqa: E402
 from mpo_core.data.glue import GLUE_TASKS  # noqa: E402
+from mpo_core.runs.progress_file import read_progress  # noqa: E402
+from mpo_core.runs.run_folder import read_run_results  # noqa: E402
 from mpo_core.runs.run_name import check_run_name  # noqa: E402
 
 ROOTS = allowed_paths.dashboard_roots()  # the folder fields' defaults, and the only places they may name
@@ -38,20 +40,22 @@ except ValueError as exc:
     st.error(_message(exc))
     st.stop()
 
-# The demo defaults: all 6 layers learn SST-2 in 30 lightweight steps (held-out p 0.836 / 0.781 for seeds 0 / 1,
-# well above the majority share 0.56), then cuts of 2 % of the dense model each, 8 repair steps apiece, until #To
-# is 0.9x dense (or p moves by more than delta: 0.1, about three standard errors on 128 held-out examples).
-# Measured on the 2-core CPU (2026-12-07, seeds 0 and 1): 9 cuts each, #To 24.28M -> 20.44M, held-out p~ 0.813
-# and 0.781. With 4 repair steps seed 0 stopped on delta after 2 cuts (#To 23.32M, above dense) once the path
-# choice stopped drawing from the global RNG (issue 24) and so changed the dropout stream.
-DEMO = {"layers": 6, "train": 800, "heldout": 128, "dev": 200, "max_length": 32, "delta": 0.1, "steps": 12,
-        "step_size": 0.02, "target": 0.9, "lfa": 30, "tune": 8, "lr": 1e-3}
+# The demo defaults: the encoder's 36 matrices become full-bond MPOs (the word embedding stays dense: squeezing is
+# about stacked layers, and its rare rows would draw every cut), all 6 layers learn SST-2 in 30 lightweight steps,
+# then cuts of 2 % of the dense model each, 8 repair steps apiece, until #To is 0.9x dense (or p moves by more than
+# delta: 0.1, about three standard errors on 128 held-out examples). Measured times: squeeze.DEMO_SECONDS.
+DEMO = squeeze.DEMO
+SQUEEZED = {"encoder": squeeze.DEMO_GROUPS, "encoder and word embedding": ("word_embedding", *squeeze.DEMO_GROUPS)}
 
 with st.expander("Start a new squeeze run", expanded=False):
     with st.form("new_run"):
         left, middle, right = st.columns(3)
         task = left.selectbox("task", list(GLUE_TASKS), index=list(GLUE_TASKS).index("sst2"))
         layers = left.number_input("encoder layers to load", 1, 6, DEMO["layers"])
+        squeezed = left.selectbox("matrices to squeeze", list(SQUEEZED),
+                                  help="The encoder: query, key, value, attention out, FFN in and out of every layer "
+                                       "(36 matrices in 6 layers). Adding the word embedding (30522 x 384) makes "
+                                       "every step slower, and its rare rows draw the cuts.")
         train_examples = left.number_input("training examples", 16, 100000, DEMO["train"], step=100,
                                            help="Including the held-out ones p is judged on.")
         heldout = left.number_input("of them held out for p", 8, 10000, DEMO["heldout"], step=16)
@@ -73,7 +77,9 @@ with st.expander("Start a new squeeze run", expanded=False):
         # dropping the name the user typed.
         default_name = st.session_state.setdefault("_new_run_name", f"squeeze-{pd.Timestamp.now():%Y%m%d-%H%M%S}")
         run_name = right.text_input("run name", default_name)
-        submitted = st.form_submit_button("Start", type="primary")
+        start_col, time_col = st.columns([1, 4])
+        submitted = start_col.form_submit_button("Start", type="primary")
+        time_col.caption(squeeze.expected_duration_text(DEMO))
     if submitted:
         try:
             check_run_name(run_name.strip())  # before anything else: the name becomes a folder
@@ -82,7 +88,8 @@ with st.expander("Start a new squeeze run", expanded=False):
                 max_length=int(max_length), warmup_steps=2,
                 max_train_examples=int(train_examples), max_eval_examples=int(eval_examples), batch_size=16,
                 learning_rate=float(learning_rate), logging_steps=1, runs_dir=runs_dir, run_name=run_name.strip(),
-                strategy_options={"delta": float(delta), "squeeze_steps": int(squeeze_steps),
+                strategy_options={"mpo_config": {"groups": list(SQUEEZED[squeezed])},
+                                  "delta": float(delta), "squeeze_steps": int(squeeze_steps),
                                   "step_size": float(step_size), "lfa_steps": int(lfa_steps),
                                   "tune_steps": int(tune_steps), "stop_on": stop_on,
                                   "heldout_examples": int(heldout),
@@ -103,46 +110,77 @@ if not runs:
     st.info(f"No squeeze runs of your own in {runs_dir} yet: start one above.")
     st.stop()
 
-
-
-@st.fragment(run_every=2.0)
-def runs_table() -> None:
-    """Statuses change while jobs run: the table refreshes itself."""
-    rows = [r for r in jobs.list_runs(runs_dir) if r["strategy"] == "mpop"]
-    if rows:
-        st.dataframe(pd.DataFrame(rows).drop(columns="modified"), hide_index=True, width="stretch")
-
-
-runs_table()
+# One status per run and page run: the table, the cards and the progress bar all read this one. While a run is
+# live, a small fragment polls its files once a second and reruns the page when what the charts show changes
+# (a status, a squeeze event, ten more training steps); a finished run is drawn once and never polled.
+statuses = {r["run"]: r["status"] for r in runs}
+st.dataframe(pd.DataFrame(runs).drop(columns="modified").rename(columns={"score": "dev score"}), hide_index=True,
+             width="stretch")
 names = [r["run"] for r in runs]
 chosen = st.session_state.get("squeeze_run")
 selected = st.selectbox("run", names, index=names.index(chosen) if chosen in names else 0, key="squeeze_select")
 st.session_state["squeeze_run"] = selected
+LIVE = ("starting", "running")
 
 
-@st.fragment(run_every=2.0)
-def live(run_name: str) -> None:
-    try:  # its files may have changed since the list was read
+def read_run(run_name: str):
+    path = Path(runs_dir) / run_name
+    frames = squeeze.squeeze_frames(path)
+    options = jobs.run_config(runs_dir, run_name).get("strategy_options", {})
+    return frames, options
+
+
+@st.fragment(run_every=1.0)
+def progress_panel(run_name: str, drawn: tuple) -> None:
+    """The progress bar of a live run; the whole page is drawn again only when its charts would change."""
+    try:
         status = jobs.run_status(runs_dir, run_name)
-        path = Path(runs_dir) / run_name
-        frames = squeeze.squeeze_frames(path)
-        summary = squeeze.squeeze_summary(frames)
-        delta = jobs.run_config(runs_dir, run_name)["strategy_options"].get("delta")
+        frames, options = read_run(run_name)
     except USER_ERRORS as exc:
         st.error(f"Could not read the run {run_name}: {_message(exc)}")
         return
-    cols = st.columns(6)
+    if squeeze.watch_signature(status, frames) != drawn:
+        st.rerun()  # a new status or squeeze event: cards, table and charts follow, all from one reading
+    job = jobs.find_job(runs_dir, run_name)
+    view = squeeze.progress_view(status, job.started if job else None,
+                                 read_progress(jobs.progress_path(runs_dir, run_name)), frames, options)
+    st.progress(view["fraction"], text=view["text"])
+
+
+def run_view(run_name: str, status: str) -> None:
+    try:  # its files may have changed since the list was read
+        frames, options = read_run(run_name)
+        results = read_run_results(Path(runs_dir) / run_name)
+    except USER_ERRORS as exc:
+        st.error(f"Could not read the run {run_name}: {_message(exc)}")
+        return
+    summary = squeeze.squeeze_summary(frames)
+    if status in LIVE:
+        progress_panel(run_name, squeeze.watch_signature(status, frames))
+    else:
+        job = jobs.find_job(runs_dir, run_name)
+        view = squeeze.progress_view(status, job.started if job else None,
+                                     read_progress(jobs.progress_path(runs_dir, run_name)), frames, options)
+        st.progress(view["fraction"], text=view["text"])
+    cols = st.columns(7)
     cols[0].metric("status", status)
-    cols[1].metric("p (before squeezing)", "–" if summary["p"] is None else f"{summary['p']:.4f}")
-    cols[2].metric("p̃ (last accepted)", "–" if summary["p_tilde"] is None else f"{summary['p_tilde']:.4f}")
-    cols[3].metric("accepted steps", summary["accepted"])
+    cols[1].metric("held-out p (before squeezing)", "–" if summary["p"] is None else f"{summary['p']:.3f}",
+                   help="The task metric on training examples held out from training, after lightweight "
+                        "fine-tuning: what every cut is judged against.")
+    cols[2].metric("held-out p̃ (last accepted)", "–" if summary["p_tilde"] is None else f"{summary['p_tilde']:.3f}")
+    cols[3].metric("accepted cuts", summary["accepted"])
     for col, key, label in ((cols[4], "trainable_params", "#Pr (trainable)"), (cols[5], "total_params", "#To (total)")):
         col.metric(label, "–" if summary[key] is None else f"{summary[key] / 1e6:.2f}M")
+    dev = squeeze.dev_score(results)
+    cols[6].metric(dev["label"], "–" if dev["value"] is None else f"{dev['value']:.3f}",
+                   help="Measured once, after squeezing, on the GLUE dev set; it chose nothing.")
+    if (note := squeeze.score_note(summary, results, options)) is not None:
+        st.caption(note)
     if summary["stop_reason"]:
         st.caption(f"stopped: {summary['stop_reason']}")
     if (warning := squeeze.not_learned_message(summary)) is not None:
         st.warning(warning)
-    if status in ("running", "starting") and st.button("Stop this run", key=f"stop_{run_name}"):
+    if status in LIVE and st.button("Stop this run", key=f"stop_{run_name}"):
         try:
             jobs.stop_job(runs_dir, run_name)
             st.toast("stop requested: the run ends after its current step")
@@ -152,13 +190,13 @@ def live(run_name: str) -> None:
         st.error("the run ended without results; its console output:")
         st.code(jobs.log_tail(runs_dir, run_name) or "(no output)")
     top, bottom = st.columns(2), st.columns(2)
-    top[0].plotly_chart(squeeze.metric_figure(frames, delta), key=f"metric_{run_name}")
+    top[0].plotly_chart(squeeze.metric_figure(frames, options.get("delta")), key=f"metric_{run_name}")
     top[1].plotly_chart(squeeze.loss_figure(frames), key=f"loss_{run_name}")
     bottom[0].plotly_chart(squeeze.size_figure(frames), key=f"size_{run_name}")
     bottom[1].plotly_chart(squeeze.bond_figure(frames), key=f"bonds_{run_name}")
 
 
-live(selected)
+run_view(selected, statuses.get(selected, "failed"))
 
 st.subheader("Compare two runs")
 pair = st.multiselect("runs", names, default=names[:2], max_selections=2, key="squeeze_compare")

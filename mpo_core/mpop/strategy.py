@@ -423,7 +423,9 @@ class SqueezeCallback(TrainerCallback):
             self.state.baseline = self.state.last_accepted = value
             self.state.phase = "tune"
             self._log("baseline", model, step=self.step, metric=self.strategy.metric, p=value,
-                      judged_on=self._judged_on, **({} if classes is None else {"predicted_classes": classes}))
+                      judged_on=self._judged_on, dense_params=self.strategy.dense_params,
+                      target_params=self.strategy.target_params,
+                      **({} if classes is None else {"predicted_classes": classes}))
             self._save(model)
             self._cut(model, optimizer, state, control)
         else:

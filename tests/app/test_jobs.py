@@ -92,7 +92,7 @@ HOSTILE_NAMES = ["../../x", "/abs/path", "..", ".hidden", "a/b", "", "x" * 200]
 
 def _no_training(monkeypatch, seconds: float = 0.0) -> None:
     """Jobs launch a tiny stand-in process instead of a training run."""
-    monkeypatch.setattr(jobs, "_command", lambda config_file: [sys.executable, "-c", f"import time; time.sleep({seconds})"])
+    monkeypatch.setattr(jobs, "_command", lambda config_file, progress_file: [sys.executable, "-c", f"import time; time.sleep({seconds})"])
 
 
 @pytest.mark.parametrize("name", HOSTILE_NAMES)
@@ -152,7 +152,7 @@ def test_an_existing_log_is_never_truncated(tmp_path, monkeypatch):
 
 
 def test_a_failed_launch_gives_the_name_back(tmp_path, monkeypatch):
-    monkeypatch.setattr(jobs, "_command", lambda config_file: [str(tmp_path / "no-such-program")])
+    monkeypatch.setattr(jobs, "_command", lambda config_file, progress_file: [str(tmp_path / "no-such-program")])
     with pytest.raises(FileNotFoundError):
         jobs.start_job(tiny_squeeze(tmp_path, "retry"))
     assert sorted(p.name for p in (tmp_path / ".jobs").iterdir()) == []

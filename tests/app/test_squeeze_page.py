@@ -2,6 +2,7 @@
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from mpo_core.runs.run_folder import read_run_results
 from mpo_core.training.fine_tune import fine_tune
 
 from app import squeeze
@@ -40,11 +41,21 @@ def test_a_finished_run_shows_its_squeeze(two_runs, monkeypatch):
     assert at.selectbox(key="squeeze_select").value in ("first", "second")
     at.selectbox(key="squeeze_select").set_value("first").run()
     assert not at.exception
-    assert metric(at, "status") == "finished" and metric(at, "accepted steps") == "2"
-    assert metric(at, "p (before squeezing)") != "–" and metric(at, "p̃ (last accepted)") != "–"
+    assert metric(at, "status") == "finished" and metric(at, "accepted cuts") == "2"
+    assert metric(at, "held-out p (before squeezing)") != "–" and metric(at, "held-out p̃ (last accepted)") != "–"
+    # the dev score on the card, labelled, and a note saying what each score measures
+    results = read_run_results(two_runs / "first")
+    assert metric(at, "dev accuracy") == f"{results['score']:.3f}"
+    assert any("held out from training" in c.value and "GLUE dev examples" in c.value for c in at.caption)
+    # a finished run: the bar says so, and nothing polls it (the live fragment exists only for live runs)
+    [bar] = at.get("progress")
+    assert bar.proto.value == 100 and bar.proto.text.startswith("finished")
     at.selectbox(key="squeeze_select").set_value("second").run()
-    assert metric(at, "accepted steps") == "1" and metric(at, "#To (total)").endswith("M")
+    assert metric(at, "accepted cuts") == "1" and metric(at, "#To (total)").endswith("M")
     assert len(at.get("plotly_chart")) >= 4 + 4  # live view + side-by-side comparison
+    table = at.dataframe[0]  # the runs table; one status per run: the table's is the card's
+    assert table.value.set_index("run").loc["second", "status"] == metric(at, "status")
+    assert "dev score" in table.value.columns and "score" not in table.value.columns
 
 
 def test_missing_glue_data_is_a_message(tmp_path, monkeypatch):
