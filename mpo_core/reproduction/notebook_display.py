@@ -17,14 +17,24 @@ bundle of three:
 The PNG comes from kaleido driving the system's Chromium (one browser kept
 for the kernel, ~0.3 s a figure). Where it cannot start (no Chromium) or
 ``MPO_NOTEBOOK_PNG=0``, figures are still embedded interactively and one note
-says why there is no picture. Progress bars (``tqdm.auto``) render as widgets
-because ``ipywidgets`` is installed (requirements.txt).
+says why there is no picture.
+
+:func:`setup` also quiets the libraries (:func:`quiet_libraries`: no
+transformers load reports, warnings or training log lines, no progress bars
+of transformers, datasets or the hub; mpo_core's own bars stay, as widgets
+in Jupyter and as their last text in static HTML) and shows whole tables
+(:func:`show_whole_tables`: no cell, column or row cut to "..."). Every
+notebook opens with the stored full results (:func:`stored_full`) and runs
+its small mode last, labelled as a pipeline check (:func:`pipeline_check`,
+:func:`label_check`). Static HTML that loads nothing from a network comes from
+:mod:`mpo_core.reproduction.render_notebooks`.
 """
 from __future__ import annotations
 
 import base64
 import html
 import os
+import re
 import sys
 import uuid
 import warnings
@@ -114,9 +124,112 @@ def _start_kaleido() -> None:
 
 
 def setup(png: bool = True) -> EverywhereRenderer:
-    """Make :data:`RENDERER` the default plotly renderer of this kernel; returns it."""
+    """The first cell of every notebook: libraries quiet (:func:`quiet_libraries`), whole tables
+    (:func:`show_whole_tables`), and :data:`RENDERER` the default plotly renderer of this kernel; returns it."""
+    quiet_libraries()
+    show_whole_tables()
     renderer = EverywhereRenderer(png=png)
     EverywhereRenderer.library_sent = False  # a new kernel session (or a re-run of the first cell)
     pio.renderers[RENDERER] = renderer
     pio.renderers.default = RENDERER
     return renderer
+
+
+# ----------------------------------------------------------------------------------------------- quiet libraries
+# Read by transformers, datasets and huggingface_hub when they are imported (the notebooks import them after setup).
+QUIET_ENVIRONMENT = {
+    "TRANSFORMERS_VERBOSITY": "error",  # no load reports ("UNEXPECTED / MISSING" tables) nor advice
+    "TRANSFORMERS_NO_ADVISORY_WARNINGS": "1",
+    "HF_HUB_DISABLE_PROGRESS_BARS": "1",  # also transformers' own bars (loading weights, writing shards)
+    "HF_DATASETS_DISABLE_PROGRESS_BARS": "1",  # "Casting the dataset", "Map"
+}
+# Python warnings raised inside these libraries are theirs to fix, not the reader's; mpo_core's own stay.
+QUIET_WARNING_MODULES = r"(torch|transformers|datasets|accelerate|huggingface_hub|tensorly|sklearn|kaleido|choreographer)(\.|$)"
+
+
+def quiet_libraries() -> None:
+    """Silence what libraries print into a notebook's outputs (stderr, shown in red).
+
+    - transformers at verbosity *error*: no load report per model (six screens in notebook 09 before),
+      no advisory warnings; its progress bars, and those of datasets and the hub, off;
+    - transformers' ``Trainer``, whose bar is off at that verbosity, would print each log dict instead
+      (``PrinterCallback``): in a notebook a run's numbers arrive through its results, so it prints nothing;
+    - Python warnings raised inside those libraries (:data:`QUIET_WARNING_MODULES`) are ignored.
+
+    mpo_core's own progress bars (runs of a grid, matrices decomposed) and warnings are kept.
+    """
+    os.environ.update(QUIET_ENVIRONMENT)
+    warnings.filterwarnings("ignore", module=QUIET_WARNING_MODULES)
+    try:
+        import transformers.utils.logging as hf_logging
+        from transformers.trainer_callback import PrinterCallback
+    except ImportError:  # transformers is in requirements.txt; a notebook without it needs none of this
+        return
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+    PrinterCallback.on_log = _print_nothing  # see the docstring: the Trainer's log dicts are not printed
+    for name in ("datasets", "huggingface_hub"):  # already imported (the first cell run again): tell them too
+        if name in sys.modules:
+            library = sys.modules[name]
+            disable = getattr(library, "disable_progress_bars", None) or getattr(
+                getattr(library, "utils", None), "disable_progress_bars", None)
+            if disable is not None:
+                disable()
+    if "datasets" in sys.modules:
+        sys.modules["datasets"].utils.logging.set_verbosity_error()
+
+
+def _print_nothing(self, args, state, control, logs=None, **kwargs):
+    """``PrinterCallback.on_log`` in a notebook kernel: nothing (see :func:`quiet_libraries`)."""
+    return None
+
+
+def show_whole_tables() -> None:
+    """pandas shows every row, column and the whole text of each cell (its defaults cut text at 50 characters
+    and tables at 60 rows with "..."); the largest stored table (Table 2's, ~220 rows) stays readable."""
+    import pandas as pd
+
+    pd.set_option("display.max_colwidth", None)
+    pd.set_option("display.max_columns", None)
+    pd.set_option("display.max_rows", None)
+    pd.set_option("display.width", None)
+
+
+# ----------------------------------------------------------------------------- stored full results, then the check
+CHECK_LABEL = "Pipeline check (small mode: tiny data, a few steps; its numbers are not results)"
+
+
+def stored_full(experiment: str, mode: str):
+    """The stored full results of ``experiment``, what every notebook shows first; ``None`` where none are stored
+    (the notebook prints the command that makes them). In full mode a missing experiment runs now (long: the
+    README's command is the better way)."""
+    from . import reproduce, results_store
+
+    full = results_store.load_results(experiment, "full")
+    if full is None and mode == "full":
+        full = reproduce(experiment, "full")
+    return full
+
+
+def pipeline_check(experiment: str, mode: str):
+    """This mode's run of ``experiment``, after the stored results: in the small mode (the default, what CI
+    executes) a pipeline check whose numbers mean nothing, said so in one line; in full mode ``None`` (the stored
+    full run above is this mode's run)."""
+    from . import reproduce
+
+    if mode == "full":
+        print(f"{experiment}: full mode; the stored full run above is this mode's run, no separate check.")
+        return None
+    results = reproduce(experiment, mode)
+    label = CHECK_LABEL if mode == "small" else f"This mode's run ({mode})"
+    print(f"{label}: {results.describe()}")
+    return results
+
+
+def label_check(figure, mode: str = "small"):
+    """``figure`` of a pipeline check, its title prefixed so that nobody reads its scores as results."""
+    if mode != "small" or figure is None:
+        return figure
+    title = re.sub(r"\s*\((?:small mode|small)\)|\s*\[small\]", "", figure.layout.title.text or "").strip()
+    figure.update_layout(title_text=f"Pipeline check (small mode){': ' + title if title else ''}")
+    return figure
