@@ -3,11 +3,17 @@
 Plain Python over :mod:`mpo_core` (no ``streamlit`` import). Three steps of
 very different cost, cached separately by the page::
 
-    matrix_spectra(model, n)        one SVD chain per matrix (~2 s)    -> st.cache_resource, once per n
-    plan_table(entries, request)    allocated d'_k per matrix (~0.5 s) -> st.cache_data, per slider move
-    build_compressed_model(...)     MPOConfig + apply_mpo (~4 s)       -> on "Build and measure"
-    model_effect(...)               embed 200 STS-B pairs (~3 s)       -> on "Build and measure"
-    export_zip(model, merged)       save_mpo_model / merge_mpo + save  -> after a build (0.2-1 s)
+    matrix_spectra(model, n)        one SVD chain per matrix (~7 s)     -> st.cache_resource, once per n
+    plan_table(entries, request)    allocated d'_k per matrix (~0.5 s)  -> st.cache_data, per slider move
+    build_compressed_model(...)     MPOConfig + apply_mpo (~20 s)       -> on "Build and measure", then on disk
+    model_effect(...)               embed 200 STS-B pairs (~7 s)        -> on "Build and measure", then on disk
+    export_zip(model, merged)       save_mpo_model / merge_mpo + save   -> after a build (0.2-1 s)
+
+(times on one core of a 2-core machine whose other core is busy). A built
+model and its measured effect are kept on disk by :mod:`app.built_model_cache`,
+so a second visit with the same settings reads them back in about a second.
+The long steps report their progress through an :class:`app.pace.Pace`, with
+matrices in increasing cost, so the pace is measured before the word embedding.
 
 :func:`model_effect` is what the compression does to the model, beside the
 bound: the compressed encoder's sentence embeddings against the original's and
@@ -20,8 +26,10 @@ so its bond dims and sizes are those of the model that is built.
 from __future__ import annotations
 
 import copy
+import inspect
 import io
 import json
+import math
 import tempfile
 import zipfile
 from dataclasses import dataclass
@@ -35,12 +43,13 @@ from torch import nn
 import mpo_core
 from mpo_core import MPOConfig, Replacement
 from mpo_core.data.glue import load_glue_split
-from mpo_core.model.embedding_agreement import Agreement, embedding_agreement, pair_embeddings
+from mpo_core.model.embedding_agreement import Agreement, embedding_agreement, pair_embeddings, sentence_embeddings
 from mpo_core.model.matrix_groups import DEFAULT_GROUPS, GROUPS, find_matrices, layer_index
 from mpo_core.model.model_folder import check_model_folder
 from mpo_core.tensor.validation import check_num_tensors, check_number
 
 from .atlas import GROUP_LABELS, AtlasEntry, chosen_bond_dims, spectra_norm, spectra_only
+from .pace import Pace
 
 DEFAULT_RATIO = 0.3
 EXPORT_FORMATS = {
@@ -51,6 +60,24 @@ PLAN_FILE = "compression.json"  # written into the zip beside the model
 STS_PAIRS = 200  # STS-B dev pairs the model's effect is measured on (~3 s per model on a 2-core CPU)
 
 ProgressFn = Callable[[int, int, str], None]  # (done, total, module name)
+# Prior paces of the long steps (before a step's own items are timed), measured on one core of the project's
+# 2-core machine with its other core busy: work units (see matrix_work) or batches per second.
+SPECTRA_UNITS_PER_SECOND = 1.3e9  # full-bond decompositions of every matrix: ~8.8e9 units in 6.6 s
+BUILD_UNITS_PER_SECOND = 4.3e8  # apply_mpo (decompose + truncate) of the default request: ~8.6e9 units in 20 s
+EMBED_BATCHES_PER_SECOND = 1.0  # sentence_embeddings' batches of 64 STS-B sentences through MiniLM
+
+
+def matrix_work(shape: Sequence[int]) -> float:
+    """Relative cost of decomposing a ``rows x cols`` matrix: ``rows * cols * min(rows, cols)`` (SVD-like)."""
+    rows, cols = int(shape[0]), int(shape[1])
+    return float(rows * cols * min(rows, cols))
+
+
+def _by_cost(model: nn.Module, names) -> dict[str, float]:
+    """``{module name: matrix_work}``, cheapest first (the pace is measured before the word embedding)."""
+    modules = dict(model.named_modules())
+    costs = {name: matrix_work(modules[name].weight.shape) for name in names}
+    return dict(sorted(costs.items(), key=lambda item: item[1]))
 
 
 # --------------------------------------------------------------------------- request
@@ -123,21 +150,29 @@ def selected_matrices(model: nn.Module, request: CompressionRequest) -> dict[str
     return selected
 
 
-def matrix_spectra(model: nn.Module, n: int, progress: ProgressFn | None = None) -> dict[str, AtlasEntry]:
+def spectra_pace(model: nn.Module) -> Pace:
+    """A :class:`Pace` over :func:`matrix_spectra` of ``model``."""
+    return Pace(sum(_by_cost(model, find_matrices(model)).values()), SPECTRA_UNITS_PER_SECOND)
+
+
+def matrix_spectra(model: nn.Module, n: int, progress: ProgressFn | None = None,
+                   pace: Pace | None = None) -> dict[str, AtlasEntry]:
     """Decompose every supported matrix of ``model`` once (full bonds) and keep its spectra.
 
-    ``progress(done, total, name)`` is called after each matrix.
+    ``progress(done, total, name)`` is called after each matrix; ``pace`` (:func:`spectra_pace`) follows
+    each matrix from its start. Entries are in the model's order.
     """
     check_num_tensors(n)
     modules = dict(model.named_modules())
     matrices = find_matrices(model)
+    costs = _by_cost(model, matrices)
     entries = {}
-    for done, (name, group) in enumerate(matrices.items(), 1):
+    for done, name in enumerate(pace.steps(costs) if pace is not None else costs, 1):
         mpo = mpo_core.decompose(modules[name].weight.detach(), n=n)
-        entries[name] = AtlasEntry(name, group, layer_index(name), spectra_only(mpo), spectra_norm(mpo))
+        entries[name] = AtlasEntry(name, matrices[name], layer_index(name), spectra_only(mpo), spectra_norm(mpo))
         if progress is not None:
             progress(done, len(matrices), name)
-    return entries
+    return {name: entries[name] for name in matrices}
 
 
 # --------------------------------------------------------------------------- plan
@@ -237,17 +272,27 @@ def group_figure(table: pd.DataFrame) -> go.Figure:
 
 
 # --------------------------------------------------------------------------- build and export
+def build_pace(base: nn.Module, request: CompressionRequest) -> Pace:
+    """A :class:`Pace` over :func:`build_compressed_model` of ``request``."""
+    return Pace(sum(_by_cost(base, selected_matrices(base, request)).values()), BUILD_UNITS_PER_SECOND)
+
+
 def build_compressed_model(
-    base: nn.Module, request: CompressionRequest, progress: ProgressFn | None = None,
+    base: nn.Module, request: CompressionRequest, progress: ProgressFn | None = None, pace: Pace | None = None,
 ) -> tuple[nn.Module, list[Replacement]]:
-    """A compressed copy of ``base`` (``base`` is untouched): ``MPOConfig`` + ``apply_mpo``, one matrix at a time."""
-    names = list(selected_matrices(base, request))
-    model, config, report = copy.deepcopy(base), request.mpo_config(), []
-    for done, name in enumerate(names, 1):
-        report += mpo_core.apply_mpo(model, config, progress=False, names=[name])
+    """A compressed copy of ``base`` (``base`` is untouched): ``MPOConfig`` + ``apply_mpo``, one matrix at a time.
+
+    Matrices go cheapest first; ``progress(done, total, name)`` is called after each, ``pace``
+    (:func:`build_pace`) follows each from its start. The report is in the model's order.
+    """
+    names = selected_matrices(base, request)
+    costs = _by_cost(base, names)
+    model, config, report = copy.deepcopy(base), request.mpo_config(), {}
+    for done, name in enumerate(pace.steps(costs) if pace is not None else costs, 1):
+        (report[name],) = mpo_core.apply_mpo(model, config, progress=False, names=[name])
         if progress is not None:
             progress(done, len(names), name)
-    return model.eval(), report
+    return model.eval(), [report[name] for name in names]
 
 
 def report_matches_plan(report: Sequence[Replacement], table: pd.DataFrame) -> bool:
@@ -315,6 +360,17 @@ def effect_sample(base: nn.Module, tokenizer, data_dir, size: int = STS_PAIRS, s
                         pair_embeddings(base, tokenizer, pairs))
 
 
+def embedding_batches(pairs: int) -> int:
+    """Forward passes :func:`pair_embeddings` makes for ``pairs`` sentence pairs (its batches of sentences)."""
+    batch = inspect.signature(sentence_embeddings).parameters["batch_size"].default
+    return math.ceil(2 * int(pairs) / batch)
+
+
+def embed_pace(pairs: int = STS_PAIRS) -> Pace:
+    """A :class:`Pace` over embedding ``pairs`` sentence pairs, one item per batch (see :func:`app.pace.forward_steps`)."""
+    return Pace(embedding_batches(pairs), EMBED_BATCHES_PER_SECOND)
+
+
 def model_effect(model: nn.Module, tokenizer, sample: EffectSample) -> Agreement:
     """How the compressed ``model``'s sentence embeddings and zero-shot STS-B compare with the original's."""
     return embedding_agreement(sample.reference, model, tokenizer, sample.pairs, sample.scores)
@@ -334,3 +390,30 @@ def effect_rows(effect: Agreement) -> list[tuple[str, str, str]]:
          "The same for the compressed model, before any fine-tuning: what the error bound costs on a task. "
          "MPOP recovers it by fine-tuning the auxiliary tensors (Squeeze training page)."),
     ]
+
+
+def effect_note(effect: Agreement) -> str:
+    """What the three numbers of :func:`effect_rows` say together, in words, from their values."""
+    cos, worst = effect.cosine_mean, effect.cosine_min
+    measured = f"mean cosine {cos:.3f}, worst sentence {worst:.3f}; 1 = the same direction, 0 = unrelated"
+    if cos >= 0.9:
+        agree = f"the compressed encoder's embeddings point almost where the original's do ({measured})"
+    elif cos >= 0.5:
+        agree = f"the compressed encoder's embeddings have moved but stay close to the original's ({measured})"
+    else:
+        agree = (f"the compressed encoder's embeddings point elsewhere than the original's ({measured}): they "
+                 "cannot replace the original's vectors, e.g. in a search index built with the original")
+    text = f"**Embedding agreement** compares each sentence's embedding by the two models: {agree}."
+    if effect.spearman_original is None or effect.spearman_compressed is None or not effect.spearman_original:
+        return text
+    kept = effect.spearman_compressed / effect.spearman_original
+    scores = (f"Spearman {effect.spearman_compressed:.3f} against the original's {effect.spearman_original:.3f} "
+              f"({100 * kept:.0f} % of it), before any fine-tuning")
+    if cos < 0.5:
+        text += (" **Zero-shot STS-B** compares sentences with each other under one model, so it can hold up when "
+                 f"the agreement does not: the compressed model still ranks the pairs with {scores}.")
+    else:
+        text += f" **Zero-shot STS-B**: the compressed model ranks the pairs with {scores}."
+    if kept < 0.95:
+        text += " Fine-tuning the auxiliary tensors (Squeeze training page) recovers part of the gap."
+    return text

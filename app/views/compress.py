@@ -10,10 +10,16 @@ The packaged model and its per-matrix spectra are cached resources (the
 spectra once per n, with a progress bar the first time); the plan per slider
 move is cached data. Building the model (MPOConfig + apply_mpo) and measuring
 what it does (sentence embeddings and zero-shot STS-B against the original)
-happen on "Build the model and measure"; the zip of the built model follows.
+happen on "Build the model and measure", in a worker thread whose progress
+(item n of N, time left at the measured pace) the page redraws four times a
+second; the built model and its effect go to the disk cache
+(:mod:`app.built_model_cache`), so the same settings show them at once on the
+next visit. The zip of the built model follows.
 """
 from __future__ import annotations
 
+import threading
+import time
 from pathlib import Path
 
 import streamlit as st
@@ -38,7 +44,9 @@ import pandas as pd  # noqa: E402
 
 import mpo_core  # noqa: E402
 from mpo_core.model.embedding_agreement import Agreement  # noqa: E402
-from app import allowed_paths, calibrated as cal, compress as mc, snapshot  # noqa: E402
+from app import allowed_paths, built_model_cache as built_cache, calibrated as cal, compress as mc, snapshot  # noqa: E402
+from app.pace import Pace, format_seconds, forward_steps  # noqa: E402
+from mpo_core.model.calibration import model_fingerprint  # noqa: E402
 from app.atlas import GROUP_LABELS, NUM_TENSOR_CHOICES  # noqa: E402
 from mpo_core.data.glue import GLUE_TASKS  # noqa: E402
 from app.user_errors import USER_ERRORS, message as _message  # noqa: E402
@@ -60,20 +68,56 @@ def base_model():
 
 
 @st.cache_resource(show_spinner=False)
+def base_fingerprint() -> str:
+    """The packaged weights' exact hash (~0.1 s): the disk cache's key of the base model."""
+    return model_fingerprint(base_model())
+
+
+@st.cache_resource(show_spinner=False)
 def spectra_store() -> dict:
-    """Spectra of every matrix by n; filled by :func:`load_spectra`, which can draw a progress bar."""
+    """Spectra of every matrix by n; filled by :func:`load_spectra`, which draws a progress bar."""
     return {}
+
+
+@st.cache_resource(show_spinner=False)
+def sample_store() -> dict:
+    """The STS-B sample and the original's embeddings of it, by GLUE folder; filled by :func:`effect_sample`."""
+    return {}
+
+
+def follow(bar, pace: Pace, step: str, work):
+    """``work()`` in a worker thread, the bar redrawn from ``pace`` every 0.25 s; its result (or its exception).
+
+    If the page run is stopped meanwhile (a rerun, another page), the worker still finishes, and a build
+    still lands in the disk cache.
+    """
+    result = {}
+
+    def run():
+        try:
+            result["value"] = work()
+        except BaseException as exc:  # handed to the page thread
+            result["error"] = exc
+
+    thread = threading.Thread(target=run, name="compress-work", daemon=True)
+    thread.start()
+    while thread.is_alive():
+        text = f"{step}: {pace.label}" if pace.label else step
+        bar.progress(pace.fraction(), text=f"{text[:1].upper()}{text[1:]} — {format_seconds(pace.seconds_left())} left")
+        thread.join(0.25)
+    if "error" in result:
+        raise result["error"]
+    return result["value"]
 
 
 def load_spectra(n: int) -> dict:
     store = spectra_store()
     if n not in store:
+        base = base_model()
         bar = st.progress(0.0, text=f"Decomposing every matrix into an n = {n} MPO (Algorithm 1)…")
-
-        def progress(done: int, total: int, name: str) -> None:
-            bar.progress(done / total, text=f"Decomposed {done}/{total}: {name}")
-
-        store[n] = mc.matrix_spectra(base_model(), n, progress=progress)
+        pace = mc.spectra_pace(base)
+        store[n] = follow(bar, pace, f"Decomposing every matrix into an n = {n} MPO (Algorithm 1, once per n)",
+                          lambda: mc.matrix_spectra(base, n, pace=pace))
         bar.empty()
     return store[n]
 
@@ -126,8 +170,8 @@ def calibrated_controls(method: str, groups: tuple[str, ...]) -> cal.CalibratedR
     """The other methods' controls; their groups default to the frontier's 36 encoder matrices."""
     auto = method == "auto"
     offered = list(groups)
-    chosen = st.sidebar.multiselect(
-        "Matrix groups", offered, default=[g for g in offered if g in cal.ENCODER_GROUPS],
+    chosen = st.sidebar.pills(  # every chosen group in view (a multiselect box hid the last ones)
+        "Matrix groups", offered, selection_mode="multi", default=[g for g in offered if g in cal.ENCODER_GROUPS],
         key="compress_auto_groups" if auto else "compress_cal_groups", format_func=_plain,
         help="Default: the attention and FFN matrices, as the stored frontier."
         + (" Auto measures every chosen matrix's output sensitivity, the word embedding's too." if auto else ""),
@@ -155,9 +199,10 @@ def controls(model) -> mc.CompressionRequest | cal.CalibratedRequest | None:
     groups = mc.available_groups(model)
     if method != "mpo":
         return calibrated_controls(method, groups)
-    chosen = st.sidebar.multiselect(
-        "Matrix groups", groups, default=[g for g in groups if g in mc.DEFAULT_GROUPS], key="compress_groups",
-        format_func=_plain, help="The groups of mpo_core.model.matrix_groups; the pooler is left dense by default.",
+    chosen = st.sidebar.pills(  # every chosen group in view (a multiselect box hid "FFN out")
+        "Matrix groups", groups, selection_mode="multi", default=[g for g in groups if g in mc.DEFAULT_GROUPS],
+        key="compress_groups", format_func=_plain,
+        help="The groups of mpo_core.model.matrix_groups (highlighted: chosen); the pooler is left dense by default.",
     )
     layers = list(range(mc.num_layers(model)))
     kept = st.sidebar.multiselect(
@@ -186,26 +231,103 @@ def tokenizer():
     return AutoTokenizer.from_pretrained(str(mpo_core.default_model_path()), trust_remote_code=False)
 
 
-@st.cache_resource(show_spinner=f"Embedding {mc.STS_PAIRS} STS-B pairs with the original model…", max_entries=4)
-def effect_sample(glue_dir: str) -> mc.EffectSample:
-    return mc.effect_sample(base_model(), tokenizer(), glue_dir)
+def effect_sample(glue_dir: str, bar, step: str = "") -> mc.EffectSample:
+    """The STS-B sample of ``glue_dir`` embedded by the original model: once per server, with progress."""
+    store = sample_store()
+    if glue_dir not in store:
+        base, tok, pace = base_model(), tokenizer(), mc.embed_pace()
+
+        def embed() -> mc.EffectSample:
+            with forward_steps(base, pace, mc.embedding_batches(mc.STS_PAIRS), "original model"):
+                return mc.effect_sample(base, tok, glue_dir)
+
+        store[glue_dir] = follow(bar, pace, f"{step}embedding {mc.STS_PAIRS} STS-B pairs with the original model "
+                                            "(once per server)", embed)
+    return store[glue_dir]
+
+
+def steps(*names: str) -> dict[str, str]:
+    """``{name: "Step k of n, "}`` for the steps that will run, in order."""
+    return {name: f"Step {k} of {len(names)}, " for k, name in enumerate(names, 1)}
+
+
+def cache_place(request: mc.CompressionRequest) -> tuple[Path, str]:
+    """The disk cache's folder (under the dashboard's cache root) and this request's key there."""
+    where = built_cache.folder(allowed_paths.dashboard_roots().root("cache"))
+    return where, built_cache.entry_key(base_fingerprint(), request.mpo_config().to_dict())
+
+
+def sample_key(glue_dir: str) -> str | None:
+    try:
+        return built_cache.sample_key(glue_dir, mc.STS_PAIRS, seed=0)
+    except (OSError, ValueError):  # no STS-B dev file: nothing measured, nothing to look up
+        return None
+
+
+def session_record(request, table, model, report, seconds: float, source: str) -> dict:
+    """What the page keeps of a built model for this session."""
+    return {"request": request, "model": model, "total_params": mpo_core.count_parameters(model).total,
+            "matches_plan": mc.report_matches_plan(report, table), "effect": None, "effect_error": None,
+            "seconds": seconds, "source": source}
+
+
+def from_disk(request: mc.CompressionRequest, table: pd.DataFrame, glue_dir: str) -> dict | None:
+    """The built model and its measured effect from the disk cache (about a second), or ``None`` without both."""
+    where, key = cache_place(request)
+    sample = sample_key(glue_dir)
+    effect = None if sample is None else built_cache.load_effect(where, key, sample)
+    stored = built_cache.load(where, key, base_model().config.to_dict()) if effect is not None else None
+    if stored is None:
+        return None
+    model, report, meta = stored
+    built = session_record(request, table, model, report, float(meta.get("seconds", 0.0)), "disk")
+    built["effect"] = effect
+    return built
 
 
 def build_and_measure(request: mc.CompressionRequest, table: pd.DataFrame, glue_dir: str) -> None:
-    """Build the compressed model (apply_mpo), measure its effect, keep both for this session."""
-    bar = st.progress(0.0, text="Building the compressed model (MPOConfig + apply_mpo)…")
+    """Build the compressed model (or read it from disk), measure its effect, keep both for this session."""
+    where, key = cache_place(request)
+    base, start = base_model(), time.perf_counter()
+    bar = st.progress(0.0, text="Looking for this model in the disk cache…")
+    stored = built_cache.load(where, key, base.config.to_dict())
+    sample = sample_key(glue_dir)
+    effect = None if sample is None else built_cache.load_effect(where, key, sample)
+    step = steps(*["build"] * (stored is None), *["original"] * (effect is None and glue_dir not in sample_store()),
+                 *["measure"] * (effect is None))
+    if stored is None:
+        pace = mc.build_pace(base, request)
 
-    def progress(done: int, total: int, name: str) -> None:
-        bar.progress(0.8 * done / total, text=f"apply_mpo {done}/{total}: {name}")
+        def build():
+            model, report = mc.build_compressed_model(base, request, pace=pace)
+            try:  # stored by the worker: a build whose page run was stopped still serves the next visit
+                built_cache.save(where, key, model, report, time.perf_counter() - start,
+                                 {"groups": list(request.groups), "ratio": request.ratio, "n": request.n})
+            except OSError:  # a read-only or full cache folder costs the next visit time, not this one its model
+                pass
+            return model, report
 
-    model, report = mc.build_compressed_model(base_model(), request, progress=progress)
-    built = {"request": request, "model": model, "total_params": mpo_core.count_parameters(model).total,
-             "matches_plan": mc.report_matches_plan(report, table), "effect": None, "effect_error": None}
-    bar.progress(0.85, text="Embedding the STS-B sample with both models…")
-    try:
-        built["effect"] = mc.model_effect(model, tokenizer(), effect_sample(glue_dir))
-    except (OSError, ValueError) as exc:  # no STS-B data: the model is still built and can be downloaded
-        built["effect_error"] = str(exc)
+        model, report = follow(bar, pace, f"{step['build']}building the compressed model (MPOConfig + apply_mpo)",
+                               build)
+        built = session_record(request, table, model, report, time.perf_counter() - start, "built")
+    else:
+        model, report, _ = stored
+        built = session_record(request, table, model, report, time.perf_counter() - start, "disk")
+    built["effect"] = effect
+    if built["effect"] is None:
+        try:
+            reference, tok, pace = effect_sample(glue_dir, bar, step.get("original", "")), tokenizer(), mc.embed_pace()
+
+            def measure():
+                with forward_steps(model, pace, mc.embedding_batches(mc.STS_PAIRS), "compressed model"):
+                    return mc.model_effect(model, tok, reference)
+
+            built["effect"] = follow(bar, pace, f"{step['measure']}embedding {mc.STS_PAIRS} STS-B pairs with the "
+                                                "compressed model", measure)
+            built_cache.save_effect(where, key, sample, built["effect"])
+        except (OSError, ValueError) as exc:  # no STS-B data: the model is still built and can be downloaded
+            built["effect_error"] = str(exc)
+    built["seconds"] = time.perf_counter() - start
     bar.empty()
     st.session_state["compress_built"] = built
     st.session_state.pop("compress_zip", None)
@@ -227,30 +349,56 @@ def show_effect(request: mc.CompressionRequest, table: pd.DataFrame, glue_dir: s
         "without any fine-tuning (zero-shot Spearman with the gold scores)."
     )
     if st.button("Build the model and measure", key="compress_build", type="primary",
-                 help="apply_mpo on a copy of the model (a few seconds), then both models embed the sample."):
+                 help="apply_mpo on a copy of the model, then both models embed the sample; the built model and "
+                      "its numbers are kept on disk for the next visit."):
         try:
             build_and_measure(request, table, glue_dir)
         except USER_ERRORS as exc:
             st.error(_message(exc))
             return None
     built = st.session_state.get("compress_built")
+    if built is None or built["request"] != request:
+        try:
+            disk = from_disk(request, table, glue_dir)  # built on an earlier visit: live at once
+        except USER_ERRORS:
+            disk = None
+        if disk is not None:
+            st.session_state["compress_built"] = built = disk
+            st.session_state.pop("compress_zip", None)
     if built is not None and built["request"] == request:
         if built["effect"] is not None:
             show_rows(mc.effect_rows(built["effect"]))
+            st.markdown(mc.effect_note(built["effect"]))
         else:
             st.warning(f"The model is built, but its effect was not measured: {built['effect_error']}")
+        st.caption(f"Built and measured in {built['seconds']:.1f} s on this server; kept in the disk cache." if
+                   built["source"] == "built" else
+                   f"Read from the disk cache: built on an earlier visit (that build took {built['seconds']:.1f} s).")
         return built
+    st.caption(build_estimate(request, glue_dir))
     snap = snapshot.load("compress")
     stored = (snap or {}).get("state", {})
     if stored.get("effect") and stored.get("request") == [list(request.groups), request.ratio, request.n,
                                                           request.layers]:
-        show_rows(mc.effect_rows(Agreement(**stored["effect"])))
+        effect = Agreement(**stored["effect"])
+        show_rows(mc.effect_rows(effect))
+        st.markdown(mc.effect_note(effect))
         st.caption(f"{snapshot.stored(snap)} Press the button to build the model and measure it again.")
     elif built is not None:
         st.info("The settings changed since the model was built: press “Build the model and measure” again.")
     else:
         st.caption("Press the button to build the model: the download follows.")
     return None
+
+
+def build_estimate(request: mc.CompressionRequest, glue_dir: str) -> str:
+    """How long the button takes with these settings, at the measured paces (this machine's may differ)."""
+    seconds = mc.build_pace(base_model(), request).seconds_left()
+    embed = mc.embedding_batches(mc.STS_PAIRS) / mc.EMBED_BATCHES_PER_SECOND
+    seconds += embed * (1 if glue_dir in sample_store() else 2)  # the original's embeddings, once per server
+    return (f"Building and measuring takes {format_seconds(seconds)} with these settings (paces measured on one "
+            "core of a 2-core machine with the other busy; a progress bar shows the time left as it goes). Once "
+            "built, the model and its numbers are kept on disk: the same settings then show at once.")
 
 
 def show_download(request: mc.CompressionRequest, built: dict | None) -> None:
@@ -291,7 +439,7 @@ def run_calibrated(request: cal.CalibratedRequest, glue_dir: str) -> None:
                                      phase=phase)
     record = {"request": request, "result": result, "effect": None, "effect_error": None}
     try:
-        record["effect"] = mc.model_effect(result.model, tokenizer(), effect_sample(glue_dir))
+        record["effect"] = mc.model_effect(result.model, tokenizer(), effect_sample(glue_dir, bar))
     except (OSError, ValueError) as exc:  # no STS-B data: the model is still compressed
         record["effect_error"] = str(exc)
     bar.empty()
@@ -373,7 +521,8 @@ def main() -> None:
     totals = mc.size_totals(model, table)
     show_rows(mc.totals_rows(totals, table))
     st.plotly_chart(mc.group_figure(table), key="compress_groups_figure")
-    st.dataframe(table, column_config=TABLE_FORMATS)
+    layers = [str(int(v)) if pd.notna(v) else "– (none)" for v in table["layer"]]  # not "None" for the embedding
+    st.dataframe(table.assign(layer=layers), column_config=TABLE_FORMATS)
     built = show_effect(request, table, allowed_paths.dashboard_roots().glue)  # the server's GLUE folder
     show_download(request, built)
     effect = None if built is None else built["effect"]

@@ -9,6 +9,8 @@ from transformers import AutoModel, AutoTokenizer
 
 import mpo_core
 from app import compress as mc
+from mpo_core.model.embedding_agreement import Agreement
+from mpo_core.model.matrix_groups import find_matrices
 from mpo_core.model.surgery import mpo_modules
 
 from ..mpo_core.tiny_models import tiny_inputs, tiny_model
@@ -162,3 +164,30 @@ def test_tiny_random_bert_all_groups(n):
     assert mpo_core.count_parameters(model).total == mc.size_totals(base, table).after
     with torch.no_grad():
         assert model(**tiny_inputs()).logits.shape == (2, 3)
+
+
+def test_matrices_go_cheapest_first_and_the_pace_follows_each(minilm):
+    """The pace is measured on the small matrices before the word embedding (a third of a build) starts."""
+    request = mc.CompressionRequest(groups=("word_embedding", "query", "ffn_in"), ratio=0.3, n=5)
+    order = []
+    model, report = mc.build_compressed_model(minilm, request, progress=lambda done, total, name: order.append(name))
+    assert order[-1] == "embeddings.word_embeddings" and order[0].endswith("query")
+    assert [r.name for r in report] == list(mc.selected_matrices(minilm, request))  # the report in model order
+    pace = mc.build_pace(minilm, request)
+    again, _ = mc.build_compressed_model(minilm, request, pace=pace)
+    assert pace.count == len(report) and pace.done == pace.total and pace.fraction() == 1
+    assert [m for m in pace.steps({})] == []
+    spectra_pace = mc.spectra_pace(minilm)
+    entries = mc.matrix_spectra(minilm, 5, pace=spectra_pace)
+    assert list(entries) == list(find_matrices(minilm)) and spectra_pace.done == spectra_pace.total
+
+
+def test_the_effect_note_explains_a_low_agreement_beside_the_zero_shot_scores():
+    low = mc.effect_note(Agreement(400, 0.0709, -0.0602, 0.8601, 0.5951))
+    assert "point elsewhere than the original's (mean cosine 0.071, worst sentence -0.060" in low
+    assert "1 = the same direction, 0 = unrelated" in low and "Spearman 0.595 against the original's 0.860" in low
+    assert "(69 % of it)" in low and "can hold up when the agreement does not" in low
+    high = mc.effect_note(Agreement(400, 0.97, 0.9, 0.86, 0.85))
+    assert "point almost where the original's do" in high and "hold up" not in high and "Fine-tuning" not in high
+    assert "Zero-shot" not in mc.effect_note(Agreement(400, 0.6, 0.2, None, None))
+    assert mc.embedding_batches(200) == 7  # 400 sentences in batches of 64

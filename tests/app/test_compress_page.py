@@ -32,7 +32,7 @@ _metric = pages.metric
 def test_opens_with_the_paper_groups_planned(page):
     at = page
     assert at.title[0].value == "Compress a model"
-    assert at.multiselect(key="compress_groups").value == [
+    assert at.button_group(key="compress_groups").value == [
         "word_embedding", "query", "key", "value", "attention_output", "ffn_in", "ffn_out"]
     assert _millions(at, "#To before") == 22.71  # MiniLM-L6 (BertModel): 22,713,216 parameters
     assert _millions(at, "#To after") < _millions(at, "#To before")
@@ -57,13 +57,13 @@ def test_the_ratio_slider_changes_table_and_totals(page):
 
 def test_groups_and_layers_choose_the_matrices(page):
     at = page
-    at.multiselect(key="compress_groups").set_value(["query", "ffn_in"]).run()
+    at.button_group(key="compress_groups").set_value(["query", "ffn_in"]).run()
     assert len(_ok(at).dataframe[0].value) == 2 * 6
     at.multiselect(key="compress_layers").set_value([0, 5]).run()
     rows = _ok(at).dataframe[0].value
     assert list(rows.index) == [f"encoder.layer.{i}.{m}" for i in (0, 5)
                                 for m in ("attention.self.query", "intermediate.dense")]
-    at.multiselect(key="compress_groups").set_value([]).run()
+    at.button_group(key="compress_groups").set_value([]).run()
     assert not at.exception and any("at least one matrix group" in i.value for i in at.info)
 
 
@@ -71,15 +71,21 @@ def test_the_default_shows_what_compression_does_to_the_model(page):
     at = page  # measured ahead (app/snapshots/compress.json) for the default settings, shown without a build
     original, compressed = float(_metric(at, "STS-B Spearman, original")), float(_metric(at, "STS-B Spearman, compressed"))
     assert original > 0.75 and compressed < original  # the packaged sentence encoder, then cut to rho = 0.3
-    assert 0 <= float(_metric(at, "Embedding agreement (cos)")) < 0.5
+    agreement = _metric(at, "Embedding agreement (cos)")
+    assert 0 <= float(agreement) < 0.5
     assert any("Press the button to build" in c.value for c in at.caption)
+    # explained on the page, not only in a tooltip: what a low agreement means beside the zero-shot scores
+    [note] = [m.value for m in at.markdown if m.value.startswith("**Embedding agreement**")]
+    assert f"point elsewhere than the original's (mean cosine {agreement}" in note and "0 = unrelated" in note
+    assert f"Spearman {_metric(at, 'STS-B Spearman, compressed')} against the original's" in note
+    assert any(c.value.startswith("Building and measuring takes about") for c in at.caption)  # the wait, stated
     at.slider(key="compress_ratio").set_value(0.5).run()  # other settings: nothing stored to show
     assert not [m for m in _ok(at).metric if m.label.startswith("STS-B")]
 
 
 def test_build_measures_the_model_and_offers_the_download(page):
     at = page
-    at.multiselect(key="compress_groups").set_value(["query", "key"]).run()
+    at.button_group(key="compress_groups").set_value(["query", "key"]).run()
     at.multiselect(key="compress_layers").set_value([1]).run()
     planned = _millions(_ok(at), "#To after")
     assert not at.get("download_button")
@@ -99,10 +105,28 @@ def test_build_measures_the_model_and_offers_the_download(page):
     assert not at.get("download_button") and any("settings changed" in i.value for i in _ok(at).info)
 
 
+def test_a_second_visit_reads_the_built_model_and_its_numbers_from_the_disk_cache(page, tmp_path):
+    at = page
+    at.button_group(key="compress_groups").set_value(["query", "ffn_out"]).run()
+    at.multiselect(key="compress_layers").set_value([2]).run()
+    at.button(key="compress_build").click().run()
+    numbers = {m.label: m.value for m in _ok(at).metric}
+    assert any(c.value.startswith("Built and measured in") for c in at.caption)
+    [entry] = (tmp_path / "cache" / "compress").iterdir()
+    assert (entry / "built.json").is_file() and [p.name for p in entry.glob("effect-*.json")]
+
+    again = _ok(pages.open_page("compress"))  # a new session, the same cache folder
+    again.button_group(key="compress_groups").set_value(["query", "ffn_out"]).run()
+    again.multiselect(key="compress_layers").set_value([2]).run()  # live without pressing the button
+    assert {m.label: m.value for m in _ok(again).metric} == numbers
+    assert any(c.value.startswith("Read from the disk cache") for c in again.caption)
+    assert len(again.get("download_button")) == 1
+
+
 def test_without_sts_b_data_the_model_is_still_built(page, tmp_path, monkeypatch):
     monkeypatch.setenv("GLUE_DIR", str(tmp_path))  # an empty GLUE folder
     at = page
-    at.multiselect(key="compress_groups").set_value(["query"]).run()
+    at.button_group(key="compress_groups").set_value(["query"]).run()
     at.multiselect(key="compress_layers").set_value([0]).run()
     at.button(key="compress_build").click().run()
     assert not at.exception
@@ -112,7 +136,7 @@ def test_without_sts_b_data_the_model_is_still_built(page, tmp_path, monkeypatch
 
 def test_n_changes_the_bond_dims(page):
     at = page
-    at.multiselect(key="compress_groups").set_value(["value"]).run()
+    at.button_group(key="compress_groups").set_value(["value"]).run()
     full = at.dataframe[0].value["full d_k (Eq. 2)"]
     at.select_slider(key="compress_n").set_value(3).run()
     fewer = _ok(at).dataframe[0].value["full d_k (Eq. 2)"]
@@ -132,7 +156,7 @@ def test_every_method_is_offered_and_explained(page):
     assert at.slider(key="compress_share").value == 0.5
     assert at.number_input(key="compress_sentences").value == 512
     assert at.selectbox(key="compress_calibration").value == "stsb"
-    groups = at.multiselect(key="compress_auto_groups")
+    groups = at.button_group(key="compress_auto_groups")
     assert [o for o in groups.options if "embedding" in o.lower()]  # offered: its sensitivity is measured too
     assert not [o for o in groups.value if "embedding" in o.lower()]  # not chosen by default (the frontier's 36)
     assert not at.dataframe and not at.get("plotly_chart")  # nothing runs before the click
@@ -146,9 +170,9 @@ def test_a_calibrated_method_runs_and_lands_on_the_frontier(page, monkeypatch, t
     write_frontier("small")  # under the fixture's MPO_RESULTS_DIR
     at = page
     at.selectbox(key="compress_method").set_value("svd_whitened").run()
-    assert at.multiselect(key="compress_cal_groups").value == ["query", "key", "value", "attention_output",
+    assert at.button_group(key="compress_cal_groups").value == ["query", "key", "value", "attention_output",
                                                                "ffn_in", "ffn_out"]  # the frontier's matrices
-    at.multiselect(key="compress_cal_groups").set_value(["query", "key", "value", "attention_output"]).run()
+    at.button_group(key="compress_cal_groups").set_value(["query", "key", "value", "attention_output"]).run()
     at.slider(key="compress_share").set_value(0.3).run()
     at.number_input(key="compress_sentences").set_value(32).run()
     (chart,) = _ok(at).get("plotly_chart")  # the stored frontier, beside the share chosen
@@ -181,7 +205,7 @@ def test_calibration_from_a_text_file_inside_the_glue_folder(page, tmp_path, mon
     at.text_input(key="compress_calibration_file").set_value("/etc/passwd").run()
     assert any("outside" in e.value for e in at.error)
     at.text_input(key="compress_calibration_file").set_value(str(glue / "corpus.txt")).run()
-    at.multiselect(key="compress_cal_groups").set_value(["query"]).run()
+    at.button_group(key="compress_cal_groups").set_value(["query"]).run()
     at.number_input(key="compress_sentences").set_value(16).run()
     at.button(key="compress_run").click().run()
     assert not at.exception and not at.error
