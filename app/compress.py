@@ -48,7 +48,9 @@ from mpo_core.model.matrix_groups import DEFAULT_GROUPS, GROUPS, find_matrices, 
 from mpo_core.model.model_folder import check_model_folder
 from mpo_core.tensor.validation import check_num_tensors, check_number
 
-from .atlas import GROUP_LABELS, AtlasEntry, chosen_bond_dims, spectra_norm, spectra_only
+from . import decomposition_cache
+from .atlas import GROUP_LABELS, AtlasEntry, chosen_bond_dims, spectra_norm
+from .decomposition_cache import spectra_only
 from .pace import Pace
 
 DEFAULT_RATIO = 0.3
@@ -155,24 +157,57 @@ def spectra_pace(model: nn.Module) -> Pace:
     return Pace(sum(_by_cost(model, find_matrices(model)).values()), SPECTRA_UNITS_PER_SECOND)
 
 
-def matrix_spectra(model: nn.Module, n: int, progress: ProgressFn | None = None,
-                   pace: Pace | None = None) -> dict[str, AtlasEntry]:
+def matrix_spectra(model: nn.Module, n: int, progress: ProgressFn | None = None, pace: Pace | None = None,
+                   cache_dir=None, model_path=None) -> dict[str, AtlasEntry]:
     """Decompose every supported matrix of ``model`` once (full bonds) and keep its spectra.
 
-    ``progress(done, total, name)`` is called after each matrix; ``pace`` (:func:`spectra_pace`) follows
-    each matrix from its start. Entries are in the model's order.
+    With ``cache_dir`` (the dashboard's cache folder) and ``model_path`` (the folder ``model`` was loaded
+    from), each matrix's spectra are read from :mod:`app.decomposition_cache` when there (the Entropy
+    atlas stores the same entries: same weight files, name and settings) and stored when not.
+    ``progress(done, total, name)`` is called for each matrix in the model's order once all are in hand;
+    ``pace`` (:func:`spectra_pace`) follows each decomposition from its start, the matrices read from disk
+    taken off its total. Entries are in the model's order.
     """
     check_num_tensors(n)
     modules = dict(model.named_modules())
     matrices = find_matrices(model)
-    costs = _by_cost(model, matrices)
+    mpos = {name: _cached_spectra(name, modules[name].weight.shape, n, cache_dir, model_path) for name in matrices}
+    costs = _by_cost(model, [name for name, mpo in mpos.items() if mpo is None])
+    if pace is not None:
+        pace.discount(sum(_by_cost(model, [name for name in matrices if name not in costs]).values()))
+    for name in pace.steps(costs) if pace is not None else costs:
+        mpos[name] = spectra_only(mpo_core.decompose(modules[name].weight.detach(), n=n))
+        _store_spectra(name, mpos[name], n, cache_dir, model_path)
     entries = {}
-    for done, name in enumerate(pace.steps(costs) if pace is not None else costs, 1):
-        mpo = mpo_core.decompose(modules[name].weight.detach(), n=n)
-        entries[name] = AtlasEntry(name, matrices[name], layer_index(name), spectra_only(mpo), spectra_norm(mpo))
+    for done, name in enumerate(matrices, 1):
+        entries[name] = AtlasEntry(name, matrices[name], layer_index(name), mpos[name], spectra_norm(mpos[name]))
         if progress is not None:
             progress(done, len(matrices), name)
-    return {name: entries[name] for name in matrices}
+    return entries
+
+
+def _spectra_key(name: str, shape, n: int, model_path) -> str:
+    """The :mod:`app.decomposition_cache` key of a module's weight: its file identity, n and planned factors."""
+    planned = mpo_core.plan_shape(int(shape[0]), int(shape[1]), n=n)
+    identity = decomposition_cache.weight_identity(f"{name}.weight", model_path)
+    return decomposition_cache.entry_key(identity, {"n": n, "out_factors": list(planned.out_factors),
+                                                    "in_factors": list(planned.in_factors)})
+
+
+def _cached_spectra(name: str, shape, n: int, cache_dir, model_path):
+    if cache_dir is None or model_path is None:
+        return None
+    return decomposition_cache.load(decomposition_cache.folder(cache_dir), _spectra_key(name, shape, n, model_path))
+
+
+def _store_spectra(name: str, mpo, n: int, cache_dir, model_path) -> None:
+    if cache_dir is None or model_path is None:
+        return
+    key = _spectra_key(name, (mpo.shape.out_features, mpo.shape.in_features), n, model_path)
+    try:
+        decomposition_cache.save(decomposition_cache.folder(cache_dir), key, mpo, {"weight": f"{name}.weight", "n": n})
+    except OSError:  # a read-only or full cache folder costs the next visit time, not this one its plan
+        pass
 
 
 # --------------------------------------------------------------------------- plan

@@ -46,6 +46,10 @@ class Pace:
         self.spent += self.clock() - self.began
         self.done, self.current, self.count = self.done + self.current, 0.0, self.count + 1
 
+    def discount(self, cost: float) -> None:
+        """Take ``cost`` off the total: work that turned out to be done already (e.g. read from a cache)."""
+        self.total = max(self.total - float(cost), 0.0)
+
     def steps(self, costs: Mapping[str, float]) -> Iterator[str]:
         """Each label of ``costs`` in order, begun before it is yielded and ended when the loop comes back."""
         for label, cost in costs.items():
@@ -60,12 +64,14 @@ class Pace:
 
     def fraction(self) -> float:
         """Share of the total cost done, the current item counted by its time so far (never past its end)."""
+        if self.total <= 0:
+            return 1.0
         into = min(self.current * ITEM_CAP, (self.clock() - self.began) * self.rate) if self.current else 0.0
         return min(1.0, (self.done + into) / self.total)
 
     def seconds_left(self) -> float:
         """Seconds to the end at the measured rate (at least 1 s while an item runs)."""
-        left = (self.total - self.done) / self.rate - (self.clock() - self.began if self.current else 0.0)
+        left = max(self.total - self.done, 0.0) / self.rate - (self.clock() - self.began if self.current else 0.0)
         return max(left, 1.0 if self.current else 0.0)
 
 

@@ -116,8 +116,11 @@ def load_spectra(n: int) -> dict:
         base = base_model()
         bar = st.progress(0.0, text=f"Decomposing every matrix into an n = {n} MPO (Algorithm 1)…")
         pace = mc.spectra_pace(base)
-        store[n] = follow(bar, pace, f"Decomposing every matrix into an n = {n} MPO (Algorithm 1, once per n)",
-                          lambda: mc.matrix_spectra(base, n, pace=pace))
+        cache = allowed_paths.dashboard_roots().root("cache")  # shared with the Entropy atlas: same entries
+        store[n] = follow(bar, pace, f"Decomposing every matrix into an n = {n} MPO (Algorithm 1, once per n; "
+                                     "then kept on disk)",
+                          lambda: mc.matrix_spectra(base, n, pace=pace, cache_dir=cache,
+                                                    model_path=mpo_core.default_model_path()))
         bar.empty()
     return store[n]
 

@@ -191,3 +191,23 @@ def test_the_effect_note_explains_a_low_agreement_beside_the_zero_shot_scores():
     assert "point almost where the original's do" in high and "hold up" not in high and "Fine-tuning" not in high
     assert "Zero-shot" not in mc.effect_note(Agreement(400, 0.6, 0.2, None, None))
     assert mc.embedding_batches(200) == 7  # 400 sentences in batches of 64
+
+
+def test_spectra_are_kept_on_disk_for_the_next_server(minilm, spectra, tmp_path):
+    """Entries of app.decomposition_cache, keyed as the Entropy atlas keys them: a second server reads them back."""
+    from app import decomposition_cache
+
+    path = mpo_core.default_model_path()
+    pace = mc.spectra_pace(minilm)
+    stored = mc.matrix_spectra(minilm, 5, pace=pace, cache_dir=tmp_path, model_path=path)
+    assert pace.done == pace.total > 0
+    assert len(list(decomposition_cache.folder(tmp_path).glob("*.json"))) == len(stored)
+    again_pace = mc.spectra_pace(minilm)
+    again = mc.matrix_spectra(minilm, 5, pace=again_pace, cache_dir=tmp_path, model_path=path)
+    assert again_pace.total == 0 and again_pace.fraction() == 1  # nothing decomposed
+    for name, entry in spectra.items():
+        assert again[name].norm == pytest.approx(entry.norm)
+        assert all(torch.equal(a.double(), b.double()) for a, b in zip(again[name].mpo.singular_values,
+                                                                       entry.mpo.singular_values))
+    request = mc.CompressionRequest(ratio=0.3, n=5)
+    assert mc.plan_table(minilm, again, request).equals(mc.plan_table(minilm, spectra, request))

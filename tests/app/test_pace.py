@@ -68,3 +68,12 @@ def test_forward_steps_count_this_threads_passes_only():
 def test_format_seconds():
     assert [format_seconds(s) for s in (0.2, 12.4, 59, 150)] == ["about 1 s", "about 12 s", "about 59 s",
                                                                   "about 2 min"]
+
+
+def test_work_found_done_comes_off_the_total():
+    clock = Clock()
+    pace = Pace(total=10, prior_rate=1.0, clock=clock)
+    pace.discount(6)
+    assert pace.total == 4 and pace.seconds_left() == 4
+    pace.discount(9)  # all of it was cached
+    assert pace.total == 0 and pace.fraction() == 1 and pace.seconds_left() == 0
