@@ -268,7 +268,11 @@ def sample_key(glue_dir: str) -> str | None:
 
 
 def session_record(request, table, model, report, seconds: float, source: str) -> dict:
-    """What the page keeps of a built model for this session."""
+    """What the page keeps of a built model for this session.
+
+    ``seconds``: the build (source ``"built"``: with the measurement, this visit's) or, read from the disk
+    (``"disk"``), the stored model's build on an earlier visit.
+    """
     return {"request": request, "model": model, "total_params": mpo_core.count_parameters(model).total,
             "matches_plan": mc.report_matches_plan(report, table), "effect": None, "effect_error": None,
             "seconds": seconds, "source": source}
@@ -314,8 +318,8 @@ def build_and_measure(request: mc.CompressionRequest, table: pd.DataFrame, glue_
                                build)
         built = session_record(request, table, model, report, time.perf_counter() - start, "built")
     else:
-        model, report, _ = stored
-        built = session_record(request, table, model, report, time.perf_counter() - start, "disk")
+        model, report, meta = stored
+        built = session_record(request, table, model, report, float(meta.get("seconds", 0.0)), "disk")
     built["effect"] = effect
     if built["effect"] is None:
         try:
@@ -330,7 +334,8 @@ def build_and_measure(request: mc.CompressionRequest, table: pd.DataFrame, glue_
             built_cache.save_effect(where, key, sample, built["effect"])
         except (OSError, ValueError) as exc:  # no STS-B data: the model is still built and can be downloaded
             built["effect_error"] = str(exc)
-    built["seconds"] = time.perf_counter() - start
+    if built["source"] == "built":
+        built["seconds"] = time.perf_counter() - start
     bar.empty()
     st.session_state["compress_built"] = built
     st.session_state.pop("compress_zip", None)

@@ -119,8 +119,10 @@ def test_a_second_visit_reads_the_built_model_and_its_numbers_from_the_disk_cach
     again.button_group(key="compress_groups").set_value(["query", "ffn_out"]).run()
     again.multiselect(key="compress_layers").set_value([2]).run()  # live without pressing the button
     assert {m.label: m.value for m in _ok(again).metric} == numbers
-    assert any(c.value.startswith("Read from the disk cache") for c in again.caption)
+    [read] = [c.value for c in again.caption if c.value.startswith("Read from the disk cache")]
     assert len(again.get("download_button")) == 1
+    again.button(key="compress_build").click().run()  # read again: still the earlier build's time, not the read's
+    assert read in [c.value for c in _ok(again).caption] and {m.label: m.value for m in again.metric} == numbers
 
 
 def test_without_sts_b_data_the_model_is_still_built(page, tmp_path, monkeypatch):
