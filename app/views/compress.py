@@ -435,19 +435,38 @@ def show_download(request: mc.CompressionRequest, built: dict | None) -> None:
 
 
 # --------------------------------------------------------------------------- the other methods
+# Where each phase of cal.compress_calibrated starts (its ``done``) and, here, ends: the compression phase ends
+# where the zero-shot phase (the page's) begins.
+PHASE_ENDS = {"calibration": 0.25, "sensitivity": 0.5, "compression": 0.85}
+CALIBRATED_SECONDS = 60.0  # a calibrated compression of the frontier's matrices on one busy core (README: 58 s)
+
+
 def run_calibrated(request: cal.CalibratedRequest, glue_dir: str) -> None:
-    """Calibrate, (auto) measure sensitivity, compress and measure, with a bar per phase; keep it for this session."""
+    """Calibrate, (auto) measure sensitivity, compress and measure, a moving bar per phase; keep it for this session."""
     bar = st.progress(0.0, text="Starting…")
     cache = Path(allowed_paths.dashboard_roots().root("cache")) / "calibration"
+    base, tok = base_model(), tokenizer()
+    pace = Pace(PHASE_ENDS["compression"], PHASE_ENDS["compression"] / CALIBRATED_SECONDS)  # shares of the run
+    ends = {**PHASE_ENDS, "calibration": PHASE_ENDS["calibration" if request.method == "auto" else "sensitivity"]}
 
-    def phase(name: str, done: float, text: str) -> None:
-        bar.progress(done, text=text)
+    def phase(name: str, done: float, text: str) -> None:  # the worker's: the phase starting, the share behind it
+        if pace.current:
+            pace.end()
+        pace.discount(max(0.0, done - pace.done))  # phases this method skips
+        pace.begin(text.rstrip("…"), ends.get(name, done) - done)
 
-    result = cal.compress_calibrated(base_model(), tokenizer(), request, data_dir=glue_dir, cache_dir=cache,
-                                     phase=phase)
+    result = follow(bar, pace, f"Compressing ({cal.METHOD_LABELS[request.method].split(':')[0]})",
+                    lambda: cal.compress_calibrated(base, tok, request, data_dir=glue_dir, cache_dir=cache,
+                                                    phase=phase))
     record = {"request": request, "result": result, "effect": None, "effect_error": None}
     try:
-        record["effect"] = mc.model_effect(result.model, tokenizer(), effect_sample(glue_dir, bar))
+        reference, embed = effect_sample(glue_dir, bar), mc.embed_pace()
+
+        def measure():
+            with forward_steps(result.model, embed, mc.embedding_batches(mc.STS_PAIRS), "compressed model"):
+                return mc.model_effect(result.model, tok, reference)
+
+        record["effect"] = follow(bar, embed, f"Zero-shot STS-B: embedding {mc.STS_PAIRS} pairs", measure)
     except (OSError, ValueError) as exc:  # no STS-B data: the model is still compressed
         record["effect_error"] = str(exc)
     bar.empty()
