@@ -11,25 +11,29 @@ from the bond spectra alone the atlas then reads, per matrix,
 * how the parameters split between the central tensor ``C`` and the
   auxiliary tensors.
 
-The page caches what is slow::
+What is slow is cached::
 
-    build_atlas(n)          40 SVD chains (about 1.5 s on one CPU core) -> st.cache_resource
-    atlas_table(atlas, rho) allocated bond dims per matrix (~0.5 s)      -> st.cache_data
-    figures                 from the table                              -> every rerun
+    build_atlas(n, cache_dir)        40 SVD chains and the central pairs' error   -> on disk (app.decomposition_cache,
+                                     tables (~8 s at n = 5 on a busy 2-core CPU,     read back in ~0.5 s),
+                                     minutes at n = 4 or 6)                          then st.cache_resource
+    atlas_table(atlas, rho, cache)   allocated bond dims per matrix (~1-2 s)       -> on disk (JSON), st.cache_data
+    figures                          from the table                                -> every rerun
 """
 from __future__ import annotations
 
 import math
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Callable, Sequence
 
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
-import torch
 
 import mpo_core
+from app import decomposition_cache
+from app.decomposition_cache import spectra_only  # the atlas' MPOs: spectra, no tensors
 from mpo_core import MPO
 from mpo_core.model.matrix_groups import EXCLUDED_COMPONENTS, GROUP_TABLE, layer_index
 from mpo_core.tensor.validation import check_choice, check_num_tensors, check_number
@@ -115,23 +119,6 @@ def weight_group(name: str) -> str:
     return "other"
 
 
-def spectra_only(mpo: MPO) -> MPO:
-    """The same MPO with its local tensors replaced by zero-stride placeholders of the same shapes.
-
-    Everything the atlas reads (bond dims, spectra, Eq. (3)-(6), the allocator's
-    bond dims for a ratio) needs shapes, Schmidt values and the central pair's
-    error table (:attr:`MPO.center_row_tails`, computed here from the real
-    tensors and carried over), while the full-bond tensors of all MiniLM
-    matrices hold ~24M numbers per ``n``.
-    Do not contract the result: its tensors are all zeros (use :func:`spectra_norm`).
-    """
-    placeholder = torch.zeros((), dtype=mpo.dtype)
-    tensors = tuple(placeholder.expand(t.shape) for t in mpo.tensors)
-    stripped = MPO(tensors, mpo.shape, mpo.singular_values, mpo.center)
-    stripped.__dict__["center_row_tails"] = mpo.center_row_tails  # a cached_property: set, not recomputed
-    return stripped
-
-
 def spectra_norm(mpo: MPO) -> float:
     """``||M||_F`` from the Schmidt values of any bond (their squares sum to it squared)."""
     return math.sqrt(float((mpo.singular_values[0].double() ** 2).sum()))
@@ -146,6 +133,7 @@ class AtlasEntry:
     layer: int | None  # encoder layer, None outside the layers
     mpo: MPO  # full-bond MPO, spectra only (see spectra_only)
     norm: float  # ||M||_F
+    key: str | None = None  # its app.decomposition_cache key (None when built without the disk cache)
 
 
 @dataclass(frozen=True)
@@ -154,7 +142,8 @@ class Atlas:
 
     n: int
     entries: tuple[AtlasEntry, ...]
-    seconds: float  # wall time of the decompositions
+    seconds: float  # wall time to build it (decompositions, or reading them from the disk cache)
+    from_cache: int = 0  # how many entries were read from the disk cache instead of decomposed
 
     @property
     def names(self) -> list[str]:
@@ -167,15 +156,40 @@ class Atlas:
         raise KeyError(f"no matrix named {name!r} in the atlas; choose one of {self.names[:3]}...")
 
 
+def _decompose(name: str, model_path, shape) -> MPO:
+    return spectra_only(mpo_core.decompose(mpo_core.load_weight_matrix(name, model_path), shape=shape))
+
+
+def _spectra(name: str, n: int, model_path, rows: int, cols: int, cache_dir) -> tuple[MPO, str | None, bool]:
+    """``(spectra-only MPO, cache key, read from the disk cache?)`` of one weight: planned shape, full bonds."""
+    shape = mpo_core.plan_shape(rows, cols, n=n)
+    if cache_dir is None:
+        return _decompose(name, model_path, shape), None, False
+    where = decomposition_cache.folder(cache_dir)
+    key = decomposition_cache.weight_key(name, model_path or mpo_core.default_model_path(), n, shape.out_factors,
+                                         shape.in_factors)
+    mpo = decomposition_cache.load(where, key)
+    if mpo is not None:
+        return mpo, key, True
+    mpo = _decompose(name, model_path, shape)
+    try:
+        decomposition_cache.save(where, key, mpo, {"weight": name, "n": n})
+    except OSError:  # a read-only or full cache folder costs the next visit time, not this one its atlas
+        pass
+    return mpo, key, False
+
+
 def build_atlas(
     n: int = DEFAULT_NUM_TENSORS,
     model_path=None,
     names: Sequence[str] | None = None,
     progress: ProgressFn | None = None,
+    cache_dir=None,
 ) -> Atlas:
     """Decompose every 2-D weight of the model (or just ``names``) into an ``n``-tensor MPO.
 
-    ``progress(done, total, name)`` is called after each matrix.
+    ``progress(done, total, name)`` is called after each matrix. With ``cache_dir`` (the dashboard's cache
+    folder) each decomposition is read from :mod:`app.decomposition_cache` when there, and stored when not.
     """
     check_num_tensors(n)
     shapes = mpo_core.list_weight_matrices(model_path)
@@ -183,13 +197,14 @@ def build_atlas(
     unknown = [w for w in names if w not in shapes]
     if unknown:
         raise KeyError(f"no weight named {unknown[0]!r} in the model; see mpo_core.list_weight_matrices().")
-    entries, start = [], time.perf_counter()
+    entries, loaded, start = [], 0, time.perf_counter()
     for done, name in enumerate(names, 1):
-        mpo = mpo_core.decompose(mpo_core.load_weight_matrix(name, model_path), n=n)
-        entries.append(AtlasEntry(name, weight_group(name), layer_index(name), spectra_only(mpo), spectra_norm(mpo)))
+        mpo, key, cached = _spectra(name, n, model_path, *shapes[name], cache_dir)
+        loaded += cached
+        entries.append(AtlasEntry(name, weight_group(name), layer_index(name), mpo, spectra_norm(mpo), key))
         if progress is not None:
             progress(done, len(names), name)
-    return Atlas(n, tuple(entries), time.perf_counter() - start)
+    return Atlas(n, tuple(entries), time.perf_counter() - start, loaded)
 
 
 # --------------------------------------------------------------------------- table
@@ -243,10 +258,36 @@ def matrix_row(entry: AtlasEntry, ratio: float) -> dict:
     }
 
 
-def atlas_table(atlas: Atlas, ratio: float) -> pd.DataFrame:
-    """One row per matrix (index: state-dict name), in the atlas' order."""
+TABLE_SUBDIR = "atlas"  # tables by ratio, beside the decompositions in the cache folder
+TABLE_VERSION = 1  # bump when a column's meaning changes
+
+
+def table_key(atlas: Atlas, ratio: float) -> str | None:
+    """Disk-cache key of the table at ``ratio``: its decompositions' keys; ``None`` if one has none."""
+    keys = [e.key for e in atlas.entries]
+    if None in keys:
+        return None
+    return decomposition_cache.entry_key({"decompositions": keys}, {"atlas_table": TABLE_VERSION, "ratio": ratio})
+
+
+def atlas_table(atlas: Atlas, ratio: float, cache_dir=None) -> pd.DataFrame:
+    """One row per matrix (index: state-dict name), in the atlas' order.
+
+    With ``cache_dir`` the rows (allocated bond dims and all, ~1 s) are read from, or stored in,
+    ``<cache_dir>/atlas`` as JSON.
+    """
     check_number("the target compression ratio", ratio, minimum=0)
-    table = pd.DataFrame([matrix_row(e, ratio) for e in atlas.entries]).set_index("name")
+    key = table_key(atlas, ratio) if cache_dir is not None else None
+    where = Path(cache_dir) / TABLE_SUBDIR if key is not None else None
+    rows = decomposition_cache.load_json(where, key) if key is not None else None
+    if not isinstance(rows, list) or [r.get("name") for r in rows if isinstance(r, dict)] != atlas.names:
+        rows = [matrix_row(e, ratio) for e in atlas.entries]
+        if key is not None:
+            try:
+                decomposition_cache.save_json(where, key, rows)
+            except OSError:
+                pass
+    table = pd.DataFrame(rows).set_index("name")
     table["layer"] = table["layer"].astype("Int64")
     return table
 
@@ -256,20 +297,45 @@ def layered(table: pd.DataFrame) -> pd.DataFrame:
     return table[table["layer"].notna() & table["group"].isin(ENCODER_GROUPS)]
 
 
+def time_help(atlas: Atlas) -> str:
+    """Where the atlas' decompositions came from: the disk cache, this visit, or both."""
+    total = len(atlas.entries)
+    if atlas.from_cache == total:
+        return "All matrices read from the disk cache (decomposed on an earlier visit; full bonds, this n)."
+    made = "All matrices" if atlas.from_cache == 0 else f"{total - atlas.from_cache} of {total} matrices"
+    return f"{made} decomposed now (full bonds, this n) and stored in the disk cache for the next visit."
+
+
 def overview_rows(atlas: Atlas, table: pd.DataFrame) -> list[tuple[str, str, str]]:
     """The page's four headline numbers as ``(label, value, help)``."""
     dense, central, auxiliary = (int(table[c].sum()) for c in ("dense params", "central params at d'",
                                                                "auxiliary params at d'"))
     return [
         ("Weight matrices", str(len(table)), ""),
-        (TIME_LABEL, f"{atlas.seconds:.1f} s", "All matrices, full bonds; cached per n."),
+        (TIME_LABEL, f"{atlas.seconds:.1f} s", time_help(atlas)),
         ("All matrices: ρ at d′ (Eq. 5)", f"{(central + auxiliary) / dense:.4f}",
          "Σ MPO parameters at the chosen d′ₖ / Σ matrix entries."),
         ("Central tensors' share at d′", f"{100 * central / (central + auxiliary):.1f} %", ""),
     ]
 
 
-TIME_LABEL = "Decomposition time (CPU)"  # machine-dependent: not part of the page's snapshot
+TIME_LABEL = "Time to build (CPU)"  # machine-dependent: not part of the page's snapshot
+
+
+def percent(fraction: float) -> str:
+    """``0.887 -> "88.7 %"``: three significant digits, as the Decompose page writes its errors."""
+    return f"{100 * fraction:.3g} %"
+
+
+BOUND_OVER_NOTE = (
+    "The Eq. (4) bound passes 100 % here because it adds every bond's discarded energy as if each cut were made "
+    "alone, which over-counts at deep cuts; Open in Decompose measures the true error of this cut."
+)
+
+
+def bound_note(relative_bound: float) -> str | None:
+    """A sentence for the page when a relative Eq. (4) bound is over 100 % (else ``None``)."""
+    return BOUND_OVER_NOTE if relative_bound > 1 else None
 
 
 def ordered_names(table: pd.DataFrame) -> list[str]:
@@ -285,6 +351,10 @@ def outside_layers(table: pd.DataFrame) -> pd.DataFrame:
 
 
 # --------------------------------------------------------------------------- heatmap
+# Titles start below the row of plotly's toolbar (and Streamlit's fullscreen button), whatever the width.
+TITLE_UNDER_TOOLBAR = {"x": 0, "xref": "paper", "y": 1, "yref": "container", "yanchor": "top", "pad": {"t": 34}}
+TOP_MARGIN = 90
+
 def heatmap_grid(table: pd.DataFrame, quantity: str) -> tuple[pd.DataFrame, pd.DataFrame]:
     """``(values, names)``: matrix type x layer grids of a quantity and of the weight names."""
     column = QUANTITIES[quantity].column
@@ -327,9 +397,9 @@ def heatmap_figure(table: pd.DataFrame, quantity: str, highlight: str | None = N
             name="selected matrix",
         )
     fig.update_layout(
-        title=f"{spec.title}: click a cell to select its matrix",
+        title={"text": spec.title, **TITLE_UNDER_TOOLBAR},
         xaxis_title="encoder layer", yaxis={"title": "matrix type", "autorange": "reversed"},
-        height=80 + 60 * len(y), margin={"t": 60},
+        height=110 + 60 * len(y), margin={"t": TOP_MARGIN},
     )
     return fig
 
@@ -381,7 +451,7 @@ def entropy_profile_figure(atlas: Atlas, table: pd.DataFrame, name: str) -> go.F
         line={"color": "#f58518", "dash": "dash"}, name="S<sub>k</sub> of the kept λ<sub>k,1..d'k</sub>",
     )
     fig.update_layout(
-        title=f"Entropy profile of {name}, Eq. (6)",
+        title={"text": f"Entropy profile of {name}, Eq. (6)", **TITLE_UNDER_TOOLBAR}, margin={"t": TOP_MARGIN},
         xaxis_title="bond k (between T<sub>k</sub> and T<sub>k+1</sub>)",
         yaxis_title="S<sub>k</sub> (nats)",
         legend={"orientation": "h", "y": -0.25},

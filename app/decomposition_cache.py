@@ -65,6 +65,12 @@ def entry_key(identity: dict, settings: dict) -> str:
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:32]
 
 
+def weight_key(name: str, model_path, n: int, out_factors, in_factors) -> str:
+    """The key of a model weight's decomposition into ``n`` tensors with these factors (atlas and Decompose alike)."""
+    return entry_key(weight_identity(name, model_path),
+                     {"n": int(n), "out_factors": [int(f) for f in out_factors], "in_factors": [int(f) for f in in_factors]})
+
+
 def _is_key(text: str) -> bool:
     return len(text) == 32 and all(c in "0123456789abcdef" for c in text)
 

@@ -157,3 +157,38 @@ def test_build_atlas_subset_progress_and_errors():
         torch.tensor(mpo_core.entanglement_entropy(mpo_core.decompose(mpo_core.load_weight_matrix(QUERY_0), n=3)),
                      dtype=torch.float64),
     )
+
+
+def test_a_second_build_reads_every_decomposition_from_the_disk_cache(tmp_path, book):
+    names = [QUERY_0, FFN_IN_3, WORD]
+    first = atlas.build_atlas(5, names=names, cache_dir=tmp_path)
+    assert first.from_cache == 0 and all(e.key for e in first.entries)
+    assert len(list((tmp_path / "decompositions").glob("*.npz"))) == 3
+    second = atlas.build_atlas(5, names=names, cache_dir=tmp_path)
+    assert second.from_cache == 3 and [e.key for e in second.entries] == [e.key for e in first.entries]
+    assert "read from the disk cache" in atlas.time_help(second) and "decomposed now" in atlas.time_help(first)
+    for name in names:  # the same numbers as a fresh decomposition
+        assert mpo_core.entanglement_entropy(second.entry(name).mpo) == mpo_core.entanglement_entropy(book.entry(name).mpo)
+        assert atlas.chosen_bond_dims(second.entry(name), 0.2) == atlas.chosen_bond_dims(book.entry(name), 0.2)
+        assert second.entry(name).norm == pytest.approx(book.entry(name).norm, rel=1e-12)
+    other_n = atlas.build_atlas(4, names=names[:1], cache_dir=tmp_path)
+    assert other_n.from_cache == 0  # another n is another decomposition
+
+
+def test_the_table_is_kept_on_disk_and_reads_back_equal(tmp_path, book, table):
+    import pandas as pd
+
+    small = atlas.build_atlas(5, names=[QUERY_0, WORD], cache_dir=tmp_path)
+    fresh = atlas.atlas_table(small, 0.2, cache_dir=tmp_path)
+    assert len(list((tmp_path / atlas.TABLE_SUBDIR).glob("*.json"))) == 1
+    again = atlas.atlas_table(small, 0.2, cache_dir=tmp_path)
+    pd.testing.assert_frame_equal(again, fresh, check_exact=True)
+    pd.testing.assert_frame_equal(fresh, table.loc[[QUERY_0, WORD]], check_exact=True)
+    assert atlas.table_key(small, 0.3) != atlas.table_key(small, 0.2)
+    assert atlas.table_key(book, 0.2) is None  # built without the disk cache: nothing to key a table by
+
+
+def test_bounds_over_100_percent_get_a_note():
+    assert atlas.bound_note(0.99) is None
+    assert "over-counts" in atlas.bound_note(1.01)
+    assert atlas.percent(0.887) == "88.7 %" and atlas.percent(1.013) == "101 %"

@@ -49,6 +49,8 @@ def test_keys_follow_the_matrix_and_the_settings(tmp_path):
     assert len(key) == 32 and int(key, 16) >= 0
     assert key != cache.entry_key(first, {"n": 4})
     assert key != cache.entry_key(cache.weight_identity("pooler.dense.weight", weights), {"n": 5})
+    assert cache.weight_key(QUERY_0, weights, 5, (2, 4, 4, 4, 3), (3, 4, 4, 4, 2)) == cache.entry_key(
+        first, {"n": 5, "out_factors": [2, 4, 4, 4, 3], "in_factors": [3, 4, 4, 4, 2]})  # atlas and Decompose alike
     os.utime(weights / "model.safetensors", ns=(1, 1))  # the weights file rewritten
     assert key != cache.entry_key(cache.weight_identity(QUERY_0, weights), {"n": 5})
 
