@@ -76,8 +76,9 @@ def decompose_snapshot() -> dict:
         "caption": f"**{source.label}**: {decompose.describe_shape(shape)}",
         "metrics": [list(row) for row in decompose.metric_rows(summary, exact)],
         "figures": [],  # the chain drawing comes with the live page: plotly's validation would delay this paint ~1 s
-        "state": {"source": source.name, "n": decompose.DEFAULT_NUM_TENSORS, "out_factors": list(shape.out_factors),
-                  "in_factors": list(shape.in_factors), "bond_dims": list(dims),
+        "state": {"source": source.name, "matrix_shape": list(matrix.shape), "n": decompose.DEFAULT_NUM_TENSORS,
+                  "out_factors": list(shape.out_factors), "in_factors": list(shape.in_factors),
+                  "full_bond_dims": list(shape.full_bond_dims), "bond_dims": list(dims),
                   "preset_ratio": decompose.PRESET_RATIO,
                   "true_error": {"bond_dims": list(exact.bond_dims), "absolute": exact.absolute,
                                  "relative": exact.relative, "entropies": list(exact.entropies)}},
@@ -171,7 +172,8 @@ def atlas_snapshot() -> dict:
     rows = [list(r) for r in atlas.overview_rows(book, table) if r[0] != atlas.TIME_LABEL]
     heatmap = atlas.heatmap_figure(table, quantity, highlight=atlas.ordered_names(table)[0])
     return {"page": "atlas", "caption": "", "metrics": rows, "figures": [figure_dict(heatmap)],
-            "state": {"n": atlas.DEFAULT_NUM_TENSORS, "ratio": atlas.DEFAULT_RATIO, "quantity": quantity}}
+            "state": {"n": atlas.DEFAULT_NUM_TENSORS, "ratio": atlas.DEFAULT_RATIO, "quantity": quantity,
+                      "n_choices": list(atlas.NUM_TENSOR_CHOICES), "quantity_labels": list(atlas.QUANTITY_LABELS.values())}}
 
 
 def compress_snapshot() -> dict:

@@ -1,15 +1,41 @@
 """Entropy atlas page: every weight matrix of the packaged MiniLM as an MPO, layer by layer.
 
-The decompositions (one per matrix and ``n``) are kept in a cache_resource
-store, filled outside any cached function so the first visit can show a
-progress bar; the allocated bond dims per target ratio are cached as data.
-Everything else is drawn from the table on each rerun.
+The decompositions (one per matrix and ``n``) are read from the disk cache
+under the dashboard's cache folder (:mod:`app.decomposition_cache`), or made
+and stored there with a progress bar, then kept in a cache_resource store
+for every session; the allocated bond dims per target ratio are cached as
+data. Everything else is drawn from the table on each rerun. A first visit
+paints the shipped snapshot of the default view, with the sidebar's controls
+disabled, before the engine is imported.
 """
 from __future__ import annotations
 
+import time
+
 import streamlit as st
 
+from app import snapshot
 from app.views import first_paint
+
+N_LABEL = "Number of local tensors n"
+RATIO_LABEL = "Target compression ratio ρ (Eq. 5)"
+RATIO_RANGE = (0.01, 1.0, 0.01)  # min, max, step
+COLOUR_LABEL = "Heatmap colour"
+NOT_LIVE_YET = ("The controls go live once the engine has loaded and the atlas is read from the disk cache "
+                "(about 5-10 s on a 2-core CPU); the first time on a server its 40 matrices are decomposed "
+                "first, with a progress bar.")
+
+
+def preview_controls(state: dict, box) -> None:
+    """The sidebar of the snapshot's view, disabled, until the live controls replace it."""
+    with box.container():
+        st.header("Atlas")
+        st.caption(NOT_LIVE_YET)
+        st.select_slider(N_LABEL, state["n_choices"], state["n"], disabled=True, key="_preview_atlas_n")
+        st.slider(RATIO_LABEL, *RATIO_RANGE[:2], state["ratio"], RATIO_RANGE[2], disabled=True,
+                  key="_preview_atlas_ratio")
+        st.radio(COLOUR_LABEL, state["quantity_labels"], disabled=True, key="_preview_atlas_quantity")
+
 
 st.title("Entropy atlas")
 st.caption(
@@ -17,6 +43,9 @@ st.caption(
     "(Eq. 6), full vs chosen bond dims at a target ratio (Eq. 2, 5), and where the central tensor's share "
     "of parameters sits (MPOP, ACL 2021)."
 )
+PREVIEW, CONTROLS = st.sidebar.empty(), st.sidebar.container()  # the disabled preview, emptied once these are live
+if "atlas_n" not in st.session_state and (SNAPSHOT := snapshot.load("atlas")) and "n_choices" in SNAPSHOT["state"]:
+    preview_controls(SNAPSHOT["state"], PREVIEW)
 AREA = first_paint.first_paint("atlas", "atlas_n")  # the default view, before the engine is imported
 
 from app import shared_imports  # noqa: E402
@@ -26,7 +55,7 @@ shared_imports.wait()  # numpy/pandas/PIL whole before this page's charts: plotl
 import pandas as pd  # noqa: E402
 
 import mpo_core  # noqa: E402
-from app import atlas  # noqa: E402
+from app import allowed_paths, atlas  # noqa: E402
 from app.user_errors import USER_ERRORS, message as _message  # noqa: E402
 
 TABLE_FORMATS = {
@@ -44,42 +73,56 @@ TABLE_FORMATS = {
 # --------------------------------------------------------------------------- caches
 @st.cache_resource(show_spinner=False)
 def atlas_store() -> dict:
-    """Atlases by ``(model path, n)``; filled by :func:`load_atlas`, which can draw a progress bar."""
+    """Atlases by ``(model path, cache folder, n)``; filled by :func:`load_atlas`, which can draw a progress bar."""
     return {}
 
 
+def cache_root() -> str:
+    """The dashboard's cache folder (``--cache-dir``, ``$MPO_CACHE_DIR`` or ``cache/``; README, "Folders")."""
+    return str(allowed_paths.dashboard_roots().root("cache"))
+
+
 def load_atlas(n: int) -> atlas.Atlas:
-    store, key = atlas_store(), (str(mpo_core.default_model_path()), n)
+    """The atlas at ``n``: from this process, else from the disk cache, else decomposed (progress and time left)."""
+    store, key = atlas_store(), (str(mpo_core.default_model_path()), cache_root(), n)
     if key not in store:
-        bar = st.progress(0.0, text=f"Decomposing every weight matrix into an n = {n} MPO (Algorithm 1)…")
+        bar = st.progress(0.0, text=f"Reading the n = {n} atlas from the disk cache, or decomposing every weight "
+                                    "matrix (Algorithm 1; 10-20 s the first time on a 2-core CPU)…")
+        start, sizes, done_size = time.perf_counter(), mpo_core.list_weight_matrices(), [0]
+        total_size = sum(rows * cols for rows, cols in sizes.values())
 
-        def progress(done: int, total: int, name: str) -> None:
-            bar.progress(done / total, text=f"Decomposed {done}/{total}: {name}")
+        def progress(done: int, total: int, name: str) -> None:  # by entries: the word embedding is half the work
+            done_size[0] += sizes[name][0] * sizes[name][1]
+            left = (time.perf_counter() - start) / done_size[0] * (total_size - done_size[0])
+            bar.progress(done_size[0] / total_size, text=f"{done}/{total} matrices ({name}); about {left:.0f} s left")
 
-        store[key] = atlas.build_atlas(n, progress=progress)
+        store[key] = atlas.build_atlas(n, progress=progress, cache_dir=key[1])
         bar.empty()
     return store[key]
 
 
-@st.cache_data(show_spinner="Choosing bond dims for the target ratio…", max_entries=64)
-def cached_table(model: str, n: int, ratio: float, _atlas: atlas.Atlas) -> pd.DataFrame:
-    return atlas.atlas_table(_atlas, ratio)
+@st.cache_data(show_spinner="Choosing bond dims for the target ratio (about 1-2 s; then kept on disk)…",
+               max_entries=64)
+def cached_table(model: str, cache: str, n: int, ratio: float, _atlas: atlas.Atlas) -> pd.DataFrame:
+    return atlas.atlas_table(_atlas, ratio, cache_dir=cache)
 
 
 # --------------------------------------------------------------------------- controls
 def controls() -> tuple[int, float, str]:
-    st.sidebar.header("Atlas")
-    n = st.sidebar.select_slider(
-        "Number of local tensors n", atlas.NUM_TENSOR_CHOICES, atlas.DEFAULT_NUM_TENSORS, key="atlas_n",
-        help="The papers use n = 5; every matrix is decomposed once per n (cached).",
+    PREVIEW.empty()
+    box = CONTROLS
+    box.header("Atlas")
+    n = box.select_slider(
+        N_LABEL, atlas.NUM_TENSOR_CHOICES, atlas.DEFAULT_NUM_TENSORS, key="atlas_n",
+        help="The papers use n = 5; every matrix is decomposed once per n (kept in the disk cache).",
     )
-    ratio = st.sidebar.slider(
-        "Target compression ratio ρ (Eq. 5)", 0.01, 1.0, atlas.DEFAULT_RATIO, 0.01, key="atlas_ratio",
+    ratio = box.slider(
+        RATIO_LABEL, *RATIO_RANGE[:2], atlas.DEFAULT_RATIO, RATIO_RANGE[2], key="atlas_ratio",
         help="MPO parameters / matrix entries per matrix; the chosen d′ₖ are those of "
         "mpo_core.bond_dims_for_ratio (the least error within the ratio, over all bonds jointly).",
     )
-    quantity = st.sidebar.radio(
-        "Heatmap colour", list(atlas.QUANTITIES), format_func=atlas.QUANTITY_LABELS.get, key="atlas_quantity",
+    quantity = box.radio(
+        COLOUR_LABEL, list(atlas.QUANTITIES), format_func=atlas.QUANTITY_LABELS.get, key="atlas_quantity",
     )
     return int(n), float(ratio), quantity
 
@@ -103,7 +146,12 @@ def show_overview(book: atlas.Atlas, table: pd.DataFrame) -> None:
         col.metric(label, value, help=help_text or None)
 
 
-def show_selected(book: atlas.Atlas, table: pd.DataFrame, names: list[str]) -> None:
+def open_in_decompose(name: str, n: int, ratio: float) -> None:
+    """Ask the Decompose page for this weight at this n and ρ (it reads and clears the request)."""
+    st.session_state["open_weight"], st.session_state["open_n"], st.session_state["open_ratio"] = name, n, ratio
+
+
+def show_selected(book: atlas.Atlas, table: pd.DataFrame, names: list[str], ratio: float) -> None:
     st.subheader("One matrix")
     left, right = st.columns([3, 1])
     name = left.selectbox(
@@ -112,19 +160,25 @@ def show_selected(book: atlas.Atlas, table: pd.DataFrame, names: list[str]) -> N
     )
     right.write("")  # align the button with the selectbox
     if right.button("Open in Decompose", key="open_in_decompose", type="primary",
-                    help="Opens this weight on the Decompose page (its own n and bond sliders, full bonds)."):
-        st.session_state["open_weight"] = name
+                    help=f"Opens this weight on the Decompose page at n = {book.n} and ρ = {ratio:g}: the same "
+                         "d′ₖ and Eq. (4) bound, and the true error of that cut."):
+        open_in_decompose(name, book.n, ratio)
         st.switch_page("views/decompose.py")
     row = table.loc[name]
-    cols = st.columns(5)
-    cols[0].metric("full dₖ (Eq. 2)", row["full d_k (Eq. 2)"])
-    cols[1].metric("chosen d′ₖ", row["chosen d'_k"])
-    cols[2].metric("S at C (nats, Eq. 6)", f"{row['S at C (nats)']:.3f}", help="Mean entropy of the central tensor's bonds.")
-    cols[3].metric("Error bound (Eq. 4)", f"{100 * row['relative error bound (Eq. 4)']:.1f} %",
-                   help="Relative: √(Σ ε_k²) / ‖M‖_F at d′ₖ; a bound summed over bonds, so it may pass 100 %.")
+    dims = st.columns(2)  # bond dims side by side, wide enough for n = 7's six numbers
+    dims[0].metric("full dₖ (Eq. 2)", row["full d_k (Eq. 2)"])
+    dims[1].metric("chosen d′ₖ", row["chosen d'_k"], help=f"The least Eq. (4) error within ρ = {ratio:g} (Eq. 5).")
+    cols = st.columns(3)
+    cols[0].metric("S at C (nats, Eq. 6)", f"{row['S at C (nats)']:.3f}", help="Mean entropy of the central tensor's bonds.")
+    bound = row["relative error bound (Eq. 4)"]
+    cols[1].metric("Error bound, relative (Eq. 4)", atlas.percent(bound),
+                   help="√(Σ ε_k²) / ‖M‖_F at d′ₖ, as the Decompose page's 'Bound, relative'.")
     share = row["central share at d'"]
-    cols[4].metric("Central share at d′", f"{100 * share:.1f} %",
+    cols[2].metric("Central share at d′", f"{100 * share:.1f} %",
                    help=f"At full bonds: {100 * row['central share, full d']:.1f} %.")
+    note = atlas.bound_note(bound)
+    if note:
+        st.caption(note)
     st.plotly_chart(atlas.entropy_profile_figure(book, table, name), key="atlas_profile")
 
 
@@ -132,7 +186,7 @@ def main() -> None:
     n, ratio, quantity = controls()
     try:
         book = load_atlas(n)
-        table = cached_table(str(mpo_core.default_model_path()), n, ratio, book)
+        table = cached_table(str(mpo_core.default_model_path()), cache_root(), n, ratio, book)
     except USER_ERRORS as exc:
         AREA.empty()
         st.error(_message(exc))
@@ -141,13 +195,14 @@ def main() -> None:
     show_overview(book, table)
     names = atlas.ordered_names(table)
     follow_click(table)
+    st.caption("Click a cell of the heatmap to select its matrix (shown under the table).")
     st.plotly_chart(
         atlas.heatmap_figure(table, quantity, highlight=st.session_state.get("atlas_weight", names[0])),
         key="atlas_heatmap", on_select="rerun", selection_mode="points",
     )
     st.subheader("Outside the encoder layers")
     st.dataframe(atlas.outside_layers(table).drop(columns="layer"), column_config=TABLE_FORMATS)
-    show_selected(book, table, names)
+    show_selected(book, table, names, ratio)
     with st.expander("All matrices", expanded=False):
         st.dataframe(table, column_config=TABLE_FORMATS)
 

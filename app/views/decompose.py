@@ -1,9 +1,11 @@
 """Decompose page: a weight matrix (or a picture) into an MPO, with one live slider per bond.
 
 Opens with a plain explanation of what an MPO is and at the bonds of least
-Eq. (4) error for ρ = 0.3. A first visit paints the shipped snapshot of
-exactly that view (``app/snapshots/decompose.json``) before the engine is
-imported, then replaces it with the live page.
+Eq. (4) error for the target ρ (0.3, or the Entropy atlas's ρ and n when the
+atlas sent the matrix here). A first visit paints the shipped snapshot of
+exactly that view (``app/snapshots/decompose.json``), with the sidebar's
+controls shown disabled, before the engine is imported, then replaces both
+with the live page.
 
 Heavy work is cached: the matrix and its decomposition by (source, factors),
 so a slider move never redoes the Algorithm 1 SVDs; the true error by the
@@ -31,9 +33,38 @@ knowledge. The small outer **auxiliary tensors** (blue) are what MPOP fine-tunes
 **Cutting a bond** from $d_k$ to $d'_k$ keeps its $d'_k$ largest singular values: the parameter count
 drops (ratio ρ, Eq. 5), and the energy of the values thrown away is that bond's error (Eq. 3); the
 bonds' errors add up to a bound on the whole error (Eq. 4). The page opens at the cut of least error
-for ρ = 0.3; move the sliders in the sidebar to see what each bond costs, or pick the sample picture
-to *see* it.
+for the target ρ in the sidebar (0.3; the atlas's ρ for a matrix opened from the Entropy atlas); move
+the bond sliders in the sidebar to see what each bond costs, or pick the sample picture to *see* it.
 """
+
+# Labels shared by the disabled first-paint controls and the live ones.
+SOURCE_LABELS = {"model": "Packaged model weight", "sample": "Sample picture (offline)",
+                 "random": "Random matrix", "image": "Uploaded image"}
+WEIGHT_LABEL = "Weight matrix (packaged MiniLM, a 6-layer BERT)"
+BONDS_HEADER = "Bond dimensions d′ₖ"
+TARGET_LABEL = "Target ρ of the optimal bonds"
+N_LABEL = "Number of local tensors n"
+OUT_LABEL, IN_LABEL = "Output factors i₁..iₙ (rows)", "Input factors j₁..jₙ (columns)"
+NOT_LIVE_YET = ("The controls go live once the engine has loaded: about 5-10 s on a 2-core CPU, longer while "
+                "other work keeps it busy.")
+_SUBSCRIPT = str.maketrans("0123456789", "₀₁₂₃₄₅₆₇₈₉")
+
+
+def bond_label(k: int, full: int) -> str:
+    """``"d′₁ between T₁ and T₂ (full 18)"``: plain text, as it is also the slider's name for screen readers."""
+    left, right = (str(i).translate(_SUBSCRIPT) for i in (k + 1, k + 2))
+    return f"d′{left} between T{left} and T{right} (full {full})"
+
+
+def weight_format(name: str, rows: int, cols: int) -> str:
+    return f"{name}  ({rows}×{cols})"
+
+
+def live(part: tuple):
+    """The live container of a sidebar part ``(preview placeholder, container)``, its preview emptied."""
+    preview, box = part
+    preview.empty()
+    return box
 
 
 def first_visit() -> bool:
@@ -41,24 +72,51 @@ def first_visit() -> bool:
     return "source" not in st.session_state and "open_weight" not in st.session_state
 
 
+def preview_controls(state: dict, matrix_box, bonds_box, shape_box) -> None:
+    """The sidebar of the snapshot's view, disabled, until the live controls replace it."""
+    with matrix_box.container():
+        st.header("Matrix")
+        st.caption(NOT_LIVE_YET)
+        st.radio("Source", list(SOURCE_LABELS.values()), disabled=True, key="_preview_source")
+        st.selectbox(WEIGHT_LABEL, [weight_format(state["source"], *state["matrix_shape"])], disabled=True,
+                     key="_preview_weight")
+    with bonds_box.container():
+        st.header(BONDS_HEADER)
+        left, right = st.columns(2)
+        left.button(f"ρ={state['preset_ratio']:g} best", disabled=True, key="_preview_preset")
+        right.button("Full (exact)", disabled=True, key="_preview_full")
+        for k, (d, full) in enumerate(zip(state["bond_dims"], state["full_bond_dims"])):
+            st.slider(bond_label(k, full), 1, full, d, disabled=True, key=f"_preview_bond_{k}")
+        st.number_input(TARGET_LABEL, value=state["preset_ratio"], format="%.3f", disabled=True,
+                        key="_preview_target")
+    with shape_box.container():
+        st.header("Tensorization")
+        st.number_input(N_LABEL, value=state["n"], disabled=True, key="_preview_n")
+        st.text_input(OUT_LABEL, ",".join(map(str, state["out_factors"])), disabled=True, key="_preview_out")
+        st.text_input(IN_LABEL, ",".join(map(str, state["in_factors"])), disabled=True, key="_preview_in")
+
+
 st.title("Decompose a matrix into a Matrix Product Operator (MPO)")
 with st.expander("What you are looking at", expanded=first_visit()):
     st.markdown(EXPLANATION)
+# The sidebar in three parts (matrix, bonds right under it: what a visitor moves, tensorization), each a
+# placeholder for its disabled preview on a first visit and the container its live controls go to.
+MATRIX, BONDS, SHAPE = ((st.sidebar.empty(), st.sidebar.container()) for _ in range(3))
 AREA = st.empty()  # the snapshot, then the live page
 if first_visit() and (SNAPSHOT := snapshot.load("decompose")) is not None:
     with AREA.container():
         first_paint.show(SNAPSHOT)
+    if "full_bond_dims" in SNAPSHOT["state"]:
+        preview_controls(SNAPSHOT["state"], MATRIX[0], BONDS[0], SHAPE[0])
 
 # The engine (torch, ~2.5 s cold) is imported only after the first paint.
 from app import shared_imports  # noqa: E402
 
 shared_imports.wait()  # numpy/pandas/PIL whole before this page's charts: plotly peeks at them
 
-from app import decompose  # noqa: E402
+import mpo_core  # noqa: E402
+from app import allowed_paths, decompose, decomposition_cache  # noqa: E402
 from app.user_errors import USER_ERRORS, message as _message  # noqa: E402
-
-SOURCE_LABELS = {"model": "Packaged model weight", "sample": "Sample picture (offline)",
-                 "random": "Random matrix", "image": "Uploaded image"}
 
 
 # --------------------------------------------------------------------------- caches
@@ -72,7 +130,8 @@ def cached_matrix(source: decompose.MatrixSource):
     return decompose.load_matrix(source)
 
 
-@st.cache_resource(show_spinner="Decomposing into an MPO (Algorithm 1)…", max_entries=8)
+@st.cache_resource(show_spinner="Decomposing into an MPO (Algorithm 1): about 2 s for the packaged word embedding, "
+                                "less for the other weights…", max_entries=8)
 def cached_mpo(source: decompose.MatrixSource, out_factors: tuple[int, ...], in_factors: tuple[int, ...]):
     return decompose.decompose_matrix(cached_matrix(source), out_factors, in_factors)
 
@@ -88,13 +147,41 @@ def shipped_view(source: decompose.MatrixSource, out_factors, in_factors) -> dic
     return state
 
 
-@st.cache_data(show_spinner=False, max_entries=32)
+def disk_entry(source: decompose.MatrixSource, out_factors, in_factors) -> tuple | None:
+    """``(folder, key)`` of a packaged weight's spectra in the disk cache shared with the Entropy atlas."""
+    if source.kind != "model":
+        return None
+    try:
+        root = allowed_paths.dashboard_roots().root("cache")
+    except ValueError:  # an unusable cache folder: the page works without it
+        return None
+    key = decomposition_cache.weight_key(source.name, mpo_core.default_model_path(), len(out_factors), out_factors,
+                                         in_factors)
+    return decomposition_cache.folder(root), key
+
+
+@st.cache_data(show_spinner="Choosing the bonds of least Eq. (4) error for the target ρ: about a second, or "
+                            "minutes once for the word embedding at n = 4 or 6 (its central pair's error table, then "
+                            "kept on disk)…", max_entries=32)
 def cached_preset(source, out_factors, in_factors, ratio: float) -> tuple[int, ...]:
-    """The optimal bonds for ``ratio``; for the default view the snapshot's (the allocator takes ~2 s there)."""
+    """The optimal bonds for ``ratio``; for the default view the snapshot's (the allocator takes ~2 s there).
+
+    A packaged weight's spectra come from the disk cache when the atlas (or an earlier visit) left them there:
+    the same numbers the atlas chose its bonds from, without recomputing the central pair's error table.
+    """
     view = shipped_view(source, out_factors, in_factors)
     if view is not None and view["preset_ratio"] == ratio:
         return tuple(view["bond_dims"])
-    return decompose.preset_bond_dims(cached_mpo(source, out_factors, in_factors), ratio)
+    entry = disk_entry(source, out_factors, in_factors)
+    spectra = decomposition_cache.load(*entry) if entry else None
+    if spectra is None:
+        spectra = cached_mpo(source, out_factors, in_factors)
+        if entry:
+            try:
+                decomposition_cache.save(*entry, decomposition_cache.spectra_only(spectra), {"weight": source.name})
+            except OSError:
+                pass
+    return decompose.preset_bond_dims(spectra, ratio)
 
 
 @st.cache_data(show_spinner=False, max_entries=32)
@@ -109,35 +196,35 @@ def cached_true_error(source, out_factors, in_factors, bond_dims: tuple[int, ...
 
 
 # --------------------------------------------------------------------------- controls
-def model_controls() -> decompose.MatrixSource | None:
+# Widgets whose value the page (or the atlas) also sets take it from Session State only, never from a
+# default argument as well (Streamlit warns about a widget given both).
+def model_controls(box) -> decompose.MatrixSource | None:
     try:
         shapes = weight_shapes()
     except USER_ERRORS as exc:
-        st.sidebar.error(_message(exc))
+        box.error(_message(exc))
         return None
     names = list(shapes)
-    index = names.index(decompose.DEFAULT_WEIGHT) if decompose.DEFAULT_WEIGHT in names else 0
-    name = st.sidebar.selectbox(
-        "Weight matrix (packaged MiniLM, a 6-layer BERT)", names, index=index, key="weight",
-        format_func=lambda w: f"{w}  ({shapes[w][0]}×{shapes[w][1]})",
-    )
+    if st.session_state.get("weight") not in shapes:
+        st.session_state["weight"] = decompose.DEFAULT_WEIGHT if decompose.DEFAULT_WEIGHT in shapes else names[0]
+    name = box.selectbox(WEIGHT_LABEL, names, key="weight", format_func=lambda w: weight_format(w, *shapes[w]))
     return decompose.MatrixSource(kind="model", name=name)
 
 
-def random_controls() -> decompose.MatrixSource:
+def random_controls(box) -> decompose.MatrixSource:
     side = decompose.MAX_RANDOM_SIDE
-    rows = st.sidebar.number_input("Rows (out_features)", 1, side, 256, key="random_rows")
-    cols = st.sidebar.number_input("Columns (in_features)", 1, side, 192, key="random_cols")
-    seed = st.sidebar.number_input("Seed", 0, 2**31 - 1, 0, key="random_seed")
-    decay = st.sidebar.slider(
+    rows = box.number_input("Rows (out_features)", 1, side, 256, key="random_rows")
+    cols = box.number_input("Columns (in_features)", 1, side, 192, key="random_cols")
+    seed = box.number_input("Seed", 0, 2**31 - 1, 0, key="random_seed")
+    decay = box.slider(
         "Spectrum decay", 0.0, 3.0, 0.0, 0.1, key="random_decay",
         help="Singular values of the matrix ∝ (i+1)^−decay; 0 = plain Gaussian entries.",
     )
     return decompose.MatrixSource(kind="random", rows=int(rows), cols=int(cols), seed=int(seed), decay=float(decay))
 
 
-def image_controls() -> decompose.MatrixSource | None:
-    upload = st.sidebar.file_uploader(
+def image_controls(box) -> decompose.MatrixSource | None:
+    upload = box.file_uploader(
         "Image (converted to grayscale)", type=["png", "jpg", "jpeg", "bmp", "gif", "webp"], key="image",
         help=f"Shrunk to at most {decompose.MAX_IMAGE_SIDE} pixels a side; each pixel is one matrix entry in [0, 1]. "
              f"At most {decompose.MAX_IMAGE_PIXELS // 10**6} megapixels (decoded) and "
@@ -150,23 +237,34 @@ def image_controls() -> decompose.MatrixSource | None:
 
 
 def open_requested_weight() -> None:
-    """Honour another page's request (the Entropy atlas) to open a weight: select it before the widgets exist."""
+    """Honour the Entropy atlas's request to open a weight at its n and ρ: set them before the widgets exist.
+
+    The bonds then open at the atlas's d′ₖ (the least Eq. (4) error for that ρ), with freshly planned factors.
+    """
     name = st.session_state.pop("open_weight", None)
-    if name is not None:
-        st.session_state["source"], st.session_state["weight"] = "model", name
+    ratio, n = st.session_state.pop("open_ratio", None), st.session_state.pop("open_n", None)
+    if name is None:
+        return
+    st.session_state["source"], st.session_state["weight"] = "model", name
+    if ratio is not None:
+        st.session_state["preset_ratio"] = float(ratio)
+    if n is not None:
+        st.session_state["n"] = int(n)
+    for stale in ("_bonds_for", "_planned_for"):  # re-plan the factors, re-open the bonds at the preset
+        st.session_state.pop(stale, None)
 
 
-def source_controls() -> decompose.MatrixSource | None:
-    st.sidebar.header("Matrix")
-    kind = st.sidebar.radio("Source", list(SOURCE_LABELS), format_func=SOURCE_LABELS.get, key="source")
+def source_controls(box) -> decompose.MatrixSource | None:
+    box.header("Matrix")
+    kind = box.radio("Source", list(SOURCE_LABELS), format_func=SOURCE_LABELS.get, key="source")
     if kind == "model":
-        return model_controls()
+        return model_controls(box)
     if kind == "sample":
-        st.sidebar.caption(decompose.SAMPLE_CREDIT + "; each pixel is one matrix entry.")
+        box.caption(decompose.SAMPLE_CREDIT + "; each pixel is one matrix entry.")
         return decompose.sample_source()
     if kind == "random":
-        return random_controls()
-    return image_controls()
+        return random_controls(box)
+    return image_controls(box)
 
 
 FACTOR_CHARS = 100  # n <= 9 factors of at most 7 digits, with separators, fit easily
@@ -176,28 +274,27 @@ def _replan(out_text: str, in_text: str) -> None:
     st.session_state["out_factors"], st.session_state["in_factors"] = out_text, in_text
 
 
-def shape_controls(rows: int, cols: int):
+def shape_controls(box, rows: int, cols: int):
     """n and the factors i_k / j_k (planned, editable); ``None`` after showing an error."""
-    st.sidebar.header("Tensorization")
-    n = int(st.sidebar.number_input(
-        "Number of local tensors n", 2, decompose.MAX_NUM_TENSORS, decompose.DEFAULT_NUM_TENSORS, key="n",
-        help="The papers use n = 5 (Figure 2b compares 3, 5, 7).",
-    ))
+    box.header("Tensorization")
+    st.session_state.setdefault("n", decompose.DEFAULT_NUM_TENSORS)
+    n = int(box.number_input(N_LABEL, 2, decompose.MAX_NUM_TENSORS, key="n",
+                             help="The papers use n = 5 (Figure 2b compares 3, 5, 7)."))
     planned = decompose.plan(rows, cols, n)
     planned_text = decompose.format_factors(planned.out_factors), decompose.format_factors(planned.in_factors)
     # A new matrix size or n gets freshly planned factors; otherwise the user's edits stay.
     if st.session_state.get("_planned_for") != (rows, cols, n) or "out_factors" not in st.session_state:
         _replan(*planned_text)
         st.session_state["_planned_for"] = (rows, cols, n)
-    out_text = st.sidebar.text_input(
-        "Output factors i₁..iₙ (rows)", key="out_factors", max_chars=FACTOR_CHARS,
+    out_text = box.text_input(
+        OUT_LABEL, key="out_factors", max_chars=FACTOR_CHARS,
         help=f"n positive integers whose product is at least {rows} (extra rows are zero padding).",
     )
-    in_text = st.sidebar.text_input(
-        "Input factors j₁..jₙ (columns)", key="in_factors", max_chars=FACTOR_CHARS,
+    in_text = box.text_input(
+        IN_LABEL, key="in_factors", max_chars=FACTOR_CHARS,
         help=f"n positive integers whose product is at least {cols} (extra columns are zero padding).",
     )
-    st.sidebar.button("Re-plan factors", key="replan", on_click=_replan, args=planned_text)
+    box.button("Re-plan factors", key="replan", on_click=_replan, args=planned_text)
     try:
         return decompose.plan(rows, cols, n, out_text, in_text)
     except USER_ERRORS as exc:
@@ -210,6 +307,11 @@ def _set_bonds(dims: tuple[int, ...]) -> None:
         st.session_state[f"bond_{k}"] = int(d)
 
 
+def preset_ratio() -> float:
+    """The target ρ of the optimal bonds (the number input's, set from Session State only)."""
+    return float(st.session_state.setdefault("preset_ratio", decompose.PRESET_RATIO))
+
+
 def bond_sliders(box, mpo, preset: tuple[int, ...]) -> tuple[int, ...]:
     """One slider per bond, 1..d_k (Eq. (2)), opening at ``preset``; back to it when the full dims change."""
     full_dims = tuple(mpo.full_bond_dims)
@@ -218,8 +320,8 @@ def bond_sliders(box, mpo, preset: tuple[int, ...]) -> tuple[int, ...]:
         st.session_state["_bonds_for"] = full_dims
     for k, d in enumerate(preset):  # a slider not drawn in the last run (another page) lost its state
         st.session_state.setdefault(f"bond_{k}", int(d))
-    box.header("Bond dimensions d′ₖ")
-    ratio = st.session_state.get("preset_ratio", decompose.PRESET_RATIO)
+    box.header(BONDS_HEADER)
+    ratio = preset_ratio()
     left, right = box.columns(2)
     left.button(f"ρ={ratio:g} best", key="preset_bonds", on_click=_set_bonds, args=(preset,),
                 help=f"The bonds of least Eq. (4) error with ρ <= {ratio:g} (exact allocator; the target is "
@@ -228,14 +330,14 @@ def bond_sliders(box, mpo, preset: tuple[int, ...]) -> tuple[int, ...]:
                  help="Every bond at its full d_k (Eq. 2): the MPO equals the matrix.")
     dims = []
     for k, full in enumerate(full_dims):
-        label = f"$d'_{{{k + 1}}}$: $T_{{{k + 1}}}$–$T_{{{k + 2}}}$ (full {full})"
+        label = bond_label(k, full)
         if full == 1:  # a slider needs min < max; nothing to cut here
             box.caption(f"{label}: fixed at 1")
             dims.append(1)
         else:
             dims.append(box.slider(label, 1, full, key=f"bond_{k}"))
-    box.number_input("Target ρ of the optimal bonds", 0.001, 1.0, decompose.PRESET_RATIO, 0.05, format="%.3f",
-                     key="preset_ratio", help="Then press the button above to apply it.")
+    box.number_input(TARGET_LABEL, 0.001, 1.0, step=0.05, format="%.3f", key="preset_ratio",
+                     help="Then press the button above to apply it.")
     return tuple(dims)
 
 
@@ -262,29 +364,42 @@ def show_image(matrix, exact: decompose.TrueError) -> None:
                   caption="|original − MPO|, brightest = largest error", clamp=True)
 
 
+def show_numbers(summary, exact=None) -> None:
+    show_metrics(decompose.metric_rows(summary, exact))
+    note = decompose.bound_note(summary.relative_error_bound)
+    if note:
+        st.caption(note)
+
+
+def clear(*slots) -> None:
+    """Empty the page's slots a run leaves unused (the snapshot, a disabled preview) after a message."""
+    for slot in slots:
+        slot.empty()
+
+
 def live_page() -> None:
     open_requested_weight()
     try:
-        source = source_controls()  # a random matrix over the memory budget is refused here
+        source = source_controls(live(MATRIX))  # a random matrix over the memory budget is refused here
         if source is None:
-            AREA.empty()
+            clear(AREA, BONDS[0], SHAPE[0])
             return
         matrix = cached_matrix(source)
     except USER_ERRORS as exc:
+        clear(BONDS[0], SHAPE[0])
         AREA.error(_message(exc))
         return
-    bonds_box = st.sidebar.container()  # right under the source: the sliders are what a visitor moves
     try:
-        shape = shape_controls(*matrix.shape)
+        shape = shape_controls(live(SHAPE), *matrix.shape)
         if shape is None:
-            AREA.empty()
+            clear(AREA, BONDS[0])
             return
         mpo = cached_mpo(source, shape.out_factors, shape.in_factors)
-        ratio = float(st.session_state.get("preset_ratio", decompose.PRESET_RATIO))
-        preset = cached_preset(source, shape.out_factors, shape.in_factors, ratio)
-        dims = bond_sliders(bonds_box, mpo, preset)
+        preset = cached_preset(source, shape.out_factors, shape.in_factors, preset_ratio())
+        dims = bond_sliders(live(BONDS), mpo, preset)  # right under the source: what a visitor moves
         summary = decompose.live_summary(mpo, dims)
     except USER_ERRORS as exc:
+        BONDS[0].empty()
         AREA.error(_message(exc))
         return
     AREA.empty()  # the snapshot goes; the live page takes its place
@@ -294,7 +409,7 @@ def live_page() -> None:
             show_image_size(source, matrix)
         metrics_slot = st.empty()
         with metrics_slot.container():
-            show_metrics(decompose.metric_rows(summary))
+            show_numbers(summary)
         image_slot = st.empty()
         st.plotly_chart(decompose.chain_figure(mpo, dims), key="chain")
         spectra, entropy, params = st.tabs(["Spectra (Eq. 3)", "Entropy (Eq. 6)", "Parameters (Eq. 5)"])
@@ -311,7 +426,7 @@ def live_page() -> None:
             st.error(_message(exc))
             return
         with metrics_slot.container():
-            show_metrics(decompose.metric_rows(summary, exact))
+            show_numbers(summary, exact)
         entropy_slot.plotly_chart(decompose.entropy_figure(summary, exact.entropies), key="entropy_exact")
         table_slot.dataframe(decompose.bond_table(mpo, summary, exact))
         if exact.reconstruction is not None:

@@ -18,9 +18,15 @@ def _ok(at: AppTest) -> AppTest:
     return at
 
 
+@pytest.fixture(scope="module")
+def cache_dir(tmp_path_factory):
+    """One cache folder for the module: the atlas is decomposed once per n, then read from disk."""
+    return tmp_path_factory.mktemp("cache")
+
+
 @pytest.fixture
-def page() -> AppTest:
-    return _ok(pages.open_page("atlas"))
+def page(monkeypatch, cache_dir) -> AppTest:
+    return _ok(pages.open_page("atlas", monkeypatch, MPO_CACHE_DIR=cache_dir))
 
 
 _metric = pages.metric
@@ -97,3 +103,65 @@ def test_open_in_decompose_switches_page_with_the_weight(page):
     assert at.selectbox(key="weight").value == FFN_OUT_4
     assert "open_weight" not in at.session_state
     assert FFN_OUT_4 in " ".join(c.value for c in at.caption)
+
+
+def _widgets(at: AppTest) -> list:
+    return [w for kind in ("slider", "select_slider", "radio", "selectbox", "number_input", "text_input", "button")
+            for w in at.get(kind)]
+
+
+def test_the_first_paint_shows_the_sidebar_controls_disabled_before_the_engine(monkeypatch):
+    """The engine held back (its import fails here): the snapshot and every control, disabled, with a note."""
+    from app import shared_imports
+
+    def engine_not_loaded(timeout=None):
+        raise RuntimeError("the engine is not loaded in this test")
+
+    at = AppTest.from_file(pages.MAIN, default_timeout=60)
+    at.session_state["source"] = "model"  # skip Decompose's own first paint: this test is about the atlas
+    at.run()
+    monkeypatch.setattr(shared_imports, "wait", engine_not_loaded)
+    at.switch_page("views/atlas.py").run()
+    assert [e.value for e in at.exception] == ["the engine is not loaded in this test"]
+    controls = {w.label: w for w in _widgets(at)}
+    assert {"Number of local tensors n", "Target compression ratio ρ (Eq. 5)", "Heatmap colour"} <= set(controls)
+    assert all(w.disabled for w in controls.values())
+    assert controls["Target compression ratio ρ (Eq. 5)"].value == 0.2 and controls["Number of local tensors n"].value == 5
+    assert any("go live" in c.value for c in at.sidebar.caption)
+    assert _metric(at, "Weight matrices") == "40"  # the snapshot's numbers
+
+
+def test_live_controls_replace_the_disabled_ones(page):
+    at = page
+    assert not [w for w in _widgets(at) if w.key and w.key.startswith("_preview")]
+    assert not any(getattr(w, "disabled", False) for w in _widgets(at))
+    assert at.select_slider(key="atlas_n").value == 5 and at.slider(key="atlas_ratio").value == 0.2
+    assert any("Click a cell" in c.value for c in at.caption)
+
+
+def test_a_new_process_reads_the_atlas_from_the_disk_cache(page, cache_dir, monkeypatch):
+    """The in-memory store dropped (a restarted server): the decompositions and the table come from disk."""
+    import streamlit as st
+
+    from app import atlas
+
+    st.cache_resource.clear()
+    st.cache_data.clear()
+    at = _ok(pages.open_page("atlas", monkeypatch, MPO_CACHE_DIR=cache_dir))
+    [time_metric] = [m for m in at.metric if m.label == atlas.TIME_LABEL]
+    assert "read from the disk cache" in time_metric.help
+    assert _metric(at, "chosen d′ₖ") == _metric(page, "chosen d′ₖ")
+
+
+def test_a_bound_over_100_percent_is_explained(page, cache_dir):
+    from app import atlas
+
+    table = atlas.atlas_table(atlas.build_atlas(5, cache_dir=cache_dir), 0.01)
+    over = table.index[table["relative error bound (Eq. 4)"] > 1][0]
+    at = page
+    at.slider(key="atlas_ratio").set_value(0.01)
+    at.selectbox(key="atlas_weight").set_value(over).run()
+    assert float(_metric(_ok(at), "Error bound, relative (Eq. 4)").rstrip(" %")) > 100
+    assert any("over-counts" in c.value for c in at.caption)
+    at.slider(key="atlas_ratio").set_value(0.9).run()
+    assert not any("over-counts" in c.value for c in _ok(at).caption)

@@ -15,6 +15,12 @@ TIMEOUT = 60
 RATIO, TRUE_ERROR = "Ratio ρ (Eq. 5)", "True error ‖M − M′‖"
 
 
+@pytest.fixture(autouse=True)
+def _own_cache_folder(monkeypatch, tmp_path):
+    """The page keeps the packaged weights' spectra in the dashboard's cache folder: a fresh one per test."""
+    monkeypatch.setenv("MPO_CACHE_DIR", str(tmp_path / "cache"))
+
+
 def _preset(rows: int, cols: int, n: int, matrix=None) -> list[int]:
     shape = decompose.plan(rows, cols, n)
     if matrix is None:
@@ -230,3 +236,49 @@ def test_an_absurd_image_is_refused_and_a_large_one_shrunk_with_a_note():
     at = _upload(_open(), "wide.png", buffer.getvalue())
     assert not at.exception and not at.error, [e.value for e in at.error]
     assert any("2000×300 pixels" in c.value and "shrunk to 1024×154" in c.value for c in at.caption)
+
+
+def _widgets(at: AppTest) -> list:
+    return [w for kind in ("slider", "radio", "selectbox", "number_input", "text_input", "button") for w in at.get(kind)]
+
+
+def test_the_first_paint_shows_the_controls_the_text_mentions_disabled(monkeypatch):
+    """The engine held back (its import fails here): the sidebar already shows the source (with the sample picture),
+    the bond sliders and the target ρ, disabled, with a note on when they go live."""
+    from app import shared_imports
+
+    def engine_not_loaded(timeout=None):
+        raise RuntimeError("the engine is not loaded in this test")
+
+    monkeypatch.setattr(shared_imports, "wait", engine_not_loaded)
+    at = AppTest.from_file(MAIN, default_timeout=TIMEOUT).run()
+    assert [e.value for e in at.exception] == ["the engine is not loaded in this test"]
+    controls = _widgets(at)
+    assert controls and all(w.disabled for w in controls)
+    by_label = {w.label: w for w in controls}
+    assert "Sample picture (offline)" in by_label["Source"].options
+    sliders = [w for w in at.slider]
+    assert [s.value for s in sliders] == [18, 225, 280, 14] and [s.max for s in sliders] == [18, 504, 448, 14]
+    assert by_label["Target ρ of the optimal bonds"].value == 0.3 and by_label["ρ=0.3 best"]
+    assert any("go live" in c.value for c in at.sidebar.caption)
+    assert _metric(at, RATIO) == pytest.approx(0.2999)  # the snapshot's numbers
+
+
+def test_live_controls_replace_the_disabled_ones_and_read_as_plain_text(embedding_page):
+    at = embedding_page
+    assert not [w for w in _widgets(at) if w.key and w.key.startswith("_preview")]
+    assert not any(w.disabled for w in _widgets(at))
+    labels = [at.slider(key=k).label for k in _bond_keys(at)]
+    assert labels[0] == "d′₁ between T₁ and T₂ (full 18)"  # also the slider's name for screen readers
+    assert not any(c in label for label in labels for c in "$\\{}")
+
+
+def test_a_bound_over_100_percent_gets_a_note(embedding_page):
+    at = embedding_page
+    assert not any("over-counts" in c.value for c in at.caption)
+    for key in _bond_keys(at):
+        at.slider(key=key).set_value(1)
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert _metric(at, "Bound, relative") > 1
+    assert any("over-counts" in c.value for c in at.caption)
