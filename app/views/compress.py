@@ -62,7 +62,7 @@ def _plain(group: str) -> str:
 
 
 # --------------------------------------------------------------------------- caches
-@st.cache_resource(show_spinner="Loading the packaged MiniLM…")
+@st.cache_resource(show_spinner="Loading the packaged MiniLM (about 5 s, once per server)…")
 def base_model():
     return mc.load_base_model()
 
