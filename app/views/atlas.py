@@ -55,7 +55,7 @@ shared_imports.wait()  # numpy/pandas/PIL whole before this page's charts: plotl
 import pandas as pd  # noqa: E402
 
 import mpo_core  # noqa: E402
-from app import allowed_paths, atlas  # noqa: E402
+from app import allowed_paths, atlas, cpu_threads  # noqa: E402
 from app.user_errors import USER_ERRORS, message as _message  # noqa: E402
 
 TABLE_FORMATS = {
@@ -96,7 +96,8 @@ def load_atlas(n: int) -> atlas.Atlas:
             left = (time.perf_counter() - start) / done_size[0] * (total_size - done_size[0])
             bar.progress(done_size[0] / total_size, text=f"{done}/{total} matrices ({name}); about {left:.0f} s left")
 
-        store[key] = atlas.build_atlas(n, progress=progress, cache_dir=key[1])
+        with cpu_threads.free_cores():  # a second thread on a busy core made this 20x slower
+            store[key] = atlas.build_atlas(n, progress=progress, cache_dir=key[1])
         bar.empty()
     return store[key]
 
@@ -104,7 +105,8 @@ def load_atlas(n: int) -> atlas.Atlas:
 @st.cache_data(show_spinner="Choosing bond dims for the target ratio (about 1-2 s; then kept on disk)…",
                max_entries=64)
 def cached_table(model: str, cache: str, n: int, ratio: float, _atlas: atlas.Atlas) -> pd.DataFrame:
-    return atlas.atlas_table(_atlas, ratio, cache_dir=cache)
+    with cpu_threads.free_cores():
+        return atlas.atlas_table(_atlas, ratio, cache_dir=cache)
 
 
 # --------------------------------------------------------------------------- controls

@@ -115,7 +115,7 @@ from app import shared_imports  # noqa: E402
 shared_imports.wait()  # numpy/pandas/PIL whole before this page's charts: plotly peeks at them
 
 import mpo_core  # noqa: E402
-from app import allowed_paths, decompose, decomposition_cache  # noqa: E402
+from app import allowed_paths, cpu_threads, decompose, decomposition_cache  # noqa: E402
 from app.user_errors import USER_ERRORS, message as _message  # noqa: E402
 
 
@@ -133,7 +133,9 @@ def cached_matrix(source: decompose.MatrixSource):
 @st.cache_resource(show_spinner="Decomposing into an MPO (Algorithm 1): about 2 s for the packaged word embedding, "
                                 "less for the other weights…", max_entries=8)
 def cached_mpo(source: decompose.MatrixSource, out_factors: tuple[int, ...], in_factors: tuple[int, ...]):
-    return decompose.decompose_matrix(cached_matrix(source), out_factors, in_factors)
+    matrix = cached_matrix(source)
+    with cpu_threads.free_cores():  # a second thread on a busy core slows the SVDs many times over
+        return decompose.decompose_matrix(matrix, out_factors, in_factors)
 
 
 def shipped_view(source: decompose.MatrixSource, out_factors, in_factors) -> dict | None:
@@ -174,14 +176,15 @@ def cached_preset(source, out_factors, in_factors, ratio: float) -> tuple[int, .
         return tuple(view["bond_dims"])
     entry = disk_entry(source, out_factors, in_factors)
     spectra = decomposition_cache.load(*entry) if entry else None
-    if spectra is None:
-        spectra = cached_mpo(source, out_factors, in_factors)
-        if entry:
-            try:
-                decomposition_cache.save(*entry, decomposition_cache.spectra_only(spectra), {"weight": source.name})
-            except OSError:
-                pass
-    return decompose.preset_bond_dims(spectra, ratio)
+    mpo = cached_mpo(source, out_factors, in_factors) if spectra is None else spectra
+    with cpu_threads.free_cores():
+        preset = decompose.preset_bond_dims(mpo, ratio)  # computes (and keeps on the MPO) the pair's error table
+    if spectra is None and entry:
+        try:
+            decomposition_cache.save(*entry, decomposition_cache.spectra_only(mpo), {"weight": source.name})
+        except OSError:
+            pass
+    return preset
 
 
 @st.cache_data(show_spinner=False, max_entries=32)
@@ -191,8 +194,9 @@ def cached_true_error(source, out_factors, in_factors, bond_dims: tuple[int, ...
         exact = view["true_error"]
         return decompose.TrueError(tuple(exact["bond_dims"]), exact["absolute"], exact["relative"],
                                    tuple(exact["entropies"]))
-    mpo = cached_mpo(source, out_factors, in_factors)
-    return decompose.true_error(cached_matrix(source), mpo, bond_dims, keep_reconstruction=source.kind == "image")
+    mpo, matrix = cached_mpo(source, out_factors, in_factors), cached_matrix(source)
+    with cpu_threads.free_cores():
+        return decompose.true_error(matrix, mpo, bond_dims, keep_reconstruction=source.kind == "image")
 
 
 # --------------------------------------------------------------------------- controls
