@@ -48,13 +48,15 @@ if "atlas_n" not in st.session_state and (SNAPSHOT := snapshot.load("atlas")) an
     preview_controls(SNAPSHOT["state"], PREVIEW)
 AREA = first_paint.first_paint("atlas", "atlas_n")  # the default view, before the engine is imported
 
+# The engine (torch) imports while the shared imports finish in their thread; per-module import locks keep
+# either from seeing the other's modules half-built.
+import mpo_core  # noqa: E402
 from app import shared_imports  # noqa: E402
 
 shared_imports.wait()  # numpy/pandas/PIL whole before this page's charts: plotly peeks at them
 
 import pandas as pd  # noqa: E402
 
-import mpo_core  # noqa: E402
 from app import allowed_paths, atlas, cpu_threads  # noqa: E402
 from app.user_errors import USER_ERRORS, message as _message  # noqa: E402
 

@@ -109,12 +109,13 @@ if first_visit() and (SNAPSHOT := snapshot.load("decompose")) is not None:
     if "full_bond_dims" in SNAPSHOT["state"]:
         preview_controls(SNAPSHOT["state"], MATRIX[0], BONDS[0], SHAPE[0])
 
-# The engine (torch, ~2.5 s cold) is imported only after the first paint.
+# The engine (torch, ~2.5 s cold) is imported only after the first paint, while the shared imports finish in
+# their thread (per-module import locks keep either from seeing the other's modules half-built).
+import mpo_core  # noqa: E402
 from app import shared_imports  # noqa: E402
 
 shared_imports.wait()  # numpy/pandas/PIL whole before this page's charts: plotly peeks at them
 
-import mpo_core  # noqa: E402
 from app import allowed_paths, cpu_threads, decompose, decomposition_cache  # noqa: E402
 from app.user_errors import USER_ERRORS, message as _message  # noqa: E402
 
