@@ -41,6 +41,9 @@ from mpo_core.tensor.validation import check_choice, check_num_tensors, check_nu
 DEFAULT_NUM_TENSORS = 5
 NUM_TENSOR_CHOICES = (3, 4, 5, 6, 7)
 DEFAULT_RATIO = 0.2
+# Seconds a first build takes (nothing on disk yet), measured on the 2-core CPU with its other core busy: at
+# n = 4 and 6 the word embedding's central pair (1944-2688 wide) makes its error table the slow part.
+FIRST_BUILD_SECONDS = {3: 10, 4: 180, 5: 15, 6: 60, 7: 15}
 
 # Rows of the heatmap, top to bottom: the six matrices of one encoder layer.
 ENCODER_GROUPS = ("query", "key", "value", "attention_output", "ffn_in", "ffn_out")

@@ -88,8 +88,9 @@ def load_atlas(n: int) -> atlas.Atlas:
     """The atlas at ``n``: from this process, else from the disk cache, else decomposed (progress and time left)."""
     store, key = atlas_store(), (str(mpo_core.default_model_path()), cache_root(), n)
     if key not in store:
+        first = atlas.FIRST_BUILD_SECONDS.get(n)
         bar = st.progress(0.0, text=f"Reading the n = {n} atlas from the disk cache, or decomposing every weight "
-                                    "matrix (Algorithm 1; 10-20 s the first time on a 2-core CPU)…")
+                                    f"matrix (Algorithm 1; about {first} s the first time on a 2-core CPU)…")
         start, sizes, done_size = time.perf_counter(), mpo_core.list_weight_matrices(), [0]
         total_size = sum(rows * cols for rows, cols in sizes.values())
 
@@ -118,7 +119,8 @@ def controls() -> tuple[int, float, str]:
     box.header("Atlas")
     n = box.select_slider(
         N_LABEL, atlas.NUM_TENSOR_CHOICES, atlas.DEFAULT_NUM_TENSORS, key="atlas_n",
-        help="The papers use n = 5; every matrix is decomposed once per n (kept in the disk cache).",
+        help="The papers use n = 5; every matrix is decomposed once per n and kept in the disk cache (the first "
+             "time: " + ", ".join(f"n = {k} about {v} s" for k, v in atlas.FIRST_BUILD_SECONDS.items()) + ").",
     )
     ratio = box.slider(
         RATIO_LABEL, *RATIO_RANGE[:2], atlas.DEFAULT_RATIO, RATIO_RANGE[2], key="atlas_ratio",

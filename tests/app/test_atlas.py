@@ -192,3 +192,7 @@ def test_bounds_over_100_percent_get_a_note():
     assert atlas.bound_note(0.99) is None
     assert "over-counts" in atlas.bound_note(1.01)
     assert atlas.percent(0.887) == "88.7 %" and atlas.percent(1.013) == "101 %"
+
+
+def test_every_n_has_a_first_build_estimate():
+    assert set(atlas.FIRST_BUILD_SECONDS) == set(atlas.NUM_TENSOR_CHOICES)
