@@ -244,9 +244,10 @@ METRIC_NAMES = {"accuracy": "accuracy", "f1": "F1", "matthews_correlation": "MCC
                 "spearmanr": "Spearman", "combined": "combined"}
 
 
-def dev_score(results: dict | None) -> dict:
-    """The run's final dev score for its card: ``{"label", "value"}`` (``value`` ``None`` until the run ends)."""
-    metric = (results or {}).get("metric") or "score"
+def dev_score(results: dict | None, metric: str | None = None) -> dict:
+    """The run's final dev score for its card: ``{"label", "value"}`` (``value`` ``None`` until the run ends;
+    ``metric``: the task's, for the label before then)."""
+    metric = (results or {}).get("metric") or metric or "score"
     value = (results or {}).get("score")
     return {"label": f"dev {METRIC_NAMES.get(metric, metric)}", "value": None if value is None else float(value)}
 
@@ -286,8 +287,9 @@ DEMO = {"layers": 6, "train": 800, "heldout": 128, "dev": 200, "max_length": 32,
 #: the matrices the demo squeezes: the encoder's (the word embedding stays dense)
 DEMO_GROUPS = ("query", "key", "value", "attention_output", "ffn_in", "ffn_out")
 #: the default run's wall time from Start to results on this project's 2-core CPU, measured with
-#: benchmarks/bench_squeeze_demo.py: (idle machine, one core kept busy by another process)
-DEMO_SECONDS = {"idle": None, "one_core_busy": None}
+#: benchmarks/bench_squeeze_demo.py on 2026-12-07: idle (two threads), and with another process keeping one core
+#: busy (one thread, chosen by --threads auto); with four busy processes it took 305 s on 0.39 cores
+DEMO_SECONDS = {"idle": 76, "one_core_busy": 118}
 
 
 def expected_duration_text(settings: dict = DEMO) -> str:

@@ -26,7 +26,7 @@ import pandas as pd  # noqa: E402
 from app import allowed_paths, jobs, squeeze  # noqa: E402
 from app.user_errors import USER_ERRORS, message as _message  # noqa: E402
 from mpo_core.training.fine_tune_config import FineTuneConfig  # noqa: E402
-from mpo_core.data.glue import GLUE_TASKS  # noqa: E402
+from mpo_core.data.glue import GLUE_TASKS, get_task  # noqa: E402
 from mpo_core.runs.progress_file import read_progress  # noqa: E402
 from mpo_core.runs.run_folder import read_run_results  # noqa: E402
 from mpo_core.runs.run_name import check_run_name  # noqa: E402
@@ -114,8 +114,8 @@ if not runs:
 # live, a small fragment polls its files once a second and reruns the page when what the charts show changes
 # (a status, a squeeze event, ten more training steps); a finished run is drawn once and never polled.
 statuses = {r["run"]: r["status"] for r in runs}
-st.dataframe(pd.DataFrame(runs).drop(columns="modified").rename(columns={"score": "dev score"}), hide_index=True,
-             width="stretch")
+st.dataframe(pd.DataFrame(runs).drop(columns="modified").rename(columns={"score": "dev score"}).astype(object)
+             .fillna("–"), hide_index=True, width="stretch")  # a live run has no score yet: "–", not "None"
 names = [r["run"] for r in runs]
 chosen = st.session_state.get("squeeze_run")
 selected = st.selectbox("run", names, index=names.index(chosen) if chosen in names else 0, key="squeeze_select")
@@ -147,6 +147,14 @@ def progress_panel(run_name: str, drawn: tuple) -> None:
     st.progress(view["fraction"], text=view["text"])
 
 
+def task_metric(run_name: str) -> str | None:
+    """The run's task metric (for the dev card's label before the run has results)."""
+    try:
+        return get_task(jobs.run_config(runs_dir, run_name).get("task")).metric
+    except USER_ERRORS:
+        return None
+
+
 def run_view(run_name: str, status: str) -> None:
     try:  # its files may have changed since the list was read
         frames, options = read_run(run_name)
@@ -164,14 +172,15 @@ def run_view(run_name: str, status: str) -> None:
         st.progress(view["fraction"], text=view["text"])
     cols = st.columns(7)
     cols[0].metric("status", status)
-    cols[1].metric("held-out p (before squeezing)", "–" if summary["p"] is None else f"{summary['p']:.3f}",
-                   help="The task metric on training examples held out from training, after lightweight "
-                        "fine-tuning: what every cut is judged against.")
-    cols[2].metric("held-out p̃ (last accepted)", "–" if summary["p_tilde"] is None else f"{summary['p_tilde']:.3f}")
+    cols[1].metric("p (held-out)", "–" if summary["p"] is None else f"{summary['p']:.3f}",
+                   help="Before squeezing: the task metric on training examples held out from training, after "
+                        "lightweight fine-tuning. Every cut is judged against it.")
+    cols[2].metric("p̃ (held-out)", "–" if summary["p_tilde"] is None else f"{summary['p_tilde']:.3f}",
+                   help="After the last accepted cut and its repair steps, on the same held-out examples.")
     cols[3].metric("accepted cuts", summary["accepted"])
     for col, key, label in ((cols[4], "trainable_params", "#Pr (trainable)"), (cols[5], "total_params", "#To (total)")):
         col.metric(label, "–" if summary[key] is None else f"{summary[key] / 1e6:.2f}M")
-    dev = squeeze.dev_score(results)
+    dev = squeeze.dev_score(results, task_metric(run_name))
     cols[6].metric(dev["label"], "–" if dev["value"] is None else f"{dev['value']:.3f}",
                    help="Measured once, after squeezing, on the GLUE dev set; it chose nothing.")
     if (note := squeeze.score_note(summary, results, options)) is not None:

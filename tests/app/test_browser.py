@@ -199,37 +199,51 @@ def test_a_bond_slider_changes_the_ratio(server, page):
 
 
 def test_the_default_squeeze_run_learns_then_squeezes(server, page):
-    """The demo a presenter starts: the form's defaults, only a run name typed. About 1.5-2.5 minutes of training.
+    """The demo a presenter starts: the form's defaults, only a run name typed (about 2 minutes on a 2-core CPU).
 
-    p (held-out) must end well above SST-2's majority share (0.56), with no "has not learned" warning, and
-    the squeeze must take #To below the dense model with every accepted cut keeping p within delta.
+    A progress bar appears and moves within 5 s of Start; the run finishes within a generous CI bound (the
+    real figure is printed; benchmarks/bench_squeeze_demo.py measures it against the issue's targets). p
+    (held-out) must end well above SST-2's majority share (0.56), with no "has not learned" warning; the
+    squeeze must take #To to 0.9x the dense model with cuts of encoder matrices, every accepted cut keeping p
+    within delta. Once the run has finished, a watched page costs (server and browser together) under 5 % of
+    a core: nothing polls a finished run.
     """
     from app import squeeze
 
-    url, runs, *_ = server
+    url, runs, server_pid, _ = server
     page.goto(f"{url}/squeeze")
     settle(page)
     page.get_by_text("Start a new squeeze run").click()
     name = page.get_by_label("run name", exact=True)
     name.fill("demo")
     name.press("Tab")
+    assert page.get_by_text("With these defaults a run takes about").count() == 1  # the expected time, beside Start
     page.screenshot(path=str(ARTIFACTS / "squeeze-form-defaults.png"))
     started = time.monotonic()
     page.get_by_role("button", name="Start").click()
-    settle(page)
-    page.get_by_text("started demo").wait_for()
+    bar = page.locator("[data-testid=stProgress]").first
+    bar.wait_for(timeout=5_000)
+    first_text = bar.inner_text()
+    page.wait_for_function(  # the bar's text moves (elapsed seconds, then phase and step n of N)
+        "t => { const b = document.querySelector('[data-testid=stProgress]'); return b && b.innerText !== t; }",
+        arg=first_text, timeout=max(100, 5_000 - 1000 * (time.monotonic() - started)))
+    moved = time.monotonic() - started
+    page.screenshot(path=str(ARTIFACTS / "squeeze-demo-progress.png"))
     deadline = time.monotonic() + 600
     while time.monotonic() < deadline and not (runs / "demo" / "results.json").exists():
-        time.sleep(2)
+        time.sleep(1)
     assert (runs / "demo" / "results.json").exists(), "the default squeeze run did not finish in 10 minutes"
-    print(f"default squeeze run: {time.monotonic() - started:.0f} s from Start to results.json")
-    page.wait_for_function(  # the live fragment redraws every 2 s
+    seconds = time.monotonic() - started
+    print(f"default squeeze run: progress moved {moved:.1f} s after Start; {seconds:.0f} s from Start to results")
+    assert seconds < 420, f"the demo took {seconds:.0f} s (target: 120 s idle, 180 s with one core busy)"
+    page.wait_for_function(  # the live view reruns the page when the run's status changes
         "() => Array.from(document.querySelectorAll('[data-testid=stMetric]'))"
         ".some(m => m.innerText.includes('status') && m.innerText.includes('finished'))", timeout=60_000,
     )
     settle(page)
     no_exception(page, "squeeze-demo-finished")
-    assert float(metric_value(page, "p (before squeezing)")) > 0.7  # SST-2's majority share is 0.56
+    assert float(metric_value(page, "p (held-out)")) > 0.7  # SST-2's majority share is 0.56
+    assert metric_value(page, "dev accuracy") != "–"
     assert page.get_by_text("has not learned").count() == 0
     points = curve_points(page)
     assert len(points) >= 4 and points[0] > 0, points  # p~ per squeeze step has points
@@ -238,6 +252,31 @@ def test_the_default_squeeze_run_learns_then_squeezes(server, page):
     assert summary["predicted_classes"] == 2 and summary["accepted"] >= 1
     assert abs(summary["p"] - summary["p_tilde"]) <= 0.1 + 1e-9  # every accepted cut kept p within delta
     assert summary["total_params"] <= 0.9 * 22_713_986  # squeezed below the dense model, to the target
+    assert all(".encoder.layer." in m for m in frames["cuts"]["matrix"])  # the cuts reach the stacked layers
+    share = watched_cpu_share(server_pid, seconds=10)
+    print(f"a watched finished squeeze run: {100 * share:.1f} % of a core (server and browser)")
+    assert share < 0.05
+
+
+def watched_cpu_share(server_pid: int, seconds: float) -> float:
+    """CPU the Streamlit server and the browser's processes use over ``seconds`` while nothing is clicked, per core."""
+    import psutil
+
+    def busy() -> float:
+        processes = [psutil.Process(server_pid)]
+        processes += [p for p in psutil.process_iter(["name"]) if "chrom" in (p.info["name"] or "").lower()]
+        total = 0.0
+        for process in processes:
+            try:
+                times = process.cpu_times()
+                total += times.user + times.system
+            except psutil.Error:
+                continue
+        return total
+
+    before = busy()
+    time.sleep(seconds)
+    return (busy() - before) / seconds
 
 
 # Every page paints a shipped snapshot (or a stored run) before the engine imports. The target is 3 s on the

@@ -128,6 +128,7 @@ def test_the_card_says_what_each_score_measures():
     assert "measured once the run ends" in squeeze.score_note(summary, None, {"heldout_examples": 128})
     results = {"metric": "accuracy", "score": 0.73, "num_eval_examples": 200, "num_heldout_examples": 128}
     assert squeeze.dev_score(results) == {"label": "dev accuracy", "value": 0.73}
+    assert squeeze.dev_score(None, "matthews_correlation") == {"label": "dev MCC", "value": None}
     note = squeeze.score_note(summary, results, {})
     assert "128 training examples held out" in note and "200 GLUE dev examples" in note
     assert "±0.06 and ±0.06" in note  # 1.96 sqrt(p (1 - p) / n) for 0.844 on 128 and 0.73 on 200

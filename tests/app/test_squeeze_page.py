@@ -42,7 +42,7 @@ def test_a_finished_run_shows_its_squeeze(two_runs, monkeypatch):
     at.selectbox(key="squeeze_select").set_value("first").run()
     assert not at.exception
     assert metric(at, "status") == "finished" and metric(at, "accepted cuts") == "2"
-    assert metric(at, "held-out p (before squeezing)") != "–" and metric(at, "held-out p̃ (last accepted)") != "–"
+    assert metric(at, "p (held-out)") != "–" and metric(at, "p̃ (held-out)") != "–"
     # the dev score on the card, labelled, and a note saying what each score measures
     results = read_run_results(two_runs / "first")
     assert metric(at, "dev accuracy") == f"{results['score']:.3f}"
