@@ -21,6 +21,7 @@ import os
 import time
 from pathlib import Path
 
+from ..json_file import loads_bounded
 from .atomic_write import atomic_write_bytes
 
 #: a progress file is a few hundred bytes; anything larger is not one
@@ -68,8 +69,8 @@ def read_progress(path: str | Path) -> dict | None:
     try:
         if path.stat().st_size > MAX_BYTES:
             return None
-        record = json.loads(path.read_bytes())
-    except (OSError, ValueError):
+        record = loads_bounded(path.read_text(), str(path))
+    except (OSError, ValueError, UnicodeDecodeError):
         return None
     return record if isinstance(record, dict) else None
 

@@ -101,4 +101,5 @@ def test_notebook_defines_no_code_and_is_committed_without_outputs():
     assert all(not c.get("outputs") and c.get("execution_count") is None for c in code)
     source = "\n".join("".join(c["source"]) for c in code)
     assert "def " not in source and "class " not in source and "lambda" not in source
-    assert 'load_or_run("table2"' in source and 'load_results("table2", "full")' in source
+    # the stored full results first, then this mode's run as a pipeline check (issue 27)
+    assert 'stored_full("table2"' in source and 'pipeline_check("table2"' in source
