@@ -166,6 +166,7 @@ def test_tiny_random_bert_all_groups(n):
         assert model(**tiny_inputs()).logits.shape == (2, 3)
 
 
+@pytest.mark.slow  # ~13 s: decomposes every matrix of MiniLM
 def test_matrices_go_cheapest_first_and_the_pace_follows_each(minilm):
     """The pace is measured on the small matrices before the word embedding (a third of a build) starts."""
     request = mc.CompressionRequest(groups=("word_embedding", "query", "ffn_in"), ratio=0.3, n=5)

@@ -8,6 +8,9 @@ from mpo_core.model.pretrained import default_model_path
 from mpo_core.reproduction import figure2, results_store
 from mpo_core.tensor.shape import plan_shape
 
+# the small figure-2 run behind most of these tests takes 30-40 s on the 2-core CPU: out of the fast subset (issue 27)
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture(scope="module")
 def results(tmp_path_factory, single_blas_thread):

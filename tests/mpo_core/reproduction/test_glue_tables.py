@@ -14,6 +14,7 @@ RATES = {(s, t): (1e-4 if s in ("full", "mpo_full", "last_k") else 1e-3, "lr_pro
          for s in (*table3.ROWS, "last_k", "mpo_lfa") for t in table3.TASKS["full"]}
 
 
+@pytest.mark.slow  # ~15 s of small GLUE runs
 def test_table3_controlled_runs_three_seeds_with_the_probed_rates_and_mpop_from_the_frontier(monkeypatch):
     from mpo_core.reproduction import frontier
 

@@ -222,6 +222,7 @@ def test_the_fixed_evaluation_set_is_the_same_for_every_seed_and_never_trained_o
     assert first.heldout_indices != second.heldout_indices
 
 
+@pytest.mark.slow  # ~13 s: a real run with an evaluation slice
 def test_kept_predictions_cover_dev_then_the_slice(tmp_path):
     config = small(tmp_path, num_hidden_layers=1, max_train_examples=64, max_eval_examples=None, max_steps=2,
                    evaluation_slice=128, keep_predictions=True, save_model=False)
