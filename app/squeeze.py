@@ -16,7 +16,7 @@ import plotly.graph_objects as go
 
 from mpo_core.model.matrix_groups import GROUP_TABLE, layer_index
 from mpo_core.runs.progress_file import time_left
-from mpo_core.runs.run_folder import read_metrics
+from mpo_core.runs.run_folder import METRICS_FILE, read_metrics
 
 ACCEPTED_COLOR, REJECTED_COLOR, BASELINE_COLOR = "#54a24b", "#e45756", "#9d9d9d"
 DENSE_COLOR, TARGET_COLOR = "#4c78a8", "#e45756"
@@ -40,8 +40,32 @@ def bond_label(matrix: str, bond: int) -> str:
     return f"{matrix_label(matrix)}, bond {int(bond) + 1}"
 
 
+#: the last frames read per run, keyed by its metrics file's size and mtime: a page polling a live run every second
+#: parses the stream again only when it has grown
+_FRAMES: dict = {}
+
+
 def squeeze_frames(run_path) -> dict[str, pd.DataFrame]:
     """``steps`` (judged squeeze steps), ``cuts``, ``train`` (loss per step) and ``baseline`` of one run."""
+    from pathlib import Path
+
+    try:
+        stat = (Path(run_path) / METRICS_FILE).stat()
+        key = (stat.st_size, stat.st_mtime_ns)
+    except OSError:
+        key = None
+    cached = _FRAMES.get(str(run_path))
+    if key is not None and cached is not None and cached[0] == key:
+        return {name: frame.copy() for name, frame in cached[1].items()}
+    frames = _read_frames(run_path)
+    if key is not None:
+        if len(_FRAMES) > 64:
+            _FRAMES.clear()
+        _FRAMES[str(run_path)] = (key, frames)
+    return {name: frame.copy() for name, frame in frames.items()}
+
+
+def _read_frames(run_path) -> dict[str, pd.DataFrame]:
     records = read_metrics(run_path)
     squeeze = [r for r in records if r.get("kind") == "squeeze"]
     frame = lambda rows: pd.DataFrame(rows) if rows else pd.DataFrame()  # noqa: E731
