@@ -24,6 +24,25 @@ settings.load_profile("repo")
 cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 
 
+_THREADS = None
+
+
+@pytest.fixture(scope="module", autouse=True)
+def threads_from_free_cores():
+    """torch's threads follow the cores other processes leave free, re-measured between modules (at most every
+    10 s): two OpenMP threads on a core another process holds made the fast subset twice as slow (1072 s against
+    547 s with one thread, one core busy). A module's own choice (``single_blas_thread``) comes after this."""
+    global _THREADS
+    from mpo_core.runs.thread_budget import ThreadBudget
+
+    if _THREADS is None:
+        _THREADS = ThreadBudget(first_sample=0.2)
+    threads = _THREADS.update()
+    if torch.get_num_threads() != threads:  # a test before may have set its own
+        torch.set_num_threads(threads)
+    yield
+
+
 @pytest.fixture(scope="module")
 def single_blas_thread():
     """One intra-op thread for a module: on a busy 2-core box OpenMP spin-waits make LAPACK 10-50x slower."""

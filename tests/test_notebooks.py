@@ -146,6 +146,7 @@ def _offline_notebook():
     return nb
 
 
+@pytest.mark.slow  # > 2 s in the fast subset (issue 27)
 def test_a_rendered_notebook_loads_no_script_style_or_font_from_a_network():
     from nbconvert import HTMLExporter
 
@@ -161,6 +162,7 @@ def test_a_rendered_notebook_loads_no_script_style_or_font_from_a_network():
         assert script in default and script not in page, script
 
 
+@pytest.mark.slow  # > 1.5 s in the fast subset (issue 27)
 def test_a_rendered_page_draws_latex_as_mathml_and_widgets_as_their_last_text():
     page = render_notebooks.to_html(_offline_notebook())
     assert page.count("<math") == 3 and 'display="block"' in page
@@ -232,6 +234,7 @@ print(json.dumps(out))
 """
 
 
+@pytest.mark.slow  # > 2 s in the fast subset (issue 27)
 def test_setup_silences_library_noise_and_shows_whole_tables():
     """In a process of its own (the setup changes process-wide state: logging, warnings, pandas options)."""
     env = dict(os.environ, OMP_NUM_THREADS="1")

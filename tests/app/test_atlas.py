@@ -43,6 +43,7 @@ def test_weight_group_reads_the_role_from_the_name(name, group):
     assert atlas.weight_group(name) == group
 
 
+@pytest.mark.slow  # > 2 s in the fast subset (issue 27)
 def test_every_weight_is_in_the_atlas_once(book):
     assert book.names == list(mpo_core.list_weight_matrices())
     assert len(book.entries) == 40 and book.n == 5 and book.seconds > 0
@@ -63,6 +64,7 @@ def test_spectra_only_keeps_shapes_and_spectra_not_memory():
     assert atlas.spectra_norm(full) == pytest.approx(float(matrix.double().norm()), rel=1e-6)
 
 
+@pytest.mark.slow  # > 2 s in the fast subset (issue 27)
 @pytest.mark.parametrize("name", [QUERY_0, FFN_IN_3, WORD])
 def test_chosen_bond_dims_are_those_of_the_real_truncation(book, table, name):
     """d'_k in the table = the bonds the MPO gets when truncated to the ratio (what apply_mpo builds)."""
@@ -143,6 +145,7 @@ def test_entropy_profile_shows_the_matrix_and_its_type_in_other_layers(book, tab
     assert len(atlas.entropy_profile_figure(book, table, WORD).data) == 3
 
 
+@pytest.mark.slow  # > 1.5 s in the fast subset (issue 27)
 def test_build_atlas_subset_progress_and_errors():
     calls = []
     small = atlas.build_atlas(3, names=[QUERY_0, WORD], progress=lambda done, total, name: calls.append((done, total, name)))
@@ -159,6 +162,7 @@ def test_build_atlas_subset_progress_and_errors():
     )
 
 
+@pytest.mark.slow  # > 2 s in the fast subset (issue 27)
 def test_a_second_build_reads_every_decomposition_from_the_disk_cache(tmp_path, book):
     names = [QUERY_0, FFN_IN_3, WORD]
     first = atlas.build_atlas(5, names=names, cache_dir=tmp_path)
@@ -175,6 +179,7 @@ def test_a_second_build_reads_every_decomposition_from_the_disk_cache(tmp_path, 
     assert other_n.from_cache == 0  # another n is another decomposition
 
 
+@pytest.mark.slow  # > 2 s in the fast subset (issue 27)
 def test_the_table_is_kept_on_disk_and_reads_back_equal(tmp_path, book, table):
     import pandas as pd
 

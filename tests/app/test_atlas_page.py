@@ -19,9 +19,10 @@ def _ok(at: AppTest) -> AppTest:
 
 
 @pytest.fixture(scope="module")
-def cache_dir(tmp_path_factory):
-    """One cache folder for the module: the atlas is decomposed once per n, then read from disk."""
-    return tmp_path_factory.mktemp("cache")
+def cache_dir(atlas_cache_dir):
+    """The session's atlas cache folder (tests/app/conftest.py): the atlas is decomposed once per n, then read
+    from disk by every module that opens the page."""
+    return atlas_cache_dir
 
 
 @pytest.fixture
@@ -45,6 +46,7 @@ def _z(figure: dict) -> np.ndarray:
     return np.asarray(z, dtype=float)
 
 
+@pytest.mark.slow  # > 2 s in the fast subset (issue 27)
 def test_opens_with_every_matrix_and_the_first_query_selected(page):
     at = page
     assert at.title[0].value == "Entropy atlas"
@@ -58,6 +60,7 @@ def test_opens_with_every_matrix_and_the_first_query_selected(page):
     assert len(at.dataframe) >= 1  # embeddings and pooler beside the heatmap
 
 
+@pytest.mark.slow  # > 2 s in the fast subset (issue 27)
 def test_the_ratio_slider_changes_the_chosen_bonds(page):
     at = page
     ratio, chosen = _metric(at, "All matrices: ρ at d′ (Eq. 5)"), _metric(at, "chosen d′ₖ")
@@ -79,6 +82,7 @@ def test_the_quantity_selector_changes_the_heatmap(page):
     assert ((_z(after) > 0) & (_z(after) <= 1)).all() and (_z(before) > 1).all()
 
 
+@pytest.mark.slow  # > 2 s in the fast subset (issue 27)
 def test_choosing_a_matrix_and_n(page):
     at = page
     at.selectbox(key="atlas_weight").set_value(FFN_OUT_4).run()
@@ -139,6 +143,7 @@ def test_live_controls_replace_the_disabled_ones(page):
     assert any("Click a cell" in c.value for c in at.caption)
 
 
+@pytest.mark.slow  # > 2 s in the fast subset (issue 27)
 def test_a_new_process_reads_the_atlas_from_the_disk_cache(page, cache_dir, monkeypatch):
     """The in-memory store dropped (a restarted server): the decompositions and the table come from disk."""
     import streamlit as st
@@ -153,6 +158,7 @@ def test_a_new_process_reads_the_atlas_from_the_disk_cache(page, cache_dir, monk
     assert _metric(at, "chosen d′ₖ") == _metric(page, "chosen d′ₖ")
 
 
+@pytest.mark.slow  # > 2 s in the fast subset (issue 27)
 def test_a_bound_over_100_percent_is_explained(page, cache_dir):
     from app import atlas
 

@@ -53,6 +53,7 @@ def tokenizer():
     return AutoTokenizer.from_pretrained(str(mpo_core.default_model_path()), trust_remote_code=False)
 
 
+@pytest.mark.slow  # > 2 s in the fast subset (issue 27)
 def test_auto_runs_every_phase_and_reports_where_the_budget_went(minilm, tokenizer, tmp_path):
     phases = []
     request = cal.CalibratedRequest(method="auto", size=0.4, groups=("query", "key"), sentences=16)

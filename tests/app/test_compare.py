@@ -131,6 +131,7 @@ def test_cache_keys_are_stable_and_sensitive_to_what_the_numbers_depend_on():
     assert compare.curve_key(base, mpo, print_) != compare.curve_key(base, compare.Curve("mpo", 5), print_)
 
 
+@pytest.mark.slow  # > 2 s in the fast subset (issue 27)
 def test_cache_key_is_the_same_in_another_process():
     code = ("from app import compare, decompose; s = compare.CompareSettings(source=decompose.MatrixSource("
             "kind='random', rows=48, cols=40, seed=1, decay=1.0), ratios=(0.1, 0.3), n_values=(3, 5), n_iter_max=20); "

@@ -72,6 +72,7 @@ def test_groups_layers_and_selection(minilm):
         mc.selected_matrices(minilm, mc.CompressionRequest(groups=("query",), layers=(7,)))
 
 
+@pytest.mark.slow  # > 2 s in the fast subset (issue 27)
 @pytest.mark.parametrize("ratio", [0.1, 0.5])
 def test_the_plan_is_the_model_apply_mpo_builds(minilm, spectra, ratio):
     request = mc.CompressionRequest(groups=(*ATTENTION, "ffn_in", "ffn_out"), ratio=ratio)
@@ -123,6 +124,7 @@ def compressed(minilm):
     return request, model
 
 
+@pytest.mark.slow  # > 2 s in the fast subset (issue 27)
 def test_mpo_zip_loads_back_with_load_mpo_model(compressed, inputs, tmp_path):
     request, model = compressed
     data = mc.export_zip(model, merged=False, request=request, tokenizer_path=mpo_core.default_model_path())
@@ -194,6 +196,7 @@ def test_the_effect_note_explains_a_low_agreement_beside_the_zero_shot_scores():
     assert mc.embedding_batches(200) == 7  # 400 sentences in batches of 64
 
 
+@pytest.mark.slow  # > 2 s in the fast subset (issue 27)
 def test_spectra_are_kept_on_disk_for_the_next_server(minilm, spectra, tmp_path):
     """Entries of app.decomposition_cache, keyed as the Entropy atlas keys them: a second server reads them back."""
     from app import decomposition_cache

@@ -29,6 +29,7 @@ def _millions(at: AppTest, label: str) -> float:
 _metric = pages.metric
 
 
+@pytest.mark.slow  # > 2 s in the fast subset (issue 27)
 def test_opens_with_the_paper_groups_planned(page):
     at = page
     assert at.title[0].value == "Compress a model"
@@ -67,6 +68,7 @@ def test_groups_and_layers_choose_the_matrices(page):
     assert not at.exception and any("at least one matrix group" in i.value for i in at.info)
 
 
+@pytest.mark.slow  # > 2 s in the fast subset (issue 27)
 def test_the_default_shows_what_compression_does_to_the_model(page):
     at = page  # measured ahead (app/snapshots/compress.json) for the default settings, shown without a build
     original, compressed = float(_metric(at, "STS-B Spearman, original")), float(_metric(at, "STS-B Spearman, compressed"))
@@ -83,6 +85,7 @@ def test_the_default_shows_what_compression_does_to_the_model(page):
     assert not [m for m in _ok(at).metric if m.label.startswith("STS-B")]
 
 
+@pytest.mark.slow  # > 2 s in the fast subset (issue 27)
 def test_build_measures_the_model_and_offers_the_download(page):
     at = page
     at.button_group(key="compress_groups").set_value(["query", "key"]).run()
@@ -105,6 +108,7 @@ def test_build_measures_the_model_and_offers_the_download(page):
     assert not at.get("download_button") and any("settings changed" in i.value for i in _ok(at).info)
 
 
+@pytest.mark.slow  # > 2 s in the fast subset (issue 27)
 def test_a_second_visit_reads_the_built_model_and_its_numbers_from_the_disk_cache(page, tmp_path):
     at = page
     at.button_group(key="compress_groups").set_value(["query", "ffn_out"]).run()
@@ -136,6 +140,7 @@ def test_without_sts_b_data_the_model_is_still_built(page, tmp_path, monkeypatch
     assert len(at.get("download_button")) == 1
 
 
+@pytest.mark.slow  # > 2 s in the fast subset (issue 27)
 def test_n_changes_the_bond_dims(page):
     at = page
     at.button_group(key="compress_groups").set_value(["value"]).run()
@@ -166,6 +171,7 @@ def test_every_method_is_offered_and_explained(page):
     assert not [w for w in _ok(at).sidebar.selectbox if w.key == "compress_calibration"]
 
 
+@pytest.mark.slow  # > 2 s in the fast subset (issue 27)
 def test_a_calibrated_method_runs_and_lands_on_the_frontier(page, monkeypatch, tmp_path):
     from .frontier_results import write_frontier
 
@@ -195,6 +201,7 @@ def test_a_calibrated_method_runs_and_lands_on_the_frontier(page, monkeypatch, t
     assert any("settings changed" in i.value for i in _ok(at).info)
 
 
+@pytest.mark.slow  # > 2 s in the fast subset (issue 27)
 def test_calibration_from_a_text_file_inside_the_glue_folder(page, tmp_path, monkeypatch):
     glue = tmp_path / "glue"
     glue.mkdir()

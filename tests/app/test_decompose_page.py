@@ -54,6 +54,7 @@ def embedding_page() -> AppTest:
     return _open()
 
 
+@pytest.mark.slow  # > 2 s in the fast subset (issue 27)
 def test_opens_explained_on_the_word_embedding_at_optimal_bonds_for_a_third(embedding_page):
     at = embedding_page
     [explanation] = [e for e in at.expander if e.label == "What you are looking at"]
@@ -75,6 +76,7 @@ def test_opens_explained_on_the_word_embedding_at_optimal_bonds_for_a_third(embe
     assert len(at.tabs) == 3
 
 
+@pytest.mark.slow  # > 1.5 s in the fast subset (issue 27)
 def test_full_bonds_are_exact_and_float_noise_shows_as_zero(embedding_page):
     at = embedding_page
     at.button(key="reset_bonds").click().run()
@@ -87,6 +89,7 @@ def test_full_bonds_are_exact_and_float_noise_shows_as_zero(embedding_page):
     assert [at.slider(key=k).value for k in _bond_keys(at)] == [18, 225, 280, 14]
 
 
+@pytest.mark.slow  # > 1.5 s in the fast subset (issue 27)
 def test_cutting_the_central_bond_compresses_and_costs_error(embedding_page):
     at = embedding_page
     at.button(key="reset_bonds").click().run()
@@ -105,6 +108,7 @@ def test_cutting_the_central_bond_compresses_and_costs_error(embedding_page):
     assert [m.value for m in at.metric if m.label == "Effective d′ₖ"] == ["18,416,8,14"]
 
 
+@pytest.mark.slow  # > 2 s in the fast subset (issue 27)
 def test_switching_matrix_and_n_rebuilds_the_sliders():
     at = _open()
     at.selectbox(key="weight").set_value(FFN_WEIGHT).run()

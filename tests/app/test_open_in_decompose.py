@@ -34,9 +34,10 @@ def _bonds(at: AppTest) -> list[int]:
 
 
 @pytest.fixture(scope="module")
-def cache_dir(tmp_path_factory):
-    """One cache folder for the module: the atlas is decomposed once per n, then read from disk."""
-    return tmp_path_factory.mktemp("cache")
+def cache_dir(atlas_cache_dir):
+    """The session's atlas cache folder (tests/app/conftest.py): the atlas is decomposed once per n, then read
+    from disk by every module that opens the page."""
+    return atlas_cache_dir
 
 
 @pytest.fixture(autouse=True)
@@ -82,6 +83,7 @@ def test_a_request_switches_the_source_back_to_the_model():
     assert at.selectbox(key="weight").value == KEY_2
 
 
+@pytest.mark.slow  # > 2 s in the fast subset (issue 27)
 @pytest.mark.parametrize("n, ratio", [(5, 0.2), (3, 0.35)])  # the atlas's defaults, and others
 def test_the_atlas_n_and_rho_open_in_decompose_with_the_same_bonds_and_bound(atlas_page, widget_warnings, n, ratio):
     at = atlas_page
@@ -115,6 +117,7 @@ def test_coming_back_from_the_atlas_reopens_at_its_cut(atlas_page):
     assert _bonds(_ok(at)) == preset
 
 
+@pytest.mark.slow  # > 2 s in the fast subset (issue 27)
 def test_decompose_chooses_its_bonds_from_the_spectra_the_atlas_left_on_disk(atlas_page, monkeypatch):
     from app import decomposition_cache
 

@@ -132,6 +132,7 @@ def test_bad_options_are_messages(fisher):
         "growth": 2.0, "selection": "dynamic", "top_n": 2, "stages": 2, "fisher_batches": 4}
 
 
+@pytest.mark.slow  # > 2 s in the fast subset (issue 27)
 def test_the_preview_of_a_runs_scores_reproduces_the_run(run):
     path, results = run
     fisher = opf.fisher_from_run(path)

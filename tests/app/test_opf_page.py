@@ -43,6 +43,7 @@ def finished(tmp_path_factory):
     return runs, results
 
 
+@pytest.mark.slow  # > 2 s in the fast subset (issue 27)
 def test_opens_with_scores_and_a_preview_that_follows_top_n(finished, monkeypatch):
     at = open_page(finished[0], monkeypatch)
     assert not at.error, [e.value for e in at.error]
@@ -69,6 +70,7 @@ def test_opens_with_scores_and_a_preview_that_follows_top_n(finished, monkeypatc
     assert not at.exception and any("needs top_n >= 3" in e.value for e in at.error)
 
 
+@pytest.mark.slow  # > 2 s in the fast subset (issue 27)
 def test_a_finished_run_shows_its_selection_and_the_merge_check(finished, monkeypatch):
     runs, results = finished
     at = open_page(runs, monkeypatch)
@@ -92,6 +94,7 @@ def test_a_finished_run_shows_its_selection_and_the_merge_check(finished, monkey
     assert f"ratio {ratio:.3f}" in verdict
 
 
+@pytest.mark.slow  # > 1.5 s in the fast subset (issue 27)
 def test_the_runs_own_scores_can_be_the_source(finished, monkeypatch):
     runs, results = finished
     at = open_page(runs, monkeypatch)

@@ -22,6 +22,7 @@ def test_painting_a_snapshot_imports_no_engine():
 
 @pytest.mark.parametrize("page", [  # the compress snapshot builds a model (~20 s): out of the fast subset
     pytest.param(page, marks=pytest.mark.slow) if page == "compress" else page for page in build_snapshots.BUILDERS])
+@pytest.mark.slow  # > 2 s in the fast subset (issue 27)
 def test_the_shipped_snapshot_is_what_the_code_computes(page):
     shipped = snapshot.load(page)
     assert shipped is not None, f"app/snapshots/{page}.json is missing: run python -m app.build_snapshots"

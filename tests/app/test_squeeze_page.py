@@ -36,6 +36,7 @@ def test_no_runs_yet_shows_a_finished_example(tmp_path, monkeypatch):
     assert held_after > 0.7 and held_before - held_after < 0.05  # the example learned, and squeezing kept it
 
 
+@pytest.mark.slow  # > 2 s in the fast subset (issue 27)
 def test_a_finished_run_shows_its_squeeze(two_runs, monkeypatch):
     at = open_page(two_runs, monkeypatch)
     assert at.selectbox(key="squeeze_select").value in ("first", "second")

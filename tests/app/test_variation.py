@@ -60,6 +60,7 @@ def stats(runs) -> dict:
     return {name: variation.run_variation(runs / name) for name in ("full", "lfa")}
 
 
+@pytest.mark.slow  # > 2 s in the fast subset (issue 27)
 def test_finished_runs_with_their_models(runs):
     rows = {r["run"]: r for r in variation.finished_runs(runs)}
     assert set(rows) == {"full", "lfa"} and all(r["has_model"] for r in rows.values())
@@ -69,6 +70,7 @@ def test_finished_runs_with_their_models(runs):
     assert lfa["trainable_params"] < 0.5 * full["trainable_params"] == 0.5 * full["total_params"]
 
 
+@pytest.mark.slow  # > 2 s in the fast subset (issue 27)
 @pytest.mark.parametrize("name", ["full", "lfa"])
 def test_shares_sum_to_one_and_trained_groups_moved(stats, name):
     result = stats[name]

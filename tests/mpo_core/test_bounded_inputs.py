@@ -105,6 +105,7 @@ def config_cases(world: Path) -> dict:
             for i, (name, (body, needle)) in enumerate(configs.items())}
 
 
+@pytest.mark.slow  # > 2 s in the fast subset (issue 27)
 def test_bad_configs_are_refused_before_anything_is_allocated(world):
     cases = config_cases(world)
     before = files_outside(world)
@@ -115,6 +116,7 @@ def test_bad_configs_are_refused_before_anything_is_allocated(world):
     assert not list((world / "runs").iterdir())
 
 
+@pytest.mark.slow  # > 2 s in the fast subset (issue 27)
 def test_runs_listing_skips_and_names_deep_huge_and_odd_results(world):
     runs = world / "runs"
     bodies = {"ok": '{"run_name": "ok", "task": "rte", "score": 0.5}', "deep": "[" * 500_000 + "]" * 500_000,

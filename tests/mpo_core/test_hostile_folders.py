@@ -108,6 +108,7 @@ FINETUNE_PROBES = {
 }
 
 
+@pytest.mark.slow  # > 2 s in the fast subset (issue 27)
 @pytest.mark.parametrize("name", FINETUNE_PROBES)
 def test_finetune_refuses_a_hostile_model(name, world, tmp_path, monkeypatch, capsys):
     root, marker, folders, _ = world
@@ -210,6 +211,7 @@ def hostile_adapter(world, tmp_path, name) -> Path:
     return target
 
 
+@pytest.mark.slow  # > 2 s in the fast subset (issue 27)
 @pytest.mark.parametrize("name", [*ADAPTER_CONFIG_PROBES, *ADAPTER_WEIGHTS_PROBES])
 def test_predict_refuses_a_hostile_adapter(name, world, tmp_path, monkeypatch, capsys):
     _, marker, _, _ = world
@@ -343,6 +345,7 @@ for call, arg in ((load_adapter, sys.argv[1]), (load_final_model, sys.argv[2])):
 """
 
 
+@pytest.mark.slow  # > 2 s in the fast subset (issue 27)
 def test_100000_layers_are_refused_before_anything_is_allocated(world, checkpoint, tmp_path):
     """Under a 3 GiB address-space limit, both the adapter and the final model are refused in seconds."""
     adapter = hostile_adapter(world, tmp_path, "num_hidden_layers 100000")

@@ -62,6 +62,7 @@ def test_bad_inputs():
         layer(torch.tensor([300]))
 
 
+@pytest.mark.slow  # > 2 s in the fast subset (issue 27)
 def test_real_word_embedding_rows(word_embedding):
     dense = nn.Embedding.from_pretrained(word_embedding, freeze=False, padding_idx=0)
     layer = MPOEmbedding.from_embedding(dense, compression_ratio=0.1)

@@ -43,6 +43,7 @@ def test_flops_decide_clear_cases_without_timing():
     assert choice.how == "flops"  # too small to time
 
 
+@pytest.mark.slow  # > 2 s in the fast subset (issue 27)
 def test_ambiguous_cases_are_timed_and_the_fastest_wins():
     shape = MPOShape(4096, 4096, (16, 16, 16), (16, 16, 16))
     tensors = chain_of(shape, (8, 8))
@@ -62,6 +63,7 @@ def test_the_environment_switches_timing_off(monkeypatch):
     assert choice.how == "flops" and choice.seconds == ()
 
 
+@pytest.mark.slow  # > 2 s in the fast subset (issue 27)
 def test_training_times_forward_and_backward_without_touching_the_layer():
     shape = MPOShape(4096, 4096, (16, 16, 16), (16, 16, 16))
     tensors = [t.requires_grad_() for t in chain_of(shape, (8, 8))]

@@ -79,6 +79,7 @@ def test_auto_never_loses_to_the_whitened_svd_on_its_own_objective(model, stats)
     assert sum(v["params"] for k, v in groups.items() if k.startswith("group:")) == auto.params_after
 
 
+@pytest.mark.slow  # > 2 s in the fast subset (issue 27)
 def test_a_model_size_includes_the_word_embedding_and_holds_the_whole_model_budget(model, stats):
     groups = ("query", "key", "value", "attention_output", "ffn_in", "ffn_out", "word_embedding")
     for method in ("mpo", "svd_whitened", "auto"):

@@ -107,6 +107,7 @@ def test_mpo_model_saves_and_loads_with_truncated_bonds(arch, tmp_path):
     assert {n: m.bond_dims for n, m in mpo_modules(loaded).items()} == {n: m.bond_dims for n, m in mpo_modules(model).items()}
 
 
+@pytest.mark.slow  # > 2 s in the fast subset (issue 27)
 def test_merged_model_loads_in_plain_transformers(tmp_path):
     model = tiny_model("mpnet")
     apply_mpo(model, MPOConfig(compression_ratio=0.5), progress=False)
@@ -130,6 +131,7 @@ def test_merged_model_loads_in_plain_transformers(tmp_path):
     assert torch.allclose(torch.tensor(eval(out.stdout.strip())), expected, atol=1e-5)
 
 
+@pytest.mark.slow  # > 2 s in the fast subset (issue 27)
 def test_packaged_real_model_full_bond_surgery():
     model = AutoModelForSequenceClassification.from_pretrained(default_model_path(), num_labels=2).eval()
     inputs = {"input_ids": torch.tensor([[101, 7592, 2088, 2003, 1037, 3231, 1012, 102]])}

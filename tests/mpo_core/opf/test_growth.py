@@ -23,6 +23,7 @@ def test_integer_growth_is_exact_with_the_fewest_tensors(shape, growth):
     assert set(out_factors[1:-1]) <= {1} and set(in_factors[1:-1]) <= {1}
 
 
+@pytest.mark.slow  # > 1.5 s in the fast subset (issue 27)
 @pytest.mark.parametrize("growth", [2, 4, 9])
 @pytest.mark.parametrize("shape", BERT_SHAPES[:2])
 def test_the_built_layer_holds_growth_times_the_parameters_and_is_lossless(shape, growth):
@@ -47,6 +48,7 @@ def test_growth_of_counts_the_tensors_a_decomposition_makes(shape, growth):
     ([(384, 384), (1536, 384), (768, 768), (3072, 768)], 0.026, 0.008),
     ([(512, 512), (2048, 512)], 0.053, 0.02),
 ])
+@pytest.mark.slow  # > 2 s in the fast subset (issue 27)
 def test_documented_precision(shapes, tolerance, below_two):
     for shape in shapes:
         for growth in np.arange(1.0, 30.0, 0.1):

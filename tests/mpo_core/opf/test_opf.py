@@ -81,6 +81,7 @@ def test_schedule(options, max_steps, expected):
     assert make_opf(**options).schedule(max_steps) == expected
 
 
+@pytest.mark.slow  # > 2 s in the fast subset (issue 27)
 @pytest.mark.parametrize("growth", [2, 4, 9])
 def test_growth_per_matrix_total_params_and_lossless_merge(tmp_path, growth):
     model, batches = real_model_and_batches(tmp_path, num_batches=1)

@@ -65,6 +65,7 @@ PROBED = {(s, t): (5e-5 if s in ("full", "last_k") else 3e-3, "lr_probe")
           for s in frontier.STRATEGIES for t in ("sst2", "mrpc")}
 
 
+@pytest.mark.slow  # > 2 s in the fast subset (issue 27)
 def test_full_mode_grid_rows_seeds_and_settings():
     specs = frontier.specs("full", fake_sizes(frontier.TASKS["full"]), PROBED)
     assert len(specs) == 2 * 3 * (2 + 3 * 3) and len({s.run_name for s in specs}) == len(specs)

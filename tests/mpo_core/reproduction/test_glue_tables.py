@@ -118,6 +118,7 @@ def test_table3_curves_and_squeeze_summary_from_the_run_records():
     assert summary["change_rule_vs_dense"] == 1.07  # the paper's rule: stopped at the first cut
 
 
+@pytest.mark.slow  # > 2 s in the fast subset (issue 27)
 def test_table5_controlled_rows_borrow_last_1_and_mpop_from_the_frontier(monkeypatch):
     from mpo_core.reproduction import frontier
 
@@ -168,6 +169,7 @@ def test_table4_views():
     assert len(table4.findings(results)) == 3 and "constant prediction" in table4.findings(results)[-1]
 
 
+@pytest.mark.slow  # > 1.5 s in the fast subset (issue 27)
 def test_opf_controlled_rows_share_table3_full_and_save_the_merged_models(monkeypatch):
     from mpo_core.reproduction import frontier
 

@@ -21,6 +21,7 @@ def results(results_dir, monkeypatch):
     return results_store.load_results("table1", "small")
 
 
+@pytest.mark.slow  # > 2 s in the fast subset (issue 27)
 def test_run_writes_the_table_and_the_run_folder(results, results_dir):
     assert (results_dir / "small" / "table1.csv").is_file() and (results_dir / "small" / "table1.json").is_file()
     run = results_dir / "small" / "runs" / "table1" / table1.RUN_NAME
@@ -54,6 +55,7 @@ def test_sentences_and_figure(results):
     assert len(table1.figure(results).data) == 3
 
 
+@pytest.mark.slow  # > 2 s in the fast subset (issue 27)
 def test_a_finished_run_is_reused(results_dir, monkeypatch):
     monkeypatch.setenv("MPO_RESULTS_DIR", str(results_dir))
 

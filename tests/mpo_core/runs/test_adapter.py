@@ -40,6 +40,7 @@ def saved(tmp_path_factory):
     return directory, model, batch, logits
 
 
+@pytest.mark.slow  # > 2 s in the fast subset (issue 27)
 def test_base_plus_adapter_gives_the_fine_tuned_logits(saved):
     directory, model, batch, logits = saved
     rebuilt = load_adapter(directory)
@@ -60,6 +61,7 @@ def test_the_adapter_is_a_fraction_of_the_model(saved):
     assert config["frozen_fingerprints"] and all(len(f["projections"]) == 3 for f in config["frozen_fingerprints"].values())
 
 
+@pytest.mark.slow  # > 2 s in the fast subset (issue 27)
 def test_another_base_is_refused(saved, tmp_path):
     directory, _, _, _ = saved
     other, tokenizer = load_sequence_classifier("sst2", None, num_hidden_layers=1, seed=0)
@@ -71,6 +73,7 @@ def test_another_base_is_refused(saved, tmp_path):
         load_adapter(directory, base=tmp_path / "other")
 
 
+@pytest.mark.slow  # > 2 s in the fast subset (issue 27)
 def test_a_tampered_fingerprint_or_folder_is_refused(saved, tmp_path):
     directory, _, _, _ = saved
     broken = tmp_path / "broken"
@@ -121,6 +124,7 @@ print(json.dumps([fingerprint(t) for t in mpo.tensors]))
 """
 
 
+@pytest.mark.slow  # > 2 s in the fast subset (issue 27)
 def test_the_decomposition_is_the_same_in_two_processes():
     def run(threads):
         out = subprocess.run([sys.executable, "-c", DETERMINISM, str(threads)], capture_output=True, text=True,

@@ -26,6 +26,7 @@ def hold_in_child(folder):
     return child
 
 
+@pytest.mark.slow  # > 1.5 s in the fast subset (issue 27)
 def test_a_second_holder_is_refused_with_the_first_ones_pid(tmp_path):
     child = hold_in_child(tmp_path)
     try:

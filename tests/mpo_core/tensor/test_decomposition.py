@@ -48,6 +48,7 @@ def test_algorithm1_verbatim_is_exact(case):
     assert torch.allclose(rebuilt, matrix, atol=1e-10)
 
 
+@pytest.mark.slow  # > 2 s in the fast subset (issue 27)
 def test_real_weights_reconstruct_within_1e5(real_weights, word_embedding):
     for name, weight in {**real_weights, "word_embeddings": word_embedding}.items():
         mpo = decompose(weight, n=5)

@@ -136,6 +136,7 @@ def test_real_weights_bound_and_single_bond_equality(real_weights, name):
     assert compression_ratio(mpo.shape, dims) == pytest.approx(result.mpo.num_params / weight.numel())
 
 
+@pytest.mark.slow  # > 2 s in the fast subset (issue 27)
 def test_word_embedding_truncation(word_embedding):
     mpo = decompose(word_embedding, n=5)
     result = truncate(mpo, compression_ratio=0.1)

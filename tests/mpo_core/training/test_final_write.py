@@ -52,6 +52,7 @@ WRITES = {  # what fails -> (how, the folder named in the message, extra flags)
 }
 
 
+@pytest.mark.slow  # > 2 s in the fast subset (issue 27)
 @pytest.mark.parametrize("what", WRITES)
 def test_a_full_disk_after_training_is_one_error_line_and_the_run_resumes(what, tmp_path, monkeypatch, capsys):
     fail, name, flags = WRITES[what]

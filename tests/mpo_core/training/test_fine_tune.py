@@ -160,6 +160,7 @@ class CountEvaluations(TrainerCallback):
         self.steps.append(state.global_step)
 
 
+@pytest.mark.slow  # > 2 s in the fast subset (issue 27)
 def test_a_run_off_the_eval_grid_is_evaluated_once_at_its_end(tmp_path):
     # transformers 5 evaluates at the last step when it is off the eval_steps grid; fine_tune evaluates after
     # training anyway, so the Trainer's evaluation there would be the same one done twice
@@ -181,6 +182,7 @@ def test_a_stop_file_ends_the_run_cleanly_with_results(tmp_path):
     assert results["score"] is not None and (tmp_path / config.run_name / "results.json").is_file()
 
 
+@pytest.mark.slow  # > 2 s in the fast subset (issue 27)
 def test_heldout_examples_are_scored_at_the_end_and_the_dev_curve_is_recorded(tmp_path):
     config = small(tmp_path, num_hidden_layers=1, max_train_examples=64, max_eval_examples=32, max_steps=4,
                    eval_steps=2, heldout_examples=16, save_model=False)
@@ -200,6 +202,7 @@ def test_heldout_examples_are_scored_at_the_end_and_the_dev_curve_is_recorded(tm
         fine_tune(small(tmp_path, max_train_examples=16, heldout_examples=16, run_name="all_held"))
 
 
+@pytest.mark.slow  # > 2 s in the fast subset (issue 27)
 def test_the_fixed_evaluation_set_is_the_same_for_every_seed_and_never_trained_on(tmp_path):
     from transformers import AutoTokenizer
 
@@ -244,6 +247,7 @@ def test_kept_predictions_cover_dev_then_the_slice(tmp_path):
         small(tmp_path, keep_predictions=True, max_eval_examples=100)
 
 
+@pytest.mark.slow  # > 2 s in the fast subset (issue 27)
 def test_constant_then_decay_schedule(tmp_path):
     config = small(tmp_path, num_hidden_layers=1, max_train_examples=64, max_eval_examples=32, max_steps=6,
                    batch_size=8, warmup_steps=0, logging_steps=1, lr_scheduler_type="warmup_stable_decay",

@@ -60,6 +60,7 @@ def test_lightweight_strategies_train_only_auxiliary_tensors_and_head(name, opti
     assert all((p.grad is not None) == p.requires_grad for p in model.parameters())
 
 
+@pytest.mark.slow  # > 2 s in the fast subset (issue 27)
 def test_mpo_lfa_on_the_real_model_trains_under_ten_percent():
     from transformers import AutoModelForSequenceClassification
 
