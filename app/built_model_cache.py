@@ -11,9 +11,9 @@ folder (``--cache-dir`` / ``$MPO_CACHE_DIR``, :mod:`app.allowed_paths`)::
                                            last, so an entry without it is unfinished and ignored
     <cache>/compress/<key>/effect-<s>.json the embedding agreement on STS-B sample ``s`` (file, size, seed)
 
-The key is a SHA-256 of the base model's exact weights
-(:func:`mpo_core.model.calibration.model_fingerprint`, the calibration cache's
-fingerprint), the request's ``MPOConfig`` and the torch version. Nothing is
+The key is a SHA-256 of the base model's exact weights (:func:`folder_fingerprint`:
+the bytes of its weight files and config, read without loading the model, about
+0.2 s for MiniLM), the request's ``MPOConfig`` and the torch version. Nothing is
 unpickled: the model is read back by :func:`mpo_core.load_mpo_model` (no code,
 no pickles, its layer records checked), the JSON files within bounds. The
 folder is bounded (:data:`MAX_BYTES`): after each write the least recently
@@ -42,7 +42,7 @@ from mpo_core.model.surgery import mpo_modules
 from mpo_core.runs.atomic_write import atomic_write_json
 
 SUBDIR = "compress"
-VERSION = 1  # bump when what is stored changes meaning
+VERSION = 2  # bump when what is stored changes meaning (2: the base model keyed by its files)
 MAX_BYTES = 512 * 2**20  # a MiniLM compressed at rho = 0.3 takes ~28 MB
 MAX_JSON_BYTES = 1 << 20
 BUILT, MODEL = "built.json", "model"
@@ -51,6 +51,26 @@ BUILT, MODEL = "built.json", "model"
 def folder(cache_root) -> Path:
     """``<cache root>/compress``: the root is the dashboard's cache folder."""
     return Path(cache_root) / SUBDIR
+
+
+def folder_fingerprint(model_path) -> str:
+    """SHA-256 of a model folder's ``config.json`` and ``*.safetensors`` files, their names and bytes.
+
+    Any change of any stored weight changes it; no model is loaded (the page's first paint needs no
+    ``transformers`` modeling code). Raises ``FileNotFoundError`` without weight files.
+    """
+    path = Path(model_path)
+    files = sorted(path.glob("*.safetensors"))
+    if not files:
+        raise FileNotFoundError(f"no *.safetensors file in {path}; give the folder of a saved model.")
+    digest = hashlib.sha256()
+    for file in [path / "config.json", *files]:
+        digest.update(f"{file.name}\0".encode())
+        if file.is_file():
+            with open(file, "rb") as handle:
+                for block in iter(lambda: handle.read(1 << 22), b""):
+                    digest.update(block)
+    return digest.hexdigest()
 
 
 def entry_key(model_fingerprint: str, config: dict) -> str:

@@ -161,6 +161,8 @@ def matrix_spectra(model: nn.Module, n: int, progress: ProgressFn | None = None,
                    cache_dir=None, model_path=None) -> dict[str, AtlasEntry]:
     """Decompose every supported matrix of ``model`` once (full bonds) and keep its spectra.
 
+    ``model`` may be the loaded model or its :func:`~mpo_core.model.weight_skeleton.weight_skeleton`, whose
+    matrices are read from ``model_path`` (default: the packaged MiniLM) when they are decomposed.
     With ``cache_dir`` (the dashboard's cache folder) and ``model_path`` (the folder ``model`` was loaded
     from), each matrix's spectra are read from :mod:`app.decomposition_cache` when there (the Entropy
     atlas stores the same entries: same weight files, name and settings) and stored when not.
@@ -176,7 +178,10 @@ def matrix_spectra(model: nn.Module, n: int, progress: ProgressFn | None = None,
     if pace is not None:
         pace.discount(sum(_by_cost(model, [name for name in matrices if name not in costs]).values()))
     for name in pace.steps(costs) if pace is not None else costs:
-        mpos[name] = spectra_only(mpo_core.decompose(modules[name].weight.detach(), n=n))
+        weight = modules[name].weight
+        if weight.is_meta:  # a weight skeleton (mpo_core.model.weight_skeleton): the matrix is read from its file
+            weight = mpo_core.load_weight_matrix(f"{name}.weight", model_path or mpo_core.default_model_path())
+        mpos[name] = spectra_only(mpo_core.decompose(weight.detach(), n=n))
         _store_spectra(name, mpos[name], n, cache_dir, model_path)
     entries = {}
     for done, name in enumerate(matrices, 1):
@@ -237,15 +242,43 @@ def plan_row(entry: AtlasEntry, ratio: float) -> dict:
     }
 
 
-def plan_table(model: nn.Module, entries: dict[str, AtlasEntry], request: CompressionRequest) -> pd.DataFrame:
-    """One row per matrix the request compresses (index: module name)."""
+PLAN_SUBDIR = "compress-plans"  # plan rows by request, beside the decompositions in the cache folder
+PLAN_VERSION = 1  # bump when a column's meaning changes
+
+
+def plan_key(model: nn.Module, names, request: CompressionRequest, model_path) -> str:
+    """Disk-cache key of a plan: the decompositions' keys of its matrices (in order) and the ratio."""
+    modules = dict(model.named_modules())
+    keys = [_spectra_key(name, modules[name].weight.shape, request.n, model_path) for name in names]
+    return decomposition_cache.entry_key({"decompositions": keys},
+                                         {"compress_plan": PLAN_VERSION, "ratio": request.ratio})
+
+
+def plan_table(model: nn.Module, entries: dict[str, AtlasEntry], request: CompressionRequest,
+               cache_dir=None, model_path=None) -> pd.DataFrame:
+    """One row per matrix the request compresses (index: module name).
+
+    With ``cache_dir`` and ``model_path`` (as :func:`matrix_spectra`'s) the rows (the allocated bond dims
+    above all: ~1 s for the default request) are read from, or stored in, ``<cache_dir>/compress-plans``.
+    """
     names = selected_matrices(model, request)
     missing = [name for name in names if name not in entries]
     if missing:
         raise KeyError(f"no spectra for {missing[0]!r}; decompose the model with matrix_spectra first.")
     if any(entries[name].mpo.n != request.n for name in names):
         raise ValueError(f"the spectra were computed for another n than n = {request.n}; recompute them.")
-    table = pd.DataFrame([plan_row(entries[name], request.ratio) for name in names]).set_index("matrix")
+    cached = cache_dir is not None and model_path is not None
+    where = Path(cache_dir) / PLAN_SUBDIR if cached else None
+    key = plan_key(model, names, request, model_path) if cached else None
+    rows = decomposition_cache.load_json(where, key) if cached else None
+    if not isinstance(rows, list) or [r.get("matrix") for r in rows if isinstance(r, dict)] != list(names):
+        rows = [plan_row(entries[name], request.ratio) for name in names]
+        if cached:
+            try:
+                decomposition_cache.save_json(where, key, rows)
+            except OSError:  # a read-only or full cache folder costs the next visit time, not this one its plan
+                pass
+    table = pd.DataFrame(rows).set_index("matrix")
     table["layer"] = table["layer"].astype("Int64")
     return table
 

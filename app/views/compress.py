@@ -46,7 +46,7 @@ import mpo_core  # noqa: E402
 from mpo_core.model.embedding_agreement import Agreement  # noqa: E402
 from app import allowed_paths, built_model_cache as built_cache, calibrated as cal, compress as mc, snapshot  # noqa: E402
 from app.pace import Pace, format_seconds, forward_steps  # noqa: E402
-from mpo_core.model.calibration import model_fingerprint  # noqa: E402
+from mpo_core.model.weight_skeleton import weight_skeleton  # noqa: E402
 from app.atlas import GROUP_LABELS, NUM_TENSOR_CHOICES  # noqa: E402
 from mpo_core.data.glue import GLUE_TASKS  # noqa: E402
 from app.user_errors import USER_ERRORS, message as _message  # noqa: E402
@@ -64,13 +64,23 @@ def _plain(group: str) -> str:
 # --------------------------------------------------------------------------- caches
 @st.cache_resource(show_spinner="Loading the packaged MiniLM (about 5 s, once per server)…")
 def base_model():
+    """The loaded encoder: for a build, a measurement or a calibrated method, not for the plan."""
     return mc.load_base_model()
 
 
 @st.cache_resource(show_spinner=False)
+def layout():
+    """The packaged model's matrices, roles, shapes and #To without its weights or transformers' modeling code
+    (:func:`mpo_core.model.weight_skeleton.weight_skeleton`, milliseconds): what the plan reads, so a visit
+    whose spectra are on disk is live before the model would have loaded (~3.4 s of imports)."""
+    return weight_skeleton()
+
+
+@st.cache_resource(show_spinner=False)
 def base_fingerprint() -> str:
-    """The packaged weights' exact hash (~0.1 s): the disk cache's key of the base model."""
-    return model_fingerprint(base_model())
+    """The disk cache's key of the base model: its weight files' identity (path, size, mtime, as the
+    decomposition cache keys them) and its config, read without loading it."""
+    return built_cache.folder_fingerprint(mpo_core.default_model_path())
 
 
 @st.cache_resource(show_spinner=False)
@@ -113,7 +123,7 @@ def follow(bar, pace: Pace, step: str, work):
 def load_spectra(n: int) -> dict:
     store = spectra_store()
     if n not in store:
-        base = base_model()
+        base = layout()
         bar = st.progress(0.0, text=f"Decomposing every matrix into an n = {n} MPO (Algorithm 1)…")
         pace = mc.spectra_pace(base)
         cache = allowed_paths.dashboard_roots().root("cache")  # shared with the Entropy atlas: same entries
@@ -127,7 +137,8 @@ def load_spectra(n: int) -> dict:
 
 @st.cache_data(show_spinner="Choosing bond dims for the target ratio…", max_entries=64)
 def cached_plan(request: mc.CompressionRequest, _spectra: dict) -> pd.DataFrame:
-    return mc.plan_table(base_model(), _spectra, request)
+    return mc.plan_table(layout(), _spectra, request, cache_dir=allowed_paths.dashboard_roots().root("cache"),
+                         model_path=mpo_core.default_model_path())
 
 
 # --------------------------------------------------------------------------- controls
@@ -401,7 +412,7 @@ def show_effect(request: mc.CompressionRequest, table: pd.DataFrame, glue_dir: s
 
 def build_estimate(request: mc.CompressionRequest, glue_dir: str) -> str:
     """How long the button takes with these settings, at the measured paces (this machine's may differ)."""
-    seconds = mc.build_pace(base_model(), request).seconds_left()
+    seconds = mc.build_pace(layout(), request).seconds_left()
     embed = mc.embedding_batches(mc.STS_PAIRS) / mc.EMBED_BATCHES_PER_SECOND
     seconds += embed * (1 if glue_dir in sample_store() else 2)  # the original's embeddings, once per server
     return (f"Building and measuring takes {format_seconds(seconds)} with these settings (paces measured on one "
@@ -530,7 +541,7 @@ def show_frontier(chosen_share: float, user: tuple[float, float] | None, groups,
 
 def main() -> None:
     try:
-        model = base_model()
+        model = layout()
         request = controls(model)
         if request is None:
             AREA.empty()

@@ -121,3 +121,21 @@ def test_the_folder_keeps_the_most_recently_used_entries_within_its_bound(minilm
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted([keys[0], keys[2]])
     shutil.rmtree(tmp_path / keys[2] / cache.MODEL)  # a damaged entry is simply a miss
     assert cache.load(tmp_path, keys[2], minilm.config.to_dict()) is None
+
+
+def test_the_folder_fingerprint_follows_every_weight_byte_and_the_config(tmp_path):
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "config.json").write_text('{"hidden_size": 4}')
+    weights = bytearray(b"header" + bytes(range(200)))
+    (model / "model.safetensors").write_bytes(weights)
+    first = cache.folder_fingerprint(model)
+    assert first == cache.folder_fingerprint(model) and len(first) == 64
+    weights[-1] ^= 1  # one bit of one weight
+    (model / "model.safetensors").write_bytes(weights)
+    second = cache.folder_fingerprint(model)
+    assert second != first
+    (model / "config.json").write_text('{"hidden_size": 5}')
+    assert cache.folder_fingerprint(model) not in (first, second)
+    with pytest.raises(FileNotFoundError, match="safetensors"):
+        cache.folder_fingerprint(tmp_path / "empty")

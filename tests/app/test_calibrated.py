@@ -130,3 +130,9 @@ def test_frontier_figure_traces():
     assert with_dense[-2:] == ["dense, your sample (0.860)", "your model"]
     bare = cal.frontier_figure(None)
     assert not bare.data
+
+
+def test_the_frontier_is_read_under_the_experiment_s_own_name():
+    from mpo_core.reproduction.zero_shot_frontier import NAME
+
+    assert cal.FRONTIER == NAME

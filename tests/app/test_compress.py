@@ -215,3 +215,15 @@ def test_spectra_are_kept_on_disk_for_the_next_server(minilm, spectra, tmp_path)
                                                                        entry.mpo.singular_values))
     request = mc.CompressionRequest(ratio=0.3, n=5)
     assert mc.plan_table(minilm, again, request).equals(mc.plan_table(minilm, spectra, request))
+
+
+def test_the_plan_is_kept_on_disk_for_the_next_server(minilm, spectra, tmp_path, monkeypatch):
+    path, request = mpo_core.default_model_path(), mc.CompressionRequest(groups=("query", "ffn_in"), ratio=0.25)
+    first = mc.plan_table(minilm, spectra, request, cache_dir=tmp_path, model_path=path)
+    assert first.equals(mc.plan_table(minilm, spectra, request))
+    monkeypatch.setattr(mc, "plan_row", lambda *a: pytest.fail("the stored plan was computed again"))
+    again = mc.plan_table(minilm, spectra, request, cache_dir=tmp_path, model_path=path)
+    assert again.equals(first)
+    with pytest.raises(pytest.fail.Exception):  # another ratio is another entry
+        mc.plan_table(minilm, spectra, mc.CompressionRequest(groups=("query", "ffn_in"), ratio=0.3),
+                      cache_dir=tmp_path, model_path=path)
