@@ -6,6 +6,7 @@ import json
 import os
 import sys
 
+from .reproduction import EXPERIMENTS
 from .training.fine_tune_config import FineTuneConfig
 from .training.method_config import COMPRESSED_METHODS, COMPRESSED_TRAINS
 from .training.strategies import STRATEGIES
@@ -341,8 +342,7 @@ def main(argv=None) -> int:
     runs.add_argument("--json", action="store_true", help="print JSON instead of a table")
     reproduce = sub.add_parser("reproduce", help="run a paper table/figure reproduction (see notebooks/README.md)")
     reproduce.add_argument("name", nargs="+",
-                           help="one or more of mpo_basics, figure2, table1, table2, table3, table4, table5, opf, "
-                                "frontier, frontier_errors, lr_probe, stsb_collapse, zero_shot_frontier (run in the order given)")
+                           help=f"one or more of {', '.join(EXPERIMENTS)} (run in the order given)")
     reproduce.add_argument("--mode", choices=("small", "full", "gpu"), default="small",
                            help="small: CI-sized; full: the CPU experiment; gpu: the full design at the papers' "
                                 "scale (all data, length 128, 3 epochs)")

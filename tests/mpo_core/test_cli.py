@@ -169,3 +169,12 @@ def test_threads_and_progress_go_with_a_saved_config_and_are_not_stored(tmp_path
             main(["finetune", "--config", str(path), "--threads", bad])
         assert "--threads takes 'auto' or a positive number" in capsys.readouterr().err
     assert cli.PROCESS_OPTIONS == ("threads", "progress")
+
+
+def test_reproduce_help_names_every_experiment(capsys):
+    from mpo_core.reproduction import EXPERIMENTS
+
+    with pytest.raises(SystemExit):
+        main(["reproduce", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert all(name in text for name in EXPERIMENTS) and "learning_budget" in text
