@@ -160,9 +160,22 @@ def cells(mode: str, task: str, seed: int, steps: int, rate_of: dict) -> list[Ru
     return out
 
 
-#: environment variables that cut a grid down (a device run that must fit 10 minutes): comma-separated seeds,
-#: and comma-separated row labels; both are recorded in the results' settings
-SEEDS_ENV, ROWS_ENV = "MPO_VERDICT_SEEDS", "MPO_VERDICT_ROWS"
+#: environment variables that cut a grid down (a device run that must fit 10 minutes, or a CPU plan that must
+#: fit its hours): comma-separated seeds, row labels and tasks; all are recorded in the results' settings (the
+#: tasks in the probe's too)
+SEEDS_ENV, ROWS_ENV, TASKS_ENV = "MPO_VERDICT_SEEDS", "MPO_VERDICT_ROWS", "MPO_VERDICT_TASKS"
+
+
+def chosen_tasks(mode: str) -> tuple[str, ...]:
+    """The mode's tasks, or the subset ``$MPO_VERDICT_TASKS`` names (in the mode's order)."""
+    text = os.environ.get(TASKS_ENV, "").strip()
+    if not text:
+        return tuple(TASKS[mode])
+    named = {t.strip() for t in text.split(",") if t.strip()}
+    unknown = named - set(TASKS[mode])
+    if unknown or not named:
+        raise ValueError(f"${TASKS_ENV}: no tasks {sorted(unknown)} in mode {mode}; choose among {list(TASKS[mode])}.")
+    return tuple(t for t in TASKS[mode] if t in named)
 
 
 def chosen_seeds(mode: str) -> tuple[int, ...]:
@@ -182,7 +195,7 @@ def chosen_rows() -> set[str] | None:
 
 def specs(mode: str) -> list[RunSpec]:
     """Every run, seed by seed (an interrupted grid holds whole rows of its first seeds)."""
-    tasks = TASKS[mode]
+    tasks = chosen_tasks(mode)
     rate_of = rates(mode, tasks)
     steps = {task: budget(mode, task) for task in tasks}
     rows = chosen_rows()
@@ -207,7 +220,7 @@ def _row(spec: RunSpec, record: dict) -> dict:
 
 
 def run(mode: str) -> Results:
-    tasks = TASKS[mode]
+    tasks = chosen_tasks(mode)
     rate_of = rates(mode, tasks)
     extra = {"tasks": tasks, "seeds": chosen_seeds(mode), "rows": sorted(chosen_rows() or []) or "all",
              "sizes": SIZES[mode], "steps": {t: budget(mode, t) for t in tasks},

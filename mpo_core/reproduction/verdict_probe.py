@@ -17,12 +17,13 @@ of its training pool (never trained on; dev is not looked at)::
 from __future__ import annotations
 
 import math
+import os
 
 import pandas as pd
 
 from ..data.glue import get_task
 from .glue_grid import ByMode, RunSpec, run_grid
-from .glue_verdicts import LAST_K, TASKS, budget, run_settings
+from .glue_verdicts import LAST_K, budget, chosen_tasks, run_settings
 from .results_store import Results
 
 NAME = "verdict_probe"
@@ -42,8 +43,18 @@ SMALL_FAMILIES = ("whole", "lfa")  # the small mode exercises the widening on tw
 SMALL_OPTIONS = {"opf": {"top_n": 1, "stages": 1}}
 
 
+#: comma-separated families to probe (a CPU plan cut to its hours probes only the families its rows use)
+FAMILIES_ENV = "MPO_PROBE_FAMILIES"
+
+
 def families(mode: str) -> dict:
-    return {k: v for k, v in FAMILIES.items() if mode != "small" or k in SMALL_FAMILIES}
+    text = os.environ.get(FAMILIES_ENV, "").strip()
+    named = {f.strip() for f in text.split(",") if f.strip()}
+    unknown = named - set(FAMILIES)
+    if unknown:
+        raise ValueError(f"${FAMILIES_ENV}: no families {sorted(unknown)}; choose among {list(FAMILIES)}.")
+    return {k: v for k, v in FAMILIES.items()
+            if (mode != "small" or k in SMALL_FAMILIES) and (not named or k in named)}
 
 
 def probe_spec(mode: str, family: str, task: str, rate: float, seed: int, steps: int) -> RunSpec:
@@ -80,7 +91,7 @@ def choose(table: pd.DataFrame) -> dict:
 
 
 def run(mode: str) -> Results:
-    tasks = TASKS[mode]
+    tasks = chosen_tasks(mode)
     steps = {task: budget(mode, task) for task in tasks}
     grid = {(family, task): list(start) for family, (*_, start) in families(mode).items() for task in tasks}
     results = None
@@ -95,7 +106,7 @@ def run(mode: str) -> Results:
         for key, best in edges.items():  # one more rate beyond the end the best one sits at
             grid[key].append(best * 3 if best == max(grid[key]) else best / 3)
     chosen = choose(results.table)
-    settings = {"tasks": tasks, "steps": steps, "seeds": PROBE_SEEDS[mode], "grids": {f"{f}/{t}": sorted(r)
+    settings = {"tasks": tasks, "families": sorted(families(mode)), "steps": steps, "seeds": PROBE_SEEDS[mode], "grids": {f"{f}/{t}": sorted(r)
                 for (f, t), r in grid.items()},
                 "chosen": [{"family": f, "task": t, "learning_rate": rate, "interior": interior}
                            for (f, t), (rate, interior) in chosen.items() if rate is not None],

@@ -60,3 +60,17 @@ def test_verdicts_pair_seeds_and_examples(monkeypatch):
     beats = table.loc["dimension squeezing beats direct truncation to the same bonds"]
     assert beats["verdict"] == "holds" and beats["difference"] > 10 and beats["seeds"] == 3
     assert not np.isnan(beats["welch_low"])
+
+
+def test_a_grid_cut_to_one_task_runs_only_its_cells(monkeypatch, tmp_path):
+    monkeypatch.setenv("MPO_RESULTS_DIR", str(tmp_path))
+    from mpo_core.reproduction import learning_budget as lb
+
+    monkeypatch.setattr(gv, "TASKS", gv.ByMode(small=("sst2", "stsb"), full=("sst2", "stsb")))
+    small = lb.DESIGN["small"]["sst2"]
+    monkeypatch.setattr(lb, "DESIGN", lb.ByMode(small={"sst2": small, "stsb": small}, full=lb.DESIGN["full"]))
+    both = gv.specs("small")
+    monkeypatch.setenv(gv.TASKS_ENV, "stsb")
+    only = gv.specs("small")
+    assert {s.task for s in both} == {"sst2", "stsb"} and {s.task for s in only} == {"stsb"}
+    assert [s.run_name for s in only] == [s.run_name for s in both if s.task == "stsb"]

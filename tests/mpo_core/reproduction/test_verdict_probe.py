@@ -45,3 +45,25 @@ def test_the_grid_widens_until_the_choice_is_interior(monkeypatch, tmp_path):
     rate, interior = chosen[("whole", "sst2")]
     assert interior and math.isclose(rate, 9e-4)  # widened twice: 3e-4 -> 9e-4 -> 2.7e-3
     assert calls[0] < calls[-1]
+
+
+def test_the_probe_can_be_cut_to_named_families_and_tasks(monkeypatch):
+    import pytest
+
+    from mpo_core.reproduction import glue_verdicts as gv
+
+    monkeypatch.setenv(vp.FAMILIES_ENV, "whole, truncated")
+    assert list(vp.families("full")) == ["whole", "truncated"]
+    assert list(vp.families("small")) == ["whole"]  # the small mode's own cut still applies
+    monkeypatch.setenv(vp.FAMILIES_ENV, "whole,nothing")
+    with pytest.raises(ValueError, match="nothing"):
+        vp.families("full")
+    monkeypatch.delenv(vp.FAMILIES_ENV)
+    assert list(vp.families("full")) == list(vp.FAMILIES)
+    monkeypatch.setenv(gv.TASKS_ENV, "stsb")
+    assert gv.chosen_tasks("full") == ("stsb",)
+    monkeypatch.setenv(gv.TASKS_ENV, "stsb,sst2")
+    assert gv.chosen_tasks("full") == ("sst2", "stsb")  # the mode's order
+    monkeypatch.setenv(gv.TASKS_ENV, "mrpc")
+    with pytest.raises(ValueError, match="mrpc"):
+        gv.chosen_tasks("full")
