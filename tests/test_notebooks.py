@@ -35,8 +35,8 @@ def small_mode(tmp_path_factory):
             os.environ[key] = value
 
 
-def test_there_are_ten_numbered_notebooks():
-    assert [p.name[:2] for p in NOTEBOOKS] == [f"{k:02d}" for k in range(1, 11)]
+def test_there_are_eleven_numbered_notebooks():
+    assert [p.name[:2] for p in NOTEBOOKS] == [f"{k:02d}" for k in range(1, 12)]
 
 
 @pytest.mark.slow  # executes every notebook

@@ -23,7 +23,7 @@ a dynamic ``import()``, a quoted script, style or font address);
 
 One command renders executed notebooks into ``artifacts/notebooks/``::
 
-    python -m mpo_core.reproduction.render_notebooks                      # all ten, small mode
+    python -m mpo_core.reproduction.render_notebooks                      # all eleven, small mode
     python -m mpo_core.reproduction.render_notebooks notebooks/01_mpo_basics.ipynb --out /tmp/html
     python -m mpo_core.reproduction.render_notebooks saved.ipynb --no-execute   # already executed
 
