@@ -137,10 +137,19 @@ def num_layers(model: nn.Module) -> int:
     return max((i for i in indices if i is not None), default=-1) + 1
 
 
+def _reading_order(item: tuple[str, str]) -> tuple:
+    """Embeddings, then layer by layer in the groups' order (query, key, value, ..., FFN out), then the rest
+    (pooler): the loaded model's own order, which a weight skeleton (file order, alphabetical) does not keep."""
+    name, group = item
+    layer = layer_index(name)
+    place = 0 if group == "word_embedding" else 1 if layer is not None else 2
+    return place, layer if layer is not None else 0, GROUPS.index(group), name
+
+
 def selected_matrices(model: nn.Module, request: CompressionRequest) -> dict[str, str]:
-    """``{module name: group}`` that :func:`mpo_core.apply_mpo` replaces for this request."""
+    """``{module name: group}`` that :func:`mpo_core.apply_mpo` replaces for this request, in reading order."""
     selected = {}
-    for name, group in find_matrices(model, request.groups).items():
+    for name, group in sorted(find_matrices(model, request.groups).items(), key=_reading_order):
         index = layer_index(name)
         if request.layers is None or index is None or index in request.layers:
             selected[name] = group

@@ -227,3 +227,18 @@ def test_the_plan_is_kept_on_disk_for_the_next_server(minilm, spectra, tmp_path,
     with pytest.raises(pytest.fail.Exception):  # another ratio is another entry
         mc.plan_table(minilm, spectra, mc.CompressionRequest(groups=("query", "ffn_in"), ratio=0.3),
                       cache_dir=tmp_path, model_path=path)
+
+
+def test_the_plan_of_the_weight_skeleton_is_the_loaded_model_s_in_its_order(minilm, spectra):
+    from mpo_core.model.weight_skeleton import weight_skeleton
+
+    skeleton = weight_skeleton()  # all six layers: the fixture's model has the first two
+    request = mc.CompressionRequest(groups=mc.GROUPS, layers=(0, 1))
+    names = list(mc.selected_matrices(minilm, request))
+    assert list(mc.selected_matrices(skeleton, request)) == names  # the file's order is alphabetical
+    assert names[0] == "embeddings.word_embeddings" and names[-1] == "pooler.dense"
+    assert names[1:7] == [f"encoder.layer.0.{m}" for m in ("attention.self.query", "attention.self.key",
+                                                            "attention.self.value", "attention.output.dense",
+                                                            "intermediate.dense", "output.dense")]
+    default = mc.CompressionRequest(layers=(0, 1))
+    assert mc.plan_table(skeleton, spectra, default).equals(mc.plan_table(minilm, spectra, default))
