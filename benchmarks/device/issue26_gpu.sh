@@ -6,7 +6,7 @@
 #   run(command="bash benchmarks/device/issue26_gpu.sh", carry=[".device"], timeout_s=600)
 set -uo pipefail
 export PYTHONUNBUFFERED=1 GLUE_DIR=$PWD/.device/glue MPO_RESULTS_DIR=${OUT:-/tmp/out}/results
-export MPO_VERDICT_SEEDS=0,1,2 MPO_VERDICT_ROWS=full,mpop@0.5,compressed_aux@0.5,svd_whitened@0.5
+export MPO_VERDICT_SEEDS=0,1,2 MPO_VERDICT_ROWS=full,mpop@0.5,compressed_aux@0.5,svd_whitened@0.5 MPO_VERDICT_TASKS=sst2,stsb
 mkdir -p "$MPO_RESULTS_DIR"
 python3 benchmarks/device/restore_model.py /tmp/site && export PYTHONPATH=/tmp/site:$PWD
 nvidia-smi --query-gpu=name,memory.total --format=csv | tee "${OUT:-/tmp/out}/log.txt"

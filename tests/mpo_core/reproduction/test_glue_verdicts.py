@@ -74,3 +74,20 @@ def test_a_grid_cut_to_one_task_runs_only_its_cells(monkeypatch, tmp_path):
     only = gv.specs("small")
     assert {s.task for s in both} == {"sst2", "stsb"} and {s.task for s in only} == {"stsb"}
     assert [s.run_name for s in only] == [s.run_name for s in both if s.task == "stsb"]
+
+
+def test_mrpc_enters_the_grid_only_while_its_budget_run_learns(monkeypatch):
+    import pandas as pd
+
+    from mpo_core.reproduction import learning_budget as lb
+    from mpo_core.reproduction.results_store import Results
+
+    stored = Results(lb.NAME, "full", pd.DataFrame(), {"settings": {"chosen_steps": {"mrpc": 800}}})
+    monkeypatch.setattr(gv, "load_results", lambda name, mode: stored)
+    for enters, tasks in ((True, ("sst2", "stsb", "mrpc")), (False, ("sst2", "stsb")),
+                          (float("nan"), ("sst2", "stsb"))):
+        monkeypatch.setattr(lb, "budget_table", lambda results, e=enters: pd.DataFrame(
+            [{"task": "sst2", "enters_grid": True}, {"task": "mrpc", "enters_grid": e}]))
+        assert gv.chosen_tasks("full") == tasks
+    monkeypatch.setattr(gv, "load_results", lambda name, mode: None)  # nothing stored: budget() says what to run
+    assert gv.chosen_tasks("full") == ("sst2", "stsb", "mrpc")
