@@ -189,7 +189,11 @@ def budget_figure(results: Results):
             fig.add_trace(go.Scatter(x=steps, y=scores, mode="lines+markers", name=f"{task}: {label}",
                                      line={"dash": "solid" if row["stage"] == "constant" else "dot"}),
                           row=1, col=column)
-        chosen = results.meta["settings"]["chosen_steps"].get(task)
+        majority = table.loc[table["task"] == task, "majority_share_heldout"].dropna()
+        if len(majority):  # a constant prediction's held-out score: what "learns" is measured against
+            fig.add_hline(y=100 * float(majority.iloc[0]), line_dash="dot", line_color="black", row=1, col=column,
+                          annotation_text="majority share", annotation_position="bottom right")
+        chosen = results.meta["settings"].get("chosen_steps", {}).get(task)
         if chosen:
             fig.add_vline(x=chosen, line_dash="dash", line_color="grey", row=1, col=column,
                           annotation_text=f"budget {chosen}")
