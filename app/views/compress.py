@@ -78,8 +78,8 @@ def layout():
 
 @st.cache_resource(show_spinner=False)
 def base_fingerprint() -> str:
-    """The disk cache's key of the base model: its weight files' identity (path, size, mtime, as the
-    decomposition cache keys them) and its config, read without loading it."""
+    """The disk cache's key of the base model: the SHA-256 of its weight files and config (~0.2 s), read
+    without loading the model."""
     return built_cache.folder_fingerprint(mpo_core.default_model_path())
 
 

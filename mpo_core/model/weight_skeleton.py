@@ -93,7 +93,11 @@ def weight_skeleton(model_path: Path | str | None = None) -> nn.Module:
             module = _linear(shape, has_bias)
             if has_bias:
                 placed.add(f"{owner}.bias")
-        _module_at(root, parent_path).add_module(child, module)
+        parent = _module_at(root, parent_path)
+        earlier = parent._modules.get(child)  # made as a plain holder for a deeper name ("<m>.x.weight")
+        for key, sub in ({} if earlier is None else earlier._modules).items():
+            module.add_module(key, sub)
+        parent.add_module(child, module)
         placed.add(name)
     for name, (shape, dtype) in tensors.items():
         if name in placed:

@@ -43,3 +43,14 @@ def test_headers_only_a_torn_file_is_a_clear_error(tmp_path):
         stored_tensors(tmp_path)
     with pytest.raises(FileNotFoundError):
         weight_skeleton(tmp_path / "missing")
+
+
+def test_a_matrix_that_also_holds_submodules_keeps_them(tmp_path):
+    from safetensors.torch import save_file
+
+    save_file({"block.inner.weight": torch.zeros(3, 4), "block.weight": torch.zeros(5, 6),
+               "block.inner.bias": torch.zeros(3)}, str(tmp_path / "model.safetensors"))
+    skeleton = weight_skeleton(tmp_path)  # "block.inner..." sorts before "block.weight": made first
+    assert isinstance(skeleton.block, nn.Linear) and isinstance(skeleton.block.inner, nn.Linear)
+    assert skeleton.block.inner.bias.shape == (3,) and skeleton.block.weight.shape == (5, 6)
+    assert mpo_core.count_parameters(skeleton).total == 12 + 3 + 30
