@@ -211,12 +211,7 @@ def test_the_default_squeeze_run_learns_then_squeezes(server, page):
     from app import squeeze
 
     url, runs, server_pid, _ = server
-    received: list[float] = []  # when each websocket message from the server arrived (a rerun, a fragment's poll)
-
-    def listen(socket) -> None:
-        socket.on("framereceived", lambda _payload: received.append(time.monotonic()))
-
-    page.on("websocket", listen)
+    messages = ServerMessages(page)  # before the page opens its websocket
     page.goto(f"{url}/squeeze")
     settle(page)
     page.get_by_text("Start a new squeeze run").click()
@@ -259,20 +254,95 @@ def test_the_default_squeeze_run_learns_then_squeezes(server, page):
     assert abs(summary["p"] - summary["p_tilde"]) <= 0.1 + 1e-9  # every accepted cut kept p within delta
     assert summary["total_params"] <= 0.9 * 22_713_986  # squeezed below the dense model, to the target
     assert all(".encoder.layer." in m for m in frames["cuts"]["matrix"])  # the cuts reach the stacked layers
-    time.sleep(3)  # the browser finishes drawing the last charts
-    assert received, "no websocket message was seen: the listener is broken, the check below would be empty"
-    watch_started = time.monotonic()
-    shares = [watched_cpu_share(server_pid, seconds=10) for _ in range(2)]
-    polls = [t for t in received if t >= watch_started]
-    page.remove_listener("websocket", listen)
-    print(f"a watched finished squeeze run: {len(polls)} messages from the server in 20 s; "
+    messages.wait(3)  # the browser finishes drawing the last charts
+    assert messages.count() > 0, "no websocket message was seen: the listener is broken, the check would be empty"
+    seen = messages.count()
+    shares = [watched_cpu_share(server_pid, seconds=10, wait=messages.wait) for _ in range(2)]
+    polls = messages.count() - seen
+    messages.close()
+    print(f"a watched finished squeeze run: {polls} messages from the server in 20 s; "
           f"{', '.join(f'{100 * s:.1f}' for s in shares)} % of a core (server and browser, two 10-s windows)")
-    assert not polls, f"the server sent a finished run's page {len(polls)} messages in 20 s: something polls it"
+    assert polls == 0, f"the server sent a finished run's page {polls} messages in 20 s: something polls it"
     assert min(shares) < 0.05  # the quieter window: a CI machine's stray work lands in one of them, not in both
 
 
-def watched_cpu_share(server_pid: int, seconds: float) -> float:
-    """CPU the Streamlit server and the browser's processes use over ``seconds`` while nothing is clicked, per core."""
+class ServerMessages:
+    """Counts the websocket messages a Streamlit server sends a page (a rerun, a fragment's poll).
+
+    Attach it before the page opens its websocket. Playwright's sync API hands events over only inside its own
+    calls: pass time with :meth:`wait` (the page's own wait), not ``time.sleep``, or a poll's messages wait,
+    uncounted, for the next call. A fragment polling once a second sends about six a second.
+    """
+
+    def __init__(self, page) -> None:
+        self.page, self.received = page, 0
+        page.on("websocket", self._listen)
+
+    def _listen(self, socket) -> None:
+        socket.on("framereceived", self._one)
+
+    def _one(self, _payload) -> None:
+        self.received += 1
+
+    def wait(self, seconds: float) -> None:
+        self.page.wait_for_timeout(1000 * seconds)
+
+    def count(self) -> int:
+        self.wait(0.1)  # what has arrived is delivered
+        return self.received
+
+    def close(self) -> None:
+        self.page.remove_listener("websocket", self._listen)
+
+
+POLLING_SCRIPT = """
+import streamlit as st
+st.title("watched")
+if POLLS:
+    @st.fragment(run_every=1.0)
+    def tick():
+        st.write("tick")
+    tick()
+"""
+
+
+@pytest.mark.parametrize("polls", [True, False])
+def test_the_message_count_sees_a_polling_page(page, tmp_path, polls):
+    """The control of the finished-run check above: a page with a polling fragment gets messages, a still one none."""
+    script = tmp_path / "watched.py"
+    script.write_text(POLLING_SCRIPT.replace("POLLS", str(polls)))
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", str(script), "--server.port", str(port),
+         "--server.fileWatcherType", "none", "--server.headless", "true"],
+        cwd=str(tmp_path), env=streamlit_env(), stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    tab = page.context.browser.new_page()  # a tab of its own (the shared one stays on its page)
+    try:
+        url = f"http://127.0.0.1:{port}"
+        wait_healthy(url, process)
+        messages = ServerMessages(tab)
+        tab.goto(url)
+        tab.get_by_text("watched").first.wait_for(timeout=60_000)
+        messages.wait(2)
+        seen = messages.count()
+        messages.wait(4)
+        arrived = messages.count() - seen
+        messages.close()
+    finally:
+        tab.close()
+        process.terminate()
+        process.wait(timeout=20)
+    assert seen > 0  # the page's first run came over the websocket
+    assert (arrived >= 4) if polls else (arrived == 0), arrived
+
+
+def watched_cpu_share(server_pid: int, seconds: float, wait=time.sleep) -> float:
+    """CPU the Streamlit server and the browser's processes use over ``seconds`` while nothing is clicked, per core.
+
+    ``wait(seconds)`` passes the time (the page's own wait, so its events are delivered meanwhile).
+    """
     import psutil
 
     def busy() -> float:  # the server and this test's own browser (a child of Playwright's driver, our child)
@@ -288,7 +358,7 @@ def watched_cpu_share(server_pid: int, seconds: float) -> float:
         return total
 
     before = busy()
-    time.sleep(seconds)
+    wait(seconds)
     return (busy() - before) / seconds
 
 
