@@ -314,7 +314,8 @@ def test_the_message_count_sees_a_polling_page(page, tmp_path, polls):
     port = free_port()
     process = subprocess.Popen(
         [sys.executable, "-m", "streamlit", "run", str(script), "--server.port", str(port),
-         "--server.fileWatcherType", "none", "--server.headless", "true"],
+         "--server.fileWatcherType", "none", "--server.headless", "true", "--server.address", "127.0.0.1",
+         "--browser.gatherUsageStats", "false"],  # its folder has no shipped config: loopback, no statistics
         cwd=str(tmp_path), env=streamlit_env(), stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT,
         start_new_session=True,
     )
