@@ -175,7 +175,11 @@ def chosen_tasks(mode: str) -> tuple[str, ...]:
     unknown = named - set(TASKS[mode])
     if unknown or not named:
         raise ValueError(f"${TASKS_ENV}: no tasks {sorted(unknown)} in mode {mode}; choose among {list(TASKS[mode])}.")
-    return tuple(t for t in TASKS[mode] if t in named and (t != "mrpc" or mrpc_learns(mode)))
+    tasks = tuple(t for t in TASKS[mode] if t in named and (t != "mrpc" or mrpc_learns(mode)))
+    if not tasks:  # only MRPC named, and its stored budget run did not learn
+        raise ValueError(f"${TASKS_ENV}: MRPC does not enter the grid (its stored learning budget run ends within "
+                         "the margin of the majority share); name another task.")
+    return tasks
 
 
 def mrpc_learns(mode: str) -> bool:
@@ -189,7 +193,7 @@ def mrpc_learns(mode: str) -> bool:
     rows = budget_table(stored)
     mrpc = rows[rows["task"] == "mrpc"]
     enters = mrpc.iloc[0].get("enters_grid") if len(mrpc) else None
-    return enters is not None and enters == enters and bool(enters)  # NaN: the budget run is not stored yet
+    return bool(pd.notna(enters) and enters)  # None/NaN: the budget run is not stored yet
 
 
 def chosen_seeds(mode: str) -> tuple[int, ...]:

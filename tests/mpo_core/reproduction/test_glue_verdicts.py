@@ -89,5 +89,9 @@ def test_mrpc_enters_the_grid_only_while_its_budget_run_learns(monkeypatch):
         monkeypatch.setattr(lb, "budget_table", lambda results, e=enters: pd.DataFrame(
             [{"task": "sst2", "enters_grid": True}, {"task": "mrpc", "enters_grid": e}]))
         assert gv.chosen_tasks("full") == tasks
+    monkeypatch.setenv(gv.TASKS_ENV, "mrpc")  # MRPC alone, and it did not learn: a clear error, not an empty grid
+    with pytest.raises(ValueError, match="MRPC does not enter"):
+        gv.chosen_tasks("full")
+    monkeypatch.delenv(gv.TASKS_ENV)
     monkeypatch.setattr(gv, "load_results", lambda name, mode: None)  # nothing stored: budget() says what to run
     assert gv.chosen_tasks("full") == ("sst2", "stsb", "mrpc")
